@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# The one test command (README): installs what the tests need on a fresh Debian machine, then runs
+# every test — Go (with -race), the static checks, and the Node end-to-end suite with real clients.
+# Idempotent: installed pieces are skipped. CI calls exactly this (.ci/run).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+export DEBIAN_FRONTEND=noninteractive
+
+# System packages: real php-fpm, redis-server, nginx (proxy comparison) and Chromium (browser test).
+pkgs=()
+command -v php-fpm8.2   >/dev/null || pkgs+=(php8.2-fpm)
+command -v php          >/dev/null || pkgs+=(php8.2-cli)
+command -v redis-server >/dev/null || pkgs+=(redis-server)
+command -v nginx        >/dev/null || pkgs+=(nginx-light)
+command -v chromium     >/dev/null || pkgs+=(chromium)
+command -v node         >/dev/null || pkgs+=(nodejs npm)
+if ((${#pkgs[@]})); then
+  sudo=""; [[ $(id -u) == 0 ]] || sudo="sudo"
+  echo "test.sh: installing ${pkgs[*]}"
+  $sudo apt-get -o DPkg::Lock::Timeout=300 update -qq
+  $sudo apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends \
+        -o Dpkg::Options::=--force-unsafe-io "${pkgs[@]}"
+fi
+
+# Go tools, pinned. Pebble is a `go tool` in go.mod (the TLS tests build it on first use).
+export PATH="$(go env GOPATH)/bin:$PATH"
+command -v staticcheck >/dev/null || go install honnef.co/go/tools/cmd/staticcheck@v0.8.2
+
+# Node clients for the end-to-end suite, from the committed lockfile.
+(cd test/e2e && npm ci --no-audit --no-fund --loglevel=error)
+(cd bench/soketi 2>/dev/null && [[ -f package-lock.json ]] && npm ci --no-audit --no-fund --loglevel=error) || true
+
+export FRONTDOOR_REQUIRE_INTEGRATION=1
+
+echo "== gofmt, go vet, staticcheck"
+unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './test/e2e/node_modules/*'))
+if [[ -n $unformatted ]]; then echo "not gofmt'ed: $unformatted"; exit 1; fi
+go vet ./...
+staticcheck ./...
+
+echo "== go test"
+go test -race -count=1 -timeout 20m ./...
+
+echo "== release build (the command the Dockerfile runs; no Docker engine here)"
+rel=$(mktemp -d)
+VERSION=v0.0.0-ci deploy/build.sh "$rel/frontdoor"
+"$rel/frontdoor" version | grep -q "frontdoor v0.0.0-ci" || { echo "deploy/build.sh: version not stamped"; exit 1; }
+grep -q 'deploy/build.sh' Dockerfile || { echo "Dockerfile no longer runs deploy/build.sh"; exit 1; }
+
+echo "== end-to-end (pusher-js, laravel-echo, pusher SDK against the built binary)"
+bin=$(mktemp -d)/frontdoor
+go build -o "$bin" ./cmd/frontdoor
+(cd test/e2e && FRONTDOOR_BIN="$bin" npm test)
