@@ -1,0 +1,88 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/pprof"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/valyala/fasthttp"
+	"github.com/valyala/fasthttp/fasthttpadaptor"
+)
+
+// adminServer answers operators on a separate listener (default 127.0.0.1:9601) so its paths
+// never collide with the app's own routes — Laravel owns /up (DESIGN).
+func (srv *server) adminServer() *fasthttp.Server {
+	metricsHandler := fasthttpadaptor.NewFastHTTPHandler(promhttp.HandlerFor(srv.metrics.registry, promhttp.HandlerOpts{}))
+	var pprofHandler fasthttp.RequestHandler
+	if srv.settings.Pprof {
+		mux := http.NewServeMux()
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		pprofHandler = fasthttpadaptor.NewFastHTTPHandler(mux)
+	}
+	return &fasthttp.Server{
+		NoDefaultServerHeader: true,
+		ReadTimeout:           10 * time.Second,
+		Handler: func(ctx *fasthttp.RequestCtx) {
+			switch path := string(ctx.Path()); {
+			case path == "/healthz":
+				ctx.SetContentType("text/plain; charset=utf-8")
+				ctx.SetBodyString("ok\n")
+			case path == "/readyz":
+				srv.serveReady(ctx)
+			case path == "/metrics":
+				metricsHandler(ctx)
+			case pprofHandler != nil && len(path) >= len("/debug/pprof/") && path[:len("/debug/pprof/")] == "/debug/pprof/":
+				pprofHandler(ctx)
+			default:
+				ctx.Error("not found: the admin listener serves /healthz, /readyz and /metrics\n", fasthttp.StatusNotFound)
+			}
+		},
+	}
+}
+
+// serveReady reports 200 only when this node can do its whole job: listeners bound, certificates
+// present, PHP reachable. A load balancer takes a node out of rotation on 503.
+func (srv *server) serveReady(ctx *fasthttp.RequestCtx) {
+	checks := map[string]string{}
+	ok := true
+	fail := func(name string, err error) {
+		ok = false
+		checks[name] = err.Error()
+	}
+	if !srv.ready.Load() {
+		fail("listeners", errString("not serving (starting or shutting down)"))
+	} else {
+		checks["listeners"] = "ok"
+	}
+	if srv.tls != nil {
+		if len(srv.tls.Expiries()) == 0 && srv.settings.TLS.Mode != "auto" {
+			fail("certificates", errString("no certificate loaded"))
+		} else {
+			checks["certificates"] = "ok"
+		}
+	}
+	c, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	if err := srv.proxy.Ready(c); err != nil {
+		fail("upstream", err)
+	} else {
+		checks["upstream"] = "ok"
+	}
+	if !ok {
+		ctx.SetStatusCode(fasthttp.StatusServiceUnavailable)
+	}
+	ctx.SetContentType("application/json")
+	body, _ := json.Marshal(map[string]any{"ready": ok, "checks": checks})
+	ctx.SetBody(append(body, '\n'))
+}
+
+type errString string
+
+func (e errString) Error() string { return string(e) }

@@ -1,0 +1,235 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"go.yaml.in/yaml/v3"
+
+	"github.com/frontdoorhq/frontdoor/proxy"
+	"github.com/frontdoorhq/frontdoor/pusher"
+	fdtls "github.com/frontdoorhq/frontdoor/tls"
+)
+
+// settings is everything `serve` runs with. It is assembled in one place, in the order
+// defaults < YAML --config < Laravel .env < FRONTDOOR_* < flags (docs/configuration.md), and then
+// handed out to each package as that package's own Config.
+type settings struct {
+	Listen          string        // plain-HTTP listener; "" when TLS alone serves
+	Admin           string        // admin listener for /healthz, /readyz, /metrics; "off" disables
+	Pprof           bool          // /debug/pprof on the admin listener
+	ShutdownTimeout time.Duration // how long in-flight HTTP requests may finish after SIGTERM
+	LogLevel        string
+	LogFormat       string // auto, json or console
+	AccessLog       bool
+	PidFile         string // written at start-up for `frontdoor restart`
+
+	Pusher pusher.Config
+	Proxy  proxy.Config
+	TLS    fdtls.Config
+
+	// devCredentials is set when no app was configured and one was generated for this run.
+	devCredentials bool
+	// primary is the app id --app-id selected for --app-key and --app-secret.
+	primary string
+	// notices are things worth one log line at start-up (duplicate .env keys, ignored variables).
+	notices []string
+}
+
+// Defaults: a development server on loopback, one app, no TLS, PHP at http://127.0.0.1:8000.
+func defaultSettings() settings {
+	return settings{
+		Listen:          "127.0.0.1:8080",
+		Admin:           "127.0.0.1:9601",
+		ShutdownTimeout: 10 * time.Second,
+		LogLevel:        "info",
+		LogFormat:       "auto",
+		AccessLog:       true,
+		Proxy: proxy.Config{
+			MaxBody: 64 << 20,
+		},
+		TLS: fdtls.Config{
+			Mode:         "off",
+			CacheDir:     "/var/lib/frontdoor/certs",
+			HTTPSAddr:    ":443",
+			HTTPAddr:     ":80",
+			HTTPRedirect: true,
+		},
+	}
+}
+
+// fileConfig is the YAML --config file. Pointers tell "absent" from "zero", so a file only
+// overrides what it names.
+type fileConfig struct {
+	Listen          *string            `yaml:"listen"`
+	PathPrefix      *string            `yaml:"path_prefix"`
+	Admin           *string            `yaml:"admin"`
+	Pprof           *bool              `yaml:"pprof"`
+	ShutdownTimeout *time.Duration     `yaml:"shutdown_timeout"`
+	MaxConnections  *int               `yaml:"max_connections"`
+	Log             *fileLog           `yaml:"log"`
+	Apps            []pusher.AppConfig `yaml:"apps"`
+	Proxy           *fileProxy         `yaml:"proxy"`
+	TLS             *fileTLS           `yaml:"tls"`
+}
+
+type fileLog struct {
+	Level  *string `yaml:"level"`
+	Format *string `yaml:"format"`
+	Access *bool   `yaml:"access"`
+}
+
+type fileProxy struct {
+	Root            *string        `yaml:"root"`
+	FrontController *string        `yaml:"front_controller"`
+	Upstreams       []string       `yaml:"upstreams"`
+	MaxBody         *int64         `yaml:"max_body"`
+	ConnectTimeout  *time.Duration `yaml:"connect_timeout"`
+	ReadTimeout     *time.Duration `yaml:"read_timeout"`
+	WriteTimeout    *time.Duration `yaml:"write_timeout"`
+}
+
+type fileTLS struct {
+	Mode          *string        `yaml:"mode"`
+	Domains       []string       `yaml:"domains"`
+	Email         *string        `yaml:"acme_email"`
+	CacheDir      *string        `yaml:"cert_cache"`
+	ACMEDirectory *string        `yaml:"acme_directory"`
+	ACMECARoot    *string        `yaml:"acme_ca_root"`
+	CertFile      *string        `yaml:"cert"`
+	KeyFile       *string        `yaml:"key"`
+	HTTPSAddr     *string        `yaml:"https_addr"`
+	HTTPAddr      *string        `yaml:"http_addr"`
+	HTTPRedirect  *bool          `yaml:"http_redirect"`
+	HSTS          *time.Duration `yaml:"hsts"`
+}
+
+// applyYAML reads a --config file. Unknown keys are errors with their line, so a typo never
+// silently falls back to a default.
+func (s *settings) applyYAML(path string) error {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("--config: %w", err)
+	}
+	var fc fileConfig
+	dec := yaml.NewDecoder(bytes.NewReader(raw))
+	dec.KnownFields(true)
+	if err := dec.Decode(&fc); err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	setIf(&s.Listen, fc.Listen)
+	setIf(&s.Pusher.PathPrefix, fc.PathPrefix)
+	setIf(&s.Admin, fc.Admin)
+	setIf(&s.Pprof, fc.Pprof)
+	setIf(&s.ShutdownTimeout, fc.ShutdownTimeout)
+	setIf(&s.Pusher.MaxConnections, fc.MaxConnections)
+	if l := fc.Log; l != nil {
+		setIf(&s.LogLevel, l.Level)
+		setIf(&s.LogFormat, l.Format)
+		setIf(&s.AccessLog, l.Access)
+	}
+	if len(fc.Apps) > 0 {
+		s.Pusher.Apps = fc.Apps
+	}
+	if p := fc.Proxy; p != nil {
+		setIf(&s.Proxy.Root, p.Root)
+		setIf(&s.Proxy.FrontController, p.FrontController)
+		if len(p.Upstreams) > 0 {
+			s.Proxy.Upstreams = p.Upstreams
+		}
+		setIf(&s.Proxy.MaxBody, p.MaxBody)
+		setIf(&s.Proxy.ConnectTimeout, p.ConnectTimeout)
+		setIf(&s.Proxy.ReadTimeout, p.ReadTimeout)
+		setIf(&s.Proxy.WriteTimeout, p.WriteTimeout)
+	}
+	if t := fc.TLS; t != nil {
+		setIf(&s.TLS.Mode, t.Mode)
+		if len(t.Domains) > 0 {
+			s.TLS.Domains = t.Domains
+		}
+		setIf(&s.TLS.Email, t.Email)
+		setIf(&s.TLS.CacheDir, t.CacheDir)
+		setIf(&s.TLS.ACMEDirectory, t.ACMEDirectory)
+		setIf(&s.TLS.ACMECARoot, t.ACMECARoot)
+		setIf(&s.TLS.CertFile, t.CertFile)
+		setIf(&s.TLS.KeyFile, t.KeyFile)
+		setIf(&s.TLS.HTTPSAddr, t.HTTPSAddr)
+		setIf(&s.TLS.HTTPAddr, t.HTTPAddr)
+		setIf(&s.TLS.HTTPRedirect, t.HTTPRedirect)
+		setIf(&s.TLS.HSTS, t.HSTS)
+	}
+	return nil
+}
+
+func setIf[T any](dst *T, v *T) {
+	if v != nil {
+		*dst = *v
+	}
+}
+
+// app returns the app with this id, adding it when absent. The Laravel .env and the --app-* flags
+// name one app; a YAML file may already hold it (same id) or hold others beside it.
+func (s *settings) app(id string) *pusher.AppConfig {
+	for i := range s.Pusher.Apps {
+		if s.Pusher.Apps[i].ID == id {
+			return &s.Pusher.Apps[i]
+		}
+	}
+	s.Pusher.Apps = append(s.Pusher.Apps, pusher.AppConfig{ID: id})
+	return &s.Pusher.Apps[len(s.Pusher.Apps)-1]
+}
+
+// validate checks the settings this file owns, then each package's Config. Every message names
+// the key and the bad value.
+func (s *settings) validate() error {
+	var errs []error
+	if s.Listen != "" {
+		if _, _, err := net.SplitHostPort(s.Listen); err != nil {
+			errs = append(errs, badValue("listen", s.Listen, "want host:port, e.g. 127.0.0.1:8080"))
+		}
+	}
+	if s.Admin != "off" && s.Admin != "" {
+		if _, _, err := net.SplitHostPort(s.Admin); err != nil {
+			errs = append(errs, badValue("admin", s.Admin, `want host:port, e.g. 127.0.0.1:9601, or "off"`))
+		}
+	}
+	switch s.LogFormat {
+	case "auto", "json", "console":
+	default:
+		errs = append(errs, badValue("log-format", s.LogFormat, "want auto, json or console"))
+	}
+	if _, err := parseLevel(s.LogLevel); err != nil {
+		errs = append(errs, badValue("log-level", s.LogLevel, "want trace, debug, info, warn or error"))
+	}
+	if s.ShutdownTimeout < 0 {
+		errs = append(errs, badValue("shutdown-timeout", s.ShutdownTimeout.String(), "want a duration ≥ 0, e.g. 10s"))
+	}
+	if s.TLS.Mode == "off" && s.Listen == "" {
+		errs = append(errs, errors.New("listen: empty while tls is off: nothing would be served; set --listen or --tls"))
+	}
+	if err := s.Pusher.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := s.Proxy.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := s.TLS.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}
+
+func parsePositiveInt(source, v string) (int, error) {
+	n, err := strconv.Atoi(strings.TrimSpace(v))
+	if err != nil || n < 0 {
+		return 0, badValue(source, v, "want a whole number ≥ 0")
+	}
+	return n, nil
+}

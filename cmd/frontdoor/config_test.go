@@ -1,0 +1,218 @@
+package main
+
+import (
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// env builds a lookup from pairs, standing in for the process environment.
+func env(pairs ...string) func(string) (string, bool) {
+	m := map[string]string{}
+	for i := 0; i+1 < len(pairs); i += 2 {
+		m[pairs[i]] = pairs[i+1]
+	}
+	return func(k string) (string, bool) { v, ok := m[k]; return v, ok }
+}
+
+func writeFile(t *testing.T, name, content string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func load(t *testing.T, args []string, lookup func(string) (string, bool)) (settings, error) {
+	t.Helper()
+	// Run from an empty directory so a developer's ./.env never leaks into a test.
+	t.Chdir(t.TempDir())
+	return loadSettings(args, lookup, io.Discard)
+}
+
+func TestDefaultsGenerateDevApp(t *testing.T) {
+	s, err := load(t, nil, env())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Listen != "127.0.0.1:8080" || s.Admin != "127.0.0.1:9601" || s.TLS.Mode != "off" {
+		t.Fatalf("defaults: listen=%q admin=%q tls=%q", s.Listen, s.Admin, s.TLS.Mode)
+	}
+	if !s.devCredentials || len(s.Pusher.Apps) != 1 {
+		t.Fatalf("want one generated app, got %+v", s.Pusher.Apps)
+	}
+	a := s.Pusher.Apps[0]
+	if len(a.Key) != 20 || len(a.Secret) != 20 || len(a.ID) != 6 {
+		t.Fatalf("generated credentials not in reverb:install's shape: %+v", a)
+	}
+}
+
+// TestPrecedence walks the documented order: defaults < YAML < .env < FRONTDOOR_* < flags.
+func TestPrecedence(t *testing.T) {
+	yml := writeFile(t, "frontdoor.yaml", "listen: 127.0.0.1:1001\napps:\n  - {id: y, key: ykey, secret: ysecret}\n")
+	dotenv := writeFile(t, ".env", "REVERB_SERVER_HOST=127.0.0.1\nREVERB_SERVER_PORT=1002\nREVERB_APP_ID=e\nREVERB_APP_KEY=ekey\nREVERB_APP_SECRET=esecret\n")
+	cases := []struct {
+		name   string
+		args   []string
+		env    []string
+		listen string
+	}{
+		{"yaml", []string{"--config", yml, "--env-file", ""}, nil, "127.0.0.1:1001"},
+		{"env file beats yaml", []string{"--config", yml, "--env-file", dotenv}, nil, "127.0.0.1:1002"},
+		{"FRONTDOOR_ beats env file", []string{"--config", yml, "--env-file", dotenv}, []string{"FRONTDOOR_LISTEN", "127.0.0.1:1003"}, "127.0.0.1:1003"},
+		{"flag beats FRONTDOOR_", []string{"--config", yml, "--env-file", dotenv, "--listen", "127.0.0.1:1004"}, []string{"FRONTDOOR_LISTEN", "127.0.0.1:1003"}, "127.0.0.1:1004"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			s, err := load(t, c.args, env(c.env...))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s.Listen != c.listen {
+				t.Fatalf("listen = %q, want %q", s.Listen, c.listen)
+			}
+		})
+	}
+}
+
+func TestLaravelEnvApp(t *testing.T) {
+	dotenv := writeFile(t, ".env", strings.Join([]string{
+		"REVERB_APP_ID=123456",
+		"REVERB_APP_KEY=first",
+		"REVERB_APP_KEY=laterwins",
+		`REVERB_APP_SECRET="s3cret"`,
+		"REVERB_APP_MAX_CONNECTIONS=7",
+		"REVERB_APP_ACTIVITY_TIMEOUT=45",
+		"REVERB_SERVER_PATH=/ws",
+		`REVERB_ALLOWED_ORIGINS="app.example.com, *.example.com"`,
+	}, "\n")+"\n")
+	s, err := load(t, []string{"--env-file", dotenv}, env())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(s.Pusher.Apps) != 1 {
+		t.Fatalf("apps = %+v", s.Pusher.Apps)
+	}
+	a := s.Pusher.Apps[0]
+	if a.ID != "123456" || a.Key != "laterwins" || a.Secret != "s3cret" || a.MaxConnections != 7 || a.ActivityTimeout != 45 {
+		t.Fatalf("app from .env = %+v", a)
+	}
+	if got := strings.Join(a.AllowedOrigins, "|"); got != "app.example.com|*.example.com" {
+		t.Fatalf("origins = %q", got)
+	}
+	if s.Pusher.PathPrefix != "/ws" {
+		t.Fatalf("path prefix = %q", s.Pusher.PathPrefix)
+	}
+	if s.devCredentials {
+		t.Fatal("dev credentials generated although the .env names an app")
+	}
+	var dup bool
+	for _, n := range s.notices {
+		if strings.Contains(n, "REVERB_APP_KEY") && strings.Contains(n, "laterwins") {
+			dup = true
+		}
+	}
+	if !dup {
+		t.Fatalf("duplicate REVERB_APP_KEY not reported: %q", s.notices)
+	}
+}
+
+// Laravel's env repository is immutable: the process environment beats the .env file.
+func TestProcessEnvBeatsDotenv(t *testing.T) {
+	dotenv := writeFile(t, ".env", "REVERB_APP_ID=1\nREVERB_APP_KEY=filekey\nREVERB_APP_SECRET=filesecret\n")
+	s, err := load(t, []string{"--env-file", dotenv}, env("REVERB_APP_KEY", "envkey"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a := s.Pusher.Apps[0]; a.Key != "envkey" || a.Secret != "filesecret" {
+		t.Fatalf("app = %+v", a)
+	}
+}
+
+func TestAppFlagsOverrideDotenvApp(t *testing.T) {
+	dotenv := writeFile(t, ".env", "REVERB_APP_ID=1\nREVERB_APP_KEY=filekey\nREVERB_APP_SECRET=filesecret\n")
+	s, err := load(t, []string{"--env-file", dotenv, "--app-key", "flagkey"}, env())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a := s.Pusher.Apps[0]; len(s.Pusher.Apps) != 1 || a.ID != "1" || a.Key != "flagkey" || a.Secret != "filesecret" {
+		t.Fatalf("apps = %+v", s.Pusher.Apps)
+	}
+}
+
+func TestYAMLSeveralApps(t *testing.T) {
+	yml := writeFile(t, "f.yaml", `
+apps:
+  - id: one
+    key: key-one
+    secret: secret-one
+    max_connections: 2
+    allowed_origins: ["laravel.test"]
+  - id: two
+    key: key-two
+    secret: secret-two
+    disabled: true
+`)
+	s, err := load(t, []string{"--config", yml}, env())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(s.Pusher.Apps) != 2 || s.Pusher.Apps[0].MaxConnections != 2 || !s.Pusher.Apps[1].Disabled {
+		t.Fatalf("apps = %+v", s.Pusher.Apps)
+	}
+}
+
+// Bad values stop start-up with a message naming the key, the value and what would be valid.
+func TestInvalidValuesNameKeyAndValue(t *testing.T) {
+	cases := []struct {
+		name  string
+		args  []string
+		env   []string
+		file  string
+		wants []string
+	}{
+		{"flag", []string{"--max-body", "lots"}, nil, "", []string{"--max-body", `"lots"`, "byte count"}},
+		{"duration", []string{"--shutdown-timeout", "soon"}, nil, "", []string{"--shutdown-timeout", `"soon"`, "duration"}},
+		{"env var", nil, []string{"FRONTDOOR_LOG_FORMAT", "xml"}, "", []string{"log-format", `"xml"`, "json"}},
+		{"dotenv", nil, nil, "REVERB_APP_ID=1\nREVERB_APP_KEY=k\nREVERB_APP_SECRET=s\nREVERB_APP_MAX_CONNECTIONS=many\n", []string{".env:4", "REVERB_APP_MAX_CONNECTIONS", `"many"`, "whole number"}},
+		{"listen", []string{"--listen", "8080"}, nil, "", []string{"listen", `"8080"`, "host:port"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			args := c.args
+			if c.file != "" {
+				args = append(args, "--env-file", writeFile(t, ".env", c.file))
+			}
+			_, err := load(t, args, env(c.env...))
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			for _, w := range c.wants {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not mention %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestYAMLUnknownKeyIsAnError(t *testing.T) {
+	yml := writeFile(t, "f.yaml", "listen: 127.0.0.1:1\nlisten_addr: 127.0.0.1:2\n")
+	_, err := load(t, []string{"--config", yml}, env())
+	if err == nil || !strings.Contains(err.Error(), "line 2") || !strings.Contains(err.Error(), "listen_addr") {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestDomainTurnsOnAutoTLS(t *testing.T) {
+	s, err := load(t, []string{"--domain", "app.example.com", "--acme-email", "ops@example.com", "--cert-cache", t.TempDir()}, env())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.TLS.Mode != "auto" || s.Listen != "" || s.TLS.HTTPSAddr != ":443" {
+		t.Fatalf("tls=%q listen=%q https=%q", s.TLS.Mode, s.Listen, s.TLS.HTTPSAddr)
+	}
+}

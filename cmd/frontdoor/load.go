@@ -1,0 +1,160 @@
+package main
+
+import (
+	"crypto/rand"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math/big"
+	"os"
+
+	"github.com/frontdoorhq/frontdoor/cmd/frontdoor/internal/dotenv"
+	"github.com/frontdoorhq/frontdoor/pusher"
+)
+
+// loadSettings assembles the settings from every layer, lowest first:
+// defaults < YAML --config < Laravel .env < FRONTDOOR_* < flags.
+// It returns flag.ErrHelp for --help.
+func loadSettings(args []string, lookup func(string) (string, bool), stderr io.Writer) (settings, error) {
+	s := defaultSettings()
+	fs := newFlagSet("serve", stderr)
+	var configPath, envPath string
+	envPathSet := false
+	fs.StringVar(&configPath, "config", "", "YAML `file` with listeners, apps, proxy and tls sections")
+	fs.Func("env-file", "Laravel `.env` to read REVERB_* from (default ./.env when present; \"\" for none)", func(v string) error {
+		envPath, envPathSet = v, true
+		return nil
+	})
+	opts := serveOptions()
+	for _, o := range opts {
+		fs.Var(o, o.name, o.usage)
+	}
+	if err := fs.Parse(args); err != nil {
+		return s, err
+	}
+	if fs.NArg() > 0 {
+		return s, fmt.Errorf("unexpected argument %q (flags start with --)", fs.Arg(0))
+	}
+	if configPath == "" {
+		configPath, _ = lookup("FRONTDOOR_CONFIG")
+	}
+	if !envPathSet {
+		if v, ok := lookup("FRONTDOOR_ENV_FILE"); ok {
+			envPath, envPathSet = v, true
+		}
+	}
+	for _, o := range opts {
+		o.fromEnv(lookup)
+	}
+
+	if configPath != "" {
+		if err := s.applyYAML(configPath); err != nil {
+			return s, err
+		}
+	}
+
+	env := laravelEnv{lookup: lookup}
+	if !envPathSet {
+		// Laravel teams start servers from the project root; Reverb reads ./.env from there too.
+		if _, err := os.Stat(".env"); err == nil {
+			envPath = ".env"
+		}
+	}
+	if envPath != "" {
+		f, err := dotenv.Load(envPath)
+		if err != nil {
+			return s, fmt.Errorf("--env-file: %w", err)
+		}
+		env.file = f
+	}
+	if err := s.applyLaravel(env); err != nil {
+		return s, err
+	}
+
+	var errs []error
+	for _, o := range opts {
+		if o.source == "" {
+			continue
+		}
+		if err := o.apply(&s, o.values); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if err := errors.Join(errs...); err != nil {
+		return s, err
+	}
+
+	// --domain alone means "get me certificates": the Caddy-like default Laravel teams expect.
+	if len(s.TLS.Domains) > 0 && s.TLS.Mode == "off" && !optionSet(opts, "tls") {
+		s.TLS.Mode = "auto"
+		if !optionSet(opts, "listen") && configPath == "" {
+			s.Listen = "" // :443 and :80 serve; no development listener unless asked for
+		}
+	}
+	if len(s.Pusher.Apps) == 0 {
+		s.Pusher.Apps = []pusher.AppConfig{devApp()}
+		s.devCredentials = true
+	}
+	return s, s.validate()
+}
+
+func optionSet(opts []*option, name string) bool {
+	for _, o := range opts {
+		if o.name == name {
+			return o.source != ""
+		}
+	}
+	return false
+}
+
+// primaryApp is the app the --app-* flags describe: the one --app-id named, else the first.
+func (s *settings) primaryApp() *pusher.AppConfig {
+	if s.primary != "" {
+		return s.app(s.primary)
+	}
+	if len(s.Pusher.Apps) == 0 {
+		s.Pusher.Apps = append(s.Pusher.Apps, pusher.AppConfig{})
+	}
+	return &s.Pusher.Apps[0]
+}
+
+// renamePrimaryApp handles --app-id: it selects an app the YAML or .env already defined, or else
+// names the first app (so `--app-id X --app-key K` overrides a .env app rather than adding one).
+func (s *settings) renamePrimaryApp(id string) {
+	s.primary = id
+	for _, a := range s.Pusher.Apps {
+		if a.ID == id {
+			return
+		}
+	}
+	if len(s.Pusher.Apps) == 1 {
+		s.Pusher.Apps[0].ID = id
+		return
+	}
+	s.app(id)
+}
+
+// devApp makes throw-away credentials in the shape reverb:install writes (laravel-config.md §2),
+// so `frontdoor serve` with no configuration is immediately usable.
+func devApp() pusher.AppConfig {
+	n, _ := rand.Int(rand.Reader, big.NewInt(900000))
+	return pusher.AppConfig{
+		ID:     fmt.Sprint(100000 + n.Int64()),
+		Key:    randomLower(20),
+		Secret: randomLower(20),
+	}
+}
+
+func randomLower(n int) string {
+	const letters = "abcdefghijklmnopqrstuvwxyz0123456789"
+	b := make([]byte, n)
+	for i := range b {
+		x, _ := rand.Int(rand.Reader, big.NewInt(int64(len(letters))))
+		b[i] = letters[x.Int64()]
+	}
+	return string(b)
+}
+
+// isHelp tells the caller to exit 0 after flag's usage text.
+func isHelp(err error) bool { return errors.Is(err, flag.ErrHelp) }

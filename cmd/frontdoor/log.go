@@ -1,0 +1,36 @@
+package main
+
+import (
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+func parseLevel(s string) (zerolog.Level, error) {
+	return zerolog.ParseLevel(strings.ToLower(s))
+}
+
+// newLogger writes JSON for log collectors and a readable console format when a person watches
+// the terminal (DESIGN "Errors and logs").
+func newLogger(w io.Writer, format, level string) zerolog.Logger {
+	lvl, err := parseLevel(level)
+	if err != nil || lvl == zerolog.NoLevel {
+		lvl = zerolog.InfoLevel
+	}
+	if format == "console" || (format == "auto" && isTerminal(w)) {
+		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.TimeOnly}
+	}
+	return zerolog.New(w).Level(lvl).With().Timestamp().Logger()
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}

@@ -1,0 +1,85 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+)
+
+// option is one serve setting reachable as a flag and as a FRONTDOOR_* variable. Its raw values
+// are kept rather than applied at parse time, because flags and FRONTDOOR_* outrank the YAML file
+// and the Laravel .env, which are only read after the flags have named them.
+type option struct {
+	name     string
+	usage    string
+	isBool   bool
+	repeated bool // a repeatable flag; in FRONTDOOR_* the values are comma-separated
+	apply    func(s *settings, values []string) error
+
+	values []string
+	source string // "--name" or "FRONTDOOR_NAME", for error messages
+}
+
+func (o *option) String() string { return strings.Join(o.values, ",") }
+
+func (o *option) Set(v string) error {
+	if o.source == "" || !o.repeated {
+		o.values = o.values[:0]
+	}
+	o.values = append(o.values, v)
+	o.source = "--" + o.name
+	return nil
+}
+
+func (o *option) IsBoolFlag() bool { return o.isBool }
+
+// envName is the FRONTDOOR_* variable that stands in for the flag: --acme-email is FRONTDOOR_ACME_EMAIL.
+func (o *option) envName() string {
+	return "FRONTDOOR_" + strings.ToUpper(strings.ReplaceAll(o.name, "-", "_"))
+}
+
+// fromEnv fills an option the command line left unset from its FRONTDOOR_* variable.
+func (o *option) fromEnv(lookup func(string) (string, bool)) {
+	if o.source != "" {
+		return
+	}
+	v, ok := lookup(o.envName())
+	if !ok {
+		return
+	}
+	if o.repeated {
+		o.values = splitList(v)
+	} else {
+		o.values = []string{v}
+	}
+	o.source = o.envName()
+}
+
+// last is the value a single-valued option resolves to.
+func (o *option) last() string { return o.values[len(o.values)-1] }
+
+func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet("frontdoor "+name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	return fs
+}
+
+// splitList splits a comma-separated list, dropping blanks, as REVERB-style list variables are written.
+func splitList(v string) []string {
+	var out []string
+	for _, p := range strings.Split(v, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// badValue formats the one error shape every setting uses: where it came from, what it was, what works.
+func badValue(source, value, valid string) error {
+	return fmt.Errorf("%s: invalid value %q: %s", source, value, valid)
+}
+
+func envLookup(key string) (string, bool) { return os.LookupEnv(key) }

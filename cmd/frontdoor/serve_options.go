@@ -1,0 +1,123 @@
+package main
+
+import (
+	"github.com/frontdoorhq/frontdoor/pusher"
+
+	"strconv"
+	"time"
+)
+
+// serveOptions lists every `serve` flag. Each also reads FRONTDOOR_<NAME> (docs/configuration.md).
+func serveOptions() []*option {
+	str := func(dst func(*settings) *string) func(*settings, []string) error {
+		return func(s *settings, v []string) error { *dst(s) = v[len(v)-1]; return nil }
+	}
+	list := func(dst func(*settings) *[]string) func(*settings, []string) error {
+		return func(s *settings, v []string) error {
+			var out []string
+			for _, x := range v {
+				out = append(out, splitList(x)...)
+			}
+			*dst(s) = out
+			return nil
+		}
+	}
+	boolean := func(name string, dst func(*settings) *bool) func(*settings, []string) error {
+		return func(s *settings, v []string) error {
+			b, err := strconv.ParseBool(v[len(v)-1])
+			if err != nil {
+				return badValue("--"+name, v[len(v)-1], "want true or false")
+			}
+			*dst(s) = b
+			return nil
+		}
+	}
+	duration := func(name string, dst func(*settings) *time.Duration) func(*settings, []string) error {
+		return func(s *settings, v []string) error {
+			d, err := time.ParseDuration(v[len(v)-1])
+			if err != nil {
+				return badValue("--"+name, v[len(v)-1], "want a duration such as 30s or 5m")
+			}
+			*dst(s) = d
+			return nil
+		}
+	}
+	integer := func(name string, dst func(*settings) *int) func(*settings, []string) error {
+		return func(s *settings, v []string) error {
+			n, err := parsePositiveInt("--"+name, v[len(v)-1])
+			*dst(s) = n
+			return err
+		}
+	}
+	appField := func(set func(a *pusher.AppConfig, v string)) func(*settings, []string) error {
+		return func(s *settings, v []string) error {
+			set(s.primaryApp(), v[len(v)-1])
+			return nil
+		}
+	}
+	return []*option{
+		// Listeners and process.
+		{name: "listen", usage: "plain-HTTP `address` (development, or a loopback listener for the broadcaster beside TLS)", apply: str(func(s *settings) *string { return &s.Listen })},
+		{name: "admin", usage: "admin listener `address` for /healthz, /readyz, /metrics, or off", apply: str(func(s *settings) *string { return &s.Admin })},
+		{name: "pprof", isBool: true, usage: "serve /debug/pprof on the admin listener", apply: boolean("pprof", func(s *settings) *bool { return &s.Pprof })},
+		{name: "shutdown-timeout", usage: "how long in-flight requests may finish on SIGTERM", apply: duration("shutdown-timeout", func(s *settings) *time.Duration { return &s.ShutdownTimeout })},
+		{name: "pid-file", usage: "`file` to write the process id to (for frontdoor restart)", apply: str(func(s *settings) *string { return &s.PidFile })},
+		{name: "log-level", usage: "trace, debug, info, warn or error", apply: str(func(s *settings) *string { return &s.LogLevel })},
+		{name: "log-format", usage: "auto (console on a terminal, else JSON), json or console", apply: str(func(s *settings) *string { return &s.LogFormat })},
+		{name: "access-log", isBool: true, usage: "one log line per proxied request", apply: boolean("access-log", func(s *settings) *bool { return &s.AccessLog })},
+
+		// Pusher.
+		{name: "path-prefix", usage: "mount `prefix` for /app and /apps (REVERB_SERVER_PATH)", apply: str(func(s *settings) *string { return &s.Pusher.PathPrefix })},
+		{name: "app-id", usage: "Pusher app `id` (REVERB_APP_ID)", apply: func(s *settings, v []string) error {
+			s.renamePrimaryApp(v[len(v)-1])
+			return nil
+		}},
+		{name: "app-key", usage: "Pusher app `key` (REVERB_APP_KEY)", apply: appField(func(a *pusher.AppConfig, v string) { a.Key = v })},
+		{name: "app-secret", usage: "Pusher app `secret` (REVERB_APP_SECRET)", apply: appField(func(a *pusher.AppConfig, v string) { a.Secret = v })},
+		{name: "allowed-origins", repeated: true, usage: "origin host `patterns` allowed to connect (comma list, * wildcards)", apply: func(s *settings, v []string) error {
+			var out []string
+			for _, x := range v {
+				out = append(out, splitList(x)...)
+			}
+			s.primaryApp().AllowedOrigins = out
+			return nil
+		}},
+		{name: "max-connections", usage: "server-wide WebSocket connection cap, 0 = unlimited", apply: integer("max-connections", func(s *settings) *int { return &s.Pusher.MaxConnections })},
+
+		// PHP.
+		{name: "upstream", repeated: true, usage: "PHP `upstream`: fastcgi://127.0.0.1:9000, fastcgi:///run/php/php8.2-fpm.sock or http://127.0.0.1:8000 (repeatable)", apply: list(func(s *settings) *[]string { return &s.Proxy.Upstreams })},
+		{name: "root", usage: "Laravel's public/ `directory`, served as static files", apply: str(func(s *settings) *string { return &s.Proxy.Root })},
+		{name: "max-body", usage: "largest request body in `bytes` passed to PHP", apply: func(s *settings, v []string) error {
+			n, err := strconv.ParseInt(v[len(v)-1], 10, 64)
+			if err != nil || n < 0 {
+				return badValue("--max-body", v[len(v)-1], "want a byte count, e.g. 67108864")
+			}
+			s.Proxy.MaxBody = n
+			return nil
+		}},
+		{name: "upstream-connect-timeout", usage: "time limit to connect to PHP", apply: duration("upstream-connect-timeout", func(s *settings) *time.Duration { return &s.Proxy.ConnectTimeout })},
+		{name: "upstream-read-timeout", usage: "time limit for PHP's response", apply: duration("upstream-read-timeout", func(s *settings) *time.Duration { return &s.Proxy.ReadTimeout })},
+		{name: "upstream-write-timeout", usage: "time limit to send the request to PHP", apply: duration("upstream-write-timeout", func(s *settings) *time.Duration { return &s.Proxy.WriteTimeout })},
+
+		// TLS.
+		{name: "tls", usage: "off, auto (ACME, default with --domain), files or self-signed", apply: str(func(s *settings) *string { return &s.TLS.Mode })},
+		{name: "domain", repeated: true, usage: "`name` to obtain a certificate for (repeatable)", apply: func(s *settings, v []string) error {
+			var out []string
+			for _, x := range v {
+				out = append(out, splitList(x)...)
+			}
+			s.TLS.Domains = out
+			return nil
+		}},
+		{name: "acme-email", usage: "contact `email` for the ACME account", apply: str(func(s *settings) *string { return &s.TLS.Email })},
+		{name: "cert-cache", usage: "`directory` for ACME certificates", apply: str(func(s *settings) *string { return &s.TLS.CacheDir })},
+		{name: "acme-directory", usage: "ACME directory `URL`, or production / staging (Let's Encrypt)", apply: str(func(s *settings) *string { return &s.TLS.ACMEDirectory })},
+		{name: "acme-ca-root", usage: "PEM `file` of a private CA that signs the ACME directory's certificate", apply: str(func(s *settings) *string { return &s.TLS.ACMECARoot })},
+		{name: "https-addr", usage: "TLS listener `address`", apply: str(func(s *settings) *string { return &s.TLS.HTTPSAddr })},
+		{name: "http-addr", usage: "plain :80 listener `address` for ACME http-01 and redirects", apply: str(func(s *settings) *string { return &s.TLS.HTTPAddr })},
+		{name: "http-redirect", isBool: true, usage: "redirect plain HTTP to https (false: serve it)", apply: boolean("http-redirect", func(s *settings) *bool { return &s.TLS.HTTPRedirect })},
+		{name: "tls-cert", usage: "certificate `file` (PEM, full chain)", apply: str(func(s *settings) *string { return &s.TLS.CertFile })},
+		{name: "tls-key", usage: "private key `file` (PEM)", apply: str(func(s *settings) *string { return &s.TLS.KeyFile })},
+		{name: "hsts", usage: "Strict-Transport-Security max-age (0 = off)", apply: duration("hsts", func(s *settings) *time.Duration { return &s.TLS.HSTS })},
+	}
+}

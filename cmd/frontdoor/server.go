@@ -1,0 +1,340 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	cryptotls "crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/valyala/fasthttp"
+
+	"github.com/frontdoorhq/frontdoor/proxy"
+	"github.com/frontdoorhq/frontdoor/pusher"
+	fdtls "github.com/frontdoorhq/frontdoor/tls"
+)
+
+func cmdServe(args []string, stdout, stderr io.Writer) int {
+	s, err := loadSettings(args, envLookup, stderr)
+	if isHelp(err) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "frontdoor: %v\n", err)
+		return 2
+	}
+	log := newLogger(stderr, s.LogFormat, s.LogLevel)
+	for _, n := range s.notices {
+		log.Warn().Msg(n)
+	}
+	if s.devCredentials {
+		printDevCredentials(stderr, s)
+	}
+	raiseFileLimit(log)
+
+	srv, err := newServer(s, log)
+	if err != nil {
+		log.Error().Err(err).Msg("cannot start")
+		return 1
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	ctx, upgraded := context.WithCancel(ctx)
+	defer upgraded()
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGUSR2)
+	defer signal.Stop(sigs)
+	go func() {
+		for sig := range sigs {
+			if sig == syscall.SIGHUP {
+				srv.reload(args)
+				continue
+			}
+			if err := startUpgrade(args, log); err != nil {
+				log.Error().Err(err).Msg("upgrade failed: this process keeps serving")
+				continue
+			}
+			log.Info().Msg("upgrade: the new process listens; draining this one")
+			srv.upgrading.Store(true)
+			upgraded()
+			return
+		}
+	}()
+	if err := srv.run(ctx); err != nil {
+		log.Error().Err(err).Msg("stopped with an error")
+		return 1
+	}
+	return 0
+}
+
+// server is one running frontdoor: its listeners and the three jobs behind them.
+type server struct {
+	log      zerolog.Logger
+	settings settings
+	pusher   *pusher.Server
+	proxy    *proxy.Handler
+	tls      *fdtls.Manager // nil when TLS is off
+	metrics  *metrics
+
+	listeners []boundListener
+	admin     *fasthttp.Server
+	adminLn   net.Listener
+	ready     atomic.Bool
+	upgrading atomic.Bool // a new process took over: leave the pid file to it
+}
+
+// boundListener is a listener with the fasthttp server that serves it and the name logs use.
+type boundListener struct {
+	name string
+	ln   net.Listener
+	srv  *fasthttp.Server
+}
+
+func newServer(s settings, log zerolog.Logger) (_ *server, err error) {
+	srv := &server{log: log, settings: s, metrics: newMetrics()}
+	defer func() {
+		if err != nil {
+			srv.closeListeners()
+		}
+	}()
+
+	if srv.pusher, err = pusher.NewServer(s.Pusher, log.With().Str("component", "pusher").Logger()); err != nil {
+		return nil, err
+	}
+	proxyCfg := s.Proxy
+	proxyCfg.AccessLog = s.AccessLog
+	if srv.proxy, err = proxy.New(proxyCfg, log.With().Str("component", "proxy").Logger()); err != nil {
+		return nil, err
+	}
+	srv.proxy.SetObserver(srv.metrics)
+	srv.metrics.register(srv)
+
+	app := srv.router()
+	if s.TLS.Mode != "off" {
+		if srv.tls, err = fdtls.New(s.TLS, log.With().Str("component", "tls").Logger()); err != nil {
+			return nil, err
+		}
+		ln, err := fdtls.Listen(s.TLS.HTTPSAddr)
+		if err != nil {
+			return nil, err
+		}
+		srv.listeners = append(srv.listeners, boundListener{"https", cryptotls.NewListener(ln, srv.tls.TLSConfig()), srv.httpServer(srv.tls.WrapHSTS(app))})
+		ln80, err := fdtls.Listen(s.TLS.HTTPAddr)
+		if err != nil {
+			return nil, err
+		}
+		srv.listeners = append(srv.listeners, boundListener{"http", ln80, srv.httpServer(srv.tls.HTTPHandler(app))})
+	}
+	if s.Listen != "" {
+		ln, err := fdtls.Listen(s.Listen)
+		if err != nil {
+			return nil, err
+		}
+		srv.listeners = append(srv.listeners, boundListener{"plain", ln, srv.httpServer(app)})
+	}
+	if s.Admin != "" && s.Admin != "off" {
+		// SO_REUSEPORT here too, so an upgrade's new process can bind it while this one drains.
+		if srv.adminLn, err = fdtls.Listen(s.Admin); err != nil {
+			return nil, fmt.Errorf("admin: %w (set --admin to a free address or --admin off)", err)
+		}
+		srv.admin = srv.adminServer()
+	}
+	return srv, nil
+}
+
+// router is the one place that splits the product's three jobs by path (DESIGN "The path of a
+// request"): {prefix}/app/ is the Pusher socket, {prefix}/apps/ the Pusher HTTP API, the rest PHP.
+func (srv *server) router() fasthttp.RequestHandler {
+	prefix := srv.settings.Pusher.PathPrefix
+	appPrefix := []byte(prefix + "/app/")
+	apiPrefix := []byte(prefix + "/apps/")
+	return func(ctx *fasthttp.RequestCtx) {
+		path := ctx.Path()
+		switch {
+		case bytes.HasPrefix(path, appPrefix):
+			srv.pusher.HandleWebSocket(ctx)
+		case bytes.HasPrefix(path, apiPrefix):
+			srv.pusher.HandleAPI(ctx)
+		default:
+			srv.proxy.ServeHTTP(ctx)
+		}
+	}
+}
+
+// httpServer holds the settings every listener shares. KeepHijackedConns and the 4 KB read buffer
+// are the idle-socket budget in DESIGN "The Pusher core"; StreamRequestBody lets uploads stream to
+// PHP instead of sitting in memory.
+func (srv *server) httpServer(h fasthttp.RequestHandler) *fasthttp.Server {
+	return &fasthttp.Server{
+		Handler:               h,
+		NoDefaultServerHeader: true,
+		KeepHijackedConns:     true,
+		ReadBufferSize:        4096,
+		StreamRequestBody:     true,
+		MaxRequestBodySize:    4 << 20, // read into memory up to this; beyond, the body streams
+		ReadTimeout:           60 * time.Second,
+		IdleTimeout:           75 * time.Second,
+		Logger:                fasthttpLogger{srv.log.With().Str("component", "http").Logger()},
+		ErrorHandler: func(ctx *fasthttp.RequestCtx, err error) {
+			srv.log.Info().Err(err).Str("remote", ctx.RemoteAddr().String()).Msg("refused a malformed request")
+			ctx.Error("400 Bad Request\n", fasthttp.StatusBadRequest)
+		},
+	}
+}
+
+// run serves until ctx ends, then shuts down gracefully: listeners close, WebSocket clients are
+// told to reconnect elsewhere (4200), and in-flight requests get ShutdownTimeout to finish.
+func (srv *server) run(ctx context.Context) error {
+	errc := make(chan error, len(srv.listeners)+1)
+	for _, bl := range srv.listeners {
+		srv.log.Info().Str("listener", bl.name).Str("addr", bl.ln.Addr().String()).Msg("listening")
+		go func() { errc <- bl.srv.Serve(bl.ln) }()
+	}
+	if srv.admin != nil {
+		srv.log.Info().Str("listener", "admin").Str("addr", srv.adminLn.Addr().String()).Msg("admin listening")
+		go func() { errc <- srv.admin.Serve(srv.adminLn) }()
+	}
+	if srv.tls != nil {
+		go srv.tls.Run(ctx)
+	}
+	if err := srv.writePidFile(); err != nil {
+		srv.log.Warn().Err(err).Str("file", srv.settings.PidFile).Msg("cannot write the pid file")
+	}
+	srv.ready.Store(true)
+	announceReady(srv.log)
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+		srv.log.Info().Msg("shutting down: closing listeners, asking WebSocket clients to reconnect")
+	case runErr = <-errc:
+		srv.log.Error().Err(runErr).Msg("a listener failed; shutting down")
+	}
+	srv.ready.Store(false)
+	srv.shutdown()
+	return runErr
+}
+
+func (srv *server) shutdown() {
+	ctx, cancel := context.WithTimeout(context.Background(), srv.settings.ShutdownTimeout)
+	defer cancel()
+	var wg sync.WaitGroup
+	for _, bl := range srv.listeners {
+		wg.Go(func() {
+			if err := bl.srv.ShutdownWithContext(ctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+				srv.log.Warn().Err(err).Str("listener", bl.name).Msg("shutdown")
+			}
+		})
+	}
+	// fasthttp neither waits for nor closes hijacked connections: the hub closes its sockets.
+	wg.Go(func() {
+		if err := srv.pusher.Shutdown(ctx); err != nil {
+			srv.log.Warn().Err(err).Msg("pusher shutdown")
+		}
+	})
+	wg.Wait()
+	if err := srv.proxy.Close(); err != nil {
+		srv.log.Warn().Err(err).Msg("proxy close")
+	}
+	if srv.admin != nil {
+		_ = srv.admin.Shutdown()
+	}
+	srv.removePidFile()
+	srv.log.Info().Msg("stopped")
+}
+
+func (srv *server) writePidFile() error {
+	if srv.settings.PidFile == "" {
+		return nil
+	}
+	return os.WriteFile(srv.settings.PidFile, []byte(strconv.Itoa(os.Getpid())+"\n"), 0o644)
+}
+
+// removePidFile deletes the pid file unless a newer process has written its own pid there.
+func (srv *server) removePidFile() {
+	if srv.settings.PidFile == "" || srv.upgrading.Load() {
+		return
+	}
+	raw, err := os.ReadFile(srv.settings.PidFile)
+	if err == nil && strings.TrimSpace(string(raw)) == strconv.Itoa(os.Getpid()) {
+		os.Remove(srv.settings.PidFile)
+	}
+}
+
+// reload re-reads every layer on SIGHUP and applies what can change without dropping a
+// connection: apps, origins and limits, and certificates. Listener addresses need a restart.
+func (srv *server) reload(args []string) {
+	s, err := loadSettings(args, envLookup, io.Discard)
+	if err != nil {
+		srv.log.Error().Err(err).Msg("reload refused: the new configuration is invalid; keeping the running one")
+		return
+	}
+	if s.devCredentials {
+		s.Pusher.Apps = srv.settings.Pusher.Apps // keep this run's generated credentials
+	}
+	if err := srv.pusher.Reload(s.Pusher); err != nil {
+		srv.log.Error().Err(err).Msg("reload of apps refused; keeping the running ones")
+		return
+	}
+	if srv.tls != nil {
+		if err := srv.tls.Reload(); err != nil {
+			srv.log.Error().Err(err).Msg("certificate reload failed; keeping the loaded certificates")
+		}
+	}
+	if s.Listen != srv.settings.Listen || s.Admin != srv.settings.Admin || s.TLS.HTTPSAddr != srv.settings.TLS.HTTPSAddr {
+		srv.log.Warn().Msg("listener addresses changed: they apply after a restart")
+	}
+	srv.settings.Pusher = s.Pusher
+	srv.log.Info().Int("apps", len(s.Pusher.Apps)).Msg("configuration reloaded")
+}
+
+func (srv *server) closeListeners() {
+	for _, bl := range srv.listeners {
+		bl.ln.Close()
+	}
+	if srv.adminLn != nil {
+		srv.adminLn.Close()
+	}
+}
+
+// fasthttpLogger sends fasthttp's own messages (accept errors and the like) to zerolog.
+type fasthttpLogger struct{ log zerolog.Logger }
+
+func (l fasthttpLogger) Printf(format string, args ...any) { l.log.Warn().Msgf(format, args...) }
+
+func printDevCredentials(w io.Writer, s settings) {
+	a := s.Pusher.Apps[0]
+	host, port, _ := net.SplitHostPort(s.Listen)
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "127.0.0.1"
+	}
+	fmt.Fprintf(w, `
+No app configured (REVERB_APP_ID/KEY/SECRET, --env-file or --app-*): using development credentials
+generated for this run. Put these lines in your Laravel .env to connect Echo and the broadcaster:
+
+BROADCAST_CONNECTION=reverb
+REVERB_APP_ID=%s
+REVERB_APP_KEY=%s
+REVERB_APP_SECRET=%s
+REVERB_HOST=%s
+REVERB_PORT=%s
+REVERB_SCHEME=http
+
+VITE_REVERB_APP_KEY="${REVERB_APP_KEY}"
+VITE_REVERB_HOST="${REVERB_HOST}"
+VITE_REVERB_PORT="${REVERB_PORT}"
+VITE_REVERB_SCHEME="${REVERB_SCHEME}"
+
+`, a.ID, a.Key, a.Secret, host, port)
+}

@@ -1,0 +1,148 @@
+package main
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// Zero-downtime binary upgrade (replaces `php artisan reverb:restart`).
+//
+// On SIGUSR2 the running process starts its executable again with the same arguments. Every
+// listener is bound with SO_REUSEPORT, so the new process binds the same ports while the old one
+// still serves. When the new one is listening it says so on an inherited pipe; only then does the
+// old one stop accepting and send its WebSocket clients 4200 (reconnect), which lands them on the
+// new process. If the new process fails to come up, the old one keeps serving and logs why.
+//
+// Under systemd (Type=notify, NotifyAccess=all) the new process announces itself as MAINPID.
+
+// upgradeEnv names the inherited pipe's descriptor in the new process.
+const upgradeEnv = "FRONTDOOR_UPGRADE_FD"
+
+// upgradeTimeout bounds how long the old process waits for the new one to listen.
+const upgradeTimeout = 30 * time.Second
+
+// startUpgrade runs the new process and waits until it listens. A nil error means the caller
+// should drain and exit.
+func startUpgrade(args []string, log zerolog.Logger) error {
+	exe, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("finding the executable: %w", err)
+	}
+	r, w, err := os.Pipe()
+	if err != nil {
+		return err
+	}
+	defer r.Close()
+	cmd := exec.Command(exe, append([]string{"serve"}, args...)...)
+	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+	cmd.Env = append(os.Environ(), upgradeEnv+"=3")
+	cmd.ExtraFiles = []*os.File{w} // descriptor 3 in the child
+	if err := cmd.Start(); err != nil {
+		w.Close()
+		return fmt.Errorf("starting %s: %w", exe, err)
+	}
+	w.Close()
+	log.Info().Int("pid", cmd.Process.Pid).Str("exe", exe).Msg("upgrade: new process started, waiting for it to listen")
+
+	ready := make(chan error, 1)
+	go func() {
+		line, err := bufio.NewReader(r).ReadString('\n')
+		if err == nil && strings.TrimSpace(line) == "ready" {
+			ready <- nil
+			return
+		}
+		ready <- errors.New("the new process exited before listening (its log says why)")
+	}()
+	select {
+	case err := <-ready:
+		if err != nil {
+			_ = cmd.Wait()
+			return err
+		}
+	case <-time.After(upgradeTimeout):
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		return fmt.Errorf("the new process did not listen within %s", upgradeTimeout)
+	}
+	go func() { _ = cmd.Process.Release() }()
+	return nil
+}
+
+// announceReady tells whoever waits that this process serves: the old process of an upgrade
+// (through the inherited pipe) and systemd (sd_notify READY=1, and MAINPID after an upgrade).
+func announceReady(log zerolog.Logger) {
+	upgraded := false
+	if fd := os.Getenv(upgradeEnv); fd != "" {
+		os.Unsetenv(upgradeEnv)
+		if n, err := strconv.Atoi(fd); err == nil {
+			f := os.NewFile(uintptr(n), "upgrade-pipe")
+			_, _ = io.WriteString(f, "ready\n")
+			f.Close()
+			upgraded = true
+		}
+	}
+	state := "READY=1"
+	if upgraded {
+		state = fmt.Sprintf("MAINPID=%d\nREADY=1", os.Getpid())
+	}
+	if err := sdNotify(state); err != nil {
+		log.Warn().Err(err).Msg("systemd notification failed")
+	}
+}
+
+// sdNotify implements the tiny part of sd_notify(3) frontdoor needs: one datagram to
+// $NOTIFY_SOCKET. Outside systemd it does nothing.
+func sdNotify(state string) error {
+	addr := os.Getenv("NOTIFY_SOCKET")
+	if addr == "" {
+		return nil
+	}
+	if addr[0] == '@' {
+		addr = "\x00" + addr[1:] // abstract socket
+	}
+	conn, err := net.DialUnix("unixgram", nil, &net.UnixAddr{Name: addr, Net: "unixgram"})
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	_, err = conn.Write([]byte(state))
+	return err
+}
+
+// cmdRestart asks a running frontdoor to replace itself with the binary now on disk.
+func cmdRestart(args []string, stdout, stderr io.Writer) int {
+	fs := newFlagSet("restart", stderr)
+	pidFile := fs.String("pid-file", "/run/frontdoor.pid", "`file` the running server wrote with --pid-file")
+	pid := fs.Int("pid", 0, "process id of the running server (instead of --pid-file)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *pid == 0 {
+		raw, err := os.ReadFile(*pidFile)
+		if err != nil {
+			fmt.Fprintf(stderr, "frontdoor restart: %v (start serve with --pid-file, or pass --pid)\n", err)
+			return 2
+		}
+		if *pid, err = strconv.Atoi(strings.TrimSpace(string(raw))); err != nil {
+			fmt.Fprintf(stderr, "frontdoor restart: %s: invalid pid %q\n", *pidFile, strings.TrimSpace(string(raw)))
+			return 2
+		}
+	}
+	if err := syscall.Kill(*pid, syscall.SIGUSR2); err != nil {
+		fmt.Fprintf(stderr, "frontdoor restart: signalling pid %d: %v\n", *pid, err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "asked pid %d to upgrade: it starts the new binary and drains once that one listens (see its log)\n", *pid)
+	return 0
+}
