@@ -12,6 +12,7 @@ type ParseError struct {
 	Line   int
 	Key    string // the variable name when it could be read, else ""
 	Reason string // what is wrong, with the way to write it instead
+	Fix    string // the line rewritten when there is one obvious way, else ""
 }
 
 func (e *ParseError) Error() string {

@@ -201,7 +201,11 @@ func parseEntry(text string) (parsedEntry, *ParseError) {
 	}
 	v, vars, reason := parseValue(value)
 	if reason != "" {
-		return parsedEntry{}, &ParseError{Key: name, Reason: reason}
+		pe := &ParseError{Key: name, Reason: reason}
+		if strings.HasPrefix(reason, "an unquoted value") {
+			pe.Fix = name + `="` + escapeDouble(stripComment(value)) + `"`
+		}
+		return parsedEntry{}, pe
 	}
 	e.Value, e.vars = v, vars
 	return e, nil
@@ -320,7 +324,7 @@ func parseValue(value string) (string, []int, string) {
 			case state == stAfterQuote:
 				return "", nil, `text after the closing quote: a comment needs " #", anything else belongs inside the quotes`
 			default:
-				return "", nil, fmt.Sprintf(`an unquoted value cannot contain spaces: quote it, e.g. "%s"`, escapeDouble(firstLine(value)))
+				return "", nil, fmt.Sprintf(`an unquoted value cannot contain spaces: quote it, e.g. "%s"`, escapeDouble(value))
 			}
 		case stComment:
 			return sb.String(), vars, ""
@@ -338,6 +342,16 @@ func escape(s string) string {
 		return fmt.Sprintf("%q", s)
 	}
 	return s
+}
+
+// stripComment cuts an unquoted value at a " #" comment, for suggested rewrites.
+func stripComment(v string) string {
+	for i := 1; i < len(v); i++ {
+		if v[i] == '#' && isSpace(v[i-1]) {
+			return strings.TrimRight(v[:i], " \t")
+		}
+	}
+	return v
 }
 
 // escapeDouble writes s as the inside of a phpdotenv double-quoted value.

@@ -108,7 +108,7 @@ func TestParseErrors(t *testing.T) {
 		key    string
 		reason string // substring
 	}{
-		{"unquoted spaces", "A=1\nFOO=bar baz\n", 2, "FOO", `quote it, e.g. "bar baz"`},
+		{"unquoted spaces", "A=1\nFOO=bar baz # c\n", 2, "FOO", `quote it, e.g. "bar baz # c"`},
 		{"stray equals", "\n\n=\n", 3, "", "name is missing"},
 		{"invalid name", "FOO_ASD!=BAZ", 1, "", `invalid variable name "FOO_ASD!"`},
 		{"dash in name", "MY-VAR=1", 1, "", "invalid variable name"},
@@ -135,6 +135,9 @@ func TestParseErrors(t *testing.T) {
 			}
 			if f == nil {
 				t.Fatal("no partial file returned with the error")
+			}
+			if tt.name == "unquoted spaces" && pe.Fix != `FOO="bar baz"` {
+				t.Fatalf("Fix = %q", pe.Fix)
 			}
 		})
 	}

@@ -1,0 +1,8 @@
+<?php
+
+return [
+
+    'default' => env('BROADCAST_DRIVER', 'null'),
+
+    'connections' => [],
+];

@@ -1,0 +1,1 @@
+(()=>{var e="You must pass your app key when you instantiate Pusher.";window.Echo=new Echo({broadcaster:"reverb",key:"oldkeyoldkeyoldkey00",wsHost:"app.example.com",wsPort:"443",wssPort:"443",forceTLS:!0})})();
