@@ -97,7 +97,11 @@ func (lc *liveCheck) run(ctx context.Context, target *url.URL, explicit bool) []
 		return lc.findings
 	}
 	lc.checkWebSocket(ctx, target, tlsConf, key)
-	_, _ = id, secret // the signed API check lands with package pusher's SignAPIRequest
+	if id == "" || secret == "" {
+		lc.add(Info, "live-credentials-missing", "the .env has no app id or secret, so the signed API check was skipped", "")
+		return lc.findings
+	}
+	lc.checkAPI(target, tlsConf, id, key, secret)
 	return lc.findings
 }
 

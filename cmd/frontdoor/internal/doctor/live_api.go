@@ -1,0 +1,55 @@
+package doctor
+
+import (
+	"bytes"
+	"crypto/tls"
+	"fmt"
+	"net/url"
+
+	"github.com/valyala/fasthttp"
+
+	"github.com/frontdoorhq/frontdoor/pusher"
+)
+
+// checkAPI makes the request a broadcaster makes, signed with the .env's secret
+// (pusher-protocol.md §8.2): GET {prefix}/apps/{id}/channels. The signed path never includes
+// the prefix, as the PHP SDK signs it. 200 proves the publisher's id, key and secret match the
+// server's app.
+func (lc *liveCheck) checkAPI(target *url.URL, tlsConf *tls.Config, id, key, secret string) {
+	apiPath := "/apps/" + url.PathEscape(id) + "/channels"
+	params := pusher.SignAPIRequest(key, secret, "GET", apiPath, nil, nil, lc.opts.now())
+	reqURL := target.Scheme + "://" + hostPort(target) + target.Path + apiPath + "?" + params.Encode()
+
+	client := &fasthttp.Client{TLSConfig: tlsConf, ReadTimeout: lc.opts.Timeout, WriteTimeout: lc.opts.Timeout, NoDefaultUserAgentHeader: true}
+	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseRequest(req)
+	defer fasthttp.ReleaseResponse(resp)
+	req.SetRequestURI(reqURL)
+	req.Header.SetMethod(fasthttp.MethodGet)
+	req.Header.Set("User-Agent", "frontdoor-doctor")
+	if err := client.DoTimeout(req, resp, lc.opts.Timeout); err != nil {
+		lc.add(Error, "api-failed", fmt.Sprintf("signed GET %s%s failed: %v", target.Path, apiPath, err), "")
+		return
+	}
+	body := bytes.TrimSpace(resp.Body())
+	if len(body) > 300 {
+		body = append(body[:300:300], "…"...)
+	}
+	status := resp.StatusCode()
+	html := bytes.Contains(resp.Header.ContentType(), []byte("html"))
+	switch {
+	case status == fasthttp.StatusOK && !html:
+		lc.add(Info, "api-ok", fmt.Sprintf("signed GET %s%s accepted: the server has app %s with this key and secret, so the broadcaster's publishes will be accepted", target.Path, apiPath, id), "")
+	case status == fasthttp.StatusUnauthorized:
+		lc.add(Error, "api-signature-rejected", fmt.Sprintf("the server refused a request signed with the .env's secret (401: %s): the broadcaster's REVERB_APP_SECRET (or key) differs from the server's, so every publish fails with \"Pusher error\"", body),
+			"give the server and Laravel the same REVERB_APP_KEY and REVERB_APP_SECRET (frontdoor serve --env-file .env reads them), then php artisan config:cache if the config is cached")
+	case html || status == fasthttp.StatusNotFound && !bytes.HasPrefix(body, []byte("{")):
+		lc.add(Error, "api-not-routed", fmt.Sprintf("GET %s%s answered HTTP %d with a page, not the Pusher API: /apps/ does not reach the server (the broadcaster would log \"Pusher error\" with this page)", target.Path, apiPath, status),
+			"route /apps/ to the WebSocket server; with frontdoor in front it is built in (check REVERB_SERVER_PATH matches its --path-prefix)")
+	case status == fasthttp.StatusNotFound:
+		lc.add(Error, "api-app-unknown", fmt.Sprintf("the server has no app with id %q (404: %s)", id, body),
+			"give the server and Laravel the same REVERB_APP_ID")
+	default:
+		lc.add(Error, "api-failed", fmt.Sprintf("signed GET %s%s answered HTTP %d: %s", target.Path, apiPath, status, body), "")
+	}
+}
