@@ -64,6 +64,7 @@ type Conn struct {
 	closed    bool // fd closed
 
 	closeOnce sync.Once
+	pending   []byte // bytes read before Start, fed to the parser first
 }
 
 // hijacked is fasthttp's hijacked connection: its Read goes through fasthttp's 4 KB buffered
@@ -73,7 +74,7 @@ type hijacked interface {
 	UnsafeConn() net.Conn
 }
 
-// Adopt takes over an upgraded connection and starts its one read goroutine. When nc comes from
+// Adopt takes over an upgraded connection; Start begins reading. When nc comes from
 // fasthttp's Hijack, bytes fasthttp already buffered are fed to the parser first and the raw
 // socket is used from then on, so fasthttp's reader (4 KB) is not kept alive by an idle socket.
 func Adopt(nc net.Conn, h Handler, opts Options, f *Flusher) *Conn {
@@ -99,8 +100,16 @@ func Adopt(nc net.Conn, h Handler, opts Options, f *Flusher) *Conn {
 		}
 	}
 	c.touch()
-	go c.readLoop(pending)
+	c.pending = pending
 	return c
+}
+
+// Start launches the conn's one read goroutine. It is separate from Adopt so the caller can
+// finish wiring its Handler before the first message can arrive.
+func (c *Conn) Start() {
+	pending := c.pending
+	c.pending = nil
+	go c.readLoop(pending)
 }
 
 // drainBuffered returns what fasthttp's reader holds beyond the upgrade request, without waiting

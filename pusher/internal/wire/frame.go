@@ -23,7 +23,12 @@ func (op Opcode) isControl() bool { return op&0x8 != 0 }
 // AppendFrame appends one unmasked, final server frame. The result is meant to be built once per
 // publish and shared by every recipient (DESIGN "Encode once, write many").
 func AppendFrame(dst []byte, op Opcode, payload []byte) []byte {
-	n := len(payload)
+	return append(AppendHeader(dst, op, len(payload)), payload...)
+}
+
+// AppendHeader appends the header of an unmasked, final server frame with an n-byte payload, for
+// callers that build the payload in place after it.
+func AppendHeader(dst []byte, op Opcode, n int) []byte {
 	b0 := 0x80 | byte(op)
 	switch {
 	case n <= 125:
@@ -34,7 +39,7 @@ func AppendFrame(dst []byte, op Opcode, payload []byte) []byte {
 		dst = append(dst, b0, 127)
 		dst = binary.BigEndian.AppendUint64(dst, uint64(n))
 	}
-	return append(dst, payload...)
+	return dst
 }
 
 // AppendClose appends a close frame. The reason is cut to 123 bytes on a rune boundary, because a

@@ -1,0 +1,128 @@
+package pusher
+
+import (
+	"bytes"
+	"encoding/json"
+	"io"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// apiRequest is one authenticated HTTP API call, handed to an endpoint handler.
+type apiRequest struct {
+	ctx  *fasthttp.RequestCtx
+	app  *App
+	body []byte
+	q    url.Values
+}
+
+// HandleAPI serves {prefix}/apps/{id}/... (§8): 404 unknown app, 405 wrong method, 413 body over
+// the limit, 401 signature, then the endpoint. Every error has a JSON body {"error": "..."}.
+func (s *Server) HandleAPI(ctx *fasthttp.RequestCtx) {
+	full := string(ctx.Path())
+	rest := strings.TrimPrefix(full, s.prefix+"/apps/")
+	id, route, _ := strings.Cut(rest, "/")
+	endpoint, method, handler := s.route(route)
+	status := s.serveAPI(ctx, id, route, endpoint, method, handler)
+	s.stats.apiRequest(endpoint, status)
+}
+
+func (s *Server) serveAPI(ctx *fasthttp.RequestCtx, id, route, endpoint, method string, h func(*apiRequest) int) int {
+	app := s.appByID(id)
+	if app == nil {
+		return jsonError(ctx, fasthttp.StatusNotFound, "Unknown app id "+truncate(id, 64))
+	}
+	if h == nil {
+		return jsonError(ctx, fasthttp.StatusNotFound, "Unknown API endpoint /apps/"+id+"/"+truncate(route, 100))
+	}
+	if string(ctx.Method()) != method {
+		ctx.Response.Header.Set("Allow", method)
+		return jsonError(ctx, fasthttp.StatusMethodNotAllowed, endpoint+" accepts "+method+" only")
+	}
+	cfg := app.config()
+	body, tooBig := readBody(ctx, cfg.MaxRequestBytes)
+	if tooBig {
+		return jsonError(ctx, fasthttp.StatusRequestEntityTooLarge, "Request body over "+itoa(cfg.MaxRequestBytes)+" bytes")
+	}
+	q := url.Values{}
+	for k, v := range ctx.QueryArgs().All() {
+		q.Add(string(k), string(v))
+	}
+	// The SDKs sign the path without the mount prefix (§8.2).
+	signedPath := "/apps/" + id + "/" + route
+	if err := verifyAPIRequest(cfg.Key, cfg.Secret, method, signedPath, q, body, time.Now()); err != nil {
+		s.stats.refused("api_signature")
+		s.log.Info().Str("app", cfg.ID).Str("endpoint", endpoint).Str("reason", "api_signature").Msg(err.Error())
+		return jsonError(ctx, fasthttp.StatusUnauthorized, err.Error())
+	}
+	return h(&apiRequest{ctx: ctx, app: app, body: body, q: q})
+}
+
+// route maps the path after /apps/{id}/ to an endpoint (Reverb's controller list, §8).
+func (s *Server) route(route string) (endpoint, method string, h func(*apiRequest) int) {
+	switch {
+	case route == "events":
+		return "events", "POST", s.apiEvents
+	case route == "batch_events":
+		return "batch_events", "POST", s.apiBatchEvents
+	case route == "channels":
+		return "channels", "GET", s.apiChannels
+	case route == "connections":
+		return "connections", "GET", s.apiConnections
+	case strings.HasPrefix(route, "channels/") && strings.HasSuffix(route, "/users"):
+		return "channel_users", "GET", s.apiChannelUsers
+	case strings.HasPrefix(route, "channels/"):
+		return "channel", "GET", s.apiChannel
+	case strings.HasPrefix(route, "users/") && strings.HasSuffix(route, "/terminate_connections"):
+		return "terminate_connections", "POST", s.apiTerminate
+	}
+	return "unknown", "", nil
+}
+
+// readBody reads at most limit bytes; a larger body is refused without being read whole.
+func readBody(ctx *fasthttp.RequestCtx, limit int) ([]byte, bool) {
+	if cl := ctx.Request.Header.ContentLength(); cl > limit {
+		return nil, true
+	}
+	if stream := ctx.RequestBodyStream(); stream != nil {
+		b, err := io.ReadAll(io.LimitReader(stream, int64(limit)+1))
+		if err != nil || len(b) > limit {
+			return nil, true
+		}
+		return b, false
+	}
+	b := ctx.PostBody()
+	return b, len(b) > limit
+}
+
+func jsonError(ctx *fasthttp.RequestCtx, status int, msg string) int {
+	ctx.SetStatusCode(status)
+	ctx.SetContentType("application/json")
+	b := append(appendJSONString([]byte(`{"error":`), msg), "}\n"...)
+	ctx.SetBody(b)
+	return status
+}
+
+func jsonOK(ctx *fasthttp.RequestCtx, v any) int {
+	ctx.SetContentType("application/json")
+	b, _ := json.Marshal(v)
+	ctx.SetBody(append(b, '\n'))
+	return fasthttp.StatusOK
+}
+
+func itoa(n int) string { return string(appendInt(nil, n)) }
+
+// decodeStrict parses a JSON object body; any other shape is a 400.
+func decodeStrict(body []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(body))
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if dec.More() {
+		return io.ErrUnexpectedEOF
+	}
+	return nil
+}

@@ -1,0 +1,132 @@
+package pusher
+
+import (
+	"strings"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// apiChannels is GET /apps/{id}/channels (§8.5): occupied channels, optionally by prefix.
+func (s *Server) apiChannels(r *apiRequest) int {
+	prefix := r.q.Get("filter_by_prefix")
+	attrs := map[string]bool{}
+	for _, a := range strings.Split(r.q.Get("info"), ",") {
+		switch a = strings.TrimSpace(a); a {
+		case "":
+		case "user_count":
+			if !strings.HasPrefix(prefix, "presence-") {
+				return jsonError(r.ctx, fasthttp.StatusBadRequest, "info=user_count needs filter_by_prefix=presence-")
+			}
+			attrs[a] = true
+		case "subscription_count":
+			attrs[a] = true
+		default:
+			return jsonError(r.ctx, fasthttp.StatusBadRequest, "unknown info attribute "+truncate(a, 40)+" (user_count, subscription_count)")
+		}
+	}
+	out := map[string]map[string]int{}
+	for _, ch := range r.app.hub.channelsSnapshot() {
+		if !strings.HasPrefix(ch.name, prefix) {
+			continue
+		}
+		out[ch.name] = channelInfo(r.app, ch.name, attrs)
+	}
+	return jsonOK(r.ctx, map[string]any{"channels": out})
+}
+
+// apiChannel is GET /apps/{id}/channels/{name} (§8.5).
+func (s *Server) apiChannel(r *apiRequest) int {
+	name := strings.TrimPrefix(routeOf(r), "channels/")
+	if !validChannelName(name) {
+		return jsonError(r.ctx, fasthttp.StatusBadRequest, "invalid channel name "+truncate(name, 64))
+	}
+	typ := typeOf(name)
+	out := map[string]any{}
+	subs, users := 0, 0
+	if ch := r.app.hub.lookup(name); ch != nil {
+		subs, users = ch.counts()
+	}
+	out["occupied"] = subs > 0
+	for _, a := range strings.Split(r.q.Get("info"), ",") {
+		switch a = strings.TrimSpace(a); a {
+		case "":
+		case "user_count":
+			if typ.kind != kindPresence {
+				return jsonError(r.ctx, fasthttp.StatusBadRequest, "info=user_count is only valid for presence channels")
+			}
+			out["user_count"] = users
+		case "subscription_count":
+			if typ.kind == kindPresence {
+				return jsonError(r.ctx, fasthttp.StatusBadRequest, "info=subscription_count is not available for presence channels; use user_count")
+			}
+			out["subscription_count"] = subs
+		case "cache":
+			if !typ.cache {
+				return jsonError(r.ctx, fasthttp.StatusBadRequest, "info=cache is only valid for cache channels")
+			}
+			if c, ok := r.app.hub.getCache(name); ok {
+				out["cache"] = map[string]any{"data": c.data, "ttl": int(time.Until(c.expires).Seconds())}
+			} else {
+				out["cache"] = nil
+			}
+		default:
+			return jsonError(r.ctx, fasthttp.StatusBadRequest, "unknown info attribute "+truncate(a, 40))
+		}
+	}
+	return jsonOK(r.ctx, out)
+}
+
+// apiChannelUsers is GET /apps/{id}/channels/{name}/users (§8.5): presence channels only.
+func (s *Server) apiChannelUsers(r *apiRequest) int {
+	name := strings.TrimSuffix(strings.TrimPrefix(routeOf(r), "channels/"), "/users")
+	if !validChannelName(name) || typeOf(name).kind != kindPresence {
+		return jsonError(r.ctx, fasthttp.StatusBadRequest, "users are only listed for presence channels")
+	}
+	users := []map[string]string{}
+	if ch := r.app.hub.lookup(name); ch != nil {
+		for _, id := range ch.userIDs() {
+			users = append(users, map[string]string{"id": id})
+		}
+	}
+	return jsonOK(r.ctx, map[string]any{"users": users})
+}
+
+// apiConnections is Reverb's GET /apps/{id}/connections, kept for its users.
+func (s *Server) apiConnections(r *apiRequest) int {
+	return jsonOK(r.ctx, map[string]int64{"connections": r.app.conns.Load()})
+}
+
+// apiTerminate is POST /apps/{id}/users/{user}/terminate_connections (§7, §8.6): close the
+// union of sockets signed in as the user and sockets whose presence user_id is the user, with
+// 4009 (pusher-js does not reconnect on its own).
+func (s *Server) apiTerminate(r *apiRequest) int {
+	user := strings.TrimSuffix(strings.TrimPrefix(routeOf(r), "users/"), "/terminate_connections")
+	victims := map[*Socket]struct{}{}
+	for _, sock := range r.app.signedInSockets(user) {
+		victims[sock] = struct{}{}
+	}
+	r.app.sockets.Range(func(k, _ any) bool {
+		sock := k.(*Socket)
+		sock.mu.Lock()
+		for _, uid := range sock.subs {
+			if uid == user {
+				victims[sock] = struct{}{}
+				break
+			}
+		}
+		sock.mu.Unlock()
+		return true
+	})
+	for sock := range victims {
+		sock.closeWith(ErrTerminated)
+	}
+	return jsonOK(r.ctx, struct{}{})
+}
+
+// routeOf is the path after /apps/{id}/, without the mount prefix.
+func routeOf(r *apiRequest) string {
+	p := string(r.ctx.Path())
+	i := strings.Index(p, "/apps/"+r.app.config().ID+"/")
+	return p[i+len("/apps/"+r.app.config().ID+"/"):]
+}

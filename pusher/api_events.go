@@ -1,0 +1,209 @@
+package pusher
+
+import (
+	"encoding/json"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// eventBody is an API event (§8.3). Data is raw so a non-string data can be refused with 400.
+type eventBody struct {
+	Name     string          `json:"name"`
+	Data     json.RawMessage `json:"data"`
+	Channel  string          `json:"channel"`
+	Channels []string        `json:"channels"`
+	SocketID string          `json:"socket_id"`
+	Info     string          `json:"info"`
+}
+
+var socketIDPattern = regexp.MustCompile(`^\d+\.\d+$`)
+
+// maxChannelsPerEvent is the per-publish channel limit (§8.7); Laravel chunks by 100.
+const maxChannelsPerEvent = 100
+
+// apiError is an endpoint refusal: status and message.
+type apiError struct {
+	status int
+	msg    string
+}
+
+// validate applies §8.3's table in order and returns the channels and the data string.
+func (e *eventBody) validate(cfg *AppConfig) ([]string, string, *apiError) {
+	if e.Name == "" || len(e.Name) > maxEventName {
+		return nil, "", &apiError{400, "name must be a string of 1 to 200 characters"}
+	}
+	var data string
+	if err := json.Unmarshal(e.Data, &data); err != nil {
+		return nil, "", &apiError{400, "data must be a string (JSON-encode objects before sending)"}
+	}
+	if len(data) > cfg.MaxEventBytes {
+		return nil, "", &apiError{413, "data is over " + itoa(cfg.MaxEventBytes) + " bytes"}
+	}
+	channels := e.Channels
+	if e.Channel != "" {
+		channels = append([]string{e.Channel}, channels...)
+	}
+	if len(channels) == 0 || len(channels) > maxChannelsPerEvent {
+		return nil, "", &apiError{400, "channels must list 1 to 100 channels"}
+	}
+	encrypted := false
+	for _, c := range channels {
+		if !validChannelName(c) {
+			return nil, "", &apiError{400, "invalid channel name " + truncate(c, 64)}
+		}
+		encrypted = encrypted || typeOf(c).kind == kindEncrypted
+	}
+	if encrypted && len(channels) > 1 {
+		return nil, "", &apiError{400, "an encrypted channel cannot be published to together with other channels"}
+	}
+	if e.SocketID != "" && !socketIDPattern.MatchString(e.SocketID) {
+		return nil, "", &apiError{400, "socket_id must look like 1234.5678"}
+	}
+	if _, err := parseInfo(e.Info, channels); err != nil {
+		return nil, "", err
+	}
+	return channels, data, nil
+}
+
+// parseInfo checks the info attributes against every channel (§8.3, §8.5).
+func parseInfo(info string, channels []string) (map[string]bool, *apiError) {
+	attrs := map[string]bool{}
+	if info == "" {
+		return attrs, nil
+	}
+	for _, a := range strings.Split(info, ",") {
+		a = strings.TrimSpace(a)
+		switch a {
+		case "user_count":
+			for _, c := range channels {
+				if typeOf(c).kind != kindPresence {
+					return nil, &apiError{400, "info=user_count is only valid for presence channels (" + truncate(c, 64) + " is not one)"}
+				}
+			}
+		case "subscription_count":
+		case "":
+			continue
+		default:
+			return nil, &apiError{400, "unknown info attribute " + truncate(a, 40) + " (user_count, subscription_count)"}
+		}
+		attrs[a] = true
+	}
+	return attrs, nil
+}
+
+func (s *Server) apiEvents(r *apiRequest) int {
+	var e eventBody
+	if err := decodeStrict(r.body, &e); err != nil {
+		return jsonError(r.ctx, fasthttp.StatusBadRequest, "body is not a JSON event object: "+err.Error())
+	}
+	cfg := r.app.config()
+	channels, data, aerr := e.validate(cfg)
+	if aerr != nil {
+		return jsonError(r.ctx, aerr.status, aerr.msg)
+	}
+	s.publish(r.app, e.Name, channels, data, e.SocketID)
+	if e.Info == "" {
+		return jsonOK(r.ctx, struct{}{})
+	}
+	attrs, _ := parseInfo(e.Info, channels)
+	out := map[string]map[string]int{}
+	for _, c := range channels {
+		out[c] = channelInfo(r.app, c, attrs)
+	}
+	return jsonOK(r.ctx, map[string]any{"channels": out})
+}
+
+func (s *Server) apiBatchEvents(r *apiRequest) int {
+	var b struct {
+		Batch []eventBody `json:"batch"`
+	}
+	if err := decodeStrict(r.body, &b); err != nil {
+		return jsonError(r.ctx, fasthttp.StatusBadRequest, "body is not {\"batch\":[…]}: "+err.Error())
+	}
+	if len(b.Batch) == 0 || len(b.Batch) > 10 {
+		return jsonError(r.ctx, fasthttp.StatusBadRequest, "batch must hold 1 to 10 events")
+	}
+	cfg := r.app.config()
+	type checked struct {
+		channels []string
+		data     string
+	}
+	all := make([]checked, len(b.Batch))
+	withInfo := false
+	for i := range b.Batch {
+		e := &b.Batch[i]
+		if len(e.Channels) > 0 {
+			return jsonError(r.ctx, fasthttp.StatusBadRequest, "batch["+itoa(i)+"]: each batch event names one channel")
+		}
+		channels, data, aerr := e.validate(cfg)
+		if aerr != nil {
+			return jsonError(r.ctx, aerr.status, "batch["+itoa(i)+"]: "+aerr.msg)
+		}
+		all[i] = checked{channels, data}
+		withInfo = withInfo || e.Info != ""
+	}
+	for i, c := range all {
+		s.publish(r.app, b.Batch[i].Name, c.channels, c.data, b.Batch[i].SocketID)
+	}
+	if !withInfo {
+		return jsonOK(r.ctx, struct{}{})
+	}
+	infos := make([]map[string]int, len(all))
+	for i, c := range all {
+		attrs, _ := parseInfo(b.Batch[i].Info, c.channels)
+		infos[i] = channelInfo(r.app, c.channels[0], attrs)
+	}
+	return jsonOK(r.ctx, map[string]any{"batch": infos})
+}
+
+// publish delivers one event to each channel: the frame is built once per channel and the same
+// bytes go to every subscriber (DESIGN "Encode once, write many").
+func (s *Server) publish(app *App, name string, channels []string, data, socketID string) {
+	var except *Socket
+	if socketID != "" {
+		if v, ok := s.byID.Load(socketID); ok && v.(*Socket).app == app {
+			except = v.(*Socket)
+		}
+	}
+	cfg := app.config()
+	app.stats.apiEvents.Add(1)
+	for _, c := range channels {
+		frame := eventFrame(name, c, data, "")
+		typ := typeOf(c)
+		if typ.cache {
+			app.hub.setCache(c, frame, data, time.Duration(cfg.CacheTTL)*time.Second)
+		}
+		n := 0
+		if typ.kind == kindServerToUser {
+			// sendToUser: every socket signed in as the user, subscribed or not (§7).
+			for _, sock := range app.signedInSockets(strings.TrimPrefix(c, "#server-to-user-")) {
+				if sock != except {
+					sock.send(frame)
+					n++
+				}
+			}
+		} else if ch := app.hub.lookup(c); ch != nil {
+			n = ch.broadcast(frame, except)
+		}
+		app.stats.messagesOut.Add(uint64(n))
+	}
+}
+
+// channelInfo answers the requested attributes for one channel.
+func channelInfo(app *App, name string, attrs map[string]bool) map[string]int {
+	out := map[string]int{}
+	subs, users := 0, 0
+	if ch := app.hub.lookup(name); ch != nil {
+		subs, users = ch.counts()
+	}
+	if attrs["user_count"] {
+		out["user_count"] = users
+	}
+	if attrs["subscription_count"] {
+		out["subscription_count"] = subs
+	}
+	return out
+}

@@ -1,0 +1,247 @@
+package pusher
+
+import (
+	"errors"
+	"fmt"
+	"path"
+	"strings"
+	"sync"
+	"sync/atomic"
+)
+
+// AppConfig is one Pusher app. The YAML keys are Reverb's option names (config/reverb.php), so
+// a Reverb user recognises them.
+type AppConfig struct {
+	ID     string `yaml:"id"`
+	Key    string `yaml:"key"`
+	Secret string `yaml:"secret"`
+	// Disabled refuses connections with 4003.
+	Disabled bool `yaml:"disabled"`
+	// RequireTLS refuses plain ws:// with 4000; pusher-js then retries over wss://.
+	RequireTLS bool `yaml:"require_tls"`
+	// MaxConnections caps the app's sockets (4004); zero means unlimited.
+	MaxConnections int `yaml:"max_connections"`
+	// MaxMessageSize is the largest inbound WebSocket message; larger ones close with 1009.
+	MaxMessageSize int `yaml:"max_message_size"`
+	// ActivityTimeout (seconds) is sent in connection_established; pusher-js pings after it.
+	ActivityTimeout int `yaml:"activity_timeout"`
+	// PingInterval (seconds) of silence before the server pings; 30 s more closes with 4201.
+	PingInterval int `yaml:"ping_interval"`
+	// AllowedOrigins are Origin host patterns with * wildcards (§1.2); ["*"] allows all.
+	AllowedOrigins []string `yaml:"allowed_origins"`
+	// AcceptClientEventsFrom is members (sender must be subscribed), all, or none (§6).
+	AcceptClientEventsFrom string `yaml:"accept_client_events_from"`
+	// ClientEventRate is client events per second per socket (4301 above it).
+	ClientEventRate int `yaml:"client_event_rate"`
+	// MaxPresenceMembers caps distinct users per presence channel; zero means unlimited.
+	MaxPresenceMembers int `yaml:"max_presence_members"`
+	// MaxPresenceUserBytes caps a member's user_info JSON; zero means unlimited.
+	MaxPresenceUserBytes int `yaml:"max_presence_user_bytes"`
+	// MaxEventBytes caps an API event's data (413 above it).
+	MaxEventBytes int `yaml:"max_event_bytes"`
+	// MaxRequestBytes caps an API request body (413 above it).
+	MaxRequestBytes int `yaml:"max_request_bytes"`
+	// CacheTTL (seconds) is how long a cache channel remembers its last event.
+	CacheTTL int `yaml:"cache_ttl"`
+	// SubscriptionCount sends pusher_internal:subscription_count on non-presence channels (§5.8).
+	SubscriptionCount bool `yaml:"subscription_count"`
+	// AuthorizationTimeout (seconds) closes sockets that neither sign in nor join a private or
+	// presence channel in time (4009, §7); zero disables it.
+	AuthorizationTimeout int `yaml:"authorization_timeout"`
+}
+
+// Config is the Pusher side of frontdoor.
+type Config struct {
+	// PathPrefix mounts /app and /apps under it ("" for none). API signatures are verified
+	// against the unprefixed path, as the SDKs sign it (§8.2).
+	PathPrefix string
+	Apps       []AppConfig
+	// MaxConnections caps sockets across all apps (4100); zero means unlimited.
+	MaxConnections int
+	// QueueBytes and QueueFrames bound each socket's send queue; a socket over either is closed
+	// as a slow consumer with 4100. Zero means 1 MiB and 4096 frames.
+	QueueBytes  int
+	QueueFrames int
+}
+
+// Defaults Reverb and Pusher document (§1.3, §3, §6, §8.7).
+const (
+	defaultMaxMessageSize  = 10000
+	defaultActivityTimeout = 30
+	defaultPingInterval    = 60
+	defaultClientEventRate = 10
+	defaultMaxEventBytes   = 10240
+	defaultMaxRequestBytes = 1 << 20
+	defaultCacheTTL        = 1800
+	pongTimeoutSeconds     = 30
+)
+
+// withDefaults fills zero fields with the documented defaults.
+func (a AppConfig) withDefaults() AppConfig {
+	setDefault := func(v *int, d int) {
+		if *v == 0 {
+			*v = d
+		}
+	}
+	setDefault(&a.MaxMessageSize, defaultMaxMessageSize)
+	setDefault(&a.ActivityTimeout, defaultActivityTimeout)
+	setDefault(&a.PingInterval, defaultPingInterval)
+	setDefault(&a.ClientEventRate, defaultClientEventRate)
+	setDefault(&a.MaxEventBytes, defaultMaxEventBytes)
+	setDefault(&a.MaxRequestBytes, defaultMaxRequestBytes)
+	setDefault(&a.CacheTTL, defaultCacheTTL)
+	if len(a.AllowedOrigins) == 0 {
+		a.AllowedOrigins = []string{"*"}
+	}
+	if a.AcceptClientEventsFrom == "" {
+		a.AcceptClientEventsFrom = "members"
+	}
+	return a
+}
+
+// Validate names the first bad key of every app and of the server settings.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.PathPrefix != "" && (!strings.HasPrefix(c.PathPrefix, "/") || strings.HasSuffix(c.PathPrefix, "/")) {
+		errs = append(errs, fmt.Errorf("path_prefix: invalid value %q: want a path like /ws (leading slash, no trailing slash)", c.PathPrefix))
+	}
+	if c.MaxConnections < 0 || c.QueueBytes < 0 || c.QueueFrames < 0 {
+		errs = append(errs, errors.New("max_connections, queue_bytes and queue_frames: must be ≥ 0"))
+	}
+	if len(c.Apps) == 0 {
+		errs = append(errs, errors.New("apps: none configured; set REVERB_APP_ID/KEY/SECRET or --app-id/--app-key/--app-secret"))
+	}
+	ids, keys := map[string]bool{}, map[string]bool{}
+	for i, a := range c.Apps {
+		at := func(key string) string { return fmt.Sprintf("apps[%d].%s", i, key) }
+		switch {
+		case a.ID == "":
+			errs = append(errs, fmt.Errorf("%s: empty; set it (REVERB_APP_ID, --app-id)", at("id")))
+		case ids[a.ID]:
+			errs = append(errs, fmt.Errorf("%s: %q is used by two apps", at("id"), a.ID))
+		case strings.ContainsAny(a.ID, "/?#"):
+			errs = append(errs, fmt.Errorf("%s: invalid value %q: it appears in URL paths, so no / ? #", at("id"), a.ID))
+		}
+		switch {
+		case a.Key == "":
+			errs = append(errs, fmt.Errorf("%s: empty; set it (REVERB_APP_KEY, --app-key)", at("key")))
+		case keys[a.Key]:
+			errs = append(errs, fmt.Errorf("%s: %q is used by two apps", at("key"), a.Key))
+		case strings.ContainsAny(a.Key, "/?#:"):
+			errs = append(errs, fmt.Errorf("%s: invalid value %q: it may not contain / ? # or a colon", at("key"), a.Key))
+		}
+		if a.Secret == "" {
+			errs = append(errs, fmt.Errorf("%s: empty; set it (REVERB_APP_SECRET, --app-secret)", at("secret")))
+		}
+		ids[a.ID], keys[a.Key] = true, true
+		for _, f := range []struct {
+			name string
+			v    int
+		}{{"max_connections", a.MaxConnections}, {"max_message_size", a.MaxMessageSize}, {"activity_timeout", a.ActivityTimeout},
+			{"ping_interval", a.PingInterval}, {"client_event_rate", a.ClientEventRate}, {"max_presence_members", a.MaxPresenceMembers},
+			{"max_presence_user_bytes", a.MaxPresenceUserBytes}, {"max_event_bytes", a.MaxEventBytes}, {"max_request_bytes", a.MaxRequestBytes},
+			{"cache_ttl", a.CacheTTL}, {"authorization_timeout", a.AuthorizationTimeout}} {
+			if f.v < 0 {
+				errs = append(errs, fmt.Errorf("%s: invalid value %d: want ≥ 0", at(f.name), f.v))
+			}
+		}
+		switch a.AcceptClientEventsFrom {
+		case "", "members", "all", "none":
+		default:
+			errs = append(errs, fmt.Errorf("%s: invalid value %q: want members, all or none", at("accept_client_events_from"), a.AcceptClientEventsFrom))
+		}
+		for _, o := range a.AllowedOrigins {
+			if _, err := path.Match(o, "x"); err != nil {
+				errs = append(errs, fmt.Errorf("%s: invalid pattern %q", at("allowed_origins"), o))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// App is one configured app at run time: its settings (swapped atomically on reload), its hub,
+// and its counters.
+type App struct {
+	cfg atomic.Pointer[AppConfig]
+	hub *Hub
+
+	conns atomic.Int64
+
+	// sockets holds every open socket: the janitor walks it, terminate_connections searches it.
+	sockets sync.Map // *Socket → struct{}
+
+	usersMu  sync.Mutex
+	signedIn map[string]map[*Socket]struct{} // user id → sockets signed in as that user (§7)
+
+	stats appCounters
+}
+
+func newApp(cfg AppConfig) *App {
+	a := &App{hub: newHub(), signedIn: map[string]map[*Socket]struct{}{}}
+	c := cfg.withDefaults()
+	a.cfg.Store(&c)
+	return a
+}
+
+func (a *App) config() *AppConfig { return a.cfg.Load() }
+
+// originAllowed matches the Origin header's host against the app's patterns (§1.2): "*" allows
+// everything; otherwise a missing Origin (a non-browser client) is refused.
+func (a *App) originAllowed(origin string) bool {
+	pats := a.config().AllowedOrigins
+	for _, p := range pats {
+		if p == "*" {
+			return true
+		}
+	}
+	if origin == "" {
+		return false
+	}
+	host := origin
+	if i := strings.Index(host, "://"); i >= 0 {
+		host = host[i+3:]
+	}
+	host, _, _ = strings.Cut(host, "/")
+	if h, _, ok := strings.Cut(host, ":"); ok && !strings.Contains(host, "]") {
+		host = h
+	}
+	host = strings.ToLower(host)
+	for _, p := range pats {
+		if ok, _ := path.Match(strings.ToLower(p), host); ok {
+			return true
+		}
+	}
+	return false
+}
+
+func (a *App) addSignedIn(user string, s *Socket) {
+	a.usersMu.Lock()
+	m := a.signedIn[user]
+	if m == nil {
+		m = map[*Socket]struct{}{}
+		a.signedIn[user] = m
+	}
+	m[s] = struct{}{}
+	a.usersMu.Unlock()
+}
+
+func (a *App) removeSignedIn(user string, s *Socket) {
+	a.usersMu.Lock()
+	if m := a.signedIn[user]; m != nil {
+		delete(m, s)
+		if len(m) == 0 {
+			delete(a.signedIn, user)
+		}
+	}
+	a.usersMu.Unlock()
+}
+
+func (a *App) signedInSockets(user string) []*Socket {
+	a.usersMu.Lock()
+	defer a.usersMu.Unlock()
+	out := make([]*Socket, 0, len(a.signedIn[user]))
+	for s := range a.signedIn[user] {
+		out = append(out, s)
+	}
+	return out
+}

@@ -1,0 +1,83 @@
+package pusher
+
+import "strconv"
+
+// Error is a Pusher protocol error. Its code decides what pusher-js does (§4):
+//
+//	4000–4099  do not reconnect unchanged (4001 unknown app, 4004 over quota, 4009 unauthorized)
+//	4100–4199  reconnect after backing off ≥ 1 s (4100 over capacity, slow consumer)
+//	4200–4299  reconnect at once (4200 restart, 4201 pong not received)
+//	4300–4399  errors sent only as pusher:error frames, never as close codes (4301 rate limit)
+//
+// Code 0 renders as "code":null, which Pusher uses for errors that do not touch the connection.
+type Error struct {
+	Code    int
+	Message string
+}
+
+func (e *Error) Error() string { return strconv.Itoa(e.Code) + " " + e.Message }
+
+// The errors the handshake and the event handlers send (§1.2, §4, §6, §7).
+var (
+	ErrTLSRequired       = &Error{4000, "Application only accepts SSL connections, reconnect using wss://"}
+	ErrAppNotFound       = &Error{4001, "Application does not exist"}
+	ErrAppDisabled       = &Error{4003, "Application disabled"}
+	ErrOverQuota         = &Error{4004, "Application is over connection quota"}
+	ErrUnsupportedProto  = &Error{4007, "Unsupported protocol version"}
+	ErrNoProtocol        = &Error{4008, "No protocol version supplied"}
+	ErrOriginNotAllowed  = &Error{4009, "Origin not allowed"}
+	ErrOverCapacity      = &Error{4100, "Over capacity"}
+	ErrRestarting        = &Error{4200, "Server is restarting, reconnect"}
+	ErrPongTimeout       = &Error{4201, "Pong reply not received"}
+	ErrClientEventsOff   = &Error{4301, "Client events are disabled for this app"}
+	ErrClientEventRate   = &Error{4301, "Client event rejected due to rate limit"}
+	ErrNotAuthorizedTime = &Error{4009, "Connection not authorized within timeout"}
+	ErrTerminated        = &Error{4009, "Connection terminated by the server (terminate_connections)"}
+)
+
+// appendErrorFrame renders e as a pusher:error frame payload (data is a JSON string, §2).
+func appendErrorFrame(dst []byte, code int, message string) []byte {
+	var inner []byte
+	inner = append(inner, `{"code":`...)
+	if code == 0 {
+		inner = append(inner, "null"...)
+	} else {
+		inner = strconv.AppendInt(inner, int64(code), 10)
+	}
+	inner = append(inner, `,"message":`...)
+	inner = appendJSONString(inner, message)
+	inner = append(inner, '}')
+	dst = append(dst, `{"event":"pusher:error","data":`...)
+	dst = appendJSONString(dst, string(inner))
+	return append(dst, '}')
+}
+
+// appendJSONString appends s as a JSON string. Frames are assembled by appending, so the publish
+// path builds its bytes in one buffer without reflection.
+func appendJSONString(dst []byte, s string) []byte {
+	const hex = "0123456789abcdef"
+	dst = append(dst, '"')
+	start := 0
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c >= 0x20 && c != '"' && c != '\\' {
+			continue
+		}
+		dst = append(dst, s[start:i]...)
+		switch c {
+		case '"', '\\':
+			dst = append(dst, '\\', c)
+		case '\n':
+			dst = append(dst, '\\', 'n')
+		case '\r':
+			dst = append(dst, '\\', 'r')
+		case '\t':
+			dst = append(dst, '\\', 't')
+		default:
+			dst = append(dst, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xF])
+		}
+		start = i + 1
+	}
+	dst = append(dst, s[start:]...)
+	return append(dst, '"')
+}

@@ -1,0 +1,300 @@
+package pusher
+
+import (
+	"bytes"
+	"encoding/json"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// decodeData reads a pusher:* event's data, which pusher-js sends as an object and some SDKs as a
+// JSON string holding the object (§2); both are accepted.
+func decodeData(raw json.RawMessage, v any) error {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) > 0 && raw[0] == '"' {
+		var s string
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return err
+		}
+		raw = []byte(s)
+	}
+	return json.Unmarshal(raw, v)
+}
+
+// rawString returns a field that should be a JSON string as that string; if a client sent an
+// object instead, its JSON text is used. Signatures cover these bytes as received (§5.3).
+func rawString(raw json.RawMessage) (string, bool) {
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || string(raw) == "null" {
+		return "", false
+	}
+	if raw[0] == '"' {
+		var s string
+		if json.Unmarshal(raw, &s) != nil {
+			return "", false
+		}
+		return s, true
+	}
+	return string(raw), true
+}
+
+type subscribeData struct {
+	Channel     string          `json:"channel"`
+	Auth        string          `json:"auth"`
+	ChannelData json.RawMessage `json:"channel_data"`
+}
+
+// subscriptionError answers a refused subscription on the channel, keeping the socket (§5.2):
+// pusher-js routes it to the channel, where Echo's .error() callback sees it.
+func (s *Socket) subscriptionError(channel, typ, msg string, status int) {
+	s.refuse("subscription_"+strings.ToLower(typ), channel+": "+msg)
+	inner := `{"type":` + string(appendJSONString(nil, typ)) + `,"error":` + string(appendJSONString(nil, msg)) + `,"status":` + strconv.Itoa(status) + `}`
+	s.send(eventFrame("pusher:subscription_error", channel, inner, ""))
+}
+
+// handleSubscribe implements §5.2–§5.6.
+func (s *Socket) handleSubscribe(raw json.RawMessage) {
+	var d subscribeData
+	if err := decodeData(raw, &d); err != nil || d.Channel == "" {
+		s.refuse("malformed_subscribe", "pusher:subscribe without data.channel")
+		s.sendError(0, "Invalid pusher:subscribe: data.channel is required")
+		return
+	}
+	name := d.Channel
+	if !validChannelName(name) {
+		s.subscriptionError(name, "InvalidChannel", "Invalid channel name: 1 to 200 characters of A-Z a-z 0-9 _ - = @ , . ;", 400)
+		return
+	}
+	typ := typeOf(name)
+	cfg := s.app.config()
+
+	var userID string
+	var userInfo []byte
+	switch typ.kind {
+	case kindServerToUser:
+		s.mu.Lock()
+		me := s.user
+		s.mu.Unlock()
+		if me == "" || name != "#server-to-user-"+me {
+			s.subscriptionError(name, "AuthError", "Only a socket signed in as this user may subscribe to its #server-to-user- channel", 401)
+			return
+		}
+	case kindPrivate, kindEncrypted:
+		if !verifyAuth(d.Auth, cfg.Key, cfg.Secret, s.id+":"+name) {
+			s.subscriptionError(name, "AuthError", "Invalid signature: expected HMAC SHA256 hex digest of "+s.id+":"+name, 401)
+			return
+		}
+	case kindPresence:
+		channelData, ok := rawString(d.ChannelData)
+		if !ok {
+			s.subscriptionError(name, "AuthError", "Presence channels need channel_data with a user_id", 401)
+			return
+		}
+		if !verifyAuth(d.Auth, cfg.Key, cfg.Secret, s.id+":"+name+":"+channelData) {
+			s.subscriptionError(name, "AuthError", "Invalid signature: expected HMAC SHA256 hex digest of "+s.id+":"+name+":<channel_data>", 401)
+			return
+		}
+		var err string
+		userID, userInfo, err = parseChannelData(channelData, cfg.MaxPresenceUserBytes)
+		if err != "" {
+			s.subscriptionError(name, "AuthError", err, 400)
+			return
+		}
+	}
+
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	s.mu.Unlock()
+
+	r, ch := s.app.hub.subscribe(name, typ, s, userID, userInfo, cfg.MaxPresenceMembers)
+	if r.limit {
+		s.subscriptionError(name, "LimitReached", "Presence channel is full ("+strconv.Itoa(cfg.MaxPresenceMembers)+" members)", 4004)
+		return
+	}
+	if !r.already {
+		s.mu.Lock()
+		if s.closed { // closed while subscribing: undo so the channel does not keep a dead socket
+			s.mu.Unlock()
+			s.app.hub.unsubscribe(name, s, userID)
+			return
+		}
+		s.subs[name] = userID
+		if typ.needsAuth() {
+			s.authorized = true
+		}
+		s.mu.Unlock()
+		s.app.stats.subscriptions.Add(1)
+	}
+
+	data := "{}"
+	if typ.kind == kindPresence {
+		data = string(ch.presenceData())
+	}
+	s.send(eventFrame("pusher_internal:subscription_succeeded", name, data, ""))
+	if r.newMember {
+		added := `{"user_id":` + string(appendJSONString(nil, userID)) + `,"user_info":` + string(userInfo) + `}`
+		ch.broadcast(eventFrame("pusher_internal:member_added", name, added, ""), s)
+	}
+	if typ.cache {
+		// After subscription_succeeded: the last event, or cache_miss (§5.6).
+		if r.cached != nil {
+			s.send(r.cached)
+		} else {
+			s.send(cacheMissFrame(name))
+		}
+	}
+	if cfg.SubscriptionCount && typ.kind != kindPresence && !r.already {
+		s.broadcastSubscriptionCount(ch, r.subsAfter)
+	}
+}
+
+func cacheMissFrame(channel string) []byte {
+	b := append([]byte(`{"event":"pusher:cache_miss","channel":`), appendJSONString(nil, channel)...)
+	b = append(b, '}')
+	return eventFrameRaw(b)
+}
+
+func (s *Socket) broadcastSubscriptionCount(ch *Channel, n int) {
+	ch.broadcast(eventFrame("pusher_internal:subscription_count", ch.name, `{"subscription_count":`+strconv.Itoa(n)+`}`, ""), nil)
+}
+
+// parseChannelData reads presence channel_data (§5.4): user_id string or number (identity is its
+// string form, ≤128 characters), user_info any JSON ("null" when absent).
+func parseChannelData(channelData string, maxInfo int) (string, []byte, string) {
+	var cd struct {
+		UserID   json.RawMessage `json:"user_id"`
+		UserInfo json.RawMessage `json:"user_info"`
+	}
+	if err := json.Unmarshal([]byte(channelData), &cd); err != nil {
+		return "", nil, "channel_data is not a JSON object"
+	}
+	id := ""
+	raw := bytes.TrimSpace(cd.UserID)
+	switch {
+	case len(raw) == 0 || string(raw) == "null":
+	case raw[0] == '"':
+		_ = json.Unmarshal(raw, &id)
+	case raw[0] == '-' || (raw[0] >= '0' && raw[0] <= '9'):
+		id = string(raw)
+	}
+	if id == "" {
+		return "", nil, "channel_data.user_id is required (a string or a number)"
+	}
+	if len(id) > 128 {
+		return "", nil, "channel_data.user_id is longer than 128 characters"
+	}
+	info := bytes.TrimSpace(cd.UserInfo)
+	if len(info) == 0 {
+		info = []byte("null")
+	}
+	if maxInfo > 0 && len(info) > maxInfo {
+		return "", nil, "channel_data.user_info is larger than " + strconv.Itoa(maxInfo) + " bytes"
+	}
+	// Compact once so the member_added and subscription_succeeded JSON stays well-formed.
+	var buf bytes.Buffer
+	if json.Compact(&buf, info) != nil {
+		return "", nil, "channel_data.user_info is not valid JSON"
+	}
+	return id, buf.Bytes(), ""
+}
+
+// handleUnsubscribe implements §5.5: no reply; unknown channels are ignored.
+func (s *Socket) handleUnsubscribe(raw json.RawMessage) {
+	var d subscribeData
+	if err := decodeData(raw, &d); err != nil || d.Channel == "" {
+		s.refuse("malformed_unsubscribe", "pusher:unsubscribe without data.channel")
+		s.sendError(0, "Invalid pusher:unsubscribe: data.channel is required")
+		return
+	}
+	s.mu.Lock()
+	uid, ok := s.subs[d.Channel]
+	delete(s.subs, d.Channel)
+	s.mu.Unlock()
+	if ok {
+		s.leave(d.Channel, uid)
+	}
+}
+
+// leave removes the socket from a channel and announces what changed.
+func (s *Socket) leave(name, userID string) {
+	r, ch := s.app.hub.unsubscribe(name, s, userID)
+	if !r.was {
+		return
+	}
+	s.app.stats.subscriptions.Add(-1)
+	if r.lastMember && !r.vacated {
+		removed := `{"user_id":` + string(appendJSONString(nil, userID)) + `}`
+		ch.broadcast(eventFrame("pusher_internal:member_removed", name, removed, ""), nil)
+	}
+	if s.app.config().SubscriptionCount && ch.typ.kind != kindPresence && !r.vacated {
+		s.broadcastSubscriptionCount(ch, r.subsAfter)
+	}
+}
+
+// handleSignin implements §7: verify user_data's signature, answer signin_success with the exact
+// string that was signed, and index the socket under the user for #server-to-user- and terminate.
+func (s *Socket) handleSignin(raw json.RawMessage) {
+	var d struct {
+		Auth     string          `json:"auth"`
+		UserData json.RawMessage `json:"user_data"`
+	}
+	if err := decodeData(raw, &d); err != nil {
+		s.refuse("malformed_signin", "pusher:signin data is not an object")
+		s.sendError(4009, "Invalid pusher:signin: data must hold auth and user_data")
+		return
+	}
+	userData, ok := rawString(d.UserData)
+	cfg := s.app.config()
+	if !ok || !verifyAuth(d.Auth, cfg.Key, cfg.Secret, s.id+"::user::"+userData) {
+		s.refuse("signin_auth", "pusher:signin with an invalid signature")
+		s.sendError(4009, "Invalid signature for pusher:signin")
+		return
+	}
+	var u struct {
+		ID json.RawMessage `json:"id"`
+	}
+	_ = json.Unmarshal([]byte(userData), &u)
+	var id string
+	if json.Unmarshal(u.ID, &id) != nil || id == "" {
+		s.refuse("signin_user_data", "pusher:signin user_data without a string id")
+		s.sendError(4009, "Invalid pusher:signin: user_data must be a JSON object with a non-empty string id")
+		return
+	}
+	s.mu.Lock()
+	if s.user != "" && s.user != id {
+		s.mu.Unlock()
+		s.refuse("signin_other_user", "pusher:signin as a second user")
+		s.sendError(4009, "This connection is already signed in as another user")
+		return
+	}
+	first := s.user == ""
+	s.user, s.authorized = id, true
+	s.mu.Unlock()
+	if first {
+		s.app.addSignedIn(id, s)
+	}
+	s.send(eventFrame("pusher:signin_success", "", `{"user_data":`+string(appendJSONString(nil, userData))+`}`, ""))
+}
+
+// allowClientEvent takes one token from the socket's bucket: rate per second, burst rate (§6).
+func (s *Socket) allowClientEvent(rate int, now time.Time) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.refill.IsZero() {
+		s.tokens, s.refill = float64(rate), now
+	}
+	s.tokens += now.Sub(s.refill).Seconds() * float64(rate)
+	if s.tokens > float64(rate) {
+		s.tokens = float64(rate)
+	}
+	s.refill = now
+	if s.tokens < 1 {
+		return false
+	}
+	s.tokens--
+	return true
+}

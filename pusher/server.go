@@ -1,0 +1,341 @@
+package pusher
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/binary"
+	"fmt"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/fasthttp/websocket"
+	"github.com/rs/zerolog"
+	"github.com/valyala/fasthttp"
+
+	"github.com/frontdoorhq/frontdoor/pusher/internal/wire"
+)
+
+// Server is frontdoor's Pusher server: the apps, their sockets, and the janitor that keeps them
+// alive or closes them.
+type Server struct {
+	log     zerolog.Logger
+	prefix  string
+	maxConn int
+	qBytes  int
+	qFrames int
+
+	mu      sync.RWMutex
+	byKey   map[string]*App
+	byAppID map[string]*App
+
+	byID    sync.Map // socket id → *Socket, for socket_id exclusion (§8.3)
+	conns   atomic.Int64
+	nodeID  uint64
+	counter atomic.Uint64
+
+	flusher  *wire.Flusher
+	upgrader *websocket.FastHTTPUpgrader
+	stats    serverCounters
+
+	closing  atomic.Bool
+	stop     chan struct{}
+	stopOnce sync.Once
+}
+
+// NewServer validates cfg and starts the janitor and the flusher pool.
+func NewServer(cfg Config, log zerolog.Logger) (*Server, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	var rnd [8]byte
+	_, _ = rand.Read(rnd[:])
+	s := &Server{
+		log:     log,
+		prefix:  cfg.PathPrefix,
+		maxConn: cfg.MaxConnections,
+		qBytes:  cfg.QueueBytes,
+		qFrames: cfg.QueueFrames,
+		// The first half of every socket_id: random per process, so ids stay unique across
+		// restarts and nodes (§1.3). Kept below 10^9 for short ids.
+		nodeID:  binary.BigEndian.Uint64(rnd[:]) % 1_000_000_000,
+		flusher: wire.NewFlusher(0),
+		stop:    make(chan struct{}),
+		upgrader: &websocket.FastHTTPUpgrader{
+			ReadBufferSize:    512,
+			WriteBufferSize:   1024,
+			WriteBufferPool:   &sync.Pool{},
+			EnableCompression: false,
+			// Origins are checked per app after the upgrade, so a refusal is a Pusher error the
+			// client understands (4009) rather than an HTTP 403.
+			CheckOrigin: func(*fasthttp.RequestCtx) bool { return true },
+		},
+	}
+	s.setApps(cfg.Apps)
+	go s.janitor()
+	return s, nil
+}
+
+func (s *Server) setApps(cfgs []AppConfig) {
+	byKey, byID := map[string]*App{}, map[string]*App{}
+	s.mu.RLock()
+	old := s.byAppID
+	s.mu.RUnlock()
+	for _, c := range cfgs {
+		a := old[c.ID]
+		if a == nil {
+			a = newApp(c)
+		} else {
+			nc := c.withDefaults()
+			a.cfg.Store(&nc)
+		}
+		byKey[c.Key], byID[c.ID] = a, a
+	}
+	s.mu.Lock()
+	s.byKey, s.byAppID = byKey, byID
+	s.mu.Unlock()
+	// Apps that were removed: their sockets are told the app is gone (4001, do not reconnect).
+	for id, a := range old {
+		if byID[id] == nil {
+			a.sockets.Range(func(k, _ any) bool {
+				k.(*Socket).closeWith(ErrAppNotFound)
+				return true
+			})
+		}
+	}
+}
+
+func (s *Server) appByKey(key string) *App {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.byKey[key]
+}
+
+func (s *Server) appByID(id string) *App {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.byAppID[id]
+}
+
+func (s *Server) appList() []*App {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	out := make([]*App, 0, len(s.byAppID))
+	for _, a := range s.byAppID {
+		out = append(out, a)
+	}
+	return out
+}
+
+// Reload applies new apps, limits and origins (SIGHUP). Open sockets stay; sockets of removed
+// apps are closed with 4001. The path prefix and server-wide limits apply as given.
+func (s *Server) Reload(cfg Config) error {
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	if cfg.PathPrefix != s.prefix {
+		return fmt.Errorf("path_prefix: changing it (%q → %q) needs a restart", s.prefix, cfg.PathPrefix)
+	}
+	s.setApps(cfg.Apps)
+	return nil
+}
+
+// HandleWebSocket serves {prefix}/app/{key} (§1): handshake checks in the spec's order, then the
+// upgrade. A refused connection is upgraded anyway, gets one pusher:error frame and is closed
+// with the same code: the code is what pusher-js acts on (§1.2).
+func (s *Server) HandleWebSocket(ctx *fasthttp.RequestCtx) {
+	key := string(bytes.TrimPrefix(ctx.Path(), []byte(s.prefix+"/app/")))
+	if !websocket.FastHTTPIsWebSocketUpgrade(ctx) {
+		jsonError(ctx, fasthttp.StatusUpgradeRequired, "this is the Pusher WebSocket endpoint; connect with a WebSocket client (pusher-js, Laravel Echo)")
+		return
+	}
+	app := s.appByKey(key)
+	var refuse *Error
+	var reason string
+	switch proto := ctx.QueryArgs().Peek("protocol"); {
+	case app == nil:
+		refuse, reason = ErrAppNotFound, "unknown_app_key"
+	case len(proto) == 0:
+		refuse, reason = ErrNoProtocol, "no_protocol"
+	case !supportedProtocol(proto):
+		refuse, reason = ErrUnsupportedProto, "unsupported_protocol"
+	case app.config().Disabled:
+		refuse, reason = ErrAppDisabled, "app_disabled"
+	case app.config().RequireTLS && !ctx.IsTLS():
+		refuse, reason = ErrTLSRequired, "tls_required"
+	case !app.originAllowed(string(ctx.Request.Header.Peek("Origin"))):
+		refuse, reason = ErrOriginNotAllowed, "origin_not_allowed"
+	case s.closing.Load():
+		refuse, reason = ErrRestarting, "shutting_down"
+	}
+	if refuse == nil {
+		refuse, reason = s.reserve(app)
+	}
+	if refuse != nil {
+		s.stats.refused(reason)
+		s.log.Info().Str("reason", reason).Str("key", truncate(key, 64)).Str("remote", ctx.RemoteAddr().String()).
+			Str("origin", truncate(string(ctx.Request.Header.Peek("Origin")), 100)).Int("code", refuse.Code).Msg("connection refused")
+	}
+	cfg := app.configOrDefault()
+	err := s.upgrader.Upgrade(ctx, func(wc *websocket.Conn) {
+		opts := wire.Options{MaxMessageSize: cfg.MaxMessageSize, MaxQueueBytes: s.qBytes, MaxQueueFrames: s.qFrames,
+			OverflowFrames: [][]byte{overflowFrame}}
+		if refuse != nil {
+			c := wire.Adopt(wc.NetConn(), discard{}, opts, s.flusher)
+			c.Start()
+			c.Close(refuse.Code, refuse.Message, wire.AppendFrame(nil, wire.OpText, appendErrorFrame(nil, refuse.Code, refuse.Message)))
+			return
+		}
+		sock := newSocket(s, app, s.newSocketID())
+		c := wire.Adopt(wc.NetConn(), sock, opts, s.flusher)
+		sock.conn = c
+		app.sockets.Store(sock, struct{}{})
+		s.byID.Store(sock.id, sock)
+		sock.send(eventFrame("pusher:connection_established", "",
+			`{"socket_id":"`+sock.id+`","activity_timeout":`+strconv.Itoa(cfg.ActivityTimeout)+`}`, ""))
+		c.Start()
+	})
+	if err != nil && refuse == nil {
+		s.release(app)
+	}
+}
+
+// discard is the handler of a refused connection: it reads nothing of interest.
+type discard struct{}
+
+func (discard) OnMessage([]byte)    {}
+func (discard) OnClose(int, string) {}
+
+var overflowFrame = wire.AppendFrame(nil, wire.OpText, appendErrorFrame(nil, 4100, "Over capacity: this connection is not reading fast enough; reconnect later"))
+
+func (a *App) configOrDefault() AppConfig {
+	if a == nil {
+		return AppConfig{}.withDefaults()
+	}
+	return *a.config()
+}
+
+// supportedProtocol accepts protocol versions 5 to 7 (§1.2).
+func supportedProtocol(p []byte) bool {
+	v, err := strconv.Atoi(string(p))
+	return err == nil && v >= 5 && v <= 7
+}
+
+// reserve counts the connection against the app's and the server's caps (§1.2: 4004, 4100).
+func (s *Server) reserve(app *App) (*Error, string) {
+	if max := app.config().MaxConnections; app.conns.Add(1) > int64(max) && max > 0 {
+		app.conns.Add(-1)
+		return ErrOverQuota, "app_over_quota"
+	}
+	if s.conns.Add(1) > int64(s.maxConn) && s.maxConn > 0 {
+		s.conns.Add(-1)
+		app.conns.Add(-1)
+		return ErrOverCapacity, "server_over_capacity"
+	}
+	return nil, ""
+}
+
+func (s *Server) release(app *App) {
+	app.conns.Add(-1)
+	s.conns.Add(-1)
+}
+
+// newSocketID is "node.counter" (§1.3): digits only, unique per process and, through the random
+// node part, across nodes.
+func (s *Server) newSocketID() string {
+	b := make([]byte, 0, 24)
+	b = strconv.AppendUint(b, s.nodeID, 10)
+	b = append(b, '.')
+	b = strconv.AppendUint(b, s.counter.Add(1), 10)
+	return string(b)
+}
+
+// janitor is the one goroutine that does per-socket timekeeping (§3): ping after ping_interval
+// of silence, close with 4201 when no frame follows within 30 s, and the authorization timeout.
+func (s *Server) janitor() {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	lastExpire := time.Now()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case now := <-t.C:
+			for _, a := range s.appList() {
+				cfg := a.config()
+				a.sockets.Range(func(k, _ any) bool {
+					k.(*Socket).checkLiveness(now, cfg)
+					return true
+				})
+				if now.Sub(lastExpire) > time.Minute {
+					a.hub.expireCache(now)
+				}
+			}
+			if now.Sub(lastExpire) > time.Minute {
+				lastExpire = now
+			}
+		}
+	}
+}
+
+func (sock *Socket) checkLiveness(now time.Time, cfg *AppConfig) {
+	last := time.Unix(0, sock.conn.LastActivity())
+	if pinged := sock.pingedAt.Load(); pinged != 0 {
+		if last.UnixNano() > pinged {
+			sock.pingedAt.Store(0)
+		} else if now.Sub(time.Unix(0, pinged)) > pongTimeoutSeconds*time.Second {
+			sock.refuse("pong_timeout", "no frame within 30 s of the server's ping")
+			sock.closeWith(ErrPongTimeout)
+			return
+		}
+	} else if now.Sub(last) > time.Duration(cfg.PingInterval)*time.Second {
+		sock.pingedAt.Store(now.UnixNano())
+		sock.conn.Ping()
+	}
+	if cfg.AuthorizationTimeout > 0 && now.Sub(sock.connectedAt) > time.Duration(cfg.AuthorizationTimeout)*time.Second {
+		sock.mu.Lock()
+		ok := sock.authorized || sock.closed
+		sock.mu.Unlock()
+		if !ok {
+			sock.refuse("not_authorized_in_time", "neither signed in nor joined a private channel in time")
+			sock.closeWith(ErrNotAuthorizedTime)
+		}
+	}
+}
+
+// Shutdown tells every socket to reconnect (pusher:error 4200 and close 4200) and waits for them
+// to close or for ctx to end. fasthttp does not track hijacked connections, so this is the only
+// thing that closes them (DESIGN). Closes go out in batches spread over about a second, so clients
+// do not all reconnect in the same instant (nats lame-duck mode).
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.closing.Store(true)
+	var all []*Socket
+	for _, a := range s.appList() {
+		a.sockets.Range(func(k, _ any) bool {
+			all = append(all, k.(*Socket))
+			return true
+		})
+	}
+	const batches = 10
+	per := (len(all) + batches - 1) / batches
+	for i := 0; i < len(all); i += max(per, 1) {
+		for _, sock := range all[i:min(i+max(per, 1), len(all))] {
+			sock.closeWith(ErrRestarting)
+		}
+		select {
+		case <-time.After(100 * time.Millisecond):
+		case <-ctx.Done():
+		}
+	}
+	defer s.stopOnce.Do(func() { close(s.stop) })
+	for s.conns.Load() > 0 {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%d sockets still open: %w", s.conns.Load(), ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	return nil
+}
