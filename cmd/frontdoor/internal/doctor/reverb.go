@@ -2,7 +2,6 @@ package doctor
 
 import (
 	"fmt"
-	"net/url"
 	"path"
 	"strconv"
 	"strings"
@@ -227,25 +226,21 @@ func (p *project) checkOrigins() {
 			return
 		}
 	}
-	p.add(Error, "origin-not-allowed", line, fmt.Sprintf("%s=%s does not cover APP_URL's host %q: browsers on the app's own pages are refused with 4009", key, list, host),
+	hint := ""
+	if strings.Contains(list, "://") {
+		hint = " (patterns are host names like app.example.com or *.example.com, without a scheme)"
+	}
+	p.add(Error, "origin-not-allowed", line, fmt.Sprintf("%s=%s does not cover APP_URL's host %q: browsers on the app's own pages are refused with 4009%s", key, list, host, hint),
 		fmt.Sprintf("%s=\"%s, %s\"", key, strings.TrimSpace(list), host))
 }
 
-// originMatches compares a host against one pattern the way Reverb's allowed_origins does
-// (Str::is on the Origin's host: "*" matches any run of characters, case-insensitive). A
-// pattern written as a URL is reduced to its host.
+// originMatches compares a host against one pattern exactly as package pusher does (and as
+// Reverb's allowed_origins: the Origin's host only, "*" matching any run of characters,
+// case-insensitive). A pattern written as a URL matches nothing there, so nothing here either.
 func originMatches(pattern, host string) bool {
 	pattern = strings.ToLower(pattern)
-	if pattern == "" {
-		return false
-	}
 	if pattern == "*" {
 		return true
-	}
-	if strings.Contains(pattern, "://") {
-		if u, err := url.Parse(pattern); err == nil && u.Host != "" {
-			pattern = u.Hostname()
-		}
 	}
 	ok, err := path.Match(pattern, strings.ToLower(host))
 	return err == nil && ok

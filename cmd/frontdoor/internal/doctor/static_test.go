@@ -235,3 +235,24 @@ func TestRunOutputAndExitCodes(t *testing.T) {
 		}
 	}
 }
+
+// TestOriginMatches pins doctor's pattern matching to package pusher's: a host, "*" for any
+// run of characters, case-insensitive; a pattern with a scheme matches nothing.
+func TestOriginMatches(t *testing.T) {
+	tests := []struct {
+		pattern, host string
+		want          bool
+	}{
+		{"*", "app.example.com", true},
+		{"app.example.com", "APP.example.com", true},
+		{"*.example.com", "app.example.com", true},
+		{"*.example.com", "example.com", false},
+		{"https://app.example.com", "app.example.com", false},
+		{"", "app.example.com", false},
+	}
+	for _, tt := range tests {
+		if got := originMatches(tt.pattern, tt.host); got != tt.want {
+			t.Errorf("originMatches(%q, %q) = %v", tt.pattern, tt.host, got)
+		}
+	}
+}
