@@ -1,0 +1,315 @@
+package tls
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	cryptotls "crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
+	"golang.org/x/crypto/acme"
+	"golang.org/x/crypto/acme/autocert"
+)
+
+// Manager hands certificates to the TLS listener according to the configured mode.
+type Manager struct {
+	cfg Config
+	log zerolog.Logger
+
+	acme *autocert.Manager            // auto mode
+	cert atomic.Pointer[loadedCert]   // files and self-signed modes
+	mod  atomic.Pointer[fileVersions] // files mode: what was loaded, to notice changes
+
+	refusedMu  sync.Mutex
+	refusedLog map[string]time.Time // SNI → last time a refusal was logged
+}
+
+type loadedCert struct {
+	cert    *cryptotls.Certificate
+	expires time.Time
+	names   []string
+}
+
+type fileVersions struct{ cert, key time.Time }
+
+// New prepares the certificates for cfg (which must have been validated).
+func New(cfg Config, log zerolog.Logger) (*Manager, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	m := &Manager{cfg: cfg, log: log, refusedLog: map[string]time.Time{}}
+	switch cfg.Mode {
+	case "auto":
+		if err := os.MkdirAll(cfg.CacheDir, 0o700); err != nil {
+			return nil, fmt.Errorf("--cert-cache: %w", err)
+		}
+		if err := os.Chmod(cfg.CacheDir, 0o700); err != nil {
+			return nil, fmt.Errorf("--cert-cache: %w", err)
+		}
+		client := &acme.Client{DirectoryURL: cfg.directoryURL()}
+		if cfg.ACMECARoot != "" {
+			hc, err := httpClientTrusting(cfg.ACMECARoot)
+			if err != nil {
+				return nil, err
+			}
+			client.HTTPClient = hc
+		}
+		m.acme = &autocert.Manager{
+			Prompt:     autocert.AcceptTOS,
+			Email:      cfg.Email,
+			Cache:      autocert.DirCache(cfg.CacheDir),
+			HostPolicy: m.hostPolicy(autocert.HostWhitelist(cfg.Domains...)),
+			Client:     client,
+		}
+		log.Info().Strs("domains", cfg.Domains).Str("directory", client.DirectoryURL).Str("cache", cfg.CacheDir).
+			Msg("automatic certificates: the first TLS handshake for each name obtains its certificate")
+	case "files":
+		if err := m.Reload(); err != nil {
+			return nil, err
+		}
+	case "self-signed":
+		lc, err := selfSigned(cfg.Domains)
+		if err != nil {
+			return nil, err
+		}
+		m.cert.Store(lc)
+		log.Warn().Strs("names", lc.names).Msg("self-signed certificate: for local HTTPS testing only; browsers will warn")
+	}
+	return m, nil
+}
+
+// hostPolicy wraps autocert's policy: the :80 challenge request carries Host with a port, which
+// HostWhitelist would refuse; and refusals are logged once per name per hour.
+func (m *Manager) hostPolicy(p autocert.HostPolicy) autocert.HostPolicy {
+	return func(ctx context.Context, host string) error {
+		if h, _, err := net.SplitHostPort(host); err == nil {
+			host = h
+		}
+		err := p(ctx, host)
+		if err != nil {
+			m.logRefused(host)
+		}
+		return err
+	}
+}
+
+func (m *Manager) logRefused(name string) {
+	m.refusedMu.Lock()
+	defer m.refusedMu.Unlock()
+	if last, ok := m.refusedLog[name]; ok && time.Since(last) < time.Hour {
+		return
+	}
+	if len(m.refusedLog) > 10000 {
+		clear(m.refusedLog) // scanners send endless names: bound the memory
+	}
+	m.refusedLog[name] = time.Now()
+	m.log.Info().Str("sni", name).Str("reason", "host_not_configured").Msg("TLS handshake refused: name is not a configured --domain (no certificate requested)")
+}
+
+// TLSConfig is the listener's configuration. Built here rather than taken from autocert's
+// TLSConfig, which advertises h2: fasthttp speaks HTTP/1.1 only, so ALPN offers exactly
+// http/1.1 plus acme-tls/1 for TLS-ALPN-01 challenges.
+func (m *Manager) TLSConfig() *cryptotls.Config {
+	return &cryptotls.Config{
+		MinVersion:     cryptotls.VersionTLS12,
+		NextProtos:     []string{"http/1.1", acme.ALPNProto},
+		GetCertificate: m.getCertificate,
+	}
+}
+
+func (m *Manager) getCertificate(hello *cryptotls.ClientHelloInfo) (*cryptotls.Certificate, error) {
+	if m.acme != nil {
+		if hello.ServerName == "" {
+			m.logRefused("(no SNI)")
+			return nil, errors.New("tls: no SNI: connect with the site's name")
+		}
+		return m.acme.GetCertificate(hello)
+	}
+	lc := m.cert.Load()
+	if lc == nil {
+		return nil, errors.New("tls: no certificate loaded")
+	}
+	return lc.cert, nil
+}
+
+// Reload re-reads the certificate files (SIGHUP and file changes). A failed reload keeps the
+// certificate in use and says why; connections are never dropped, new handshakes use the new one.
+func (m *Manager) Reload() error {
+	if m.cfg.Mode != "files" {
+		return nil
+	}
+	certInfo, err1 := os.Stat(m.cfg.CertFile)
+	keyInfo, err2 := os.Stat(m.cfg.KeyFile)
+	pair, err := cryptotls.LoadX509KeyPair(m.cfg.CertFile, m.cfg.KeyFile)
+	if err = errors.Join(err1, err2, err); err != nil {
+		return fmt.Errorf("--tls-cert/--tls-key: %w", err)
+	}
+	lc, err := describe(&pair)
+	if err != nil {
+		return fmt.Errorf("--tls-cert %s: %w", m.cfg.CertFile, err)
+	}
+	m.cert.Store(lc)
+	m.mod.Store(&fileVersions{certInfo.ModTime(), keyInfo.ModTime()})
+	m.logExpiry(lc)
+	return nil
+}
+
+func describe(c *cryptotls.Certificate) (*loadedCert, error) {
+	leaf := c.Leaf
+	if leaf == nil {
+		var err error
+		if leaf, err = x509.ParseCertificate(c.Certificate[0]); err != nil {
+			return nil, err
+		}
+	}
+	names := leaf.DNSNames
+	if len(names) == 0 {
+		names = []string{leaf.Subject.CommonName}
+	}
+	return &loadedCert{cert: c, expires: leaf.NotAfter, names: names}, nil
+}
+
+func (m *Manager) logExpiry(lc *loadedCert) {
+	left := time.Until(lc.expires)
+	ev := m.log.Info()
+	if left < 14*24*time.Hour {
+		ev = m.log.Warn()
+	}
+	ev.Strs("names", lc.names).Time("expires", lc.expires).Int("days_left", int(left.Hours()/24)).Msg("certificate loaded")
+}
+
+// Run watches certificate files for changes and logs approaching expiry until ctx ends.
+func (m *Manager) Run(ctx context.Context) {
+	t := time.NewTicker(5 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if m.cfg.Mode == "files" && m.filesChanged() {
+				if err := m.Reload(); err != nil {
+					m.log.Error().Err(err).Msg("certificate files changed but could not be loaded; keeping the current certificate")
+				}
+			}
+		}
+	}
+}
+
+func (m *Manager) filesChanged() bool {
+	v := m.mod.Load()
+	ci, err1 := os.Stat(m.cfg.CertFile)
+	ki, err2 := os.Stat(m.cfg.KeyFile)
+	if v == nil || err1 != nil || err2 != nil {
+		return false
+	}
+	return !ci.ModTime().Equal(v.cert) || !ki.ModTime().Equal(v.key)
+}
+
+// Expiries reports when each served certificate expires, for metrics and /readyz.
+func (m *Manager) Expiries() map[string]time.Time {
+	out := map[string]time.Time{}
+	if lc := m.cert.Load(); lc != nil {
+		for _, n := range lc.names {
+			out[n] = lc.expires
+		}
+	}
+	if m.acme != nil {
+		for _, d := range m.cfg.Domains {
+			data, err := m.acme.Cache.Get(context.Background(), d)
+			if err != nil {
+				continue
+			}
+			if exp, ok := expiryFromCachePEM(data); ok {
+				out[d] = exp
+			}
+		}
+	}
+	return out
+}
+
+// selfSigned makes an in-memory ECDSA certificate for local HTTPS.
+func selfSigned(names []string) (*loadedCert, error) {
+	if len(names) == 0 {
+		names = []string{"localhost"}
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	serial, _ := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 62))
+	tpl := &x509.Certificate{
+		SerialNumber: serial,
+		Subject:      pkix.Name{CommonName: names[0], Organization: []string{"frontdoor self-signed"}},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(365 * 24 * time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
+	}
+	for _, n := range names {
+		if ip := net.ParseIP(n); ip != nil {
+			tpl.IPAddresses = append(tpl.IPAddresses, ip)
+		} else {
+			tpl.DNSNames = append(tpl.DNSNames, n)
+		}
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tpl, tpl, &key.PublicKey, key)
+	if err != nil {
+		return nil, err
+	}
+	leaf, _ := x509.ParseCertificate(der)
+	c := &cryptotls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}
+	return &loadedCert{cert: c, expires: tpl.NotAfter, names: names}, nil
+}
+
+// httpClientTrusting is an HTTP client for an ACME directory signed by a private CA.
+func httpClientTrusting(caFile string) (*http.Client, error) {
+	pem, err := os.ReadFile(caFile)
+	if err != nil {
+		return nil, fmt.Errorf("--acme-ca-root: %w", err)
+	}
+	pool, _ := x509.SystemCertPool()
+	if pool == nil {
+		pool = x509.NewCertPool()
+	}
+	if !pool.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("--acme-ca-root %s: no PEM certificate in it", caFile)
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.TLSClientConfig = &cryptotls.Config{RootCAs: pool, MinVersion: cryptotls.VersionTLS12}
+	return &http.Client{Transport: tr, Timeout: 30 * time.Second}, nil
+}
+
+// expiryFromCachePEM reads the leaf's NotAfter from autocert's cache entry (key PEM + chain PEM).
+func expiryFromCachePEM(data []byte) (time.Time, bool) {
+	rest := data
+	for {
+		var block *pem.Block
+		block, rest = pem.Decode(rest)
+		if block == nil {
+			return time.Time{}, false
+		}
+		if strings.Contains(block.Type, "CERTIFICATE") {
+			c, err := x509.ParseCertificate(block.Bytes)
+			if err != nil {
+				return time.Time{}, false
+			}
+			return c.NotAfter, true
+		}
+	}
+}

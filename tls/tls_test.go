@@ -1,0 +1,238 @@
+package tls
+
+import (
+	"bufio"
+	"context"
+	cryptotls "crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+	"github.com/valyala/fasthttp"
+)
+
+func serveTLS(t *testing.T, m *Manager) string {
+	t.Helper()
+	ln, err := Listen("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &fasthttp.Server{Handler: m.WrapHSTS(func(ctx *fasthttp.RequestCtx) {
+		if ctx.IsTLS() {
+			ctx.SetBodyString("tls ok")
+		}
+	})}
+	go s.Serve(cryptotls.NewListener(ln, m.TLSConfig()))
+	t.Cleanup(func() { ln.Close() })
+	return ln.Addr().String()
+}
+
+func TestSelfSignedHandshakeAndALPN(t *testing.T) {
+	m, err := New(Config{Mode: "self-signed", Domains: []string{"app.local"}, HTTPSAddr: ":443", HTTPAddr: ":80", HSTS: time.Hour}, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := serveTLS(t, m)
+	conn, err := cryptotls.Dial("tcp", addr, &cryptotls.Config{InsecureSkipVerify: true, ServerName: "app.local", NextProtos: []string{"h2", "http/1.1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	st := conn.ConnectionState()
+	if st.NegotiatedProtocol != "http/1.1" {
+		t.Fatalf("ALPN chose %q: h2 must never be offered (fasthttp speaks HTTP/1.1)", st.NegotiatedProtocol)
+	}
+	if st.Version < cryptotls.VersionTLS12 || st.PeerCertificates[0].DNSNames[0] != "app.local" {
+		t.Fatalf("version %x names %v", st.Version, st.PeerCertificates[0].DNSNames)
+	}
+	conn.Write([]byte("GET / HTTP/1.1\r\nHost: app.local\r\n\r\n"))
+	resp := fasthttp.AcquireResponse()
+	if err := resp.Read(bufio.NewReader(conn)); err != nil {
+		t.Fatal(err)
+	}
+	if string(resp.Body()) != "tls ok" || string(resp.Header.Peek("Strict-Transport-Security")) != "max-age=3600" {
+		t.Fatalf("body %q hsts %q", resp.Body(), resp.Header.Peek("Strict-Transport-Security"))
+	}
+	// TLS 1.1 is refused.
+	if _, err := cryptotls.Dial("tcp", addr, &cryptotls.Config{InsecureSkipVerify: true, MaxVersion: cryptotls.VersionTLS11}); err == nil {
+		t.Fatal("TLS 1.1 accepted")
+	}
+}
+
+func writeCert(t *testing.T, dir, name string) (string, string) {
+	t.Helper()
+	lc, err := selfSigned([]string{name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := x509.MarshalPKCS8PrivateKey(lc.cert.PrivateKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cf, kf := filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
+	os.WriteFile(cf, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: lc.cert.Certificate[0]}), 0o600)
+	os.WriteFile(kf, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: key}), 0o600)
+	return cf, kf
+}
+
+func peerName(t *testing.T, addr string) string {
+	t.Helper()
+	c, err := cryptotls.Dial("tcp", addr, &cryptotls.Config{InsecureSkipVerify: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	return c.ConnectionState().PeerCertificates[0].DNSNames[0]
+}
+
+// Files are reloaded without dropping an open connection; a broken file keeps the old certificate.
+func TestCertFilesReload(t *testing.T) {
+	dir := t.TempDir()
+	cf, kf := writeCert(t, dir, "one.example.com")
+	m, err := New(Config{Mode: "files", CertFile: cf, KeyFile: kf, HTTPSAddr: ":443", HTTPAddr: ":80"}, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := serveTLS(t, m)
+	open, err := cryptotls.Dial("tcp", addr, &cryptotls.Config{InsecureSkipVerify: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer open.Close()
+	if got := peerName(t, addr); got != "one.example.com" {
+		t.Fatal(got)
+	}
+	writeCert(t, dir, "two.example.com")
+	if err := m.Reload(); err != nil {
+		t.Fatal(err)
+	}
+	if got := peerName(t, addr); got != "two.example.com" {
+		t.Fatalf("after reload: %s", got)
+	}
+	if _, ok := m.Expiries()["two.example.com"]; !ok {
+		t.Fatalf("expiries %v", m.Expiries())
+	}
+	// The connection opened before the reload still works.
+	open.Write([]byte("GET / HTTP/1.1\r\nHost: x\r\n\r\n"))
+	resp := fasthttp.AcquireResponse()
+	if err := resp.Read(bufio.NewReader(open)); err != nil || string(resp.Body()) != "tls ok" {
+		t.Fatalf("old connection: %v %q", err, resp.Body())
+	}
+	os.WriteFile(cf, []byte("garbage"), 0o600)
+	if err := m.Reload(); err == nil {
+		t.Fatal("broken file accepted")
+	}
+	if got := peerName(t, addr); got != "two.example.com" {
+		t.Fatalf("a failed reload replaced the certificate: %s", got)
+	}
+}
+
+func TestFileChangeIsNoticed(t *testing.T) {
+	dir := t.TempDir()
+	cf, kf := writeCert(t, dir, "one.example.com")
+	m, err := New(Config{Mode: "files", CertFile: cf, KeyFile: kf, HTTPSAddr: ":443", HTTPAddr: ":80"}, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.filesChanged() {
+		t.Fatal("changed before any change")
+	}
+	writeCert(t, dir, "two.example.com")
+	later := time.Now().Add(time.Minute)
+	os.Chtimes(cf, later, later)
+	if !m.filesChanged() {
+		t.Fatal("change not noticed")
+	}
+}
+
+func TestRedirectAndFallback(t *testing.T) {
+	m, _ := New(Config{Mode: "self-signed", HTTPSAddr: ":8443", HTTPAddr: ":80", HTTPRedirect: true}, zerolog.Nop())
+	var ctx fasthttp.RequestCtx
+	ctx.Request.SetRequestURI("/orders/7?tab=items&x=%2F")
+	ctx.Request.Header.SetHost("shop.example.com:80")
+	ctx.Request.Header.SetMethod("POST")
+	m.HTTPHandler(nil)(&ctx)
+	if ctx.Response.StatusCode() != 308 || string(ctx.Response.Header.Peek("Location")) != "https://shop.example.com:8443/orders/7?tab=items&x=%2F" {
+		t.Fatalf("%d %s", ctx.Response.StatusCode(), ctx.Response.Header.Peek("Location"))
+	}
+	m2, _ := New(Config{Mode: "self-signed", HTTPSAddr: ":443", HTTPAddr: ":80", HTTPRedirect: false}, zerolog.Nop())
+	var ctx2 fasthttp.RequestCtx
+	ctx2.Request.SetRequestURI("/")
+	m2.HTTPHandler(func(c *fasthttp.RequestCtx) { c.SetBodyString("plain") })(&ctx2)
+	if string(ctx2.Response.Body()) != "plain" {
+		t.Fatal("fallback not served")
+	}
+}
+
+func TestHostPolicyStripsPortAndRefusesOthers(t *testing.T) {
+	m, err := New(Config{Mode: "auto", Domains: []string{"app.example.com"}, CacheDir: filepath.Join(t.TempDir(), "certs"), HTTPSAddr: ":443", HTTPAddr: ":80"}, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := os.Stat(m.cfg.CacheDir)
+	if err != nil || st.Mode().Perm() != 0o700 {
+		t.Fatalf("cache dir: %v %v", err, st)
+	}
+	if err := m.acme.HostPolicy(context.Background(), "app.example.com:80"); err != nil {
+		t.Fatalf("name with port refused: %v", err)
+	}
+	if err := m.acme.HostPolicy(context.Background(), "evil.example.com"); err == nil {
+		t.Fatal("unconfigured name allowed")
+	}
+	// A handshake for an unconfigured name fails without contacting the CA (none is reachable here).
+	_, err = m.getCertificate(&cryptotls.ClientHelloInfo{ServerName: "scanner.example.net"})
+	if err == nil {
+		t.Fatal("certificate for an unconfigured name")
+	}
+	if _, err := m.getCertificate(&cryptotls.ClientHelloInfo{}); err == nil {
+		t.Fatal("certificate without SNI")
+	}
+}
+
+func TestValidateNamesTheFlag(t *testing.T) {
+	cases := []struct {
+		cfg  Config
+		want string
+	}{
+		{Config{Mode: "auto", CacheDir: "/x", HTTPSAddr: ":443", HTTPAddr: ":80"}, "--domain"},
+		{Config{Mode: "auto", Domains: []string{"localhost"}, CacheDir: "/x", HTTPSAddr: ":443", HTTPAddr: ":80"}, `"localhost"`},
+		{Config{Mode: "auto", Domains: []string{"10.0.0.1"}, CacheDir: "/x", HTTPSAddr: ":443", HTTPAddr: ":80"}, "IP"},
+		{Config{Mode: "auto", Domains: []string{"a.example.com"}, CacheDir: "/x", ACMEDirectory: "ftp://x", HTTPSAddr: ":443", HTTPAddr: ":80"}, "--acme-directory"},
+		{Config{Mode: "files", HTTPSAddr: ":443", HTTPAddr: ":80"}, "--tls-cert"},
+		{Config{Mode: "magic", HTTPSAddr: ":443", HTTPAddr: ":80"}, `--tls: invalid value "magic"`},
+		{Config{Mode: "self-signed", HTTPSAddr: "443", HTTPAddr: ":80"}, "--https-addr"},
+	}
+	for _, c := range cases {
+		err := c.cfg.Validate()
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%+v: %v, want %q", c.cfg, err, c.want)
+		}
+	}
+}
+
+// Two listeners on one port: what lets a new process start beside the old one.
+func TestListenReusePort(t *testing.T) {
+	a, err := Listen("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	b, err := Listen(a.Addr().String())
+	if err != nil {
+		t.Fatalf("second bind: %v", err)
+	}
+	b.Close()
+	msg := listenError("0.0.0.0:443", &net.OpError{Op: "listen", Err: os.NewSyscallError("bind", syscall.EACCES)}).Error()
+	for _, want := range []string{"443", "setcap cap_net_bind_service", "AmbientCapabilities"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("error %q lacks %q", msg, want)
+		}
+	}
+}
