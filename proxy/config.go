@@ -1,0 +1,81 @@
+package proxy
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"strings"
+	"time"
+)
+
+// Config is the front door to PHP.
+type Config struct {
+	// Root is Laravel's public/ directory; files under it are served directly. Empty serves none.
+	Root string
+	// FrontController is the only PHP file that runs (default index.php).
+	FrontController string
+	// Upstreams are http://host:port (Octane, FrankenPHP, php artisan serve) addresses, balanced
+	// round-robin; empty means http://127.0.0.1:8000.
+	Upstreams []string
+	// MaxBody is the largest request body passed on (413 above it); zero means 64 MiB.
+	MaxBody int64
+	// ConnectTimeout, ReadTimeout and WriteTimeout bound an upstream exchange (502/504 beyond).
+	// Zero means 5 s, 60 s and 60 s.
+	ConnectTimeout, ReadTimeout, WriteTimeout time.Duration
+	// AccessLog writes one line per request.
+	AccessLog bool
+}
+
+// DefaultUpstream is where `php artisan serve` and Octane listen by default.
+const DefaultUpstream = "http://127.0.0.1:8000"
+
+func (c Config) withDefaults() Config {
+	if c.FrontController == "" {
+		c.FrontController = "index.php"
+	}
+	if len(c.Upstreams) == 0 {
+		c.Upstreams = []string{DefaultUpstream}
+	}
+	if c.MaxBody == 0 {
+		c.MaxBody = 64 << 20
+	}
+	if c.ConnectTimeout == 0 {
+		c.ConnectTimeout = 5 * time.Second
+	}
+	if c.ReadTimeout == 0 {
+		c.ReadTimeout = 60 * time.Second
+	}
+	if c.WriteTimeout == 0 {
+		c.WriteTimeout = 60 * time.Second
+	}
+	return c
+}
+
+// Validate names the bad key and value.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.Root != "" {
+		if st, err := os.Stat(c.Root); err != nil || !st.IsDir() {
+			errs = append(errs, fmt.Errorf("root: %q is not a directory (point it at Laravel's public/)", c.Root))
+		}
+	}
+	if strings.ContainsAny(c.FrontController, "/\\") {
+		errs = append(errs, fmt.Errorf("front_controller: invalid value %q: a file name in root, e.g. index.php", c.FrontController))
+	}
+	for _, u := range c.Upstreams {
+		p, err := url.Parse(u)
+		switch {
+		case err != nil || p.Host == "" && p.Scheme != "fastcgi":
+			errs = append(errs, fmt.Errorf("upstream: invalid value %q: want http://host:port", u))
+		case p.Scheme == "fastcgi":
+			errs = append(errs, fmt.Errorf("upstream: %q: the FastCGI client is not in this build yet; run PHP behind an HTTP server for now (Octane, FrankenPHP, php artisan serve) and use http://host:port", u))
+		case p.Scheme != "http":
+			errs = append(errs, fmt.Errorf("upstream: invalid scheme in %q: want http://host:port", u))
+		}
+	}
+	if c.MaxBody < 0 || c.ConnectTimeout < 0 || c.ReadTimeout < 0 || c.WriteTimeout < 0 {
+		errs = append(errs, errors.New("max_body and the upstream timeouts: must be ≥ 0"))
+	}
+	return errors.Join(errs...)
+}
