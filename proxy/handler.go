@@ -32,8 +32,11 @@ type Handler struct {
 	log       zerolog.Logger
 	upstreams []*httpUpstream
 	next      atomic.Uint64
-	observer  atomic.Value // Observer
+	observer  atomic.Pointer[observerBox]
 }
+
+// observerBox lets observers of different concrete types share one atomic pointer.
+type observerBox struct{ Observer }
 
 // New builds the handler; it logs where PHP is expected and whether it answers.
 func New(cfg Config, log zerolog.Logger) (*Handler, error) {
@@ -43,7 +46,7 @@ func New(cfg Config, log zerolog.Logger) (*Handler, error) {
 		return nil, err
 	}
 	h := &Handler{cfg: cfg, log: log}
-	h.observer.Store(Observer(noObserver{}))
+	h.observer.Store(&observerBox{noObserver{}})
 	for _, u := range cfg.Upstreams {
 		h.upstreams = append(h.upstreams, newHTTPUpstream(u, cfg))
 	}
@@ -63,7 +66,7 @@ func New(cfg Config, log zerolog.Logger) (*Handler, error) {
 }
 
 // SetObserver installs the metrics hook.
-func (h *Handler) SetObserver(o Observer) { h.observer.Store(o) }
+func (h *Handler) SetObserver(o Observer) { h.observer.Store(&observerBox{o}) }
 
 // Ready reports whether at least one upstream accepts connections (for /readyz).
 func (h *Handler) Ready(ctx context.Context) error {
@@ -115,7 +118,7 @@ func (h *Handler) ServeHTTP(ctx *fasthttp.RequestCtx) {
 		u := h.pick()
 		upstream = u.name
 		if kind, err := u.do(ctx, h.cfg); err != nil {
-			h.observer.Load().(Observer).ObserveUpstreamError(u.name, kind)
+			h.observer.Load().ObserveUpstreamError(u.name, kind)
 			status := fasthttp.StatusBadGateway
 			if kind == "timeout" {
 				status = fasthttp.StatusGatewayTimeout
@@ -127,7 +130,7 @@ func (h *Handler) ServeHTTP(ctx *fasthttp.RequestCtx) {
 	d := time.Since(start)
 	status := ctx.Response.StatusCode()
 	bytes := int64(ctx.Response.Header.ContentLength())
-	h.observer.Load().(Observer).ObserveRequest(upstream, status, d, max(bytes, 0))
+	h.observer.Load().ObserveRequest(upstream, status, d, max(bytes, 0))
 	if h.cfg.AccessLog {
 		h.log.Info().Str("method", string(ctx.Method())).Str("path", path).Int("status", status).Int64("bytes", max(bytes, 0)).
 			Dur("duration", d).Str("upstream", upstream).Str("request_id", reqID).Str("remote", ctx.RemoteIP().String()).Msg("request")

@@ -1,7 +1,7 @@
 // Command frontdoor is the edge server for Laravel apps: TLS, the Pusher protocol (Reverb's job)
 // and the PHP front door (Nginx's job) in one process.
 //
-// Subcommands: serve (default), doctor, bench, version. Each is a function returning an exit code,
+// Subcommands: serve (default), restart, doctor, version. Each is a function returning an exit code,
 // so main stays a dispatcher.
 package main
 
@@ -15,7 +15,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/frontdoorhq/frontdoor/bench"
 	"github.com/frontdoorhq/frontdoor/cmd/frontdoor/internal/doctor"
 )
 
@@ -29,7 +28,6 @@ Usage:
   frontdoor [serve] [flags]      run the server (default; see frontdoor serve --help)
   frontdoor restart [--pid-file] replace a running server with the binary on disk, without downtime
   frontdoor doctor [flags]       check a Laravel .env and a running server
-  frontdoor bench <scenario>     benchmark any Pusher-protocol server (see frontdoor bench --help)
   frontdoor version              print version, commit and Go version
 `
 
@@ -45,10 +43,6 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdRestart(args, stdout, stderr)
 	case "doctor":
 		return cmdDoctor(args, stdout, stderr)
-	case "bench":
-		ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-		defer stop()
-		return bench.Main(ctx, args, stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, versionString())
 		return 0

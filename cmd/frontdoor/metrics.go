@@ -48,7 +48,7 @@ func newMetrics() *metrics {
 
 // register adds the collectors that read the running server's state at scrape time.
 func (m *metrics) register(srv *server) {
-	m.registry.MustRegister(&certCollector{srv: srv})
+	m.registry.MustRegister(&pusherCollector{srv: srv}, &certCollector{srv: srv})
 }
 
 // ObserveRequest implements proxy.Observer.
@@ -76,5 +76,48 @@ func (c *certCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	for name, t := range c.srv.tls.Expiries() {
 		ch <- prometheus.MustNewConstMetric(certExpiryDesc, prometheus.GaugeValue, float64(t.Unix()), name)
+	}
+}
+
+// pusherCollector exposes pusher.Stats, read once per scrape.
+type pusherCollector struct{ srv *server }
+
+var (
+	connectionsDesc   = prometheus.NewDesc("frontdoor_connections", "Open WebSocket connections.", []string{"app"}, nil)
+	channelsDesc      = prometheus.NewDesc("frontdoor_channels", "Occupied channels.", []string{"app"}, nil)
+	subscriptionsDesc = prometheus.NewDesc("frontdoor_subscriptions", "Channel subscriptions across all sockets.", []string{"app"}, nil)
+	messagesInDesc    = prometheus.NewDesc("frontdoor_messages_received_total", "WebSocket messages received from clients.", []string{"app"}, nil)
+	bytesInDesc       = prometheus.NewDesc("frontdoor_received_bytes_total", "WebSocket message bytes received from clients.", []string{"app"}, nil)
+	messagesOutDesc   = prometheus.NewDesc("frontdoor_messages_delivered_total", "Messages delivered to sockets (one per recipient).", []string{"app"}, nil)
+	clientEventsDesc  = prometheus.NewDesc("frontdoor_client_events_total", "Client events relayed.", []string{"app"}, nil)
+	apiEventsDesc     = prometheus.NewDesc("frontdoor_api_events_total", "Events published through the HTTP API.", []string{"app"}, nil)
+	apiRequestsDesc   = prometheus.NewDesc("frontdoor_api_requests_total", "HTTP API requests by endpoint and status.", []string{"endpoint", "status"}, nil)
+	refusedDesc       = prometheus.NewDesc("frontdoor_refused_total", "Refused inputs (handshakes, frames, API calls) by reason.", []string{"reason"}, nil)
+)
+
+func (c *pusherCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{connectionsDesc, channelsDesc, subscriptionsDesc, messagesInDesc, bytesInDesc,
+		messagesOutDesc, clientEventsDesc, apiEventsDesc, apiRequestsDesc, refusedDesc} {
+		ch <- d
+	}
+}
+
+func (c *pusherCollector) Collect(ch chan<- prometheus.Metric) {
+	st := c.srv.pusher.Stats()
+	for app, a := range st.Apps {
+		ch <- prometheus.MustNewConstMetric(connectionsDesc, prometheus.GaugeValue, float64(a.Connections), app)
+		ch <- prometheus.MustNewConstMetric(channelsDesc, prometheus.GaugeValue, float64(a.Channels), app)
+		ch <- prometheus.MustNewConstMetric(subscriptionsDesc, prometheus.GaugeValue, float64(a.Subscriptions), app)
+		ch <- prometheus.MustNewConstMetric(messagesInDesc, prometheus.CounterValue, float64(a.MessagesIn), app)
+		ch <- prometheus.MustNewConstMetric(bytesInDesc, prometheus.CounterValue, float64(a.BytesIn), app)
+		ch <- prometheus.MustNewConstMetric(messagesOutDesc, prometheus.CounterValue, float64(a.MessagesOut), app)
+		ch <- prometheus.MustNewConstMetric(clientEventsDesc, prometheus.CounterValue, float64(a.ClientEvents), app)
+		ch <- prometheus.MustNewConstMetric(apiEventsDesc, prometheus.CounterValue, float64(a.APIEvents), app)
+	}
+	for k, v := range st.APIRequests {
+		ch <- prometheus.MustNewConstMetric(apiRequestsDesc, prometheus.CounterValue, float64(v), k.Endpoint, strconv.Itoa(k.Status))
+	}
+	for reason, v := range st.Refused {
+		ch <- prometheus.MustNewConstMetric(refusedDesc, prometheus.CounterValue, float64(v), reason)
 	}
 }

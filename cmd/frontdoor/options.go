@@ -57,9 +57,6 @@ func (o *option) fromEnv(lookup func(string) (string, bool)) {
 	o.source = o.envName()
 }
 
-// last is the value a single-valued option resolves to.
-func (o *option) last() string { return o.values[len(o.values)-1] }
-
 func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
 	fs := flag.NewFlagSet("frontdoor "+name, flag.ContinueOnError)
 	fs.SetOutput(stderr)

@@ -80,7 +80,7 @@ func startFrontdoor(t *testing.T, dir string, args ...string) *proc {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd.Stderr, cmd.Stdout = w, io.Discard
+	cmd.Stderr = w // Stdout stays nil (/dev/null): a copying goroutine would also wait for the new process
 	p := &proc{cmd: cmd, seen: make(chan struct{}, 1), done: make(chan struct{})}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -62,6 +62,7 @@ type Conn struct {
 	closeCode int
 	closeWhy  string
 	closed    bool // fd closed
+	peerClose bool // the client's close frame arrived
 
 	closeOnce sync.Once
 	pending   []byte // bytes read before Start, fed to the parser first
@@ -259,6 +260,7 @@ func (c *Conn) emit(op Opcode, payload []byte) error {
 		}
 		c.mu.Lock()
 		initiated := c.closing
+		c.peerClose = true
 		c.mu.Unlock()
 		if !initiated {
 			// Echo the code (RFC 6455 §5.5.1); the conn closes once that is written, and reports
@@ -282,6 +284,15 @@ func (c *Conn) failRead(err error) {
 	var ce *CloseError
 	if errors.As(err, &ce) {
 		c.Close(ce.Code, ce.Reason)
+	}
+	c.mu.Lock()
+	handshakeDone := c.peerClose && c.closing && !c.scheduled && len(c.queue) == 0
+	c.mu.Unlock()
+	if handshakeDone {
+		// We had sent our close and the client answered: the close handshake is complete, and
+		// the server closes the TCP connection first (RFC 6455 §7.1.1).
+		c.finish(CloseAbnormal, "closed")
+		return
 	}
 	// Wait for the close to be written (bounded), reading nothing more.
 	timer := time.AfterFunc(closeLinger, func() { c.finish(CloseAbnormal, "close not written in time") })

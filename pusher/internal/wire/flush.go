@@ -200,6 +200,14 @@ func (c *Conn) done() {
 // closeWritten runs once the close frame is on the wire: half-close so the client reads it and
 // answers, and bound the wait for that answer.
 func (c *Conn) closeWritten() {
+	c.mu.Lock()
+	answered := c.peerClose
+	c.mu.Unlock()
+	if answered {
+		// The client closed first and our echo is out: the handshake is complete.
+		c.finish(CloseAbnormal, "closed")
+		return
+	}
 	if tc, ok := c.nc.(*net.TCPConn); ok {
 		_ = tc.CloseWrite()
 	}
