@@ -122,6 +122,20 @@ func (p *Parser) Feed(data []byte, emit func(op Opcode, payload []byte) error) e
 // readHeader consumes header bytes from data, returning how many it took. It sets inFrame once a
 // whole header has arrived.
 func (p *Parser) readHeader(data []byte) (int, error) {
+	// Refuse an unmasked frame as soon as its second byte is here, before waiting for a mask
+	// that will never come (RFC 6455 §5.1).
+	var second int = -1
+	switch {
+	case p.hdrN >= 2:
+		second = int(p.hdr[1])
+	case p.hdrN == 1 && len(data) >= 1:
+		second = int(data[0])
+	case p.hdrN == 0 && len(data) >= 2:
+		second = int(data[1])
+	}
+	if second >= 0 && second&0x80 == 0 {
+		return 0, protocolError("client frame is not masked")
+	}
 	var h []byte
 	used := 0
 	if p.hdrN == 0 && len(data) >= 2 && len(data) >= headerLen(data) {
@@ -143,9 +157,6 @@ func (p *Parser) readHeader(data []byte) (int, error) {
 	}
 	op := Opcode(h[0] & 0x0F)
 	fin := h[0]&0x80 != 0
-	if h[1]&0x80 == 0 {
-		return 0, protocolError("client frame is not masked")
-	}
 	var length uint64
 	switch l := h[1] & 0x7F; l {
 	case 126:
