@@ -1,0 +1,374 @@
+package ws
+
+import (
+	"encoding/binary"
+	"errors"
+	"io"
+	"net"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Handler receives what a Conn reads. Both methods run on the conn's read goroutine, except
+// OnClose, which may run on the goroutine that finished writing the close frame.
+type Handler interface {
+	// OnMessage gets one complete text message; payload is valid only during the call.
+	OnMessage(payload []byte)
+	// OnClose is called exactly once, when the connection is gone for any reason, with the close
+	// code that ended it (sent or received; 1006 when the TCP connection simply dropped).
+	OnClose(code int, reason string)
+}
+
+// Options bound one connection's resources.
+type Options struct {
+	MaxMessageSize int      // largest inbound message; zero means 64 KiB
+	MaxQueueBytes  int      // send queue bound in bytes; zero means 1 MiB
+	MaxQueueFrames int      // send queue bound in frames; zero means 4096
+	OverflowFrames [][]byte // written, best effort, before the 4100 close when the queue overflows
+}
+
+// Errors Send returns.
+var (
+	ErrClosed    = errors.New("ws: connection closed")
+	ErrQueueFull = errors.New("ws: send queue full; connection closed as a slow consumer")
+)
+
+// CloseOverCapacity is the Pusher close code for a slow consumer: reconnect after backing off
+// (pusher-protocol.md §4, 4100).
+const CloseOverCapacity = 4100
+
+// closeLinger bounds how long a closing conn waits for the client's close reply, and how long the
+// final frames may take to write.
+const closeLinger = 3 * time.Second
+
+// Conn is one upgraded WebSocket connection.
+type Conn struct {
+	nc      net.Conn        // the raw connection: *net.TCPConn, *tls.Conn, ...
+	rc      syscall.RawConn // non-nil for TCP: non-blocking writev, and reads that hold no buffer while idle
+	h       Handler
+	f       *Flusher
+	maxMsg  int
+	maxQ    int
+	maxQN   int
+	ovf     [][]byte
+	lastAct atomic.Int64
+
+	mu        sync.Mutex
+	queue     [][]byte // frames waiting; queue[0] may be a tail of a partly written frame
+	queued    int      // bytes in queue
+	scheduled bool     // handed to a flusher or a blocking writer
+	closing   bool     // close frame queued: Send refuses, the fd closes after the flush
+	closeCode int
+	closeWhy  string
+	closed    bool // fd closed
+	peerClose bool // the client's close frame arrived
+
+	closeOnce sync.Once
+}
+
+// hijacked is fasthttp's hijacked connection: its Read goes through fasthttp's 4 KB buffered
+// reader, UnsafeConn is the socket underneath.
+type hijacked interface {
+	net.Conn
+	UnsafeConn() net.Conn
+}
+
+// Adopt takes over an upgraded connection and starts its one read goroutine. When nc comes from
+// fasthttp's Hijack, bytes fasthttp already buffered are fed to the parser first and the raw
+// socket is used from then on, so fasthttp's reader (4 KB) is not kept alive by an idle socket.
+// h may receive OnMessage as soon as Adopt is called: wire h up before calling it.
+func Adopt(nc net.Conn, h Handler, opts Options, f *Flusher) *Conn {
+	c := &Conn{
+		h: h, f: f, ovf: opts.OverflowFrames,
+		maxMsg: opts.MaxMessageSize, maxQ: opts.MaxQueueBytes, maxQN: opts.MaxQueueFrames,
+	}
+	if c.maxQ <= 0 {
+		c.maxQ = 1 << 20
+	}
+	if c.maxQN <= 0 {
+		c.maxQN = 4096
+	}
+	var pending []byte
+	if hj, ok := nc.(hijacked); ok {
+		pending = drainBuffered(hj)
+		nc = hj.UnsafeConn()
+	}
+	c.nc = nc
+	if tc, ok := nc.(*net.TCPConn); ok {
+		if rc, err := tc.SyscallConn(); err == nil {
+			c.rc = rc
+		}
+	}
+	c.touch()
+	go c.readLoop(pending)
+	return c
+}
+
+// drainBuffered returns what fasthttp's reader holds beyond the upgrade request, without waiting
+// for the network: with a deadline already past, the buffered reader hands out what it has and
+// the socket read underneath fails at once.
+func drainBuffered(hj hijacked) []byte {
+	raw := hj.UnsafeConn()
+	if raw.SetReadDeadline(time.Unix(1, 0)) != nil {
+		return nil
+	}
+	var out []byte
+	buf := make([]byte, 512)
+	for {
+		n, err := hj.Read(buf)
+		out = append(out, buf[:n]...)
+		if err != nil || n == 0 {
+			break
+		}
+	}
+	_ = raw.SetReadDeadline(time.Time{})
+	return out
+}
+
+// RemoteAddr is the client's address.
+func (c *Conn) RemoteAddr() net.Addr { return c.nc.RemoteAddr() }
+
+// LastActivity is when a frame last arrived (Unix nanoseconds), control frames included: the
+// Pusher liveness rule counts any frame (pusher-protocol.md §3).
+func (c *Conn) LastActivity() int64 { return c.lastAct.Load() }
+
+func (c *Conn) touch() { c.lastAct.Store(time.Now().UnixNano()) }
+
+// Send queues an immutable frame (built with AppendFrame, possibly shared by many conns). It never
+// blocks. When the queue is over its bounds the conn is closed as a slow consumer with 4100 and
+// ErrQueueFull returned; nobody else waits.
+func (c *Conn) Send(frame []byte) error {
+	c.mu.Lock()
+	if c.closing {
+		c.mu.Unlock()
+		return ErrClosed
+	}
+	if c.queued+len(frame) > c.maxQ || len(c.queue) >= c.maxQN {
+		c.mu.Unlock()
+		c.abort(CloseOverCapacity, "Over capacity: the client is not reading fast enough", c.ovf)
+		return ErrQueueFull
+	}
+	c.queue = append(c.queue, frame)
+	c.queued += len(frame)
+	c.scheduleLocked()
+	c.mu.Unlock()
+	return nil
+}
+
+// Ping queues a WebSocket ping frame; every RFC 6455 client answers it without application code.
+func (c *Conn) Ping() { _ = c.Send(pingFrame) }
+
+var pingFrame = AppendFrame(nil, OpPing, nil)
+
+// Close queues the final frames and a close frame after everything already queued, then closes
+// the connection once they are written (or closeLinger has passed).
+func (c *Conn) Close(code int, reason string, final ...[]byte) {
+	c.mu.Lock()
+	if c.closing {
+		c.mu.Unlock()
+		return
+	}
+	c.closing, c.closeCode, c.closeWhy = true, code, reason
+	for _, f := range final {
+		c.queue = append(c.queue, f)
+		c.queued += len(f)
+	}
+	cf := AppendClose(nil, code, reason)
+	c.queue = append(c.queue, cf)
+	c.queued += len(cf)
+	c.scheduleLocked()
+	c.mu.Unlock()
+}
+
+// abort drops whatever is queued and closes with code, writing only the given frames first.
+func (c *Conn) abort(code int, reason string, final [][]byte) {
+	c.mu.Lock()
+	if c.closing {
+		c.mu.Unlock()
+		return
+	}
+	c.closing, c.closeCode, c.closeWhy = true, code, reason
+	c.queue, c.queued = nil, 0
+	if c.scheduled {
+		// A writer holds frames taken from the queue; it appends what it could not write in front
+		// of this new queue. Bound that by the linger deadline.
+		_ = c.nc.SetWriteDeadline(time.Now().Add(closeLinger))
+	}
+	c.queue = append(c.queue, final...)
+	c.queue = append(c.queue, AppendClose(nil, code, reason))
+	c.scheduleLocked()
+	c.mu.Unlock()
+}
+
+func (c *Conn) scheduleLocked() {
+	if c.scheduled || c.closed {
+		return
+	}
+	c.scheduled = true
+	c.f.schedule(c)
+}
+
+// readBufSize is the read buffer: Pusher messages are small, and a larger message simply takes
+// several reads (the parser is incremental).
+const readBufSize = 512
+
+// readBufs holds read buffers between reads: a conn borrows one only while bytes are ready, so
+// an idle conn parked in the poller holds none.
+var readBufs = sync.Pool{New: func() any { b := make([]byte, readBufSize); return &b }}
+
+// readLoop is the conn's one read goroutine. It owns the Parser.
+func (c *Conn) readLoop(pending []byte) {
+	p := Parser{MaxMessage: c.maxMsg}
+	emit := c.emit
+	if len(pending) > 0 {
+		if err := p.Feed(pending, emit); err != nil {
+			c.failRead(err)
+			return
+		}
+	}
+	for {
+		bp, n, err := c.read()
+		if n > 0 {
+			c.touch()
+			// Feed unmasks in place: the buffer is ours until it goes back to the pool.
+			perr := p.Feed((*bp)[:n], emit)
+			readBufs.Put(bp)
+			if perr != nil {
+				c.failRead(perr)
+				return
+			}
+		} else if bp != nil {
+			readBufs.Put(bp)
+		}
+		if err != nil {
+			c.finish(CloseAbnormal, "connection lost")
+			return
+		}
+	}
+}
+
+// read waits for bytes and returns them in a pooled buffer. On TCP it waits in the runtime
+// poller with no buffer (RawConn.Read calls back when the fd is readable), so an idle conn holds
+// only its goroutine; other conns (TLS) read through net.Conn with a pooled buffer.
+func (c *Conn) read() (*[]byte, int, error) {
+	if c.rc == nil {
+		bp := readBufs.Get().(*[]byte)
+		n, err := c.nc.Read(*bp)
+		return bp, n, err
+	}
+	var (
+		bp   *[]byte
+		n    int
+		rerr error
+	)
+	err := c.rc.Read(func(fd uintptr) bool {
+		if bp == nil {
+			bp = readBufs.Get().(*[]byte)
+		}
+		m, e := unix.Read(int(fd), *bp)
+		for e == unix.EINTR {
+			m, e = unix.Read(int(fd), *bp)
+		}
+		if e == unix.EAGAIN {
+			readBufs.Put(bp)
+			bp = nil
+			return false // park in the poller without a buffer
+		}
+		n, rerr = m, e
+		if e == nil && m == 0 {
+			rerr = io.EOF
+		}
+		if n < 0 {
+			n = 0
+		}
+		return true
+	})
+	if err == nil {
+		err = rerr
+	}
+	return bp, n, err
+}
+
+// errPeerClosed stops the parser after a close frame: nothing after it is read.
+var errPeerClosed = errors.New("peer sent close")
+
+func (c *Conn) emit(op Opcode, payload []byte) error {
+	switch op {
+	case OpText:
+		c.h.OnMessage(payload)
+	case OpPing:
+		_ = c.Send(AppendFrame(nil, OpPong, payload))
+	case OpClose:
+		code, reason := CloseNoStatus, ""
+		if len(payload) >= 2 {
+			code, reason = int(binary.BigEndian.Uint16(payload)), string(payload[2:])
+		}
+		c.mu.Lock()
+		initiated := c.closing
+		c.peerClose = true
+		c.mu.Unlock()
+		if !initiated {
+			// Echo the code (RFC 6455 §5.5.1); the conn closes once that is written, and reports
+			// the client's code.
+			echo := code
+			if echo == CloseNoStatus {
+				echo = CloseNormal
+			}
+			c.Close(echo, "")
+			c.mu.Lock()
+			c.closeCode, c.closeWhy = code, reason
+			c.mu.Unlock()
+		}
+		return errPeerClosed
+	}
+	return nil
+}
+
+// failRead answers a protocol violation with its close code, or finishes after a client close.
+func (c *Conn) failRead(err error) {
+	var ce *CloseError
+	if errors.As(err, &ce) {
+		c.Close(ce.Code, ce.Reason)
+	}
+	c.mu.Lock()
+	handshakeDone := c.peerClose && c.closing && !c.scheduled && len(c.queue) == 0
+	c.mu.Unlock()
+	if handshakeDone {
+		// We had sent our close and the client answered: the close handshake is complete, and
+		// the server closes the TCP connection first (RFC 6455 §7.1.1).
+		c.finish(CloseAbnormal, "closed")
+		return
+	}
+	// Wait for the close to be written (bounded), reading nothing more.
+	timer := time.AfterFunc(closeLinger, func() { c.finish(CloseAbnormal, "close not written in time") })
+	defer timer.Stop()
+	buf := make([]byte, 128)
+	for {
+		// Keep draining until the writer closes the fd, so the kernel does not reset the
+		// connection with unread data before the close frame reaches the client.
+		if _, err := c.nc.Read(buf); err != nil {
+			c.finish(CloseAbnormal, "connection lost")
+			return
+		}
+	}
+}
+
+// finish closes the fd (if still open) and reports the close once.
+func (c *Conn) finish(code int, reason string) {
+	c.mu.Lock()
+	if !c.closed {
+		c.closed = true
+		c.closing = true
+		c.queue, c.queued = nil, 0
+		_ = c.nc.Close()
+	}
+	if c.closeCode != 0 {
+		code, reason = c.closeCode, c.closeWhy
+	}
+	c.mu.Unlock()
+	c.closeOnce.Do(func() { c.h.OnClose(code, reason) })
+}

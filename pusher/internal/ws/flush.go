@@ -1,0 +1,239 @@
+package ws
+
+import (
+	"errors"
+	"net"
+	"runtime"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Flusher is a fixed pool of workers that write dirty conns (DESIGN "Coalescing, non-blocking
+// delivery"): each pass writes all of one conn's pending frames with one writev and never waits
+// on a socket.
+type Flusher struct {
+	work chan *Conn
+	wg   sync.WaitGroup
+	stop sync.Once
+}
+
+// iovMax is Linux's IOV_MAX: the most buffers one writev takes.
+const iovMax = 1024
+
+// NewFlusher starts workers goroutines (GOMAXPROCS when workers ≤ 0).
+func NewFlusher(workers int) *Flusher {
+	if workers <= 0 {
+		workers = runtime.GOMAXPROCS(0)
+	}
+	f := &Flusher{work: make(chan *Conn, 64<<10)}
+	for range workers {
+		f.wg.Add(1)
+		go f.worker()
+	}
+	return f
+}
+
+// Stop ends the workers once the conns already handed to them are written.
+func (f *Flusher) Stop() {
+	f.stop.Do(func() { close(f.work) })
+	f.wg.Wait()
+}
+
+func (f *Flusher) schedule(c *Conn) {
+	select {
+	case f.work <- c:
+	default:
+		// Every worker is busy and the backlog is full: this conn waits on its own goroutine
+		// rather than the publisher waiting for a worker.
+		go c.writeBlocking()
+	}
+}
+
+func (f *Flusher) worker() {
+	defer f.wg.Done()
+	bufs := make([][]byte, 0, iovMax)
+	for c := range f.work {
+		bufs = c.flushOnce(bufs[:0])
+	}
+}
+
+// take moves up to iovMax queued frames into bufs.
+func (c *Conn) take(bufs [][]byte) [][]byte {
+	n := min(len(c.queue), iovMax)
+	bufs = append(bufs, c.queue[:n]...)
+	c.queue = c.queue[n:]
+	if len(c.queue) == 0 {
+		c.queue = nil // an idle conn keeps no queue backing array
+	}
+	return bufs
+}
+
+// giveBack puts frames not yet written back at the head of the queue.
+func (c *Conn) giveBack(rest [][]byte) {
+	if len(rest) == 0 {
+		return
+	}
+	q := make([][]byte, 0, len(rest)+len(c.queue))
+	c.queue = append(append(q, rest...), c.queue...)
+}
+
+// flushOnce writes what the conn has queued with single non-blocking writev calls. A conn whose
+// socket buffer fills moves to writeBlocking; a conn that is not TCP (TLS) always writes there.
+func (c *Conn) flushOnce(bufs [][]byte) [][]byte {
+	if c.rc == nil {
+		go c.writeBlocking()
+		return bufs
+	}
+	for {
+		c.mu.Lock()
+		if c.closed {
+			c.scheduled = false
+			c.mu.Unlock()
+			return bufs
+		}
+		if len(c.queue) == 0 {
+			c.done() // unlocks
+			return bufs
+		}
+		bufs = c.take(bufs[:0])
+		c.mu.Unlock()
+
+		var n int
+		var werr error
+		err := c.rc.Write(func(fd uintptr) bool {
+			n, werr = unix.Writev(int(fd), bufs)
+			return true // one attempt: never park a flusher on a socket
+		})
+		if err == nil {
+			err = werr
+		}
+		if n < 0 {
+			n = 0
+		}
+		rest := advance(bufs, n)
+		c.mu.Lock()
+		c.queued -= n
+		c.giveBack(rest)
+		c.mu.Unlock()
+		if err != nil {
+			if errors.Is(err, unix.EAGAIN) {
+				go c.writeBlocking()
+				return bufs
+			}
+			c.finish(CloseAbnormal, "write failed")
+			return bufs
+		}
+		if len(rest) > 0 { // partial write: the socket buffer is full
+			go c.writeBlocking()
+			return bufs
+		}
+	}
+}
+
+// writeBlocking drains the conn on its own goroutine, waiting for the socket as needed. It ends
+// when the queue is empty; the next Send schedules the conn on the pool again.
+func (c *Conn) writeBlocking() {
+	var bufs [][]byte
+	for {
+		c.mu.Lock()
+		if c.closed {
+			c.scheduled = false
+			c.mu.Unlock()
+			return
+		}
+		if len(c.queue) == 0 {
+			c.done()
+			return
+		}
+		if c.closing {
+			_ = c.nc.SetWriteDeadline(time.Now().Add(closeLinger))
+		}
+		bufs = c.take(bufs[:0])
+		c.mu.Unlock()
+
+		var err error
+		if c.rc != nil {
+			var werr error
+			err = c.rc.Write(func(fd uintptr) bool {
+				m, e := unix.Writev(int(fd), bufs)
+				if m > 0 {
+					bufs = advance(bufs, m)
+				}
+				if errors.Is(e, unix.EAGAIN) {
+					return false // park until the socket is writable
+				}
+				werr = e
+				return e != nil || len(bufs) == 0
+			})
+			if err == nil {
+				err = werr
+			}
+		} else {
+			nb := net.Buffers(bufs)
+			m, werr := nb.WriteTo(c.nc)
+			bufs, err = advance(bufs, int(m)), werr
+		}
+		c.mu.Lock()
+		c.giveBack(bufs)
+		c.recount()
+		c.mu.Unlock()
+		if err != nil {
+			c.finish(CloseAbnormal, "write failed")
+			return
+		}
+	}
+}
+
+// done is called with c.mu held and an empty queue: the conn leaves the writers, and a closing
+// conn closes its write side now that the close frame is out.
+func (c *Conn) done() {
+	c.scheduled = false
+	closing := c.closing
+	c.mu.Unlock()
+	if closing {
+		c.closeWritten()
+	}
+}
+
+// closeWritten runs once the close frame is on the wire: half-close so the client reads it and
+// answers, and bound the wait for that answer.
+func (c *Conn) closeWritten() {
+	c.mu.Lock()
+	answered := c.peerClose
+	c.mu.Unlock()
+	if answered {
+		// The client closed first and our echo is out: the handshake is complete.
+		c.finish(CloseAbnormal, "closed")
+		return
+	}
+	if tc, ok := c.nc.(*net.TCPConn); ok {
+		_ = tc.CloseWrite()
+	}
+	time.AfterFunc(closeLinger, func() { c.finish(CloseAbnormal, "no close reply") })
+	_ = c.nc.SetReadDeadline(time.Now().Add(closeLinger))
+}
+
+// advance drops the first n bytes from bufs without modifying any frame (frames are shared).
+func advance(bufs [][]byte, n int) [][]byte {
+	for n > 0 && len(bufs) > 0 {
+		if n >= len(bufs[0]) {
+			n -= len(bufs[0])
+			bufs = bufs[1:]
+			continue
+		}
+		bufs[0] = bufs[0][n:]
+		n = 0
+	}
+	return bufs
+}
+
+// recount recomputes queued bytes after a blocking write (the slow path, rarely taken).
+func (c *Conn) recount() {
+	t := 0
+	for _, b := range c.queue {
+		t += len(b)
+	}
+	c.queued = t
+}
