@@ -189,6 +189,7 @@ func (s *Server) publish(app *App, name string, channels []string, data, socketI
 			n = ch.broadcast(frame, except)
 		}
 		app.stats.messagesOut.Add(uint64(n))
+		app.stats.bytesOut.Add(uint64(n * len(frame)))
 	}
 }
 

@@ -53,9 +53,11 @@ func (s *Socket) handleClientEvent(m *inbound) {
 	if typ.kind != kindPresence {
 		userID = ""
 	}
-	n := ch.broadcast(eventFrame(m.Event, m.Channel, data, userID), s)
+	frame := eventFrame(m.Event, m.Channel, data, userID)
+	n := ch.broadcast(frame, s)
 	s.app.stats.clientEvents.Add(1)
 	s.app.stats.messagesOut.Add(uint64(n))
+	s.app.stats.bytesOut.Add(uint64(n * len(frame)))
 }
 
 // eventFrameRaw frames an already-built JSON event.

@@ -10,6 +10,7 @@ type appCounters struct {
 	messagesIn    atomic.Uint64
 	bytesIn       atomic.Uint64
 	messagesOut   atomic.Uint64 // deliveries: one per recipient, added once per publish
+	bytesOut      atomic.Uint64 // frame bytes queued to recipients, added once per publish
 	clientEvents  atomic.Uint64
 	apiEvents     atomic.Uint64
 	subscriptions atomic.Int64
@@ -61,6 +62,7 @@ type AppStats struct {
 	MessagesIn    uint64
 	BytesIn       uint64
 	MessagesOut   uint64
+	BytesOut      uint64
 	ClientEvents  uint64
 	APIEvents     uint64
 }
@@ -83,6 +85,7 @@ func (s *Server) Stats() Stats {
 			MessagesIn:    a.stats.messagesIn.Load(),
 			BytesIn:       a.stats.bytesIn.Load(),
 			MessagesOut:   a.stats.messagesOut.Load(),
+			BytesOut:      a.stats.bytesOut.Load(),
 			ClientEvents:  a.stats.clientEvents.Load(),
 			APIEvents:     a.stats.apiEvents.Load(),
 		}

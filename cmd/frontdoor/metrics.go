@@ -89,6 +89,7 @@ var (
 	messagesInDesc    = prometheus.NewDesc("frontdoor_messages_received_total", "WebSocket messages received from clients.", []string{"app"}, nil)
 	bytesInDesc       = prometheus.NewDesc("frontdoor_received_bytes_total", "WebSocket message bytes received from clients.", []string{"app"}, nil)
 	messagesOutDesc   = prometheus.NewDesc("frontdoor_messages_delivered_total", "Messages delivered to sockets (one per recipient).", []string{"app"}, nil)
+	bytesOutDesc      = prometheus.NewDesc("frontdoor_delivered_bytes_total", "Frame bytes queued to sockets.", []string{"app"}, nil)
 	clientEventsDesc  = prometheus.NewDesc("frontdoor_client_events_total", "Client events relayed.", []string{"app"}, nil)
 	apiEventsDesc     = prometheus.NewDesc("frontdoor_api_events_total", "Events published through the HTTP API.", []string{"app"}, nil)
 	apiRequestsDesc   = prometheus.NewDesc("frontdoor_api_requests_total", "HTTP API requests by endpoint and status.", []string{"endpoint", "status"}, nil)
@@ -97,7 +98,7 @@ var (
 
 func (c *pusherCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{connectionsDesc, channelsDesc, subscriptionsDesc, messagesInDesc, bytesInDesc,
-		messagesOutDesc, clientEventsDesc, apiEventsDesc, apiRequestsDesc, refusedDesc} {
+		messagesOutDesc, bytesOutDesc, clientEventsDesc, apiEventsDesc, apiRequestsDesc, refusedDesc} {
 		ch <- d
 	}
 }
@@ -111,6 +112,7 @@ func (c *pusherCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(messagesInDesc, prometheus.CounterValue, float64(a.MessagesIn), app)
 		ch <- prometheus.MustNewConstMetric(bytesInDesc, prometheus.CounterValue, float64(a.BytesIn), app)
 		ch <- prometheus.MustNewConstMetric(messagesOutDesc, prometheus.CounterValue, float64(a.MessagesOut), app)
+		ch <- prometheus.MustNewConstMetric(bytesOutDesc, prometheus.CounterValue, float64(a.BytesOut), app)
 		ch <- prometheus.MustNewConstMetric(clientEventsDesc, prometheus.CounterValue, float64(a.ClientEvents), app)
 		ch <- prometheus.MustNewConstMetric(apiEventsDesc, prometheus.CounterValue, float64(a.APIEvents), app)
 	}
