@@ -28,8 +28,8 @@ func (c *countingTransport) Send(f []byte) error {
 	return nil
 }
 func (c *countingTransport) Close(code int, _ string, _ ...[]byte) { c.closed.Store(int32(code)) }
-func (c *countingTransport) Ping()                                  {}
-func (c *countingTransport) LastActivity() int64                    { return time.Now().UnixNano() }
+func (c *countingTransport) Ping()                                 {}
+func (c *countingTransport) LastActivity() int64                   { return time.Now().UnixNano() }
 
 func newTestServer(tb testing.TB) *Server {
 	tb.Helper()
