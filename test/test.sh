@@ -6,14 +6,11 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 export DEBIAN_FRONTEND=noninteractive
 
-# System packages: real php-fpm, redis-server, nginx (proxy comparison) and Chromium (browser test).
+# System packages the tests start for real. Node runs the end-to-end clients. (php-fpm, redis-server,
+# Pebble and Chromium join this list with the tests that start them.)
 pkgs=()
-command -v php-fpm8.2   >/dev/null || pkgs+=(php8.2-fpm)
-command -v php          >/dev/null || pkgs+=(php8.2-cli)
-command -v redis-server >/dev/null || pkgs+=(redis-server)
-command -v nginx        >/dev/null || pkgs+=(nginx-light)
-command -v chromium     >/dev/null || pkgs+=(chromium)
-command -v node         >/dev/null || pkgs+=(nodejs npm)
+command -v node >/dev/null || pkgs+=(nodejs)
+command -v npm  >/dev/null || pkgs+=(npm)
 if ((${#pkgs[@]})); then
   sudo=""; [[ $(id -u) == 0 ]] || sudo="sudo"
   echo "test.sh: installing ${pkgs[*]}"
@@ -28,12 +25,11 @@ command -v staticcheck >/dev/null || go install honnef.co/go/tools/cmd/staticche
 
 # Node clients for the end-to-end suite, from the committed lockfile.
 (cd test/e2e && npm ci --no-audit --no-fund --loglevel=error)
-(cd bench/soketi 2>/dev/null && [[ -f package-lock.json ]] && npm ci --no-audit --no-fund --loglevel=error) || true
 
 export FRONTDOOR_REQUIRE_INTEGRATION=1
 
 echo "== gofmt, go vet, staticcheck"
-unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './test/e2e/node_modules/*'))
+unformatted=$(gofmt -l $(find . -name '*.go' -not -path '*/node_modules/*'))
 if [[ -n $unformatted ]]; then echo "not gofmt'ed: $unformatted"; exit 1; fi
 go vet ./...
 staticcheck ./...
