@@ -179,14 +179,30 @@ func TestInterop(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// The pong arrives interleaved with data; the pong handler runs inside ReadMessage.
-	for _, n := range sizes {
-		typ, p, err := wc.ReadMessage()
-		if err != nil {
-			t.Fatal(err)
+	// The pong arrives interleaved with data; the pong handler runs inside ReadMessage, so one
+	// goroutine keeps reading.
+	type readResult struct {
+		typ int
+		p   []byte
+		err error
+	}
+	reads := make(chan readResult, 16)
+	go func() {
+		for {
+			typ, p, err := wc.ReadMessage()
+			reads <- readResult{typ, p, err}
+			if err != nil {
+				return
+			}
 		}
-		if typ != websocket.TextMessage || len(p) != n || (n > 0 && p[0] != 'a'+byte(n%26)) {
-			t.Fatalf("frame of %d bytes: type %d len %d", n, typ, len(p))
+	}()
+	for _, n := range sizes {
+		r := <-reads
+		if r.err != nil {
+			t.Fatal(r.err)
+		}
+		if r.typ != websocket.TextMessage || len(r.p) != n || (n > 0 && r.p[0] != 'a'+byte(n%26)) {
+			t.Fatalf("frame of %d bytes: type %d len %d", n, r.typ, len(r.p))
 		}
 	}
 	select {
@@ -209,10 +225,10 @@ func TestInterop(t *testing.T) {
 	if err := wc.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(4321, "bye")); err != nil {
 		t.Fatal(err)
 	}
-	_, _, err = wc.ReadMessage()
+	r := <-reads
 	var ce *websocket.CloseError
-	if !asCloseError(err, &ce) || ce.Code != 4321 {
-		t.Fatalf("echo: %v", err)
+	if !asCloseError(r.err, &ce) || ce.Code != 4321 {
+		t.Fatalf("echo: %v", r.err)
 	}
 	if code, reason := rec.waitClosed(t); code != 4321 || reason != "bye" {
 		t.Fatalf("OnClose(%d, %q)", code, reason)
@@ -419,29 +435,41 @@ func TestOverflowClosesOnlySlowConn(t *testing.T) {
 	fast, fastRec := s.next(t)
 
 	frame := AppendFrame(nil, OpText, bytes.Repeat([]byte("z"), 1000))
-	const total = 3000 // 3 MB: far over the slow conn's kernel buffers plus its queue
-	received := make(chan int, 1)
+	const total = 5000 // 5 MB: far over the slow conn's kernel buffers plus its 256 KB queue
+	var got atomic.Int64
+	readErr := make(chan error, 1)
 	go func() {
-		n := 0
-		for n < total {
-			if _, p, err := fastWS.ReadMessage(); err != nil || len(p) != 1000 {
-				break
+		for got.Load() < total {
+			_, p, err := fastWS.ReadMessage()
+			if err != nil || len(p) != 1000 {
+				readErr <- fmt.Errorf("after %d: %v (len %d)", got.Load(), err, len(p))
+				return
 			}
-			n++
+			got.Add(1)
 		}
-		received <- n
+		readErr <- nil
 	}()
 	slowErr := 0
-	for range total {
-		if err := fast.Send(frame); err != nil {
-			t.Fatalf("fast Send: %v", err)
+	for sent := 0; sent < total; sent += 100 {
+		for range 100 {
+			if err := fast.Send(frame); err != nil {
+				t.Fatalf("fast Send: %v", err)
+			}
+			if slow.Send(frame) != nil {
+				slowErr++
+			}
 		}
-		if slow.Send(frame) != nil {
-			slowErr++
+		// Pace on the fast reader so its own queue stays bounded; the slow one never reads.
+		deadline := time.Now().Add(20 * time.Second)
+		for got.Load() < int64(sent+100) {
+			if time.Now().After(deadline) {
+				t.Fatalf("fast conn stuck at %d", got.Load())
+			}
+			time.Sleep(time.Millisecond)
 		}
 	}
-	if n := <-received; n != total {
-		t.Fatalf("fast conn received %d of %d", n, total)
+	if err := <-readErr; err != nil {
+		t.Fatal(err)
 	}
 	if slowErr == 0 {
 		t.Fatal("slow conn never overflowed")

@@ -16,7 +16,11 @@ import (
 type Flusher struct {
 	work chan *Conn
 	wg   sync.WaitGroup
-	stop sync.Once
+
+	// mu orders schedule against Stop: schedule holds it shared, so Stop never closes work
+	// under a send. Uncontended read locks are one atomic add.
+	mu      sync.RWMutex
+	stopped bool
 }
 
 // iovMax is Linux's IOV_MAX: the most buffers one writev takes.
@@ -36,12 +40,24 @@ func NewFlusher(workers int) *Flusher {
 }
 
 // Stop ends the workers once the conns already handed to them are written.
+// Conns that become dirty after Stop write on their own short-lived goroutines.
 func (f *Flusher) Stop() {
-	f.stop.Do(func() { close(f.work) })
+	f.mu.Lock()
+	if !f.stopped {
+		f.stopped = true
+		close(f.work)
+	}
+	f.mu.Unlock()
 	f.wg.Wait()
 }
 
 func (f *Flusher) schedule(c *Conn) {
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	if f.stopped {
+		go c.writeBlocking()
+		return
+	}
 	select {
 	case f.work <- c:
 	default:
