@@ -58,10 +58,11 @@ type Conn struct {
 	lastAct atomic.Int64
 
 	mu        sync.Mutex
-	queue     [][]byte // frames waiting; queue[0] may be a tail of a partly written frame
-	queued    int      // bytes in queue
-	scheduled bool     // handed to a flusher or a blocking writer
-	closing   bool     // close frame queued: Send refuses, the fd closes after the flush
+	queue     [][]byte  // frames waiting; queue[0] may be a tail of a partly written frame
+	qbuf      [2][]byte // backing array for short queues, so Send does not allocate
+	queued    int       // bytes in queue
+	scheduled bool      // handed to a flusher or a blocking writer
+	closing   bool      // close frame queued: Send refuses, the fd closes after the flush
 	closeCode int
 	closeWhy  string
 	closed    bool // fd closed
@@ -152,8 +153,7 @@ func (c *Conn) Send(frame []byte) error {
 		c.abort(CloseOverCapacity, "Over capacity: the client is not reading fast enough", c.ovf)
 		return ErrQueueFull
 	}
-	c.queue = append(c.queue, frame)
-	c.queued += len(frame)
+	c.push(frame)
 	c.scheduleLocked()
 	c.mu.Unlock()
 	return nil
@@ -174,12 +174,9 @@ func (c *Conn) Close(code int, reason string, final ...[]byte) {
 	}
 	c.closing, c.closeCode, c.closeWhy = true, code, reason
 	for _, f := range final {
-		c.queue = append(c.queue, f)
-		c.queued += len(f)
+		c.push(f)
 	}
-	cf := AppendClose(nil, code, reason)
-	c.queue = append(c.queue, cf)
-	c.queued += len(cf)
+	c.push(AppendClose(nil, code, reason))
 	c.scheduleLocked()
 	c.mu.Unlock()
 }
@@ -198,10 +195,21 @@ func (c *Conn) abort(code int, reason string, final [][]byte) {
 		// of this new queue. Bound that by the linger deadline.
 		_ = c.nc.SetWriteDeadline(time.Now().Add(closeLinger))
 	}
-	c.queue = append(c.queue, final...)
-	c.queue = append(c.queue, AppendClose(nil, code, reason))
+	for _, f := range final {
+		c.push(f)
+	}
+	c.push(AppendClose(nil, code, reason))
 	c.scheduleLocked()
 	c.mu.Unlock()
+}
+
+// push appends one frame to the queue; c.mu is held.
+func (c *Conn) push(f []byte) {
+	if c.queue == nil {
+		c.queue = c.qbuf[:0]
+	}
+	c.queue = append(c.queue, f)
+	c.queued += len(f)
 }
 
 func (c *Conn) scheduleLocked() {

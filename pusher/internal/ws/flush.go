@@ -6,6 +6,7 @@ import (
 	"runtime"
 	"sync"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -69,10 +70,52 @@ func (f *Flusher) schedule(c *Conn) {
 
 func (f *Flusher) worker() {
 	defer f.wg.Done()
-	bufs := make([][]byte, 0, iovMax)
+	w := &worker{bufs: make([][]byte, 0, iovMax), iov: make([]unix.Iovec, 0, iovMax)}
+	w.try = w.writevOnce // bound once: RawConn.Write takes a func, and a fresh closure per flush would allocate
 	for c := range f.work {
-		bufs = c.flushOnce(bufs[:0])
+		c.flushOnce(w)
+		clear(w.bufs[:cap(w.bufs)]) // pin no frame between flushes
+		w.bufs = w.bufs[:0]
 	}
+}
+
+// worker is one flusher's reusable state: the frames of the conn being written and their iovecs.
+type worker struct {
+	bufs [][]byte
+	iov  []unix.Iovec
+	n    int
+	err  error
+	try  func(fd uintptr) bool
+}
+
+// writevOnce makes one writev attempt with w.bufs and returns true, so RawConn.Write never parks
+// the flusher on a full socket. It builds the iovecs itself (unix.Writev allocates above 8).
+func (w *worker) writevOnce(fd uintptr) bool {
+	iov := w.iov[:0]
+	for _, b := range w.bufs {
+		if len(b) == 0 {
+			continue
+		}
+		v := unix.Iovec{Base: &b[0]}
+		v.SetLen(len(b))
+		iov = append(iov, v)
+	}
+	w.iov = iov
+	w.n, w.err = 0, nil
+	if len(iov) == 0 {
+		return true
+	}
+	r, _, e := unix.Syscall(unix.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&iov[0])), uintptr(len(iov)))
+	for e == unix.EINTR {
+		r, _, e = unix.Syscall(unix.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&iov[0])), uintptr(len(iov)))
+	}
+	clear(iov) // drop the pointers into frames
+	if e != 0 {
+		w.err = e
+		return true
+	}
+	w.n = int(r)
+	return true
 }
 
 // take moves up to iovMax queued frames into bufs.
@@ -81,7 +124,9 @@ func (c *Conn) take(bufs [][]byte) [][]byte {
 	bufs = append(bufs, c.queue[:n]...)
 	c.queue = c.queue[n:]
 	if len(c.queue) == 0 {
-		c.queue = nil // an idle conn keeps no queue backing array
+		// An idle conn keeps no grown backing array and pins no frame.
+		c.queue = nil
+		c.qbuf = [2][]byte{}
 	}
 	return bufs
 }
@@ -97,38 +142,31 @@ func (c *Conn) giveBack(rest [][]byte) {
 
 // flushOnce writes what the conn has queued with single non-blocking writev calls. A conn whose
 // socket buffer fills moves to writeBlocking; a conn that is not TCP (TLS) always writes there.
-func (c *Conn) flushOnce(bufs [][]byte) [][]byte {
+func (c *Conn) flushOnce(w *worker) {
 	if c.rc == nil {
 		go c.writeBlocking()
-		return bufs
+		return
 	}
 	for {
 		c.mu.Lock()
 		if c.closed {
 			c.scheduled = false
 			c.mu.Unlock()
-			return bufs
+			return
 		}
 		if len(c.queue) == 0 {
 			c.done() // unlocks
-			return bufs
+			return
 		}
-		bufs = c.take(bufs[:0])
+		w.bufs = c.take(w.bufs[:0])
 		c.mu.Unlock()
 
-		var n int
-		var werr error
-		err := c.rc.Write(func(fd uintptr) bool {
-			n, werr = unix.Writev(int(fd), bufs)
-			return true // one attempt: never park a flusher on a socket
-		})
+		err := c.rc.Write(w.try)
 		if err == nil {
-			err = werr
+			err = w.err
 		}
-		if n < 0 {
-			n = 0
-		}
-		rest := advance(bufs, n)
+		n := w.n
+		rest := advance(w.bufs, n)
 		c.mu.Lock()
 		c.queued -= n
 		c.giveBack(rest)
@@ -136,14 +174,14 @@ func (c *Conn) flushOnce(bufs [][]byte) [][]byte {
 		if err != nil {
 			if errors.Is(err, unix.EAGAIN) {
 				go c.writeBlocking()
-				return bufs
+				return
 			}
 			c.finish(CloseAbnormal, "write failed")
-			return bufs
+			return
 		}
 		if len(rest) > 0 { // partial write: the socket buffer is full
 			go c.writeBlocking()
-			return bufs
+			return
 		}
 	}
 }
@@ -173,23 +211,33 @@ func (c *Conn) writeBlocking() {
 		if c.rc != nil {
 			var werr error
 			err = c.rc.Write(func(fd uintptr) bool {
-				m, e := unix.Writev(int(fd), bufs)
-				if m > 0 {
-					bufs = advance(bufs, m)
+				for {
+					m, e := unix.Writev(int(fd), bufs)
+					if e == unix.EINTR {
+						continue
+					}
+					if m > 0 {
+						bufs = advance(bufs, m)
+					}
+					switch {
+					case len(bufs) == 0:
+						return true
+					case e == unix.EAGAIN:
+						return false // park in the poller until the socket is writable
+					case e != nil:
+						werr = e
+						return true
+					}
 				}
-				if errors.Is(e, unix.EAGAIN) {
-					return false // park until the socket is writable
-				}
-				werr = e
-				return e != nil || len(bufs) == 0
 			})
 			if err == nil {
 				err = werr
 			}
 		} else {
+			// net.Buffers.WriteTo consumes nb (its own slice headers, never the frames).
 			nb := net.Buffers(bufs)
-			m, werr := nb.WriteTo(c.nc)
-			bufs, err = advance(bufs, int(m)), werr
+			_, err = nb.WriteTo(c.nc)
+			bufs = nb
 		}
 		c.mu.Lock()
 		c.giveBack(bufs)
