@@ -4,7 +4,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/frontdoorhq/frontdoor/pusher/internal/wire"
+	"github.com/frontdoorhq/frontdoor/pusher/internal/ws"
 )
 
 // maxEventName is the SDKs' limit on event names (§8.7).
@@ -61,4 +61,4 @@ func (s *Socket) handleClientEvent(m *inbound) {
 }
 
 // eventFrameRaw frames an already-built JSON event.
-func eventFrameRaw(body []byte) []byte { return wire.AppendFrame(nil, wire.OpText, body) }
+func eventFrameRaw(body []byte) []byte { return ws.AppendFrame(nil, ws.OpText, body) }

@@ -4,13 +4,13 @@
 //
 // Shape: a Server holds apps; each app has a Hub whose channels are sharded by name hash, each
 // shard with its own lock, so publishes on different channels do not contend. A Socket is one
-// connection; its bytes come and go through package wire, which owns the one read goroutine and
+// connection; its bytes come and go through package ws, which owns the one read goroutine and
 // the non-blocking writer.
 //
 // Hot path: a publish encodes the event and frames it once, then hands the same []byte to every
 // subscriber's queue (DESIGN "Encode once, write many"). Nothing is marshalled per recipient.
 //
 // Lock order: shard.mu → Channel.mu → Socket.mu → App.usersMu. A lock is never taken while a
-// later one in that list is held, and no lock is held while calling into package wire's Close
+// later one in that list is held, and no lock is held while calling into package ws's Close
 // (Send is non-blocking and may be called under Channel.mu).
 package pusher

@@ -15,7 +15,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/valyala/fasthttp"
 
-	"github.com/frontdoorhq/frontdoor/pusher/internal/wire"
+	"github.com/frontdoorhq/frontdoor/pusher/internal/ws"
 )
 
 // Server is frontdoor's Pusher server: the apps, their sockets, and the janitor that keeps them
@@ -36,7 +36,7 @@ type Server struct {
 	nodeID  uint64
 	counter atomic.Uint64
 
-	flusher  *wire.Flusher
+	flusher  *ws.Flusher
 	upgrader *websocket.FastHTTPUpgrader
 	stats    serverCounters
 
@@ -61,7 +61,7 @@ func NewServer(cfg Config, log zerolog.Logger) (*Server, error) {
 		// The first half of every socket_id: random per process, so ids stay unique across
 		// restarts and nodes (§1.3). Kept below 10^9 for short ids.
 		nodeID:  binary.BigEndian.Uint64(rnd[:]) % 1_000_000_000,
-		flusher: wire.NewFlusher(0),
+		flusher: ws.NewFlusher(0),
 		stop:    make(chan struct{}),
 		upgrader: &websocket.FastHTTPUpgrader{
 			ReadBufferSize:    512,
@@ -180,22 +180,21 @@ func (s *Server) HandleWebSocket(ctx *fasthttp.RequestCtx) {
 	}
 	cfg := app.configOrDefault()
 	err := s.upgrader.Upgrade(ctx, func(wc *websocket.Conn) {
-		opts := wire.Options{MaxMessageSize: cfg.MaxMessageSize, MaxQueueBytes: s.qBytes, MaxQueueFrames: s.qFrames,
+		opts := ws.Options{MaxMessageSize: cfg.MaxMessageSize, MaxQueueBytes: s.qBytes, MaxQueueFrames: s.qFrames,
 			OverflowFrames: [][]byte{overflowFrame}}
 		if refuse != nil {
-			c := wire.Adopt(wc.NetConn(), discard{}, opts, s.flusher)
-			c.Start()
-			c.Close(refuse.Code, refuse.Message, wire.AppendFrame(nil, wire.OpText, appendErrorFrame(nil, refuse.Code, refuse.Message)))
+			c := ws.Adopt(wc.NetConn(), discard{}, opts, s.flusher)
+			c.Close(refuse.Code, refuse.Message, ws.AppendFrame(nil, ws.OpText, appendErrorFrame(nil, refuse.Code, refuse.Message)))
 			return
 		}
 		sock := newSocket(s, app, s.newSocketID())
-		c := wire.Adopt(wc.NetConn(), sock, opts, s.flusher)
+		c := ws.Adopt(wc.NetConn(), sock, opts, s.flusher)
 		sock.conn = c
 		app.sockets.Store(sock, struct{}{})
 		s.byID.Store(sock.id, sock)
 		sock.send(eventFrame("pusher:connection_established", "",
 			`{"socket_id":"`+sock.id+`","activity_timeout":`+strconv.Itoa(cfg.ActivityTimeout)+`}`, ""))
-		c.Start()
+		close(sock.ready) // the read goroutine may now hand messages to the socket
 	})
 	if err != nil && refuse == nil {
 		s.release(app)
@@ -208,7 +207,7 @@ type discard struct{}
 func (discard) OnMessage([]byte)    {}
 func (discard) OnClose(int, string) {}
 
-var overflowFrame = wire.AppendFrame(nil, wire.OpText, appendErrorFrame(nil, 4100, "Over capacity: this connection is not reading fast enough; reconnect later"))
+var overflowFrame = ws.AppendFrame(nil, ws.OpText, appendErrorFrame(nil, 4100, "Over capacity: this connection is not reading fast enough; reconnect later"))
 
 func (a *App) configOrDefault() AppConfig {
 	if a == nil {

@@ -6,10 +6,10 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/frontdoorhq/frontdoor/pusher/internal/wire"
+	"github.com/frontdoorhq/frontdoor/pusher/internal/ws"
 )
 
-// transport is what a Socket needs from the connection underneath; *wire.Conn is the real one.
+// transport is what a Socket needs from the connection underneath; *ws.Conn is the real one.
 type transport interface {
 	Send(frame []byte) error
 	Close(code int, reason string, final ...[]byte)
@@ -34,24 +34,28 @@ type Socket struct {
 	refill     time.Time
 
 	pingedAt atomic.Int64 // janitor: when the server pinged (Unix ns); 0 when not waiting
+
+	// ready is closed once conn is set and connection_established queued: ws.Adopt starts reading
+	// at once, and a client may send before the handshake's bookkeeping is done.
+	ready chan struct{}
 }
 
 func newSocket(srv *Server, app *App, id string) *Socket {
-	return &Socket{id: id, app: app, srv: srv, subs: map[string]string{}, connectedAt: time.Now()}
+	return &Socket{id: id, app: app, srv: srv, subs: map[string]string{}, connectedAt: time.Now(), ready: make(chan struct{})}
 }
 
 func (s *Socket) send(frame []byte) {
-	_ = s.conn.Send(frame) // overflow closes the socket with 4100 inside wire
+	_ = s.conn.Send(frame) // overflow closes the socket with 4100 inside ws
 }
 
 // closeWith sends e as a pusher:error frame, then closes with e.Code (§1.2 "How to refuse").
 func (s *Socket) closeWith(e *Error) {
-	s.conn.Close(e.Code, e.Message, wire.AppendFrame(nil, wire.OpText, appendErrorFrame(nil, e.Code, e.Message)))
+	s.conn.Close(e.Code, e.Message, ws.AppendFrame(nil, ws.OpText, appendErrorFrame(nil, e.Code, e.Message)))
 }
 
 // sendError sends a pusher:error frame and keeps the socket (code 0 renders as null).
 func (s *Socket) sendError(code int, message string) {
-	s.send(wire.AppendFrame(nil, wire.OpText, appendErrorFrame(nil, code, message)))
+	s.send(ws.AppendFrame(nil, ws.OpText, appendErrorFrame(nil, code, message)))
 }
 
 // refuse logs a refused input at info with its reason (DESIGN "Errors and logs") and counts it.
@@ -67,8 +71,9 @@ type inbound struct {
 	Data    json.RawMessage `json:"data"`
 }
 
-// OnMessage implements wire.Handler: one text message from the client.
+// OnMessage implements ws.Handler: one text message from the client.
 func (s *Socket) OnMessage(payload []byte) {
+	<-s.ready
 	s.app.stats.messagesIn.Add(1)
 	s.app.stats.bytesIn.Add(uint64(len(payload)))
 	s.pingedAt.Store(0) // any frame is activity (§3)
@@ -98,9 +103,10 @@ func (s *Socket) OnMessage(payload []byte) {
 	}
 }
 
-// OnClose implements wire.Handler: the connection is gone. Leave every channel, announcing
+// OnClose implements ws.Handler: the connection is gone. Leave every channel, announcing
 // member_removed where this was a user's last socket (§5.4).
 func (s *Socket) OnClose(code int, reason string) {
+	<-s.ready
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -133,7 +139,7 @@ func truncate(s string, n int) string {
 	return s[:n] + "…"
 }
 
-var pongFrame = wire.AppendFrame(nil, wire.OpText, []byte(`{"event":"pusher:pong","data":"{}"}`))
+var pongFrame = ws.AppendFrame(nil, ws.OpText, []byte(`{"event":"pusher:pong","data":"{}"}`))
 
 // appendEvent builds a server frame's JSON: {"event":…,"channel":…,"data":…,"user_id":…}.
 // data is already the string the client will see (§2: always a string).
@@ -161,7 +167,7 @@ func eventFrame(event, channel, data, userID string) []byte {
 	buf := make([]byte, gap, gap+64+len(event)+len(channel)+len(data)+len(data)/8)
 	buf = appendEvent(buf, event, channel, data, userID)
 	var hdr [gap]byte
-	h := wire.AppendHeader(hdr[:0], wire.OpText, len(buf)-gap)
+	h := ws.AppendHeader(hdr[:0], ws.OpText, len(buf)-gap)
 	start := gap - len(h)
 	copy(buf[start:], h)
 	return buf[start:]
