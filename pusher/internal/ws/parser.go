@@ -100,6 +100,9 @@ func (p *Parser) Feed(data []byte, emit func(op Opcode, payload []byte) error) e
 				}
 				continue
 			}
+			if p.ctrl == nil {
+				p.ctrl = make([]byte, 0, len(chunk)+p.remain)
+			}
 			p.ctrl = append(p.ctrl, chunk...)
 		case p.remain == 0 && p.fin && p.msg == nil:
 			// The common case: a whole unfragmented message inside one read. No copy.
@@ -108,6 +111,10 @@ func (p *Parser) Feed(data []byte, emit func(op Opcode, payload []byte) error) e
 			}
 			continue
 		default:
+			if p.msg == nil {
+				// Size the buffer for the rest of this frame at once (bounded by the header check).
+				p.msg = make([]byte, 0, len(chunk)+p.remain)
+			}
 			p.msg = append(p.msg, chunk...)
 		}
 		if p.remain == 0 {

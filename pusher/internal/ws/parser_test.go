@@ -162,15 +162,24 @@ func FuzzParser(f *testing.F) {
 	f.Fuzz(func(t *testing.T, data []byte, split uint8) {
 		whole := Parser{MaxMessage: 1 << 16}
 		a, errA := feedAll(&whole, data)
-		pieces := Parser{MaxMessage: 1 << 16}
-		s := int(split)%max(len(data), 1) + 1
+		// Split at varying points derived from split: sizes cycle 1..split+1.
 		var chunks [][]byte
-		for i := 0; i < len(data); i += s {
-			chunks = append(chunks, data[i:min(i+s, len(data))])
+		step := int(split)%13 + 1
+		for i, k := 0, 0; i < len(data); k++ {
+			n := (k*step)%(int(split)+1) + 1
+			chunks = append(chunks, data[i:min(i+n, len(data))])
+			i += n
 		}
+		pieces := Parser{MaxMessage: 1 << 16}
 		b, errB := feedAll(&pieces, chunks...)
 		if (errA == nil) != (errB == nil) || len(a) != len(b) {
-			t.Fatalf("whole: %d msgs %v; split by %d: %d msgs %v", len(a), errA, s, len(b), errB)
+			t.Fatalf("whole: %d msgs %v; in %d pieces: %d msgs %v", len(a), errA, len(chunks), len(b), errB)
+		}
+		if errA != nil {
+			var ca, cb *CloseError
+			if !errors.As(errA, &ca) || !errors.As(errB, &cb) || ca.Code != cb.Code {
+				t.Fatalf("errors differ: %v / %v", errA, errB)
+			}
 		}
 		for i := range a {
 			if a[i] != b[i] {
