@@ -167,12 +167,18 @@ var pingFrame = AppendFrame(nil, OpPing, nil)
 // Close queues the final frames and a close frame after everything already queued, then closes
 // the connection once they are written (or closeLinger has passed).
 func (c *Conn) Close(code int, reason string, final ...[]byte) {
+	c.closeReporting(code, reason, code, reason, final)
+}
+
+// closeReporting is Close with the code and reason OnClose will report, set under the same lock
+// as the close frame is queued, so no flush can finish with the other ones.
+func (c *Conn) closeReporting(code int, reason string, reportCode int, reportWhy string, final [][]byte) {
 	c.mu.Lock()
 	if c.closing {
 		c.mu.Unlock()
 		return
 	}
-	c.closing, c.closeCode, c.closeWhy = true, code, reason
+	c.closing, c.closeCode, c.closeWhy = true, reportCode, reportWhy
 	for _, f := range final {
 		c.push(f)
 	}
@@ -326,10 +332,7 @@ func (c *Conn) emit(op Opcode, payload []byte) error {
 			if echo == CloseNoStatus {
 				echo = CloseNormal
 			}
-			c.Close(echo, "")
-			c.mu.Lock()
-			c.closeCode, c.closeWhy = code, reason
-			c.mu.Unlock()
+			c.closeReporting(echo, "", code, reason, nil)
 		}
 		return errPeerClosed
 	}
