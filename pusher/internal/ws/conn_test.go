@@ -321,8 +321,9 @@ func TestProtocolErrorCloses(t *testing.T) {
 		if op != OpClose || int(binary.BigEndian.Uint16(p)) != tc.code {
 			t.Fatalf("want close %d, got op %d %q", tc.code, op, p)
 		}
-		// Answer the close: the handshake completes and the conn reports the code it sent.
-		_, _ = raw.Write(clientFrame(true, OpClose, p[:2], [4]byte{9, 9, 9, 9}))
+		// The client drops the connection (RFC 6455 §7.1.7 lets either side close the TCP
+		// connection once the connection is failed); the conn reports the code it sent.
+		_ = raw.Close()
 		if code, _ := rec.waitClosed(t); code != tc.code {
 			t.Fatalf("OnClose %d, want %d", code, tc.code)
 		}

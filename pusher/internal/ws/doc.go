@@ -22,6 +22,16 @@
 // Frames are shared by many conns: nothing here modifies a queued frame. Partial writes are
 // tracked by reslicing the conn's own [][]byte, never the bytes.
 //
+// # Idle memory
+//
+// Measured by TestIdleMemory (10,000 idle conns on loopback, fasthttp with KeepHijackedConns and
+// FastHTTPUpgrader{ReadBufferSize: 512, WriteBufferSize: 1024, WriteBufferPool: &sync.Pool{}},
+// clients in another process): about 3.6 KB of heap+stack per conn, 5.2 KB RSS. The stack is the
+// read goroutine's minimum 2 KB; the heap is the Conn (~250 B), the *net.TCPConn and its netFD and
+// poll descriptor (~300 B), and fasthttp's hijackConn plus the websocket.Conn and the 512 B
+// handshake read buffer the upgrader allocated, which stay reachable only until the GC frees them.
+// Nothing is buffered while idle: no read buffer, no queue array, no writer goroutine.
+//
 // # Lock order
 //
 // Conn.mu is a leaf lock: no other lock is taken while holding it, no syscall blocks under it,
