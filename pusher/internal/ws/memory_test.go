@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -88,6 +89,17 @@ func TestIdleMemory(t *testing.T) {
 	dh, ds := float64(heap1-heap0)/n, float64(stack1-stack0)/n
 	t.Logf("%d idle conns, server side: HeapInuse %.0f B/conn + StackInuse %.0f B/conn = %.0f B/conn; RSS %.0f B/conn",
 		n, dh, ds, dh+ds, float64(rss1-rss0)/n)
+	if path := os.Getenv("WS_IDLE_HEAPPROFILE"); path != "" {
+		// Where the bytes go: go tool pprof -sample_index=inuse_space -top <test binary> path
+		f, err := os.Create(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := pprof.WriteHeapProfile(f); err != nil {
+			t.Fatal(err)
+		}
+		_ = f.Close()
+	}
 	for _, c := range conns {
 		if c.LastActivity() == 0 {
 			t.Fatal("conn not adopted")
