@@ -81,7 +81,8 @@ type hijacked interface {
 // Adopt takes over an upgraded connection and starts its one read goroutine. When nc comes from
 // fasthttp's Hijack, bytes fasthttp already buffered are fed to the parser first and the raw
 // socket is used from then on, so fasthttp's reader (4 KB) is not kept alive by an idle socket.
-// h may receive OnMessage as soon as Adopt is called: wire h up before calling it.
+// h may receive OnMessage as soon as the read goroutine starts; a Handler that needs the *Conn
+// first implements Adopter.
 func Adopt(nc net.Conn, h Handler, opts Options, f *Flusher) *Conn {
 	c := &Conn{
 		h: h, f: f, ovf: opts.OverflowFrames,
@@ -105,8 +106,18 @@ func Adopt(nc net.Conn, h Handler, opts Options, f *Flusher) *Conn {
 		}
 	}
 	c.touch()
+	if a, ok := h.(Adopter); ok {
+		a.Adopted(c)
+	}
 	go c.readLoop(pending)
 	return c
+}
+
+// Adopter is optionally implemented by a Handler that needs its Conn before the first OnMessage
+// can arrive (Adopt starts reading before it returns): Adopted runs on Adopt's caller, before the
+// read goroutine starts.
+type Adopter interface {
+	Adopted(c *Conn)
 }
 
 // drainBuffered returns what fasthttp's reader holds beyond the upgrade request, without waiting

@@ -27,6 +27,7 @@ import (
 
 // recorder is a Handler that keeps what it was told.
 type recorder struct {
+	adopted  *Conn // set by Adopted before the read goroutine starts
 	mu       sync.Mutex
 	msgs     []string
 	closes   atomic.Int32
@@ -40,7 +41,13 @@ func newRecorder() *recorder {
 	return &recorder{closedCh: make(chan struct{}), gotMsg: make(chan struct{}, 1024)}
 }
 
+// Adopted implements Adopter.
+func (r *recorder) Adopted(c *Conn) { r.adopted = c }
+
 func (r *recorder) OnMessage(p []byte) {
+	if r.adopted == nil {
+		panic("OnMessage before Adopted")
+	}
 	r.mu.Lock()
 	r.msgs = append(r.msgs, string(p))
 	r.mu.Unlock()
@@ -98,6 +105,9 @@ func startServer(t testing.TB, opts Options, tlsCfg *tls.Config) *server {
 			_ = up.Upgrade(ctx, func(wc *websocket.Conn) {
 				r := newRecorder()
 				c := Adopt(wc.NetConn(), r, s.opts, s.f)
+				if r.adopted != c {
+					panic("Adopted not called with the conn")
+				}
 				s.recs <- r
 				s.conns <- c
 			})
