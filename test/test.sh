@@ -5,12 +5,18 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 export DEBIAN_FRONTEND=noninteractive
+export PATH="$PATH:/usr/sbin:/sbin"  # php-fpm8.2 and nginx live in sbin
 
-# System packages the tests start for real. Node runs the end-to-end clients. (php-fpm, redis-server,
-# Pebble and Chromium join this list with the tests that start them.)
+# System packages the tests start for real: Node runs the end-to-end clients, php-fpm serves the
+# FastCGI tests, nginx is the reference the proxy is compared with, redis-server backs the scaling
+# tests, Chromium loads the browser test page. Pebble is a `go tool` (below).
 pkgs=()
-command -v node >/dev/null || pkgs+=(nodejs)
-command -v npm  >/dev/null || pkgs+=(npm)
+command -v node         >/dev/null || pkgs+=(nodejs)
+command -v npm          >/dev/null || pkgs+=(npm)
+command -v php-fpm8.2   >/dev/null || pkgs+=(php8.2-fpm)
+command -v nginx        >/dev/null || pkgs+=(nginx)
+command -v redis-server >/dev/null || pkgs+=(redis-server)
+command -v chromium     >/dev/null || pkgs+=(chromium)
 if ((${#pkgs[@]})); then
   sudo=""; [[ $(id -u) == 0 ]] || sudo="sudo"
   echo "test.sh: installing ${pkgs[*]}"
