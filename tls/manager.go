@@ -15,6 +15,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -99,12 +100,23 @@ func (m *Manager) hostPolicy(p autocert.HostPolicy) autocert.HostPolicy {
 		if h, _, err := net.SplitHostPort(host); err == nil {
 			host = h
 		}
-		err := p(ctx, host)
-		if err != nil {
+		if err := p(ctx, host); err != nil {
 			m.logRefused(host)
+			return errRefused{name: host}
 		}
-		return err
+		return nil
 	}
+}
+
+// errRefused is the handshake error for a name that is not configured: already logged (rate
+// limited) by logRefused, so the listener does not log it again.
+type errRefused struct{ name string }
+
+func (e errRefused) Error() string {
+	if e.name == "" {
+		return "tls: no SNI: connect with one of the configured names"
+	}
+	return "tls: " + strconv.Quote(e.name) + " is not a configured --domain"
 }
 
 func (m *Manager) logRefused(name string) {
@@ -135,7 +147,7 @@ func (m *Manager) getCertificate(hello *cryptotls.ClientHelloInfo) (*cryptotls.C
 	if m.acme != nil {
 		if hello.ServerName == "" {
 			m.logRefused("(no SNI)")
-			return nil, errors.New("tls: no SNI: connect with the site's name")
+			return nil, errRefused{}
 		}
 		return m.acme.GetCertificate(hello)
 	}

@@ -29,7 +29,7 @@ func serveTLS(t *testing.T, m *Manager) string {
 			ctx.SetBodyString("tls ok")
 		}
 	})}
-	go s.Serve(cryptotls.NewListener(ln, m.TLSConfig()))
+	go s.Serve(m.NewListener(ln))
 	t.Cleanup(func() { ln.Close() })
 	return ln.Addr().String()
 }
