@@ -8,6 +8,7 @@ import (
 	cryptotls "crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/asn1"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -37,6 +38,9 @@ type Manager struct {
 
 	refusedMu  sync.Mutex
 	refusedLog map[string]time.Time // SNI → last time a refusal was logged
+
+	ocsp   *stapler
+	served sync.Map // auto mode: name → *x509.Certificate last served, to log each new certificate once
 }
 
 type loadedCert struct {
@@ -52,7 +56,7 @@ func New(cfg Config, log zerolog.Logger) (*Manager, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	m := &Manager{cfg: cfg, log: log, refusedLog: map[string]time.Time{}}
+	m := &Manager{cfg: cfg, log: log, refusedLog: map[string]time.Time{}, ocsp: newStapler(log)}
 	switch cfg.Mode {
 	case "auto":
 		if err := os.MkdirAll(cfg.CacheDir, 0o700); err != nil {
@@ -149,14 +153,49 @@ func (m *Manager) getCertificate(hello *cryptotls.ClientHelloInfo) (*cryptotls.C
 			m.logRefused("(no SNI)")
 			return nil, errRefused{}
 		}
-		return m.acme.GetCertificate(hello)
+		cert, err := m.acme.GetCertificate(hello)
+		if err != nil {
+			return nil, err
+		}
+		m.noteServed(hello.ServerName, cert)
+		return m.ocsp.staple(cert), nil
 	}
 	lc := m.cert.Load()
 	if lc == nil {
 		return nil, errors.New("tls: no certificate loaded")
 	}
-	return lc.cert, nil
+	return m.ocsp.staple(lc.cert), nil
 }
+
+// noteServed logs each certificate autocert obtains or renews the first time it is served, with
+// its expiry: the log is where an operator sees issuance happen. TLS-ALPN-01 challenge
+// certificates (RFC 8737 §3) are not served certificates and are skipped.
+func (m *Manager) noteServed(name string, cert *cryptotls.Certificate) {
+	leaf := cert.Leaf
+	if leaf == nil || isACMEChallengeCert(leaf) {
+		return
+	}
+	if prev, ok := m.served.Load(name); ok && prev.(*x509.Certificate) == leaf {
+		return
+	}
+	if prev, loaded := m.served.Swap(name, leaf); loaded && prev.(*x509.Certificate).Equal(leaf) {
+		return
+	}
+	m.logExpiry(&loadedCert{cert: cert, expires: leaf.NotAfter, names: leaf.DNSNames})
+}
+
+// isACMEChallengeCert is true for the self-signed certificate answering a TLS-ALPN-01 challenge:
+// it carries the critical acmeIdentifier extension (RFC 8737 §3, OID 1.3.6.1.5.5.7.1.31).
+func isACMEChallengeCert(c *x509.Certificate) bool {
+	for _, e := range c.Extensions {
+		if e.Id.Equal(acmeIdentifierOID) {
+			return true
+		}
+	}
+	return false
+}
+
+var acmeIdentifierOID = asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 1, 31}
 
 // Reload re-reads the certificate files (SIGHUP and file changes). A failed reload keeps the
 // certificate in use and says why; connections are never dropped, new handshakes use the new one.

@@ -63,7 +63,7 @@ func uniqueName(t *testing.T) string {
 	return base + "-" + hex.EncodeToString(b) + ".frontdoor.test"
 }
 
-func newSite(t *testing.T, only challenge, validity time.Duration, domains ...string) *site {
+func newSite(t *testing.T, only challenge, o pebbletest.Options, domains ...string) *site {
 	t.Helper()
 	lnTLS, err := Listen("127.0.0.1:0")
 	if err != nil {
@@ -75,7 +75,7 @@ func newSite(t *testing.T, only challenge, validity time.Duration, domains ...st
 	}
 	t.Cleanup(func() { lnTLS.Close(); lnHTTP.Close() })
 	port := func(ln net.Listener) int { return ln.Addr().(*net.TCPAddr).Port }
-	o := pebbletest.Options{HTTPPort: port(lnHTTP), TLSPort: port(lnTLS), Validity: validity}
+	o.HTTPPort, o.TLSPort = port(lnHTTP), port(lnTLS)
 	switch only {
 	case tlsALPN01:
 		o.HTTPPort = pebbletest.ClosedPort(t)
@@ -173,7 +173,7 @@ func (s *site) checkIssued(t *testing.T, st cryptotls.ConnectionState) {
 
 func TestPebbleTLSALPN01(t *testing.T) {
 	t.Parallel()
-	s := newSite(t, tlsALPN01, 0)
+	s := newSite(t, tlsALPN01, pebbletest.Options{})
 	st, err := s.handshake(t, s.name)
 	if err != nil {
 		t.Fatalf("first handshake (issuance): %v\n%s\n%s", err, s.logs, s.pebble.Log())
@@ -199,7 +199,7 @@ func TestPebbleTLSALPN01(t *testing.T) {
 
 func TestPebbleHTTP01(t *testing.T) {
 	t.Parallel()
-	s := newSite(t, http01, 0)
+	s := newSite(t, http01, pebbletest.Options{})
 	st, err := s.handshake(t, s.name)
 	if err != nil {
 		t.Fatalf("first handshake (issuance): %v\n%s\n%s", err, s.logs, s.pebble.Log())
@@ -230,7 +230,7 @@ func TestPebbleHTTP01(t *testing.T) {
 // new handshakes get the new one, and the cache holds it for the next start.
 func TestPebbleRenewal(t *testing.T) {
 	t.Parallel()
-	s := newSite(t, tlsALPN01, 12*time.Second)
+	s := newSite(t, tlsALPN01, pebbletest.Options{Validity: 12 * time.Second})
 	st, err := s.handshake(t, s.name)
 	if err != nil {
 		t.Fatalf("first handshake (issuance): %v\n%s\n%s", err, s.logs, s.pebble.Log())
@@ -277,7 +277,7 @@ func TestPebbleRenewal(t *testing.T) {
 // the refusal is logged once per name. The configured name, in the same process, is issued.
 func TestPebbleRefusedNameMakesNoOrder(t *testing.T) {
 	t.Parallel()
-	s := newSite(t, tlsALPN01, 0)
+	s := newSite(t, tlsALPN01, pebbletest.Options{})
 	refused := "scanner-" + uniqueName(t)
 	for range 3 {
 		if _, err := s.handshake(t, refused); err == nil {
@@ -326,7 +326,7 @@ func TestPebbleRefusedNameMakesNoOrder(t *testing.T) {
 func TestPebbleTwoDomains(t *testing.T) {
 	t.Parallel()
 	a, b := uniqueName(t), "www."+uniqueName(t)
-	s := newSite(t, tlsALPN01, 0, a, b)
+	s := newSite(t, tlsALPN01, pebbletest.Options{}, a, b)
 	for _, name := range []string{a, b} {
 		s.name = name
 		st, err := s.handshake(t, name)
