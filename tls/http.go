@@ -1,13 +1,14 @@
 package tls
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
 	"strconv"
+	"strings"
 	"syscall"
 
-	"context"
 	"github.com/valyala/fasthttp"
 	"github.com/valyala/fasthttp/fasthttpadaptor"
 	"golang.org/x/sys/unix"
@@ -35,14 +36,21 @@ func (m *Manager) HTTPHandler(fallback fasthttp.RequestHandler) fasthttp.Request
 		host := string(ctx.Host())
 		if h, _, err := net.SplitHostPort(host); err == nil {
 			host = h
+		} else if len(host) > 2 && host[0] == '[' && host[len(host)-1] == ']' {
+			host = host[1 : len(host)-1] // IPv6 literal without a port
 		}
 		if host == "" {
 			ctx.Error("a Host header is needed to redirect to https", fasthttp.StatusBadRequest)
 			return
 		}
-		target := "https://" + host
-		if httpsPort != "" && httpsPort != "443" {
-			target += ":" + httpsPort
+		var target string
+		switch {
+		case httpsPort != "" && httpsPort != "443":
+			target = "https://" + net.JoinHostPort(host, httpsPort)
+		case strings.Contains(host, ":"): // an IPv6 literal keeps its brackets (RFC 3986 §3.2.2)
+			target = "https://[" + host + "]"
+		default:
+			target = "https://" + host
 		}
 		target += string(ctx.RequestURI())
 		ctx.Response.Header.Set("Location", target)

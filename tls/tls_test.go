@@ -162,6 +162,26 @@ func TestRedirectAndFallback(t *testing.T) {
 	if ctx.Response.StatusCode() != 308 || string(ctx.Response.Header.Peek("Location")) != "https://shop.example.com:8443/orders/7?tab=items&x=%2F" {
 		t.Fatalf("%d %s", ctx.Response.StatusCode(), ctx.Response.Header.Peek("Location"))
 	}
+	for host, want := range map[string]string{
+		"[::1]:80":         "https://[::1]:8443/",
+		"shop.example.com": "https://shop.example.com:8443/",
+	} {
+		var c fasthttp.RequestCtx
+		c.Request.SetRequestURI("/")
+		c.Request.Header.SetHost(host)
+		m.HTTPHandler(nil)(&c)
+		if got := string(c.Response.Header.Peek("Location")); got != want {
+			t.Errorf("Host %q redirected to %q, want %q", host, got, want)
+		}
+	}
+	m443, _ := New(Config{Mode: "self-signed", HTTPSAddr: ":443", HTTPAddr: ":80", HTTPRedirect: true}, zerolog.Nop())
+	var c6 fasthttp.RequestCtx
+	c6.Request.SetRequestURI("/a?b")
+	c6.Request.Header.SetHost("[2001:db8::1]")
+	m443.HTTPHandler(nil)(&c6)
+	if got := string(c6.Response.Header.Peek("Location")); got != "https://[2001:db8::1]/a?b" {
+		t.Errorf("IPv6 host on 443: %q", got)
+	}
 	m2, _ := New(Config{Mode: "self-signed", HTTPSAddr: ":443", HTTPAddr: ":80", HTTPRedirect: false}, zerolog.Nop())
 	var ctx2 fasthttp.RequestCtx
 	ctx2.Request.SetRequestURI("/")
