@@ -1,0 +1,107 @@
+package browser
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/fasthttp/websocket"
+)
+
+// devtools is a minimal Chrome DevTools Protocol client: enough to evaluate an expression in a
+// page (Runtime.evaluate) and read the result back as JSON.
+type devtools struct {
+	conn *websocket.Conn
+	id   atomic.Int64
+}
+
+// devtoolsPort reads the port Chromium chose for --remote-debugging-port=0; it writes it as the
+// first line of DevToolsActivePort in the profile directory once the endpoint is up.
+func devtoolsPort(profile string) (string, bool) {
+	raw, err := os.ReadFile(filepath.Join(profile, "DevToolsActivePort"))
+	if err != nil {
+		return "", false
+	}
+	port, _, _ := strings.Cut(string(raw), "\n")
+	return port, port != ""
+}
+
+// attach connects to the first page target whose URL contains urlPart.
+func attach(ctx context.Context, port, urlPart string) (*devtools, error) {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "http://127.0.0.1:"+port+"/json/list", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	var targets []struct {
+		Type, URL            string
+		WebSocketDebuggerURL string `json:"webSocketDebuggerUrl"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&targets); err != nil {
+		return nil, err
+	}
+	for _, t := range targets {
+		if t.Type == "page" && strings.Contains(t.URL, urlPart) {
+			c, _, err := websocket.DefaultDialer.DialContext(ctx, t.WebSocketDebuggerURL, nil)
+			if err != nil {
+				return nil, err
+			}
+			return &devtools{conn: c}, nil
+		}
+	}
+	return nil, fmt.Errorf("no page target with %q among %d targets", urlPart, len(targets))
+}
+
+// eval runs expression in the page and unmarshals its (JSON-serialisable) value into out.
+func (d *devtools) eval(expression string, out any) error {
+	id := d.id.Add(1)
+	msg := map[string]any{"id": id, "method": "Runtime.evaluate", "params": map[string]any{
+		"expression": expression, "returnByValue": true,
+	}}
+	d.conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
+	if err := d.conn.WriteJSON(msg); err != nil {
+		return err
+	}
+	d.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	for {
+		var reply struct {
+			ID     int64 `json:"id"`
+			Result struct {
+				Result struct {
+					Value json.RawMessage `json:"value"`
+				} `json:"result"`
+				ExceptionDetails *struct {
+					Text string `json:"text"`
+				} `json:"exceptionDetails"`
+			} `json:"result"`
+			Error *struct {
+				Message string `json:"message"`
+			} `json:"error"`
+		}
+		if err := d.conn.ReadJSON(&reply); err != nil {
+			return err
+		}
+		if reply.ID != id {
+			continue // an event or a late reply
+		}
+		if reply.Error != nil {
+			return fmt.Errorf("devtools: %s", reply.Error.Message)
+		}
+		if ex := reply.Result.ExceptionDetails; ex != nil {
+			return fmt.Errorf("page threw: %s", ex.Text)
+		}
+		if len(reply.Result.Result.Value) == 0 {
+			return nil // undefined: the page has not got that far yet
+		}
+		return json.Unmarshal(reply.Result.Result.Value, out)
+	}
+}
+
+func (d *devtools) close() { d.conn.Close() }
