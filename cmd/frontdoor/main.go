@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/frontdoorhq/frontdoor/bench"
 	"github.com/frontdoorhq/frontdoor/cmd/frontdoor/internal/doctor"
 )
 
@@ -28,6 +29,7 @@ Usage:
   frontdoor [serve] [flags]      run the server (default; see frontdoor serve --help)
   frontdoor restart [--pid-file] replace a running server with the binary on disk, without downtime
   frontdoor doctor [flags]       check a Laravel .env and a running server
+  frontdoor bench <scenario>     load-test a Pusher server (frontdoor, Reverb, Soketi); see frontdoor bench help
   frontdoor version              print version, commit and Go version
 `
 
@@ -43,6 +45,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return cmdRestart(args, stdout, stderr)
 	case "doctor":
 		return cmdDoctor(args, stdout, stderr)
+	case "bench":
+		return bench.Main(args, stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, versionString())
 		return 0

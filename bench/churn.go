@@ -1,0 +1,59 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+)
+
+// churn runs s.Clients loops of connect, subscribe, close (with the closing handshake) for
+// s.Duration: the cost of page loads and reconnect storms.
+func (r *runner) churn(ctx context.Context, name string, s Sizes) Result {
+	res := Result{Scenario: "churn", Name: name,
+		Title:     fmt.Sprintf("%d clients loop connect → subscribe → close for %s", s.Clients, s.Duration),
+		Params:    params("clients", s.Clients, "duration", s.Duration),
+		RateLabel: "cycles",
+	}
+	ws := newWSClient(r.e, r.o.Target.Insecure, s.Clients)
+	errs := newErrorLog()
+	var ok, failed counter
+	var lat shardedHist
+	m := r.monitor(name, ok.Load, func() string { return fmt.Sprintf("errors %d", failed.Load()) })
+	ctx, cancel := context.WithTimeout(ctx, s.Duration)
+	defer cancel()
+	start := time.Now()
+	var wg sync.WaitGroup
+	for w := 0; w < s.Clients; w++ {
+		wg.Go(func() {
+			channel := fmt.Sprintf("bench-churn-%d", w)
+			for ctx.Err() == nil {
+				t0 := time.Now()
+				c, err := ws.dial(context.Background())
+				if err == nil {
+					_, err = c.subscribe(channel, "", "", ws.timeout, nil)
+					c.closeGraceful(2 * time.Second)
+				}
+				if err != nil {
+					failed.Add(w, 1)
+					errs.add(err)
+					continue
+				}
+				lat.Record(w, time.Since(t0))
+				ok.Add(w, 1)
+			}
+		})
+	}
+	wg.Wait()
+	secs := time.Since(start).Seconds()
+	m.finish(&res)
+	res.add("cycles", "cycles completed", float64(ok.Load()), "", "higher")
+	res.add("cycles_per_s", "connect+subscribe+close cycles per second", float64(ok.Load())/secs, "/s", "higher")
+	if res.Server.CPUSeconds > 0 {
+		res.add("cycles_per_server_cpu_s", "cycles per server CPU second", float64(ok.Load())/res.Server.CPUSeconds, "/s", "higher")
+	}
+	res.add("errors", "errors", float64(failed.Load()), "", "lower")
+	res.Latencies = []Latency{lat.merged().Summary("connect→subscribed→closed")}
+	res.Errors = errs.lines()
+	return res
+}

@@ -1,0 +1,89 @@
+package bench
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestParseDotenv(t *testing.T) {
+	src := "\ufeff# Laravel\nAPP_NAME=Shop\nexport REVERB_APP_ID=123 # id\nREVERB_APP_KEY=\"k-${APP_NAME}\\\"x\"\n" +
+		"REVERB_APP_SECRET='s#${APP_NAME}'\nREVERB_HOST=localhost\nREVERB_PORT = 8080\nREVERB_SCHEME=http\nEMPTY=\nUNSET\n"
+	vars, err := parseDotenv(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{
+		"APP_NAME": "Shop", "REVERB_APP_ID": "123", "REVERB_APP_KEY": `k-Shop"x`,
+		"REVERB_APP_SECRET": "s#${APP_NAME}", "REVERB_HOST": "localhost", "REVERB_PORT": "8080",
+		"REVERB_SCHEME": "http", "EMPTY": "",
+	}
+	for k, v := range want {
+		if vars[k] != v {
+			t.Errorf("%s = %q, want %q", k, vars[k], v)
+		}
+	}
+	if len(vars) != len(want) {
+		t.Errorf("got %d vars: %v", len(vars), vars)
+	}
+	for _, bad := range []string{"A=\"open\n", "A='open\n", "BAD KEY=1\n"} {
+		if _, err := parseDotenv(bad); err == nil {
+			t.Errorf("%q: no error", bad)
+		}
+	}
+}
+
+func FuzzParseDotenv(f *testing.F) {
+	for _, s := range []string{"A=1\n", "export A=\"x\\ny\"\nB=${A}", "A='#'", "A=\"${B}${", "\ufeffA = b # c", "A=\"\\"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, src string) {
+		vars, err := parseDotenv(src)
+		if err != nil {
+			return
+		}
+		for k := range vars {
+			if k == "" || strings.ContainsAny(k, " \t\"'") {
+				t.Fatalf("bad key %q accepted", k)
+			}
+		}
+	})
+}
+
+func TestTargetFromEnvAndValidate(t *testing.T) {
+	var tg Target
+	tg.LoadEnv(map[string]string{"REVERB_APP_ID": "1", "REVERB_APP_KEY": "k", "REVERB_APP_SECRET": "s",
+		"REVERB_HOST": "127.0.0.1", "REVERB_PORT": "8080", "REVERB_SCHEME": "https", "REVERB_SERVER_PATH": "/ws/"})
+	if tg.URL != "wss://127.0.0.1:8080/ws" {
+		t.Fatalf("url %q", tg.URL)
+	}
+	e, err := tg.endpoint()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !e.tls || !e.loopback || e.httpBase != "https://127.0.0.1:8080" || e.prefix != "/ws" ||
+		e.wsURL != "wss://127.0.0.1:8080/ws/app/k?protocol=7&client=frontdoor-bench&version=1.0&flash=false" {
+		t.Fatalf("endpoint %+v", e)
+	}
+	flagFirst := Target{URL: "ws://h:1", Key: "mine"}
+	flagFirst.LoadEnv(map[string]string{"REVERB_APP_KEY": "env", "REVERB_HOST": "other"})
+	if flagFirst.Key != "mine" || flagFirst.URL != "ws://h:1" {
+		t.Fatalf("flags overridden by .env: %+v", flagFirst)
+	}
+	for _, tc := range []struct {
+		t   Target
+		key string
+	}{
+		{Target{}, "url"},
+		{Target{URL: "http://x", AppID: "1", Key: "k", Secret: "s"}, "url"},
+		{Target{URL: "ws://x", Key: "k", Secret: "s"}, "app-id"},
+		{Target{URL: "ws://x", AppID: "1", Key: "k"}, "secret"},
+		{Target{URL: "ws://x?a=1", AppID: "1", Key: "k", Secret: "s"}, "url"},
+		{Target{URL: "ws://x", AppID: "1", Key: "k", Secret: "s", ServerPIDs: []int{-1}}, "server-pid"},
+		{Target{URL: "ws://x", AppID: "1", Key: "k", Secret: "s", HTTPURL: "ftp://x"}, "http-url"},
+	} {
+		err := tc.t.Validate()
+		if err == nil || !strings.HasPrefix(err.Error(), tc.key+":") {
+			t.Errorf("%+v: error %v, want one naming %s", tc.t, err, tc.key)
+		}
+	}
+}
