@@ -16,6 +16,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -124,16 +125,24 @@ func (e errRefused) Error() string {
 }
 
 func (m *Manager) logRefused(name string) {
+	if m.firstIn("refused:"+name, time.Hour) {
+		m.log.Info().Str("sni", name).Str("reason", "host_not_configured").Msg("TLS handshake refused: name is not a configured --domain (no certificate requested)")
+	}
+}
+
+// firstIn reports whether key was not seen during the last interval, and records it: the rate
+// limit for log lines that every handshake could otherwise repeat.
+func (m *Manager) firstIn(key string, interval time.Duration) bool {
 	m.refusedMu.Lock()
 	defer m.refusedMu.Unlock()
-	if last, ok := m.refusedLog[name]; ok && time.Since(last) < time.Hour {
-		return
+	if last, ok := m.refusedLog[key]; ok && time.Since(last) < interval {
+		return false
 	}
 	if len(m.refusedLog) > 10000 {
 		clear(m.refusedLog) // scanners send endless names: bound the memory
 	}
-	m.refusedLog[name] = time.Now()
-	m.log.Info().Str("sni", name).Str("reason", "host_not_configured").Msg("TLS handshake refused: name is not a configured --domain (no certificate requested)")
+	m.refusedLog[key] = time.Now()
+	return true
 }
 
 // TLSConfig is the listener's configuration. Built here rather than taken from autocert's
@@ -155,6 +164,7 @@ func (m *Manager) getCertificate(hello *cryptotls.ClientHelloInfo) (*cryptotls.C
 		}
 		cert, err := m.acme.GetCertificate(hello)
 		if err != nil {
+			m.issueFailed(hello, err)
 			return nil, err
 		}
 		m.noteServed(hello.ServerName, cert)
@@ -165,6 +175,20 @@ func (m *Manager) getCertificate(hello *cryptotls.ClientHelloInfo) (*cryptotls.C
 		return nil, errors.New("tls: no certificate loaded")
 	}
 	return m.ocsp.staple(lc.cert), nil
+}
+
+// issueFailed reports a configured name whose certificate could not be obtained (CA unreachable,
+// validation failed, rate limit): every handshake for it fails, so it is an error, logged once a
+// minute per name. A TLS-ALPN-01 probe for a token that no longer exists is routine and not logged.
+func (m *Manager) issueFailed(hello *cryptotls.ClientHelloInfo, err error) {
+	var refused errRefused
+	if errors.As(err, &refused) || slices.Contains(hello.SupportedProtos, acme.ALPNProto) {
+		return
+	}
+	if m.firstIn("issue:"+hello.ServerName, time.Minute) {
+		m.log.Error().Err(err).Str("sni", hello.ServerName).Str("directory", m.cfg.directoryURL()).
+			Msg("no certificate for a configured name: handshakes for it fail until the CA issues one (is this server reachable on :443 or :80 from the internet under that name?)")
+	}
 }
 
 // noteServed logs each certificate autocert obtains or renews the first time it is served, with
@@ -226,6 +250,7 @@ func describe(c *cryptotls.Certificate) (*loadedCert, error) {
 		if leaf, err = x509.ParseCertificate(c.Certificate[0]); err != nil {
 			return nil, err
 		}
+		c.Leaf = leaf // OCSP stapling and expiry checks read it
 	}
 	names := leaf.DNSNames
 	if len(names) == 0 {
@@ -247,16 +272,40 @@ func (m *Manager) logExpiry(lc *loadedCert) {
 func (m *Manager) Run(ctx context.Context) {
 	t := time.NewTicker(5 * time.Second)
 	defer t.Stop()
+	nextExpiryCheck := time.Now().Add(time.Minute) // after the first issuance has had its chance
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case now := <-t.C:
 			if m.cfg.Mode == "files" && m.filesChanged() {
 				if err := m.Reload(); err != nil {
 					m.log.Error().Err(err).Msg("certificate files changed but could not be loaded; keeping the current certificate")
 				}
 			}
+			if now.After(nextExpiryCheck) {
+				m.checkExpiry(now)
+				nextExpiryCheck = now.Add(time.Hour)
+			}
+		}
+	}
+}
+
+// checkExpiry complains about every certificate with less than a sixth of its lifetime left.
+// autocert renews a third of the lifetime before expiry (30 days for Let's Encrypt's 90) and
+// retries silently, so by then renewal has been failing for half its window; certificate files
+// are renewed by someone else, who has the same margin.
+func (m *Manager) checkExpiry(now time.Time) {
+	for name, leaf := range m.leaves() {
+		life, left := leaf.NotAfter.Sub(leaf.NotBefore), leaf.NotAfter.Sub(now)
+		if left > life/6 {
+			continue
+		}
+		ev := m.log.Error().Str("name", name).Time("expires", leaf.NotAfter).Int("days_left", int(left.Hours()/24))
+		if m.cfg.Mode == "auto" {
+			ev.Msg("certificate not renewed and expiring: automatic renewal keeps failing (see earlier errors; is the CA able to reach this server?)")
+		} else {
+			ev.Msg("certificate expiring: replace the files, then SIGHUP (or wait: changes are picked up)")
 		}
 	}
 }
@@ -274,9 +323,19 @@ func (m *Manager) filesChanged() bool {
 // Expiries reports when each served certificate expires, for metrics and /readyz.
 func (m *Manager) Expiries() map[string]time.Time {
 	out := map[string]time.Time{}
-	if lc := m.cert.Load(); lc != nil {
+	for name, leaf := range m.leaves() {
+		out[name] = leaf.NotAfter
+	}
+	return out
+}
+
+// leaves are the certificates in use by name: the loaded one, and in auto mode what the cache
+// holds (where autocert writes every issuance and renewal before serving it).
+func (m *Manager) leaves() map[string]*x509.Certificate {
+	out := map[string]*x509.Certificate{}
+	if lc := m.cert.Load(); lc != nil && lc.cert.Leaf != nil {
 		for _, n := range lc.names {
-			out[n] = lc.expires
+			out[n] = lc.cert.Leaf
 		}
 	}
 	if m.acme != nil {
@@ -285,8 +344,8 @@ func (m *Manager) Expiries() map[string]time.Time {
 			if err != nil {
 				continue
 			}
-			if exp, ok := expiryFromCachePEM(data); ok {
-				out[d] = exp
+			if leaf, ok := leafFromCachePEM(data); ok {
+				out[d] = leaf
 			}
 		}
 	}
@@ -346,21 +405,18 @@ func httpClientTrusting(caFile string) (*http.Client, error) {
 	return &http.Client{Transport: tr, Timeout: 30 * time.Second}, nil
 }
 
-// expiryFromCachePEM reads the leaf's NotAfter from autocert's cache entry (key PEM + chain PEM).
-func expiryFromCachePEM(data []byte) (time.Time, bool) {
+// leafFromCachePEM reads the leaf from autocert's cache entry (key PEM, then the chain's PEMs).
+func leafFromCachePEM(data []byte) (*x509.Certificate, bool) {
 	rest := data
 	for {
 		var block *pem.Block
 		block, rest = pem.Decode(rest)
 		if block == nil {
-			return time.Time{}, false
+			return nil, false
 		}
 		if strings.Contains(block.Type, "CERTIFICATE") {
 			c, err := x509.ParseCertificate(block.Bytes)
-			if err != nil {
-				return time.Time{}, false
-			}
-			return c.NotAfter, true
+			return c, err == nil
 		}
 	}
 }

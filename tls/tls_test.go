@@ -256,3 +256,74 @@ func TestListenReusePort(t *testing.T) {
 		}
 	}
 }
+
+// A certificate with less than a sixth of its life left is an error in the log, in both modes;
+// one with plenty left is not mentioned.
+func TestCheckExpiry(t *testing.T) {
+	dir := t.TempDir()
+	cf, kf := writeCert(t, dir, "files.example.com") // valid 365 days + 1 hour
+	logs := &syncBuffer{}
+	m, err := New(Config{Mode: "files", CertFile: cf, KeyFile: kf, HTTPSAddr: ":443", HTTPAddr: ":80"}, zerolog.New(logs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.checkExpiry(time.Now())
+	if strings.Contains(logs.String(), `"level":"error"`) {
+		t.Fatalf("fresh certificate reported:\n%s", logs)
+	}
+	m.checkExpiry(time.Now().Add(320 * 24 * time.Hour)) // 45 days left of 365
+	if !strings.Contains(logs.String(), `"name":"files.example.com"`) || !strings.Contains(logs.String(), "replace the files") {
+		t.Fatalf("expiring file certificate not reported:\n%s", logs)
+	}
+
+	// Auto mode reads what autocert cached: key PEM, then the chain.
+	cache := filepath.Join(t.TempDir(), "certs")
+	logs = &syncBuffer{}
+	m, err = New(Config{Mode: "auto", Domains: []string{"auto.example.com"}, CacheDir: cache, HTTPSAddr: ":443", HTTPAddr: ":80"}, zerolog.New(logs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	lc, _ := selfSigned([]string{"auto.example.com"})
+	key, _ := x509.MarshalPKCS8PrivateKey(lc.cert.PrivateKey)
+	entry := append(pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: key}), pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: lc.cert.Certificate[0]})...)
+	if err := os.WriteFile(filepath.Join(cache, "auto.example.com"), entry, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if exp := m.Expiries()["auto.example.com"]; !exp.Equal(lc.cert.Leaf.NotAfter) {
+		t.Fatalf("Expiries from the cache: %v", m.Expiries())
+	}
+	m.checkExpiry(time.Now().Add(330 * 24 * time.Hour))
+	if !strings.Contains(logs.String(), "automatic renewal keeps failing") {
+		t.Fatalf("expiring cached certificate not reported:\n%s", logs)
+	}
+}
+
+// A configured name whose certificate cannot be obtained is an error in the log, once a minute
+// per name, not once per handshake (and not hidden at debug level with other failed handshakes).
+func TestIssueFailureIsLoggedOnce(t *testing.T) {
+	dead, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadURL := "https://" + dead.Addr().String() + "/dir"
+	dead.Close() // connections to the CA are refused
+	logs := &syncBuffer{}
+	m, err := New(Config{Mode: "auto", Domains: []string{"down.example.com"}, CacheDir: filepath.Join(t.TempDir(), "certs"),
+		ACMEDirectory: deadURL, HTTPSAddr: ":443", HTTPAddr: ":80"}, zerolog.New(logs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := serveTLS(t, m)
+	for range 3 {
+		if c, err := cryptotls.Dial("tcp", addr, &cryptotls.Config{ServerName: "down.example.com", InsecureSkipVerify: true}); err == nil {
+			c.Close()
+			t.Fatal("handshake succeeded without a certificate")
+		}
+	}
+	if n := strings.Count(logs.String(), "no certificate for a configured name"); n != 1 {
+		t.Fatalf("issuance failure logged %d times, want once:\n%s", n, logs)
+	}
+	if !strings.Contains(logs.String(), `"level":"error"`) || !strings.Contains(logs.String(), `"sni":"down.example.com"`) {
+		t.Fatalf("want an error naming the host:\n%s", logs)
+	}
+}
