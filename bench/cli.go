@@ -65,7 +65,6 @@ func (s *stringList) Set(v string) error { *s = append(*s, v); return nil }
 func Main(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
 		fmt.Fprint(stdout, usage)
-		newFlags(io.Discard).fs.SetOutput(stdout)
 		f := newFlags(stdout)
 		f.fs.PrintDefaults()
 		if len(args) == 0 {
