@@ -1,17 +1,12 @@
 package tls
 
 import (
-	"context"
-	"errors"
-	"fmt"
 	"net"
 	"strconv"
 	"strings"
-	"syscall"
 
 	"github.com/valyala/fasthttp"
 	"github.com/valyala/fasthttp/fasthttpadaptor"
-	"golang.org/x/sys/unix"
 )
 
 // HTTPHandler serves the :80 listener: ACME http-01 challenges (auto mode), then either a 308
@@ -70,35 +65,4 @@ func (m *Manager) WrapHSTS(h fasthttp.RequestHandler) fasthttp.RequestHandler {
 		ctx.Response.Header.Set("Strict-Transport-Security", value)
 		h(ctx)
 	}
-}
-
-// Listen binds a TCP listener with SO_REUSEPORT, so a new frontdoor process can bind the same
-// address while the old one drains (binary upgrades). When a port below 1024 is refused, the
-// error names the port and the two usual fixes.
-func Listen(addr string) (net.Listener, error) {
-	lc := net.ListenConfig{Control: func(_, _ string, c syscall.RawConn) error {
-		var serr error
-		err := c.Control(func(fd uintptr) {
-			serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT, 1)
-		})
-		return errors.Join(err, serr)
-	}}
-	ln, err := lc.Listen(context.Background(), "tcp", addr)
-	if err != nil {
-		return nil, listenError(addr, err)
-	}
-	return ln, nil
-}
-
-func listenError(addr string, err error) error {
-	_, port, _ := net.SplitHostPort(addr)
-	p, _ := strconv.Atoi(port)
-	if errors.Is(err, syscall.EACCES) && p > 0 && p < 1024 {
-		return fmt.Errorf("listen on %s: port %d needs privileges: run `sudo setcap cap_net_bind_service=+ep $(command -v frontdoor)`, "+
-			"or use the systemd unit (AmbientCapabilities=CAP_NET_BIND_SERVICE), or pick a port ≥ 1024 with --https-addr/--http-addr: %w", addr, p, err)
-	}
-	if errors.Is(err, syscall.EADDRINUSE) {
-		return fmt.Errorf("listen on %s: the address is in use by another program (is Nginx or Reverb still running?): %w", addr, err)
-	}
-	return fmt.Errorf("listen on %s: %w", addr, err)
 }
