@@ -327,3 +327,40 @@ func TestIssueFailureIsLoggedOnce(t *testing.T) {
 		t.Fatalf("want an error naming the host:\n%s", logs)
 	}
 }
+
+// FuzzRedirect: whatever Host and URI a client sends to :80, the answer is a 308 to an https://
+// URL on that host (or a 400), never a header injection or a panic.
+func FuzzRedirect(f *testing.F) {
+	for _, s := range [][2]string{
+		{"shop.example.com", "/orders/7?tab=items"}, {"shop.example.com:80", "/"}, {"[::1]:80", "/a"},
+		{"[2001:db8::1]", "/x?y=%2F"}, {"", "/"}, {"a.example.com", "//evil.example.net/path"},
+	} {
+		f.Add(s[0], s[1])
+	}
+	var handlers []fasthttp.RequestHandler
+	for _, httpsAddr := range []string{":443", ":8443"} {
+		m, err := New(Config{Mode: "self-signed", HTTPSAddr: httpsAddr, HTTPAddr: ":80", HTTPRedirect: true}, zerolog.Nop())
+		if err != nil {
+			f.Fatal(err)
+		}
+		handlers = append(handlers, m.HTTPHandler(nil))
+	}
+	f.Fuzz(func(t *testing.T, host, uri string) {
+		for _, h := range handlers {
+			var ctx fasthttp.RequestCtx
+			ctx.Request.SetRequestURI(uri)
+			ctx.Request.Header.SetHost(host)
+			h(&ctx)
+			loc := string(ctx.Response.Header.Peek("Location"))
+			switch ctx.Response.StatusCode() {
+			case fasthttp.StatusPermanentRedirect:
+				if !strings.HasPrefix(loc, "https://") || strings.ContainsAny(loc, "\r\n") {
+					t.Fatalf("Host %q URI %q → Location %q", host, uri, loc)
+				}
+			case fasthttp.StatusBadRequest:
+			default:
+				t.Fatalf("Host %q URI %q → %d", host, uri, ctx.Response.StatusCode())
+			}
+		}
+	})
+}
