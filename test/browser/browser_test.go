@@ -111,15 +111,17 @@ func TestBrowserPageSocketCertificate(t *testing.T) {
 		"--ignore-certificate-errors-spki-list="+base64.StdEncoding.EncodeToString(spki[:]),
 		origin+"/page.html")
 
-	ctx, cancel := context.WithTimeout(context.Background(), pageTimeout)
-	defer cancel()
+	// Each wait below has its own budget: a slow start on a loaded box does not eat the next one's.
+	ctx := context.Background()
 	var dt *devtools
 	if !pebbletest.WaitFor(ctx, pageTimeout, func() bool {
 		port, ok := devtoolsPort(profile)
 		if !ok {
 			return false
 		}
-		dt, err = attach(ctx, port, "/page.html")
+		actx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		dt, err = attach(actx, port, "/page.html")
 		return err == nil
 	}) {
 		t.Fatalf("no DevTools page target: %v\nchromium:\n%s", err, browser.log())
