@@ -25,12 +25,29 @@ func (s *Server) apiChannels(r *apiRequest) int {
 			return jsonError(r.ctx, fasthttp.StatusBadRequest, "unknown info attribute "+truncate(a, 40)+" (user_count, subscription_count)")
 		}
 	}
-	out := map[string]map[string]int{}
+	// Occupied channels with their subscriptions: this node's, plus every other node's (§8.5).
+	subs := map[string]int{}
 	for _, ch := range r.app.hub.channelsSnapshot() {
-		if !strings.HasPrefix(ch.name, prefix) {
-			continue
+		if strings.HasPrefix(ch.name, prefix) {
+			n, _ := ch.counts()
+			subs[ch.name] += n
 		}
-		out[ch.name] = channelInfo(r.app, ch.name, attrs)
+	}
+	for _, a := range s.ask(question{Q: "channels", App: r.app.config().ID, Prefix: prefix}) {
+		for name, n := range a.Channels {
+			subs[name] += n
+		}
+	}
+	out := map[string]map[string]int{}
+	for name, n := range subs {
+		info := map[string]int{}
+		if attrs["subscription_count"] {
+			info["subscription_count"] = n
+		}
+		if attrs["user_count"] {
+			info["user_count"] = len(s.members(r.app, r.app.hub.lookup(name), name))
+		}
+		out[name] = info
 	}
 	return jsonOK(r.ctx, map[string]any{"channels": out})
 }
@@ -43,10 +60,7 @@ func (s *Server) apiChannel(r *apiRequest) int {
 	}
 	typ := typeOf(name)
 	out := map[string]any{}
-	subs, users := 0, 0
-	if ch := r.app.hub.lookup(name); ch != nil {
-		subs, users = ch.counts()
-	}
+	subs, users := s.counts(r.app, name)
 	out["occupied"] = subs > 0
 	for _, a := range strings.Split(r.q.Get("info"), ",") {
 		switch a = strings.TrimSpace(a); a {
@@ -65,7 +79,11 @@ func (s *Server) apiChannel(r *apiRequest) int {
 			if !typ.cache {
 				return jsonError(r.ctx, fasthttp.StatusBadRequest, "info=cache is only valid for cache channels")
 			}
-			if c, ok := r.app.hub.getCache(name); ok {
+			c, ok := r.app.hub.getCache(name)
+			if !ok && s.remoteCache(r.app, name) != nil { // a node that started after the publish
+				c, ok = r.app.hub.getCache(name)
+			}
+			if ok {
 				out["cache"] = map[string]any{"data": c.data, "ttl": int(time.Until(c.expires).Seconds())}
 			} else {
 				out["cache"] = nil
@@ -84,17 +102,19 @@ func (s *Server) apiChannelUsers(r *apiRequest) int {
 		return jsonError(r.ctx, fasthttp.StatusBadRequest, "users are only listed for presence channels")
 	}
 	users := []map[string]string{}
-	if ch := r.app.hub.lookup(name); ch != nil {
-		for _, id := range ch.userIDs() {
-			users = append(users, map[string]string{"id": id})
-		}
+	for _, m := range s.members(r.app, r.app.hub.lookup(name), name) {
+		users = append(users, map[string]string{"id": m.ID})
 	}
 	return jsonOK(r.ctx, map[string]any{"users": users})
 }
 
 // apiConnections is Reverb's GET /apps/{id}/connections, kept for its users.
 func (s *Server) apiConnections(r *apiRequest) int {
-	return jsonOK(r.ctx, map[string]int64{"connections": r.app.conns.Load()})
+	n := r.app.conns.Load()
+	for _, a := range s.ask(question{Q: "connections", App: r.app.config().ID}) {
+		n += a.Connections
+	}
+	return jsonOK(r.ctx, map[string]int64{"connections": n})
 }
 
 // apiTerminate is POST /apps/{id}/users/{user}/terminate_connections (§7, §8.6): close the
@@ -102,11 +122,18 @@ func (s *Server) apiConnections(r *apiRequest) int {
 // 4009 (pusher-js does not reconnect on its own).
 func (s *Server) apiTerminate(r *apiRequest) int {
 	user := strings.TrimSuffix(strings.TrimPrefix(routeOf(r), "users/"), "/terminate_connections")
+	r.app.terminate(user)
+	s.broadcast(&busMsg{T: "terminate", App: r.app.config().ID, User: user})
+	return jsonOK(r.ctx, struct{}{})
+}
+
+// terminate closes this node's sockets of the user.
+func (a *App) terminate(user string) {
 	victims := map[*Socket]struct{}{}
-	for _, sock := range r.app.signedInSockets(user) {
+	for _, sock := range a.signedInSockets(user) {
 		victims[sock] = struct{}{}
 	}
-	r.app.sockets.Range(func(k, _ any) bool {
+	a.sockets.Range(func(k, _ any) bool {
 		sock := k.(*Socket)
 		sock.mu.Lock()
 		for _, uid := range sock.subs {
@@ -121,7 +148,6 @@ func (s *Server) apiTerminate(r *apiRequest) int {
 	for sock := range victims {
 		sock.closeWith(ErrTerminated)
 	}
-	return jsonOK(r.ctx, struct{}{})
 }
 
 // routeOf is the path after /apps/{id}/, without the mount prefix.

@@ -111,7 +111,7 @@ func (s *Server) apiEvents(r *apiRequest) int {
 	attrs, _ := parseInfo(e.Info, channels)
 	out := map[string]map[string]int{}
 	for _, c := range channels {
-		out[c] = channelInfo(r.app, c, attrs)
+		out[c] = s.channelInfo(r.app, c, attrs)
 	}
 	return jsonOK(r.ctx, map[string]any{"channels": out})
 }
@@ -154,13 +154,13 @@ func (s *Server) apiBatchEvents(r *apiRequest) int {
 	infos := make([]map[string]int, len(all))
 	for i, c := range all {
 		attrs, _ := parseInfo(b.Batch[i].Info, c.channels)
-		infos[i] = channelInfo(r.app, c.channels[0], attrs)
+		infos[i] = s.channelInfo(r.app, c.channels[0], attrs)
 	}
 	return jsonOK(r.ctx, map[string]any{"batch": infos})
 }
 
-// publish delivers one event to each channel: the frame is built once per channel and the same
-// bytes go to every subscriber (DESIGN "Encode once, write many").
+// publish delivers one API event to each channel, here and, through the broker, on every other
+// node: one broker message per publish, whatever the number of channels and subscribers.
 func (s *Server) publish(app *App, name string, channels []string, data, socketID string) {
 	var except *Socket
 	if socketID != "" {
@@ -168,12 +168,30 @@ func (s *Server) publish(app *App, name string, channels []string, data, socketI
 			except = v.(*Socket)
 		}
 	}
-	cfg := app.config()
 	app.stats.apiEvents.Add(1)
+	s.deliver(app, name, channels, data, "", except, true)
+	if s.broker == nil {
+		return
+	}
+	cfg := app.config()
+	s.broadcast(&busMsg{T: "event", App: cfg.ID, Name: name, Channels: channels, Data: data, Except: socketID})
 	for _, c := range channels {
-		frame := eventFrame(name, c, data, "")
+		if typeOf(c).cache {
+			// For nodes that start after this publish (each running node caches it on delivery).
+			s.broker.SetCache(cfg.ID, c, cachedEventJSON(name, data), time.Duration(cfg.CacheTTL)*time.Second)
+		}
+	}
+}
+
+// deliver sends one event to this node's subscribers of each channel: the frame is built once
+// per channel and the same bytes go to every subscriber (DESIGN "Encode once, write many").
+// remember makes cache channels keep it (API events only, §5.6).
+func (s *Server) deliver(app *App, name string, channels []string, data, userID string, except *Socket, remember bool) {
+	cfg := app.config()
+	for _, c := range channels {
+		frame := eventFrame(name, c, data, userID)
 		typ := typeOf(c)
-		if typ.cache {
+		if typ.cache && remember {
 			app.hub.setCache(c, frame, data, time.Duration(cfg.CacheTTL)*time.Second)
 		}
 		n := 0
@@ -193,13 +211,13 @@ func (s *Server) publish(app *App, name string, channels []string, data, socketI
 	}
 }
 
-// channelInfo answers the requested attributes for one channel.
-func channelInfo(app *App, name string, attrs map[string]bool) map[string]int {
+// channelInfo answers the requested attributes for one channel, cluster-wide.
+func (s *Server) channelInfo(app *App, name string, attrs map[string]bool) map[string]int {
 	out := map[string]int{}
-	subs, users := 0, 0
-	if ch := app.hub.lookup(name); ch != nil {
-		subs, users = ch.counts()
+	if len(attrs) == 0 {
+		return out
 	}
+	subs, users := s.counts(app, name)
 	if attrs["user_count"] {
 		out["user_count"] = users
 	}

@@ -62,6 +62,9 @@ type Config struct {
 	// as a slow consumer with 4100. Zero means 1 MiB and 4096 frames.
 	QueueBytes  int
 	QueueFrames int
+	// Broker joins this server to other nodes (pusher/redis); nil keeps it a single node.
+	// It is started by NewServer, closed by Shutdown, and not changed by Reload.
+	Broker Broker `yaml:"-"`
 }
 
 // Defaults Reverb and Pusher document (§1.3, §3, §6, §8.7).

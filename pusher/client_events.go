@@ -44,18 +44,19 @@ func (s *Socket) handleClientEvent(m *inbound) {
 		s.sendError(ErrClientEventRate.Code, ErrClientEventRate.Message)
 		return
 	}
-	ch := s.app.hub.lookup(m.Channel)
-	if ch == nil {
-		return
-	}
 	// Rebuilt from event, channel and data only; user_id from the presence channel_data the
 	// server verified, never from the client (§6).
 	if typ.kind != kindPresence {
 		userID = ""
 	}
+	s.app.stats.clientEvents.Add(1)
+	s.srv.broadcast(&busMsg{T: "event", App: cfg.ID, Name: m.Event, Channels: []string{m.Channel}, Data: data, Except: s.id, User: userID, Client: true})
+	ch := s.app.hub.lookup(m.Channel)
+	if ch == nil {
+		return
+	}
 	frame := eventFrame(m.Event, m.Channel, data, userID)
 	n := ch.broadcast(frame, s)
-	s.app.stats.clientEvents.Add(1)
 	s.app.stats.messagesOut.Add(uint64(n))
 	s.app.stats.bytesOut.Add(uint64(n * len(frame)))
 }

@@ -131,21 +131,30 @@ func (s *Socket) handleSubscribe(raw json.RawMessage) {
 	}
 
 	data := "{}"
+	announce := false
 	if typ.kind == kindPresence {
-		data = string(ch.presenceData())
+		// member_added goes out once per user cluster-wide (§5.4): for the user's first socket
+		// on this node, the broker says whether another node already had the user.
+		announce = r.newMember && s.srv.presenceJoin(s.app, name, userID, userInfo)
+		data = string(presenceData(s.srv.members(s.app, ch, name)))
 	}
 	s.send(eventFrame("pusher_internal:subscription_succeeded", name, data, ""))
-	if r.newMember {
-		added := `{"user_id":` + string(appendJSONString(nil, userID)) + `,"user_info":` + string(userInfo) + `}`
-		ch.broadcast(eventFrame("pusher_internal:member_added", name, added, ""), s)
-	}
 	if typ.cache {
 		// After subscription_succeeded: the last event, or cache_miss (§5.6).
-		if r.cached != nil {
-			s.send(r.cached)
+		cached := r.cached
+		if cached == nil {
+			cached = s.srv.remoteCache(s.app, name)
+		}
+		if cached != nil {
+			s.send(cached)
 		} else {
 			s.send(cacheMissFrame(name))
 		}
+	}
+	ch.activate(s)
+	if announce {
+		ch.broadcast(memberAddedFrame(name, userID, userInfo), s)
+		s.srv.broadcast(&busMsg{T: "added", App: cfg.ID, Channels: []string{name}, User: userID, Info: userInfo})
 	}
 	if cfg.SubscriptionCount && typ.kind != kindPresence && !r.already {
 		s.broadcastSubscriptionCount(ch, r.subsAfter)
@@ -226,9 +235,11 @@ func (s *Socket) leave(name, userID string) {
 		return
 	}
 	s.app.stats.subscriptions.Add(-1)
-	if r.lastMember && !r.vacated {
-		removed := `{"user_id":` + string(appendJSONString(nil, userID)) + `}`
-		ch.broadcast(eventFrame("pusher_internal:member_removed", name, removed, ""), nil)
+	if r.lastMember && s.srv.presenceLeave(s.app, name, userID) {
+		if !r.vacated {
+			ch.broadcast(memberRemovedFrame(name, userID), nil)
+		}
+		s.srv.broadcast(&busMsg{T: "removed", App: s.app.config().ID, Channels: []string{name}, User: userID})
 	}
 	if s.app.config().SubscriptionCount && ch.typ.kind != kindPresence && !r.vacated {
 		s.broadcastSubscriptionCount(ch, r.subsAfter)

@@ -53,8 +53,11 @@ type Channel struct {
 	name string
 	typ  channelType
 
-	mu      sync.RWMutex
-	subs    map[*Socket]struct{}
+	mu sync.RWMutex
+	// subs maps each subscriber to whether it is still pending: a socket receives the channel's
+	// events only once its subscription_succeeded is queued (§5.2), however long the presence
+	// bookkeeping between the two takes on a cluster.
+	subs    map[*Socket]bool
 	members map[string]*member // presence: user id → member (§5.4)
 }
 
@@ -106,7 +109,7 @@ func (h *Hub) subscribe(name string, typ channelType, s *Socket, userID string, 
 	ch := sh.channels[name]
 	var r subscribeResult
 	if ch == nil {
-		ch = &Channel{name: name, typ: typ, subs: map[*Socket]struct{}{}}
+		ch = &Channel{name: name, typ: typ, subs: map[*Socket]bool{}}
 		if typ.kind == kindPresence {
 			ch.members = map[string]*member{}
 		}
@@ -140,7 +143,7 @@ func (h *Hub) subscribe(name string, typ channelType, s *Socket, userID string, 
 		}
 		m.count++
 	}
-	ch.subs[s] = struct{}{}
+	ch.subs[s] = true
 	r.subsAfter = len(ch.subs)
 	return r, ch
 }
@@ -209,14 +212,23 @@ func (h *Hub) unsubscribe(name string, s *Socket, userID string) (unsubscribeRes
 func (ch *Channel) broadcast(frame []byte, except *Socket) int {
 	ch.mu.RLock()
 	n := 0
-	for s := range ch.subs {
-		if s != except {
+	for s, pending := range ch.subs {
+		if s != except && !pending {
 			s.send(frame)
 			n++
 		}
 	}
 	ch.mu.RUnlock()
 	return n
+}
+
+// activate starts delivering the channel's events to s, after its subscription_succeeded.
+func (ch *Channel) activate(s *Socket) {
+	ch.mu.Lock()
+	if _, ok := ch.subs[s]; ok {
+		ch.subs[s] = false
+	}
+	ch.mu.Unlock()
 }
 
 // setCache remembers the last API event of a cache channel.
@@ -252,43 +264,48 @@ func (h *Hub) expireCache(now time.Time) {
 	}
 }
 
-// presenceSnapshot returns {ids, hash, count} data for subscription_succeeded (§5.4).
-func (ch *Channel) presenceData() []byte {
-	ch.mu.RLock()
-	defer ch.mu.RUnlock()
+// presenceData returns {ids, hash, count} data for subscription_succeeded (§5.4).
+func presenceData(members []Member) []byte {
 	b := []byte(`{"presence":{"ids":[`)
-	i := 0
-	for id := range ch.members {
+	for i, m := range members {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendJSONString(b, id)
-		i++
+		b = appendJSONString(b, m.ID)
 	}
 	b = append(b, `],"hash":{`...)
-	i = 0
-	for id, m := range ch.members {
+	for i, m := range members {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendJSONString(b, id)
+		b = appendJSONString(b, m.ID)
 		b = append(b, ':')
-		b = append(b, m.info...)
-		i++
+		if len(m.Info) == 0 {
+			b = append(b, "null"...)
+		} else {
+			b = append(b, m.Info...)
+		}
 	}
 	b = append(b, `},"count":`...)
-	b = appendInt(b, len(ch.members))
+	b = appendInt(b, len(members))
 	return append(b, `}}`...)
 }
 
-func (ch *Channel) userIDs() []string {
+// memberList is this node's members of a presence channel.
+func (ch *Channel) memberList() []Member {
 	ch.mu.RLock()
 	defer ch.mu.RUnlock()
-	out := make([]string, 0, len(ch.members))
-	for id := range ch.members {
-		out = append(out, id)
+	out := make([]Member, 0, len(ch.members))
+	for id, m := range ch.members {
+		out = append(out, Member{ID: id, Info: m.info})
 	}
 	return out
+}
+
+func (ch *Channel) hasMember(id string) bool {
+	ch.mu.RLock()
+	defer ch.mu.RUnlock()
+	return ch.members[id] != nil
 }
 
 func (ch *Channel) counts() (subs, users int) {

@@ -40,6 +40,9 @@ type Server struct {
 	upgrader *websocket.FastHTTPUpgrader
 	stats    serverCounters
 
+	broker       Broker       // nil: a single node
+	clusterErrAt atomic.Int64 // when a broker failure was last logged (Unix ns)
+
 	closing  atomic.Bool
 	stop     chan struct{}
 	stopOnce sync.Once
@@ -74,6 +77,12 @@ func NewServer(cfg Config, log zerolog.Logger) (*Server, error) {
 		},
 	}
 	s.setApps(cfg.Apps)
+	if cfg.Broker != nil {
+		s.broker = cfg.Broker
+		if err := s.broker.Start(s); err != nil {
+			return nil, fmt.Errorf("cluster broker: %w", err)
+		}
+	}
 	go s.janitor()
 	return s, nil
 }
@@ -223,8 +232,14 @@ func supportedProtocol(p []byte) bool {
 }
 
 // reserve counts the connection against the app's and the server's caps (§1.2: 4004, 4100).
+// With a broker, the app's cap counts the other nodes' sockets as last reported: a few seconds
+// old, so a burst spread over nodes can pass the cap briefly (docs/configuration.md).
 func (s *Server) reserve(app *App) (*Error, string) {
-	if max := app.config().MaxConnections; app.conns.Add(1) > int64(max) && max > 0 {
+	var remote int64
+	if s.broker != nil {
+		remote = s.broker.RemoteConnections(app.config().ID)
+	}
+	if max := app.config().MaxConnections; app.conns.Add(1)+remote > int64(max) && max > 0 {
 		app.conns.Add(-1)
 		return ErrOverQuota, "app_over_quota"
 	}
@@ -328,7 +343,15 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		case <-ctx.Done():
 		}
 	}
-	defer s.stopOnce.Do(func() { close(s.stop) })
+	defer s.stopOnce.Do(func() {
+		close(s.stop)
+		if s.broker != nil {
+			// After the sockets left (their presence entries with them): leave the cluster.
+			if err := s.broker.Close(); err != nil {
+				s.log.Warn().Err(err).Msg("cluster: leaving")
+			}
+		}
+	})
 	for s.conns.Load() > 0 {
 		select {
 		case <-ctx.Done():

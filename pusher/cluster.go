@@ -1,0 +1,77 @@
+package pusher
+
+import (
+	"context"
+	"time"
+)
+
+// Broker joins this node to the other nodes serving the same apps (DESIGN "Scaling out").
+// pusher/redis implements it over Redis; a Server without one is a single node and keeps
+// everything in memory. The broker is transport and shared state only: what a message means
+// stays in this package, so every node speaks the same protocol whatever carries it.
+type Broker interface {
+	// Start begins delivering other nodes' messages to n; it returns once the broker is set up,
+	// even when Redis is not reachable yet (it keeps trying, Healthy says how it stands).
+	Start(n Node) error
+	// Close leaves the cluster: this node's presence entries are removed and it stops receiving.
+	Close() error
+	// Broadcast sends msg to every other node, in order, once. It never blocks: when the
+	// broker cannot keep up or is down, the message is dropped with a log line and a count.
+	Broadcast(msg []byte)
+	// Ask sends a question to every other live node and returns their answers; when some do
+	// not answer before ctx ends, it returns what arrived with an error saying how many were missing.
+	Ask(ctx context.Context, question []byte) ([][]byte, error)
+	// Join records that this node holds user in a presence channel; first is true when no
+	// other node held that user there (the user joined cluster-wide, §5.4).
+	Join(ctx context.Context, m Membership) (first bool, err error)
+	// Leave undoes Join; last is true when no node holds the user there any more.
+	Leave(ctx context.Context, m Membership) (last bool, err error)
+	// Members lists a presence channel's members on every node.
+	Members(ctx context.Context, app, channel string) ([]Member, error)
+	// SetCache remembers a cache channel's last event for nodes that did not see it (§5.6);
+	// it never blocks.
+	SetCache(app, channel string, event []byte, ttl time.Duration)
+	// Cache returns a cache channel's last event as stored by SetCache.
+	Cache(ctx context.Context, app, channel string) (event []byte, ttl time.Duration, ok bool, err error)
+	// RemoteConnections is the app's socket count on the other nodes as last reported, for the
+	// cluster-wide max_connections; it never blocks and may be a few seconds old.
+	RemoteConnections(app string) int64
+	// Healthy is nil while the broker is connected.
+	Healthy() error
+}
+
+// Node is what a Broker calls back into; *Server implements it.
+type Node interface {
+	// NodeID names this node in the cluster; unique per process.
+	NodeID() string
+	// Deliver handles a message another node Broadcast.
+	Deliver(msg []byte)
+	// Answer answers another node's Ask.
+	Answer(question []byte) []byte
+	// Reconnected is called after the broker (re)connected: the node re-registers its presence
+	// members. lost are members the broker held for this node and has just dropped because they
+	// were on no other node; those the node no longer holds left during the outage. It runs on
+	// its own goroutine and may block on the broker.
+	Reconnected(lost []Membership)
+	// MemberGone is called on one surviving node for each member of a dead node who was on no
+	// other node: that node announces member_removed cluster-wide.
+	MemberGone(m Membership)
+	// Connections are this node's open sockets per app id, reported to the other nodes.
+	Connections() map[string]int64
+}
+
+// Membership is one user in one presence channel on one node.
+type Membership struct {
+	App, Channel, User string
+	Info               []byte // user_info JSON
+}
+
+// Member is one presence member cluster-wide.
+type Member struct {
+	ID   string
+	Info []byte // user_info JSON
+}
+
+// clusterTimeout bounds the broker calls made on a socket's or an API request's behalf. When
+// the broker is slower than this, the node answers from what it knows locally.
+const clusterTimeout = 2 * time.Second

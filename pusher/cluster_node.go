@@ -1,0 +1,346 @@
+package pusher
+
+import (
+	"context"
+	"encoding/json"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// busMsg is what one node tells the others (Broker.Broadcast). One message per publish, never
+// per subscriber: each receiving node frames the event once per channel and shares the bytes
+// among its own subscribers (DESIGN "Encode once, write many").
+type busMsg struct {
+	T        string          `json:"t"` // event, added, removed, terminate
+	App      string          `json:"app"`
+	Name     string          `json:"name,omitempty"`
+	Channels []string        `json:"channels,omitempty"`
+	Data     string          `json:"data,omitempty"`
+	Except   string          `json:"except,omitempty"` // socket_id that must not receive it (§8.3)
+	User     string          `json:"user,omitempty"`   // presence user_id, or the user to terminate
+	Info     json.RawMessage `json:"info,omitempty"`   // presence user_info
+	Client   bool            `json:"client,omitempty"` // a client event: not remembered by cache channels
+}
+
+// question is one Broker.Ask: what the other nodes hold locally, summed by the asker.
+type question struct {
+	Q       string `json:"q"` // channels, channel, connections
+	App     string `json:"app"`
+	Prefix  string `json:"prefix,omitempty"`
+	Channel string `json:"channel,omitempty"`
+}
+
+type answer struct {
+	Channels    map[string]int `json:"channels,omitempty"` // occupied channel → subscriptions
+	Subs        int            `json:"subs,omitempty"`
+	Connections int64          `json:"connections,omitempty"`
+}
+
+// NodeID implements Node.
+func (s *Server) NodeID() string { return strconv.FormatUint(s.nodeID, 10) }
+
+// broadcast hands msg to the broker, if there is one.
+func (s *Server) broadcast(m *busMsg) {
+	if s.broker == nil {
+		return
+	}
+	b, _ := json.Marshal(m)
+	s.broker.Broadcast(b)
+}
+
+// Deliver implements Node: another node's publish, presence change or terminate.
+func (s *Server) Deliver(raw []byte) {
+	var m busMsg
+	if err := json.Unmarshal(raw, &m); err != nil {
+		s.log.Warn().Err(err).Msg("cluster: undecodable message from another node")
+		return
+	}
+	app := s.appByID(m.App)
+	if app == nil {
+		return // an app this node does not serve (yet): nothing to deliver to
+	}
+	switch m.T {
+	case "event":
+		var except *Socket
+		if m.Except != "" {
+			if v, ok := s.byID.Load(m.Except); ok && v.(*Socket).app == app {
+				except = v.(*Socket)
+			}
+		}
+		s.deliver(app, m.Name, m.Channels, m.Data, m.User, except, !m.Client)
+	case "added":
+		if ch := app.hub.lookup(first(m.Channels)); ch != nil && !ch.hasMember(m.User) {
+			ch.broadcast(memberAddedFrame(ch.name, m.User, m.Info), nil)
+		}
+	case "removed":
+		if ch := app.hub.lookup(first(m.Channels)); ch != nil && !ch.hasMember(m.User) {
+			ch.broadcast(memberRemovedFrame(ch.name, m.User), nil)
+		}
+	case "terminate":
+		app.terminate(m.User)
+	}
+}
+
+func first(s []string) string {
+	if len(s) == 0 {
+		return ""
+	}
+	return s[0]
+}
+
+// Answer implements Node: this node's share of a cluster-wide API answer (§8.5).
+func (s *Server) Answer(raw []byte) []byte {
+	var q question
+	var a answer
+	if json.Unmarshal(raw, &q) == nil {
+		if app := s.appByID(q.App); app != nil {
+			switch q.Q {
+			case "channels":
+				a.Channels = map[string]int{}
+				for _, ch := range app.hub.channelsSnapshot() {
+					if strings.HasPrefix(ch.name, q.Prefix) {
+						subs, _ := ch.counts()
+						a.Channels[ch.name] = subs
+					}
+				}
+			case "channel":
+				if ch := app.hub.lookup(q.Channel); ch != nil {
+					a.Subs, _ = ch.counts()
+				}
+			case "connections":
+				a.Connections = app.conns.Load()
+			}
+		}
+	}
+	b, _ := json.Marshal(a)
+	return b
+}
+
+// ask sums the other nodes' answers; on a broker error it logs and returns what arrived, so
+// an API answer degrades to this node's view rather than failing.
+func (s *Server) ask(q question) []answer {
+	if s.broker == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), clusterTimeout)
+	defer cancel()
+	b, _ := json.Marshal(q)
+	raws, err := s.broker.Ask(ctx, b)
+	if err != nil {
+		s.log.Warn().Err(err).Str("question", q.Q).Msg("cluster: answering from the nodes that replied")
+	}
+	out := make([]answer, 0, len(raws))
+	for _, r := range raws {
+		var a answer
+		if json.Unmarshal(r, &a) == nil {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// Connections implements Node.
+func (s *Server) Connections() map[string]int64 {
+	out := map[string]int64{}
+	for _, a := range s.appList() {
+		out[a.config().ID] = a.conns.Load()
+	}
+	return out
+}
+
+// Reconnected implements Node: re-register every local presence member. A member the broker
+// had just dropped (lost) and that is still here changed nothing for anyone; one that is new
+// cluster-wide otherwise (it joined during the outage, or the other nodes had declared this node
+// dead) is announced to the other nodes, and one lost and no longer here is announced gone.
+func (s *Server) Reconnected(lost []Membership) {
+	type key struct{ app, channel, user string }
+	wasLost := make(map[key]bool, len(lost))
+	for _, m := range lost {
+		wasLost[key{m.App, m.Channel, m.User}] = true
+	}
+	n := 0
+	for _, app := range s.appList() {
+		for _, ch := range app.hub.channelsSnapshot() {
+			if ch.typ.kind != kindPresence {
+				continue
+			}
+			for _, m := range ch.memberList() {
+				ms := Membership{App: app.config().ID, Channel: ch.name, User: m.ID, Info: m.Info}
+				ctx, cancel := context.WithTimeout(context.Background(), clusterTimeout)
+				first, err := s.broker.Join(ctx, ms)
+				cancel()
+				if err != nil {
+					s.log.Warn().Err(err).Msg("cluster: re-registering presence members stopped; the next reconnect retries")
+					return
+				}
+				n++
+				k := key{ms.App, ms.Channel, ms.User}
+				if first && !wasLost[k] {
+					s.broadcast(&busMsg{T: "added", App: ms.App, Channels: []string{ch.name}, User: m.ID, Info: m.Info})
+				}
+				delete(wasLost, k)
+			}
+		}
+	}
+	for k := range wasLost { // left while the broker could not be told
+		s.MemberGone(Membership{App: k.app, Channel: k.channel, User: k.user})
+	}
+	s.log.Info().Int("members", n).Msg("cluster: presence members registered")
+}
+
+// MemberGone implements Node: a dead node's member left cluster-wide.
+func (s *Server) MemberGone(m Membership) {
+	app := s.appByID(m.App)
+	if app == nil {
+		return
+	}
+	if ch := app.hub.lookup(m.Channel); ch != nil && !ch.hasMember(m.User) {
+		ch.broadcast(memberRemovedFrame(m.Channel, m.User), nil)
+	}
+	s.broadcast(&busMsg{T: "removed", App: m.App, Channels: []string{m.Channel}, User: m.User})
+}
+
+// presenceJoin is called when a user's first socket on this node joined a presence channel; it
+// reports whether member_added is due (the user's first socket cluster-wide, §5.4).
+func (s *Server) presenceJoin(app *App, channel, user string, info []byte) bool {
+	if s.broker == nil {
+		return true
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), clusterTimeout)
+	defer cancel()
+	first, err := s.broker.Join(ctx, Membership{App: app.config().ID, Channel: channel, User: user, Info: info})
+	if err != nil {
+		// Announce from what this node knows; Reconnected registers the member later.
+		s.clusterError(err)
+		return true
+	}
+	return first
+}
+
+// presenceLeave is called when a user's last socket on this node left; it reports whether
+// member_removed is due cluster-wide.
+func (s *Server) presenceLeave(app *App, channel, user string) bool {
+	if s.broker == nil {
+		return true
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), clusterTimeout)
+	defer cancel()
+	last, err := s.broker.Leave(ctx, Membership{App: app.config().ID, Channel: channel, User: user})
+	if err != nil {
+		s.clusterError(err)
+		return true
+	}
+	return last
+}
+
+// clusterError logs a broker failure at most once per interval, so an outage is one line, not
+// one per socket.
+func (s *Server) clusterError(err error) {
+	now := time.Now().UnixNano()
+	last := s.clusterErrAt.Load()
+	if now-last < int64(10*time.Second) || !s.clusterErrAt.CompareAndSwap(last, now) {
+		return
+	}
+	s.log.Warn().Err(err).Msg("cluster: broker unavailable, serving from this node's state")
+}
+
+// members is a presence channel's member list: the cluster's, plus this node's own (a member
+// whose Join is still in flight on this node is already here).
+func (s *Server) members(app *App, ch *Channel, name string) []Member {
+	var local []Member
+	if ch != nil {
+		local = ch.memberList()
+	}
+	if s.broker == nil {
+		return local
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), clusterTimeout)
+	defer cancel()
+	remote, err := s.broker.Members(ctx, app.config().ID, name)
+	if err != nil {
+		s.clusterError(err)
+		return local
+	}
+	seen := make(map[string]bool, len(remote))
+	for _, m := range remote {
+		seen[m.ID] = true
+	}
+	for _, m := range local {
+		if !seen[m.ID] {
+			remote = append(remote, m)
+		}
+	}
+	return remote
+}
+
+// counts are a channel's subscriptions and presence users across the cluster.
+func (s *Server) counts(app *App, name string) (subs, users int) {
+	ch := app.hub.lookup(name)
+	if ch != nil {
+		subs, users = ch.counts()
+	}
+	if s.broker == nil {
+		return subs, users
+	}
+	for _, a := range s.ask(question{Q: "channel", App: app.config().ID, Channel: name}) {
+		subs += a.Subs
+	}
+	if typeOf(name).kind == kindPresence {
+		users = len(s.members(app, ch, name))
+	}
+	return subs, users
+}
+
+// Ready reports whether this node is connected to its cluster (nil for a single node).
+func (s *Server) Ready() error {
+	if s.broker == nil {
+		return nil
+	}
+	return s.broker.Healthy()
+}
+
+func memberAddedFrame(channel, user string, info []byte) []byte {
+	if len(info) == 0 {
+		info = []byte("null")
+	}
+	return eventFrame("pusher_internal:member_added", channel, `{"user_id":`+string(appendJSONString(nil, user))+`,"user_info":`+string(info)+`}`, "")
+}
+
+func memberRemovedFrame(channel, user string) []byte {
+	return eventFrame("pusher_internal:member_removed", channel, `{"user_id":`+string(appendJSONString(nil, user))+`}`, "")
+}
+
+// cachedEventJSON is how a cache channel's last event is kept in the broker.
+func cachedEventJSON(name, data string) []byte {
+	b, _ := json.Marshal(struct {
+		Name string `json:"name"`
+		Data string `json:"data"`
+	}{name, data})
+	return b
+}
+
+// remoteCache fetches a cache channel's last event from the broker when this node has none
+// (it started after the publish, §5.6), remembers it locally and returns the frame.
+func (s *Server) remoteCache(app *App, channel string) []byte {
+	if s.broker == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), clusterTimeout)
+	defer cancel()
+	raw, ttl, ok, err := s.broker.Cache(ctx, app.config().ID, channel)
+	if err != nil {
+		s.clusterError(err)
+		return nil
+	}
+	var ev struct {
+		Name string `json:"name"`
+		Data string `json:"data"`
+	}
+	if !ok || json.Unmarshal(raw, &ev) != nil || ttl <= 0 {
+		return nil
+	}
+	frame := eventFrame(ev.Name, channel, ev.Data, "")
+	app.hub.setCache(channel, frame, ev.Data, ttl)
+	return frame
+}

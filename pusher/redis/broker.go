@@ -1,0 +1,404 @@
+package redis
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+	"github.com/rs/zerolog"
+
+	"github.com/frontdoorhq/frontdoor/pusher"
+)
+
+// Broker is a pusher.Broker over one Redis.
+type Broker struct {
+	cfg  Config
+	log  zerolog.Logger
+	rdb  *goredis.Client
+	ps   *goredis.PubSub
+	node pusher.Node
+	id   string
+
+	queue   chan outbound
+	pending sync.Map // ask id → chan []byte
+	askSeq  atomic.Uint64
+
+	health    atomic.Pointer[error] // nil pointer: connected
+	errLogged atomic.Int64          // when an error was last logged (Unix ns)
+	remote    atomic.Pointer[map[string]int64]
+	dropped   atomic.Uint64
+	resyncMu  sync.Mutex
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// outbound is a queued write: a pub/sub message, or a cache channel's event to store.
+type outbound struct {
+	channel string // pub/sub channel; "" for a cache write
+	payload string
+	key     string // cache key
+	ttl     time.Duration
+}
+
+var _ pusher.Broker = (*Broker)(nil)
+
+// New checks cfg and prepares the client; nothing is dialled until Start.
+func New(cfg Config, log zerolog.Logger) (*Broker, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	opts, _ := goredis.ParseURL(cfg.URL)
+	// Short timeouts and one retry: a socket waiting on Redis is a socket not being served, and
+	// when Redis is down the node answers from its own state instead (pusher.Broker).
+	opts.DialTimeout = 2 * time.Second
+	opts.ReadTimeout = 2 * time.Second
+	opts.WriteTimeout = 2 * time.Second
+	opts.MaxRetries = 1
+	opts.ClientName = "frontdoor"
+	b := &Broker{cfg: cfg, log: log, rdb: goredis.NewClient(opts), queue: make(chan outbound, cfg.QueueSize)}
+	down := errors.New("not connected yet")
+	b.health.Store(&down)
+	empty := map[string]int64{}
+	b.remote.Store(&empty)
+	return b, nil
+}
+
+func (b *Broker) key(parts ...string) string {
+	return b.cfg.Prefix + ":" + strings.Join(parts, ":")
+}
+
+func (b *Broker) bus() string                                 { return b.key("bus") }
+func (b *Broker) inbox(node string) string                    { return b.key("node", node) }
+func (b *Broker) channelKey(kind, app, channel string) string { return b.key(kind, app, channel) }
+
+// Start implements pusher.Broker.
+func (b *Broker) Start(n pusher.Node) error {
+	b.node, b.id = n, n.NodeID()
+	b.ctx, b.cancel = context.WithCancel(context.Background())
+	b.ps = b.rdb.Subscribe(b.ctx) // subscribes lazily, inside receive, so a down Redis does not fail Start
+	b.wg.Add(3)
+	go b.receive(b.ps)
+	go b.publisher()
+	go b.heartbeats()
+	b.log.Info().Str("redis", redact(b.cfg.URL)).Str("prefix", b.cfg.Prefix).Str("node", b.id).Msg("cluster: joining over Redis")
+	return nil
+}
+
+// Close implements pusher.Broker: stop, then remove this node's entries so its members leave now
+// rather than after the heartbeat expires.
+func (b *Broker) Close() error {
+	b.cancel()
+	_ = b.ps.Close() // a blocked Receive does not watch the context
+	b.wg.Wait()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	gone, err := reapScript.Run(ctx, b.rdb, []string{b.key("nodes")}, b.cfg.Prefix, b.id, "0").StringSlice()
+	if err == nil && len(gone) > 0 {
+		// Sockets normally leave before Close; whatever is left is announced by the others' view
+		// of the keys being gone. Nothing to publish: this node is leaving.
+		b.log.Info().Int("members", len(gone)).Msg("cluster: removed members still registered at exit")
+	}
+	return errors.Join(err, b.rdb.Close())
+}
+
+// Healthy implements pusher.Broker.
+func (b *Broker) Healthy() error {
+	if p := b.health.Load(); p != nil {
+		return fmt.Errorf("redis %s: %w", redact(b.cfg.URL), *p)
+	}
+	return nil
+}
+
+// Dropped counts broadcasts lost to a full queue or a Redis failure.
+func (b *Broker) Dropped() uint64 { return b.dropped.Load() }
+
+// setHealth records whether Redis answered, logging transitions (and errors at most every 10 s).
+func (b *Broker) setHealth(err error) {
+	if err == nil {
+		if prev := b.health.Swap(nil); prev != nil {
+			b.log.Info().Msg("cluster: Redis reachable")
+		}
+		return
+	}
+	if b.ctx.Err() != nil {
+		return
+	}
+	prev := b.health.Swap(&err)
+	now := time.Now().UnixNano()
+	if last := b.errLogged.Load(); prev == nil || now-last > int64(10*time.Second) {
+		b.errLogged.Store(now)
+		b.log.Error().Err(err).Str("redis", redact(b.cfg.URL)).Msg("cluster: Redis unavailable; serving this node's sockets only, retrying")
+	}
+}
+
+// receive reads the bus and this node's inbox. go-redis re-dials and re-subscribes after an
+// error; each re-subscription means messages may have been missed and Redis may have lost this
+// node's state, so presence is rebuilt.
+func (b *Broker) receive(ps *goredis.PubSub) {
+	defer b.wg.Done()
+	defer ps.Close()
+	subscribed := false
+	backoff := 100 * time.Millisecond
+	for b.ctx.Err() == nil {
+		if !subscribed {
+			if err := ps.Subscribe(b.ctx, b.bus(), b.inbox(b.id)); err != nil {
+				b.setHealth(err)
+				b.sleep(&backoff)
+				continue
+			}
+			subscribed = true
+		}
+		msg, err := ps.Receive(b.ctx)
+		if err != nil {
+			b.setHealth(err)
+			b.sleep(&backoff)
+			continue
+		}
+		backoff = 100 * time.Millisecond
+		switch m := msg.(type) {
+		case *goredis.Subscription:
+			if m.Kind == "subscribe" && m.Channel == b.bus() {
+				b.log.Debug().Msg("cluster: subscribed")
+				go b.resync()
+			}
+		case *goredis.Message:
+			b.handle(m.Channel, m.Payload)
+		}
+	}
+}
+
+func (b *Broker) sleep(d *time.Duration) {
+	select {
+	case <-b.ctx.Done():
+	case <-time.After(*d):
+	}
+	*d = min(*d*2, 5*time.Second)
+}
+
+// Wire format on the bus: "B<node>\n<body>" for a broadcast, "Q<node>\n<id>\n<body>" for a
+// question; answers go to the asker's inbox as "A<id>\n<body>".
+func (b *Broker) handle(channel, payload string) {
+	if len(payload) < 2 {
+		return
+	}
+	kind, rest := payload[0], payload[1:]
+	switch kind {
+	case 'B':
+		from, body, ok := strings.Cut(rest, "\n")
+		if ok && from != b.id {
+			b.node.Deliver([]byte(body))
+		}
+	case 'Q':
+		from, rest, ok := strings.Cut(rest, "\n")
+		id, body, ok2 := strings.Cut(rest, "\n")
+		if ok && ok2 && from != b.id {
+			// Answered off the receive loop, so deliveries never wait on a reply's round trip.
+			go func() {
+				ans := b.node.Answer([]byte(body))
+				ctx, cancel := context.WithTimeout(b.ctx, 2*time.Second)
+				defer cancel()
+				if err := b.rdb.Publish(ctx, b.inbox(from), "A"+id+"\n"+string(ans)).Err(); err != nil {
+					b.setHealth(err)
+				}
+			}()
+		}
+	case 'A':
+		id, body, ok := strings.Cut(rest, "\n")
+		if !ok {
+			return
+		}
+		if ch, found := b.pending.Load(id); found {
+			select {
+			case ch.(chan []byte) <- []byte(body):
+			default:
+			}
+		}
+	}
+	_ = channel
+}
+
+// Broadcast implements pusher.Broker.
+func (b *Broker) Broadcast(msg []byte) {
+	b.enqueue(outbound{channel: b.bus(), payload: "B" + b.id + "\n" + string(msg)})
+}
+
+func (b *Broker) enqueue(o outbound) {
+	select {
+	case b.queue <- o:
+	default:
+		if b.dropped.Add(1)%1000 == 1 {
+			b.log.Error().Uint64("dropped", b.dropped.Load()).Msg("cluster: publish queue full; messages for other nodes dropped")
+		}
+	}
+}
+
+// publisher drains the queue in pipelined batches: one round trip for everything waiting, in
+// order, so one goroutine keeps up with bursts.
+func (b *Broker) publisher() {
+	defer b.wg.Done()
+	batch := make([]outbound, 0, 256)
+	for {
+		select {
+		case <-b.ctx.Done():
+			return
+		case o := <-b.queue:
+			batch = append(batch[:0], o)
+		}
+	fill:
+		for len(batch) < cap(batch) {
+			select {
+			case o := <-b.queue:
+				batch = append(batch, o)
+			default:
+				break fill
+			}
+		}
+		if b.health.Load() != nil && b.ping() != nil {
+			b.dropped.Add(uint64(len(batch)))
+			continue
+		}
+		pipe := b.rdb.Pipeline()
+		for _, o := range batch {
+			if o.channel != "" {
+				pipe.Publish(b.ctx, o.channel, o.payload)
+			} else {
+				pipe.Set(b.ctx, o.key, o.payload, o.ttl)
+			}
+		}
+		if _, err := pipe.Exec(b.ctx); err != nil {
+			b.dropped.Add(uint64(len(batch)))
+			b.setHealth(err)
+		}
+	}
+}
+
+// ping checks a Redis that was down before sending a batch into it, so an outage drops
+// messages at once instead of each batch waiting out the timeouts.
+func (b *Broker) ping() error {
+	ctx, cancel := context.WithTimeout(b.ctx, 500*time.Millisecond)
+	defer cancel()
+	err := b.rdb.Ping(ctx).Err()
+	if err == nil {
+		b.setHealth(nil)
+	}
+	return err
+}
+
+// Ask implements pusher.Broker. PUBLISH answers how many subscribers got the question, which is
+// exactly the number of nodes listening, so the wait ends as soon as all of them answered.
+func (b *Broker) Ask(ctx context.Context, question []byte) ([][]byte, error) {
+	if err := b.Healthy(); err != nil {
+		return nil, err
+	}
+	id := strconv.FormatUint(b.askSeq.Add(1), 10)
+	replies := make(chan []byte, 64)
+	b.pending.Store(id, replies)
+	defer b.pending.Delete(id)
+	n, err := b.rdb.Publish(ctx, b.bus(), "Q"+b.id+"\n"+id+"\n"+string(question)).Result()
+	if err != nil {
+		b.setHealth(err)
+		return nil, err
+	}
+	want := int(n) - 1 // every node but this one
+	out := make([][]byte, 0, max(want, 0))
+	for len(out) < want {
+		select {
+		case r := <-replies:
+			out = append(out, r)
+		case <-ctx.Done():
+			return out, fmt.Errorf("%d of %d nodes answered: %w", len(out), want, ctx.Err())
+		}
+	}
+	return out, nil
+}
+
+func (b *Broker) presenceKeys(m pusher.Membership) []string {
+	return []string{
+		b.channelKey("pn", m.App, m.Channel),
+		b.channelKey("pc", m.App, m.Channel),
+		b.channelKey("pm", m.App, m.Channel),
+		b.key("nm", b.id),
+	}
+}
+
+func entry(m pusher.Membership) string { return m.App + "\x00" + m.Channel + "\x00" + m.User }
+
+// Join implements pusher.Broker.
+func (b *Broker) Join(ctx context.Context, m pusher.Membership) (bool, error) {
+	if err := b.Healthy(); err != nil {
+		return false, err
+	}
+	info := m.Info
+	if len(info) == 0 {
+		info = []byte("null")
+	}
+	n, err := joinScript.Run(ctx, b.rdb, b.presenceKeys(m), b.id+"\x00"+m.User, m.User, info, entry(m)).Int()
+	if err != nil {
+		b.setHealth(err)
+	}
+	return n == 1, err
+}
+
+// Leave implements pusher.Broker.
+func (b *Broker) Leave(ctx context.Context, m pusher.Membership) (bool, error) {
+	if err := b.Healthy(); err != nil {
+		return false, err
+	}
+	n, err := leaveScript.Run(ctx, b.rdb, b.presenceKeys(m), b.id+"\x00"+m.User, m.User, entry(m)).Int()
+	if err != nil {
+		b.setHealth(err)
+	}
+	return n == 1, err
+}
+
+// Members implements pusher.Broker.
+func (b *Broker) Members(ctx context.Context, app, channel string) ([]pusher.Member, error) {
+	if err := b.Healthy(); err != nil {
+		return nil, err
+	}
+	h, err := b.rdb.HGetAll(ctx, b.channelKey("pm", app, channel)).Result()
+	if err != nil {
+		b.setHealth(err)
+		return nil, err
+	}
+	out := make([]pusher.Member, 0, len(h))
+	for id, info := range h {
+		out = append(out, pusher.Member{ID: id, Info: []byte(info)})
+	}
+	return out, nil
+}
+
+// SetCache implements pusher.Broker.
+func (b *Broker) SetCache(app, channel string, event []byte, ttl time.Duration) {
+	b.enqueue(outbound{key: b.channelKey("cache", app, channel), payload: string(event), ttl: ttl})
+}
+
+// Cache implements pusher.Broker.
+func (b *Broker) Cache(ctx context.Context, app, channel string) ([]byte, time.Duration, bool, error) {
+	if err := b.Healthy(); err != nil {
+		return nil, 0, false, err
+	}
+	pipe := b.rdb.Pipeline()
+	get := pipe.Get(ctx, b.channelKey("cache", app, channel))
+	ttl := pipe.PTTL(ctx, b.channelKey("cache", app, channel))
+	if _, err := pipe.Exec(ctx); err != nil {
+		if errors.Is(err, goredis.Nil) {
+			return nil, 0, false, nil
+		}
+		b.setHealth(err)
+		return nil, 0, false, err
+	}
+	return []byte(get.Val()), ttl.Val(), true, nil
+}
+
+// RemoteConnections implements pusher.Broker.
+func (b *Broker) RemoteConnections(app string) int64 { return (*b.remote.Load())[app] }
