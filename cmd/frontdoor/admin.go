@@ -70,6 +70,15 @@ func (srv *server) serveReady(ctx *fasthttp.RequestCtx) {
 	}
 	c, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
+	if srv.broker != nil {
+		// A node cut off from Redis still serves its own sockets, but a client sent here would
+		// miss what other nodes publish: take it out of rotation until Redis is back.
+		if err := srv.pusher.Ready(); err != nil {
+			fail("cluster", err)
+		} else {
+			checks["cluster"] = "ok"
+		}
+	}
 	if err := srv.proxy.Ready(c); err != nil {
 		fail("upstream", err)
 	} else {

@@ -14,6 +14,7 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/frontdoorhq/frontdoor/proxy"
+	redisbroker "github.com/frontdoorhq/frontdoor/pusher/redis"
 	"github.com/frontdoorhq/frontdoor/pusher"
 	fdtls "github.com/frontdoorhq/frontdoor/tls"
 )
@@ -34,6 +35,8 @@ type settings struct {
 	Pusher pusher.Config
 	Proxy  proxy.Config
 	TLS    fdtls.Config
+	// Redis joins this node to others when its URL is set (pusher/redis); empty is a single node.
+	Redis redisbroker.Config
 
 	// devCredentials is set when no app was configured and one was generated for this run.
 	devCredentials bool
@@ -78,6 +81,12 @@ type fileConfig struct {
 	Apps            []pusher.AppConfig `yaml:"apps"`
 	Proxy           *fileProxy         `yaml:"proxy"`
 	TLS             *fileTLS           `yaml:"tls"`
+	Redis           *fileRedis         `yaml:"redis"`
+}
+
+type fileRedis struct {
+	URL    *string `yaml:"url"`
+	Prefix *string `yaml:"prefix"`
 }
 
 type fileLog struct {
@@ -148,6 +157,10 @@ func (s *settings) applyYAML(path string) error {
 		setIf(&s.Proxy.ConnectTimeout, p.ConnectTimeout)
 		setIf(&s.Proxy.ReadTimeout, p.ReadTimeout)
 		setIf(&s.Proxy.WriteTimeout, p.WriteTimeout)
+	}
+	if r := fc.Redis; r != nil {
+		setIf(&s.Redis.URL, r.URL)
+		setIf(&s.Redis.Prefix, r.Prefix)
 	}
 	if t := fc.TLS; t != nil {
 		setIf(&s.TLS.Mode, t.Mode)
@@ -222,6 +235,11 @@ func (s *settings) validate() error {
 	}
 	if err := s.TLS.Validate(); err != nil {
 		errs = append(errs, err)
+	}
+	if s.Redis.URL != "" {
+		if err := s.Redis.Validate(); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	return errors.Join(errs...)
 }

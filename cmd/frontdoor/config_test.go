@@ -216,3 +216,38 @@ func TestDomainTurnsOnAutoTLS(t *testing.T) {
 		t.Fatalf("tls=%q listen=%q https=%q", s.TLS.Mode, s.Listen, s.TLS.HTTPSAddr)
 	}
 }
+
+// Reverb's scaling switch brings Laravel's default Redis connection with it.
+func TestLaravelScalingUsesRedisSettings(t *testing.T) {
+	cases := []struct {
+		name string
+		env  string
+		want string
+	}{
+		{"host and port", "REDIS_HOST=10.0.0.5\nREDIS_PORT=6380\nREDIS_PASSWORD=null\n", "redis://10.0.0.5:6380/0"},
+		{"password, db, tls", "REDIS_HOST=cache.internal\nREDIS_PASSWORD=p@ss\nREDIS_DB=2\nREDIS_SCHEME=tls\n", "rediss://:p%40ss@cache.internal:6379/2"},
+		{"url wins", "REDIS_URL=redis://u:pw@r.example:6379/1\nREDIS_HOST=ignored\n", "redis://u:pw@r.example:6379/1"},
+		{"defaults", "", "redis://127.0.0.1:6379/0"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			dotenv := writeFile(t, ".env", "REVERB_APP_ID=1\nREVERB_APP_KEY=k\nREVERB_APP_SECRET=s\nREVERB_SCALING_ENABLED=true\nREVERB_SCALING_CHANNEL=shop\n"+c.env)
+			s, err := load(t, []string{"--env-file", dotenv}, env())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s.Redis.URL != c.want || s.Redis.Prefix != "shop" {
+				t.Fatalf("redis = %+v, want %s with prefix shop", s.Redis, c.want)
+			}
+		})
+	}
+	// The flag beats the .env, and a bad URL is named.
+	dotenv := writeFile(t, ".env", "REVERB_SCALING_ENABLED=true\n")
+	s, err := load(t, []string{"--env-file", dotenv, "--redis", "redis://127.0.0.1:7000/3"}, env())
+	if err != nil || s.Redis.URL != "redis://127.0.0.1:7000/3" {
+		t.Fatalf("flag: %+v %v", s.Redis, err)
+	}
+	if _, err := load(t, []string{"--redis", "http://nope"}, env()); err == nil || !strings.Contains(err.Error(), "http://nope") {
+		t.Fatalf("bad redis URL: %v", err)
+	}
+}

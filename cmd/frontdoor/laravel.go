@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"net"
+	"net/url"
 	"strings"
 
 	"github.com/frontdoorhq/frontdoor/cmd/frontdoor/internal/dotenv"
@@ -86,9 +87,39 @@ func (s *settings) applyLaravel(env laravelEnv) error {
 		s.Listen = net.JoinHostPort(host, port)
 	}
 	if v, _, ok := env.get("REVERB_SCALING_ENABLED"); ok && isTrue(v) {
-		s.notices = append(s.notices, "REVERB_SCALING_ENABLED=true: Redis scaling is not in this build yet; this node serves its own clients only")
+		s.Redis.URL = laravelRedisURL(env)
+		if v, _, ok := env.get("REVERB_SCALING_CHANNEL"); ok && v != "" {
+			s.Redis.Prefix = v
+		}
 	}
 	return nil
+}
+
+// laravelRedisURL builds the Redis URL Laravel's default connection uses (config/database.php
+// "redis.default"): REDIS_URL when set, else REDIS_HOST/PORT/USERNAME/PASSWORD/DB, with
+// REDIS_SCHEME=tls for TLS. Laravel reads the literal "null" as no value.
+func laravelRedisURL(env laravelEnv) string {
+	get := func(key, def string) string {
+		v, _, ok := env.get(key)
+		if !ok || v == "" || strings.EqualFold(v, "null") || v == "(null)" {
+			return def
+		}
+		return v
+	}
+	if u := get("REDIS_URL", ""); u != "" {
+		return u
+	}
+	scheme := "redis"
+	if s := get("REDIS_SCHEME", "tcp"); s == "tls" || s == "rediss" {
+		scheme = "rediss"
+	}
+	u := url.URL{Scheme: scheme, Host: net.JoinHostPort(get("REDIS_HOST", "127.0.0.1"), get("REDIS_PORT", "6379")), Path: "/" + get("REDIS_DB", "0")}
+	if pass := get("REDIS_PASSWORD", ""); pass != "" {
+		u.User = url.UserPassword(get("REDIS_USERNAME", ""), pass)
+	} else if user := get("REDIS_USERNAME", ""); user != "" {
+		u.User = url.User(user)
+	}
+	return u.String()
 }
 
 // applyLaravelApp sets the per-app options config/reverb.php reads from REVERB_APP_*.

@@ -48,7 +48,34 @@ func newMetrics() *metrics {
 
 // register adds the collectors that read the running server's state at scrape time.
 func (m *metrics) register(srv *server) {
-	m.registry.MustRegister(&pusherCollector{srv: srv}, &certCollector{srv: srv})
+	m.registry.MustRegister(&pusherCollector{srv: srv}, &certCollector{srv: srv}, &clusterCollector{srv: srv})
+}
+
+var (
+	clusterUpDesc = prometheus.NewDesc("frontdoor_cluster_up",
+		"1 while this node reaches Redis (absent on a single node).", nil, nil)
+	clusterDroppedDesc = prometheus.NewDesc("frontdoor_cluster_dropped_messages_total",
+		"Messages for other nodes dropped because Redis was down or the queue was full.", nil, nil)
+)
+
+type clusterCollector struct{ srv *server }
+
+func (c *clusterCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- clusterUpDesc
+	ch <- clusterDroppedDesc
+}
+
+func (c *clusterCollector) Collect(ch chan<- prometheus.Metric) {
+	b := c.srv.broker
+	if b == nil {
+		return
+	}
+	up := 1.0
+	if b.Healthy() != nil {
+		up = 0
+	}
+	ch <- prometheus.MustNewConstMetric(clusterUpDesc, prometheus.GaugeValue, up)
+	ch <- prometheus.MustNewConstMetric(clusterDroppedDesc, prometheus.CounterValue, float64(b.Dropped()))
 }
 
 // ObserveRequest implements proxy.Observer.

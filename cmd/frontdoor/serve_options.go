@@ -83,6 +83,8 @@ func serveOptions() []*option {
 			return nil
 		}},
 		{name: "max-connections", usage: "server-wide WebSocket connection cap, 0 = unlimited", apply: integer("max-connections", func(s *settings) *int { return &s.Pusher.MaxConnections })},
+		{name: "redis", usage: "Redis `URL` joining this node to others serving the same apps: redis://[user:password@]host:6379/0 or rediss://… (REVERB_SCALING_ENABLED + REDIS_*)", apply: str(func(s *settings) *string { return &s.Redis.URL })},
+		{name: "redis-prefix", usage: "`prefix` of every Redis key and channel, so deployments can share one Redis (default frontdoor)", apply: str(func(s *settings) *string { return &s.Redis.Prefix })},
 
 		// PHP.
 		{name: "upstream", repeated: true, usage: "PHP `upstream`: fastcgi://127.0.0.1:9000, fastcgi:///run/php/php8.2-fpm.sock or http://127.0.0.1:8000 (repeatable)", apply: list(func(s *settings) *[]string { return &s.Proxy.Upstreams })},

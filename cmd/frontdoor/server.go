@@ -22,6 +22,7 @@ import (
 
 	"github.com/frontdoorhq/frontdoor/proxy"
 	"github.com/frontdoorhq/frontdoor/pusher"
+	redisbroker "github.com/frontdoorhq/frontdoor/pusher/redis"
 	fdtls "github.com/frontdoorhq/frontdoor/tls"
 )
 
@@ -84,6 +85,7 @@ type server struct {
 	settings settings
 	pusher   *pusher.Server
 	proxy    *proxy.Handler
+	broker   *redisbroker.Broker // nil on a single node; the pusher server closes it
 	tls      *fdtls.Manager // nil when TLS is off
 	metrics  *metrics
 
@@ -109,7 +111,14 @@ func newServer(s settings, log zerolog.Logger) (_ *server, err error) {
 		}
 	}()
 
-	if srv.pusher, err = pusher.NewServer(s.Pusher, log.With().Str("component", "pusher").Logger()); err != nil {
+	pusherCfg := s.Pusher
+	if s.Redis.URL != "" {
+		if srv.broker, err = redisbroker.New(s.Redis, log.With().Str("component", "cluster").Logger()); err != nil {
+			return nil, err
+		}
+		pusherCfg.Broker = srv.broker
+	}
+	if srv.pusher, err = pusher.NewServer(pusherCfg, log.With().Str("component", "pusher").Logger()); err != nil {
 		return nil, err
 	}
 	proxyCfg := s.Proxy
