@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"net"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -22,12 +23,22 @@ type benchServer struct {
 	roots              *x509.CertPool
 }
 
+// benchCert is the one certificate every benchmark target serves, nginx included.
+var benchCert = sync.OnceValue(func() *loadedCert {
+	lc, err := selfSigned([]string{"bench.frontdoor.test"})
+	if err != nil {
+		panic(err)
+	}
+	return lc
+})
+
 func newBenchServer(b *testing.B, body []byte) *benchServer {
 	b.Helper()
 	m, err := New(Config{Mode: "self-signed", Domains: []string{"bench.frontdoor.test"}, HTTPSAddr: ":443", HTTPAddr: ":80"}, zerolog.Nop())
 	if err != nil {
 		b.Fatal(err)
 	}
+	m.cert.Store(benchCert())
 	h := func(ctx *fasthttp.RequestCtx) { ctx.SetContentType("text/plain"); ctx.SetBody(body) }
 	lnTLS, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -51,11 +62,15 @@ func newBenchServer(b *testing.B, body []byte) *benchServer {
 // of new visitors or reconnecting WebSocket clients costs.
 func BenchmarkHandshake(b *testing.B) {
 	s := newBenchServer(b, []byte("ok"))
+	benchHandshakes(b, "", s)
+}
+
+func benchHandshakes(b *testing.B, prefix string, s *benchServer) {
 	for _, v := range []struct {
 		name    string
 		version uint16
 	}{{"TLS1.3", cryptotls.VersionTLS13}, {"TLS1.2", cryptotls.VersionTLS12}} {
-		b.Run(v.name+"/ECDSA-P256", func(b *testing.B) {
+		b.Run(prefix+v.name+"/ECDSA-P256", func(b *testing.B) {
 			cfg := &cryptotls.Config{ServerName: "bench.frontdoor.test", RootCAs: s.roots, MinVersion: v.version, MaxVersion: v.version,
 				ClientSessionCache: nil, NextProtos: []string{"http/1.1"}}
 			start := time.Now()
@@ -83,37 +98,43 @@ func BenchmarkHandshake(b *testing.B) {
 // BenchmarkRequests is steady-state keep-alive traffic, the same handler over TLS and plain:
 // the difference is what terminating TLS here costs per request once connections exist.
 func BenchmarkRequests(b *testing.B) {
-	for _, size := range []struct {
-		name string
-		n    int
-	}{{"body=2B", 2}, {"body=16KiB", 16 << 10}} {
+	for _, size := range benchSizes {
 		s := newBenchServer(b, []byte(strings.Repeat("x", size.n)))
-		for _, mode := range []string{"plain", "tls"} {
-			b.Run(mode+"/"+size.name, func(b *testing.B) {
-				hc := &fasthttp.HostClient{Addr: s.plainAddr, MaxConns: 64}
-				uri := "http://bench.frontdoor.test/"
-				if mode == "tls" {
-					uri = "https://bench.frontdoor.test/"
-					hc.Addr, hc.IsTLS = s.tlsAddr, true
-					hc.TLSConfig = &cryptotls.Config{ServerName: "bench.frontdoor.test", RootCAs: s.roots}
-				}
-				defer hc.CloseIdleConnections()
-				start := time.Now()
-				b.SetBytes(int64(size.n))
-				b.RunParallel(func(pb *testing.PB) {
-					req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
-					defer fasthttp.ReleaseRequest(req)
-					defer fasthttp.ReleaseResponse(resp)
-					req.SetRequestURI(uri)
-					for pb.Next() {
-						if err := hc.Do(req, resp); err != nil || len(resp.Body()) != size.n {
-							b.Errorf("%v, %d bytes", err, len(resp.Body()))
-							return
-						}
+		benchRequests(b, "", s, size.name, size.n, "/")
+	}
+}
+
+var benchSizes = []struct {
+	name string
+	n    int
+}{{"body=2B", 2}, {"body=16KiB", 16 << 10}}
+
+func benchRequests(b *testing.B, prefix string, s *benchServer, sizeName string, size int, path string) {
+	for _, mode := range []string{"plain", "tls"} {
+		b.Run(prefix+mode+"/"+sizeName, func(b *testing.B) {
+			hc := &fasthttp.HostClient{Addr: s.plainAddr, MaxConns: 64}
+			uri := "http://bench.frontdoor.test" + path
+			if mode == "tls" {
+				uri = "https://bench.frontdoor.test" + path
+				hc.Addr, hc.IsTLS = s.tlsAddr, true
+				hc.TLSConfig = &cryptotls.Config{ServerName: "bench.frontdoor.test", RootCAs: s.roots}
+			}
+			defer hc.CloseIdleConnections()
+			start := time.Now()
+			b.SetBytes(int64(size))
+			b.RunParallel(func(pb *testing.PB) {
+				req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+				defer fasthttp.ReleaseRequest(req)
+				defer fasthttp.ReleaseResponse(resp)
+				req.SetRequestURI(uri)
+				for pb.Next() {
+					if err := hc.Do(req, resp); err != nil || len(resp.Body()) != size {
+						b.Errorf("%v, %d bytes", err, len(resp.Body()))
+						return
 					}
-				})
-				b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "req/s")
+				}
 			})
-		}
+			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "req/s")
+		})
 	}
 }
