@@ -21,7 +21,7 @@ function binary() {
   return bin;
 }
 
-function freePort() {
+export function freePort() {
   return new Promise((resolve, reject) => {
     const s = createServer();
     s.listen(0, '127.0.0.1', () => { const { port } = s.address(); s.close(() => resolve(port)); });
@@ -52,7 +52,13 @@ export async function startFrontdoor({ yaml, args = [], port } = {}) {
     child.on('exit', (code) => { clearTimeout(timer); reject(new Error(`frontdoor exited ${code}:\n${log}`)); });
   });
   child.removeAllListeners('exit');
-  return { port, stop: () => new Promise((r) => { child.once('exit', r); child.kill('SIGTERM'); }), log: () => log };
+  const exited = new Promise((r) => child.once('exit', r));
+  return {
+    port,
+    stop: () => { child.kill('SIGTERM'); return exited; },
+    kill: () => { child.kill('SIGKILL'); return exited; }, // a crash: no goodbye to anyone
+    log: () => log,
+  };
 }
 
 // signChannel is what Laravel's /broadcasting/auth answers (HMAC-SHA256, protocol spec §5.3).
