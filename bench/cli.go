@@ -208,6 +208,7 @@ func newFlags(out io.Writer) *cliFlags {
 	fs.Float64Var(&f.s.Rate, "rate", 0, fmt.Sprintf("fanout: messages per second offered (default %g)", d.Rate))
 	fs.Float64Var(&f.s.LatencyRate, "latency-rate", 0, fmt.Sprintf("suite: rate of the latency fan-out run (default %g)", d.LatencyRate))
 	fs.IntVar(&f.s.Size, "size", 0, fmt.Sprintf("fanout, publish: event data bytes (default %d)", d.Size))
+	fs.IntVar(&f.s.Publishers, "publishers", 0, fmt.Sprintf("fanout: publishing streams per channel, each sending one request at a time (default %d)", d.Publishers))
 	fs.IntVar(&f.s.Clients, "clients", 0, fmt.Sprintf("publish, presence, churn, proxy: concurrent clients (default %d)", d.Clients))
 	fs.IntVar(&f.s.Concurrency, "concurrency", 0, fmt.Sprintf("connections, fanout: concurrent dials while ramping (default %d)", d.Concurrency))
 	fs.DurationVar(&f.s.Duration, "duration", 0, fmt.Sprintf("measuring time per scenario (default %s)", d.Duration))

@@ -30,7 +30,7 @@ func (r *runner) publish(ctx context.Context, name string, s Sizes) Result {
 		wg.Go(func() {
 			for ctx.Err() == nil {
 				t0 := time.Now()
-				err := api.trigger("bench-publish", benchPayload(seq.Add(1), t0, s.Size))
+				err := api.trigger("bench-publish", benchPayload(w, seq.Add(1), t0, s.Size))
 				if err != nil {
 					failed.Add(w, 1)
 					errs.add(err)

@@ -142,7 +142,7 @@ func TestFormatValue(t *testing.T) {
 
 func TestPayloadRoundTrip(t *testing.T) {
 	now := time.Unix(1700000000, 123456789)
-	p := benchPayload(42, now, 100)
+	p := benchPayload(3, 42, now, 100)
 	if len(p) != 100 {
 		t.Fatalf("payload %d bytes, want 100", len(p))
 	}
@@ -151,26 +151,26 @@ func TestPayloadRoundTrip(t *testing.T) {
 		`{"event":"bench","channel":"c","data":"` + p + `"}`,
 		`{"channel":"c","data":"` + p + `","event":"bench"}`,
 	} {
-		seq, ts, ok := parsePayload([]byte(frame))
-		if !ok || seq != 42 || ts != now.UnixNano() {
-			t.Fatalf("parse %q: %d %d %v", frame, seq, ts, ok)
+		stream, seq, ts, ok := parsePayload([]byte(frame))
+		if !ok || stream != 3 || seq != 42 || ts != now.UnixNano() {
+			t.Fatalf("parse %q: %d %d %d %v", frame, stream, seq, ts, ok)
 		}
 	}
-	for _, bad := range []string{`{"data":"B1 x 1 "}`, `{"data":"B1 1"}`, `{"data":"B1 1 2x"}`, `{"event":"pusher:pong","data":"{}"}`} {
-		if _, _, ok := parsePayload([]byte(bad)); ok {
+	for _, bad := range []string{`{"data":"B1 x 1 2 "}`, `{"data":"B1 1 2"}`, `{"data":"B1 0 1 2x"}`, `{"data":"B1 1 2 "}`, `{"event":"pusher:pong","data":"{}"}`} {
+		if _, _, _, ok := parsePayload([]byte(bad)); ok {
 			t.Errorf("%q parsed", bad)
 		}
 	}
 }
 
 func FuzzParsePayload(f *testing.F) {
-	f.Add([]byte(`{"event":"bench","data":"B1 7 1700000000000000000 xxxx"}`))
-	f.Add([]byte(`{"data":"B1 99999999999999999999 1 "}`))
+	f.Add([]byte(`{"event":"bench","data":"B1 0 7 1700000000000000000 xxxx"}`))
+	f.Add([]byte(`{"data":"B1 1 99999999999999999999 1 "}`))
 	f.Add([]byte(`"data":"B1 `))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		seq, ts, ok := parsePayload(b)
-		if ok && (seq < 0 || ts < 0) {
-			t.Fatalf("negative values from %q: %d %d", b, seq, ts)
+		stream, seq, ts, ok := parsePayload(b)
+		if ok && (stream < 0 || seq < 0 || ts < 0) {
+			t.Fatalf("negative values from %q: %d %d %d", b, stream, seq, ts)
 		}
 	})
 }

@@ -18,6 +18,7 @@ type Sizes struct {
 	Rate        float64       // fanout: messages per second offered, all channels together
 	LatencyRate float64       // suite: rate of the second, latency-oriented fan-out run
 	Size        int           // fanout, publish: event data bytes
+	Publishers  int           // fanout: publishing streams per channel, each one request at a time
 	Clients     int           // publish, presence, churn, proxy: concurrent clients
 	Concurrency int           // connections, fanout: concurrent dials while ramping
 	Duration    time.Duration // fanout, publish, presence, churn, proxy: measuring time
@@ -28,14 +29,14 @@ type Sizes struct {
 // subscribers on one channel at 100 and 10 messages/s of 100 bytes, 50 publishing clients.
 var DefaultSizes = Sizes{
 	Connections: 19500, Hold: 10 * time.Second,
-	Subscribers: 10000, Channels: 1, Rate: 100, LatencyRate: 10, Size: 100,
+	Subscribers: 10000, Channels: 1, Rate: 100, LatencyRate: 10, Size: 100, Publishers: 8,
 	Clients: 50, Concurrency: 64, Duration: 10 * time.Second,
 }
 
 // SmallSizes finish the whole suite in well under a minute (CI smoke runs).
 var SmallSizes = Sizes{
 	Connections: 200, Hold: 2 * time.Second,
-	Subscribers: 200, Channels: 2, Rate: 40, LatencyRate: 10, Size: 100,
+	Subscribers: 200, Channels: 2, Rate: 40, LatencyRate: 10, Size: 100, Publishers: 2,
 	Clients: 4, Concurrency: 16, Duration: 2 * time.Second,
 }
 
@@ -60,6 +61,9 @@ func (s Sizes) withDefaults(d Sizes) Sizes {
 	}
 	if s.Size == 0 {
 		s.Size = d.Size
+	}
+	if s.Publishers == 0 {
+		s.Publishers = d.Publishers
 	}
 	if s.Clients == 0 {
 		s.Clients = d.Clients
@@ -89,6 +93,8 @@ func (s Sizes) Validate() error {
 		return fmt.Errorf("rate: %g: want > 0", s.Rate)
 	case s.Size < 40 || s.Size > 10000:
 		return fmt.Errorf("size: %d: want 40..10000 bytes (room for the sequence number and timestamp)", s.Size)
+	case s.Publishers < 1 || s.Publishers > 64:
+		return fmt.Errorf("publishers: %d: want 1..64", s.Publishers)
 	case s.Clients < 1:
 		return fmt.Errorf("clients: %d: want at least 1", s.Clients)
 	case s.Concurrency < 1:
