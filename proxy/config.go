@@ -15,8 +15,10 @@ type Config struct {
 	Root string
 	// FrontController is the only PHP file that runs (default index.php).
 	FrontController string
-	// Upstreams are http://host:port (Octane, FrankenPHP, php artisan serve) addresses, balanced
-	// round-robin; empty means http://127.0.0.1:8000.
+	// Upstreams are where the app runs, balanced round-robin with passive health:
+	// fastcgi://host:port or fastcgi:///path/to/php-fpm.sock (php-fpm, through the front
+	// controller under Root), or http://host:port (Octane, FrankenPHP, php artisan serve).
+	// Empty means http://127.0.0.1:8000.
 	Upstreams []string
 	// MaxBody is the largest request body passed on (413 above it); zero means 64 MiB.
 	MaxBody int64
@@ -66,12 +68,23 @@ func (c *Config) Validate() error {
 	for _, u := range c.Upstreams {
 		p, err := url.Parse(u)
 		switch {
-		case err != nil || p.Host == "" && p.Scheme != "fastcgi":
-			errs = append(errs, fmt.Errorf("upstream: invalid value %q: want http://host:port", u))
+		case err != nil:
+			errs = append(errs, fmt.Errorf("upstream: invalid value %q: want http://host:port, fastcgi://host:port or fastcgi:///path/to/php-fpm.sock", u))
+		case p.Scheme == "fastcgi" && p.Host == "" && (p.Path == "" || p.Path == "/"):
+			errs = append(errs, fmt.Errorf("upstream: invalid value %q: want fastcgi://host:port or fastcgi:///path/to/php-fpm.sock", u))
+		case p.Scheme == "fastcgi" && p.Host != "" && (p.Port() == "" || p.Path != "" && p.Path != "/"):
+			errs = append(errs, fmt.Errorf("upstream: invalid value %q: a TCP FastCGI address needs host:port and no path, e.g. fastcgi://127.0.0.1:9000", u))
 		case p.Scheme == "fastcgi":
-			errs = append(errs, fmt.Errorf("upstream: %q: the FastCGI client is not in this build yet; run PHP behind an HTTP server for now (Octane, FrankenPHP, php artisan serve) and use http://host:port", u))
 		case p.Scheme != "http":
-			errs = append(errs, fmt.Errorf("upstream: invalid scheme in %q: want http://host:port", u))
+			errs = append(errs, fmt.Errorf("upstream: invalid scheme in %q: want http://, or fastcgi:// for php-fpm", u))
+		case p.Host == "":
+			errs = append(errs, fmt.Errorf("upstream: invalid value %q: want http://host:port", u))
+		}
+	}
+	for _, u := range c.Upstreams {
+		if strings.HasPrefix(u, "fastcgi:") && c.Root == "" {
+			errs = append(errs, fmt.Errorf("root: required with upstream %q: php-fpm runs the front controller from it (Laravel's public/)", u))
+			break
 		}
 	}
 	if c.MaxBody < 0 || c.ConnectTimeout < 0 || c.ReadTimeout < 0 || c.WriteTimeout < 0 {

@@ -5,7 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
-	"net"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -30,9 +30,44 @@ func (noObserver) ObserveUpstreamError(string, string)              {}
 type Handler struct {
 	cfg       Config
 	log       zerolog.Logger
-	upstreams []*httpUpstream
+	upstreams []backend
 	next      atomic.Uint64
 	observer  atomic.Pointer[observerBox]
+}
+
+// backend is one upstream running the app: php-fpm over FastCGI, or an HTTP server.
+type backend interface {
+	id() string
+	healthy() bool
+	// serve forwards ctx and sets the response, or returns the failure kind (kindConnect…).
+	// When it leaves a body stream on the response it sets x.deferred and calls x.finish
+	// once the body is written.
+	serve(ctx *fasthttp.RequestCtx, x *exchange) (kind string, err error)
+	ready(ctx context.Context) error
+	close()
+}
+
+// exchange is what the access log and metrics need of one request, kept past the handler's
+// return when the response body streams.
+type exchange struct {
+	h        *Handler
+	start    time.Time
+	method   string
+	path     string
+	reqID    string
+	remote   string
+	upstream string
+	deferred bool
+}
+
+// finish records the request once its response is complete.
+func (x *exchange) finish(status int, bytes int64) {
+	d := time.Since(x.start)
+	x.h.observer.Load().ObserveRequest(x.upstream, status, d, max(bytes, 0))
+	if x.h.cfg.AccessLog {
+		x.h.log.Info().Str("method", x.method).Str("path", x.path).Int("status", status).Int64("bytes", max(bytes, 0)).
+			Dur("duration", d).Str("upstream", x.upstream).Str("request_id", x.reqID).Str("remote", x.remote).Msg("request")
+	}
 }
 
 // observerBox lets observers of different concrete types share one atomic pointer.
@@ -45,10 +80,20 @@ func New(cfg Config, log zerolog.Logger) (*Handler, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	if cfg.Root != "" {
+		// php-fpm runs SCRIPT_FILENAME as given: it must be absolute.
+		if abs, err := filepath.Abs(cfg.Root); err == nil {
+			cfg.Root = abs
+		}
+	}
 	h := &Handler{cfg: cfg, log: log}
 	h.observer.Store(&observerBox{noObserver{}})
 	for _, u := range cfg.Upstreams {
-		h.upstreams = append(h.upstreams, newHTTPUpstream(u, cfg))
+		if strings.HasPrefix(u, "fastcgi:") {
+			h.upstreams = append(h.upstreams, newFCGIUpstream(u, cfg, log))
+		} else {
+			h.upstreams = append(h.upstreams, newHTTPUpstream(u, cfg))
+		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	err := h.Ready(ctx)
@@ -72,10 +117,8 @@ func (h *Handler) SetObserver(o Observer) { h.observer.Store(&observerBox{o}) }
 func (h *Handler) Ready(ctx context.Context) error {
 	var errs []error
 	for _, u := range h.upstreams {
-		d := net.Dialer{Timeout: h.cfg.ConnectTimeout}
-		c, err := d.DialContext(ctx, "tcp", u.addr)
+		err := u.ready(ctx)
 		if err == nil {
-			c.Close()
 			return nil
 		}
 		errs = append(errs, err)
@@ -86,7 +129,7 @@ func (h *Handler) Ready(ctx context.Context) error {
 // Close releases idle upstream connections.
 func (h *Handler) Close() error {
 	for _, u := range h.upstreams {
-		u.client.CloseIdleConnections()
+		u.close()
 	}
 	return nil
 }
@@ -94,21 +137,24 @@ func (h *Handler) Close() error {
 // ServeHTTP: a static file when one exists under the root, else the front controller through an
 // upstream. Dotfiles are 404 (Nginx's Laravel block denies them); .php paths run index.php only.
 func (h *Handler) ServeHTTP(ctx *fasthttp.RequestCtx) {
-	start := time.Now()
-	reqID := string(ctx.Request.Header.Peek("X-Request-Id"))
-	if reqID == "" || len(reqID) > 128 {
-		reqID = newRequestID()
-		ctx.Request.Header.Set("X-Request-Id", reqID)
+	x := &exchange{h: h, start: time.Now(), upstream: "static"}
+	x.reqID = string(ctx.Request.Header.Peek("X-Request-Id"))
+	if x.reqID == "" || len(x.reqID) > 128 {
+		x.reqID = newRequestID()
+		ctx.Request.Header.Set("X-Request-Id", x.reqID)
 	}
-	ctx.Response.Header.Set("X-Request-Id", reqID)
-	upstream := "static"
-	path := string(ctx.Path())
+	ctx.Response.Header.Set("X-Request-Id", x.reqID)
+	x.path = string(ctx.Path())
+	x.method = string(ctx.Method())
+	if h.cfg.AccessLog {
+		x.remote = ctx.RemoteIP().String()
+	}
 	switch {
-	case hiddenPath(path):
+	case hiddenPath(x.path):
 		h.errorPage(ctx, fasthttp.StatusNotFound, "Not Found")
 	default:
-		if file, st := staticFile(h.cfg.Root, path); file != "" && (ctx.IsGet() || ctx.IsHead()) {
-			serveStatic(ctx, file, st, path)
+		if file, st := staticFile(h.cfg.Root, x.path); file != "" && (ctx.IsGet() || ctx.IsHead()) {
+			serveStatic(ctx, file, st, x.path)
 			break
 		}
 		if cl := ctx.Request.Header.ContentLength(); int64(cl) > h.cfg.MaxBody {
@@ -116,29 +162,29 @@ func (h *Handler) ServeHTTP(ctx *fasthttp.RequestCtx) {
 			break
 		}
 		u := h.pick()
-		upstream = u.name
-		if kind, err := u.do(ctx, h.cfg); err != nil {
-			h.observer.Load().ObserveUpstreamError(u.name, kind)
+		x.upstream = u.id()
+		if kind, err := u.serve(ctx, x); err != nil {
+			h.observer.Load().ObserveUpstreamError(x.upstream, kind)
 			status := fasthttp.StatusBadGateway
-			if kind == "timeout" {
+			switch kind {
+			case kindTimeout:
 				status = fasthttp.StatusGatewayTimeout
+			case kindTooLarge:
+				status = fasthttp.StatusRequestEntityTooLarge
+			case kindClient:
+				status = fasthttp.StatusBadRequest
 			}
-			h.log.Error().Err(err).Str("upstream", u.name).Str("request_id", reqID).Str("kind", kind).Msg("upstream failed")
+			h.log.Error().Err(err).Str("upstream", x.upstream).Str("request_id", x.reqID).Str("kind", kind).Msg("upstream failed")
 			h.errorPage(ctx, status, fasthttp.StatusMessage(status))
 		}
 	}
-	d := time.Since(start)
-	status := ctx.Response.StatusCode()
-	bytes := int64(ctx.Response.Header.ContentLength())
-	h.observer.Load().ObserveRequest(upstream, status, d, max(bytes, 0))
-	if h.cfg.AccessLog {
-		h.log.Info().Str("method", string(ctx.Method())).Str("path", path).Int("status", status).Int64("bytes", max(bytes, 0)).
-			Dur("duration", d).Str("upstream", upstream).Str("request_id", reqID).Str("remote", ctx.RemoteIP().String()).Msg("request")
+	if !x.deferred {
+		x.finish(ctx.Response.StatusCode(), int64(ctx.Response.Header.ContentLength()))
 	}
 }
 
 // pick chooses the next healthy upstream round-robin; when all are cooling down, the next anyway.
-func (h *Handler) pick() *httpUpstream {
+func (h *Handler) pick() backend {
 	n := len(h.upstreams)
 	first := int(h.next.Add(1) % uint64(n))
 	for i := range n {
@@ -153,9 +199,10 @@ func (h *Handler) pick() *httpUpstream {
 // errorPage answers with a small page: JSON when the client asks for JSON (Laravel's API
 // clients), HTML otherwise. Never upstream details.
 func (h *Handler) errorPage(ctx *fasthttp.RequestCtx, status int, msg string) {
-	ctx.Response.ResetBody()
-	ctx.SetStatusCode(status)
 	id := string(ctx.Response.Header.Peek("X-Request-Id"))
+	ctx.Response.Reset() // nothing of a failed upstream answer survives
+	ctx.Response.Header.Set("X-Request-Id", id)
+	ctx.SetStatusCode(status)
 	if strings.Contains(string(ctx.Request.Header.Peek("Accept")), "json") {
 		ctx.SetContentType("application/json")
 		ctx.SetBodyString(`{"message":"` + msg + `","request_id":"` + id + `"}` + "\n")

@@ -224,12 +224,23 @@ func TestValidate(t *testing.T) {
 		cfg  Config
 		want string
 	}{
-		{Config{Upstreams: []string{"fastcgi://127.0.0.1:9000"}}, "FastCGI client is not in this build"},
+		{Config{Upstreams: []string{"fastcgi://127.0.0.1:9000"}}, "root: required"},
+		{Config{Root: ".", Upstreams: []string{"fastcgi://127.0.0.1"}}, "needs host:port"},
+		{Config{Root: ".", Upstreams: []string{"fastcgi://"}}, `"fastcgi://"`},
 		{Config{Upstreams: []string{"ftp://x"}}, `"ftp://x"`},
 		{Config{Root: "/nonexistent/public"}, "root"},
 	} {
 		if err := c.cfg.Validate(); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%+v: %v", c.cfg, err)
+		}
+	}
+}
+
+func TestValidateAcceptsFastCGI(t *testing.T) {
+	for _, u := range []string{"fastcgi://127.0.0.1:9000", "fastcgi:///run/php/php8.2-fpm.sock", "http://127.0.0.1:8000"} {
+		c := Config{Root: ".", Upstreams: []string{u}}
+		if err := c.Validate(); err != nil {
+			t.Errorf("%s: %v", u, err)
 		}
 	}
 }

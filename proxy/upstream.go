@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"context"
 	"errors"
 	"net"
 	"net/url"
@@ -14,12 +15,19 @@ import (
 // coolDown is how long an upstream that refused a connection is skipped (passive health).
 const coolDown = 5 * time.Second
 
+// health is passive health: an upstream that refused a connection is skipped for coolDown.
+type health struct{ downUntil atomic.Int64 }
+
+func (h *health) healthy() bool { return time.Now().UnixNano() >= h.downUntil.Load() }
+func (h *health) mark()         { h.downUntil.Store(time.Now().Add(coolDown).UnixNano()) }
+
 // httpUpstream is one HTTP server running the app (Octane, FrankenPHP, php artisan serve).
 type httpUpstream struct {
-	name      string
-	addr      string
-	client    *fasthttp.HostClient
-	downUntil atomic.Int64
+	name   string
+	addr   string
+	cfg    Config
+	client *fasthttp.HostClient
+	down   health
 }
 
 func newHTTPUpstream(raw string, cfg Config) *httpUpstream {
@@ -27,6 +35,7 @@ func newHTTPUpstream(raw string, cfg Config) *httpUpstream {
 	return &httpUpstream{
 		name: raw,
 		addr: u.Host,
+		cfg:  cfg,
 		client: &fasthttp.HostClient{
 			Addr: u.Host,
 			Dial: (&fasthttp.TCPDialer{}).Dial,
@@ -44,14 +53,27 @@ func newHTTPUpstream(raw string, cfg Config) *httpUpstream {
 	}
 }
 
-func (u *httpUpstream) healthy() bool { return time.Now().UnixNano() >= u.downUntil.Load() }
+func (u *httpUpstream) id() string    { return u.name }
+func (u *httpUpstream) healthy() bool { return u.down.healthy() }
+func (u *httpUpstream) close()        { u.client.CloseIdleConnections() }
+
+// ready dials the upstream once (for /readyz).
+func (u *httpUpstream) ready(ctx context.Context) error {
+	d := net.Dialer{Timeout: u.cfg.ConnectTimeout}
+	c, err := d.DialContext(ctx, "tcp", u.addr)
+	if err != nil {
+		return err
+	}
+	return c.Close()
+}
 
 // hopByHop are the headers that describe one connection, not the request (RFC 9110 §7.6.1).
 var hopByHop = []string{"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
 	"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade"}
 
 // do forwards the request. It returns the failure kind for metrics: connect, timeout or protocol.
-func (u *httpUpstream) do(ctx *fasthttp.RequestCtx, cfg Config) (string, error) {
+func (u *httpUpstream) serve(ctx *fasthttp.RequestCtx, _ *exchange) (string, error) {
+	cfg := u.cfg
 	req := fasthttp.AcquireRequest()
 	resp := fasthttp.AcquireResponse()
 	defer fasthttp.ReleaseRequest(req)
@@ -76,7 +98,7 @@ func (u *httpUpstream) do(ctx *fasthttp.RequestCtx, cfg Config) (string, error) 
 			kind = "timeout"
 		case isConnectError(err):
 			kind = "connect"
-			u.downUntil.Store(time.Now().Add(coolDown).UnixNano())
+			u.down.mark()
 		}
 		return kind, err
 	}

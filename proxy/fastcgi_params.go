@@ -1,0 +1,169 @@
+package proxy
+
+import (
+	"net"
+	"path"
+	"strconv"
+	"strings"
+
+	"github.com/valyala/fasthttp"
+)
+
+// serverSoftware is SERVER_SOFTWARE (Nginx sends nginx/$version).
+const serverSoftware = "frontdoor"
+
+// fcgiHopByHop are request headers never passed as HTTP_*: the RFC 9110 §7.6.1 connection
+// headers, and Proxy, which PHP would read as HTTP_PROXY and many HTTP clients then use as
+// their proxy (httpoxy, CVE-2016-5385).
+var fcgiHopByHop = []string{"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
+	"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade", "Proxy"}
+
+// appendParams appends the PARAMS name-value stream for ctx: Nginx's fastcgi_params, plus
+// SCRIPT_FILENAME as Laravel's server block sets it, as if try_files had sent the request to the
+// front controller. Only the front controller ever runs: SCRIPT_FILENAME is always root/index.php,
+// whatever the path asks for. contentLength is the body length that will follow on STDIN.
+func appendParams(b []byte, ctx *fasthttp.RequestCtx, root, front string, contentLength int64) []byte {
+	uri := ctx.Request.Header.RequestURI() // original, as Nginx's $request_uri
+	_, query, _ := strings.Cut(string(uri), "?")
+	if i := strings.IndexByte(query, '#'); i >= 0 {
+		query = query[:i]
+	}
+	script := "/" + front
+	docURI := script
+	// PATH_INFO applies to /index.php/extra: the front controller named with a path after it.
+	pathInfo := ""
+	if clean := string(ctx.Path()); strings.HasPrefix(clean, script+"/") {
+		pathInfo = clean[len(script):]
+		docURI = clean
+	}
+	b = appendPair(b, "SCRIPT_FILENAME", path.Join(root, front))
+	b = appendPair(b, "QUERY_STRING", query)
+	b = appendPair(b, "REQUEST_METHOD", ctx.Method())
+	b = appendPair(b, "CONTENT_TYPE", ctx.Request.Header.ContentType())
+	if contentLength > 0 || ctx.Request.Header.ContentLength() >= 0 && !ctx.IsGet() && !ctx.IsHead() {
+		b = appendPair(b, "CONTENT_LENGTH", strconv.FormatInt(contentLength, 10))
+	} else {
+		b = appendPair(b, "CONTENT_LENGTH", "")
+	}
+	b = appendPair(b, "SCRIPT_NAME", script)
+	b = appendPair(b, "REQUEST_URI", uri)
+	b = appendPair(b, "DOCUMENT_URI", docURI)
+	b = appendPair(b, "DOCUMENT_ROOT", root)
+	if pathInfo != "" {
+		b = appendPair(b, "PATH_INFO", pathInfo)
+		b = appendPair(b, "PATH_TRANSLATED", root+pathInfo)
+	}
+	b = appendPair(b, "SERVER_PROTOCOL", ctx.Request.Header.Protocol())
+	scheme := "http"
+	if ctx.IsTLS() {
+		scheme = "https"
+		b = appendPair(b, "HTTPS", "on")
+	}
+	b = appendPair(b, "REQUEST_SCHEME", scheme)
+	b = appendPair(b, "GATEWAY_INTERFACE", "CGI/1.1")
+	b = appendPair(b, "SERVER_SOFTWARE", serverSoftware)
+	raddr, rport := splitAddr(ctx.RemoteAddr())
+	b = appendPair(b, "REMOTE_ADDR", raddr)
+	b = appendPair(b, "REMOTE_PORT", rport)
+	laddr, lport := splitAddr(ctx.LocalAddr())
+	b = appendPair(b, "SERVER_ADDR", laddr)
+	b = appendPair(b, "SERVER_PORT", lport)
+	host := string(ctx.Host())
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	b = appendPair(b, "SERVER_NAME", strings.Trim(host, "[]"))
+	b = appendPair(b, "REDIRECT_STATUS", "200") // php-cgi's force-redirect check
+	return appendHeaderParams(b, &ctx.Request.Header)
+}
+
+// appendHeaderParams appends every request header as HTTP_NAME (RFC 3875 §4.1.18). Repeated
+// headers are joined (Cookie with "; ", others with ", ") as Nginx does. A header whose name
+// holds an underscore or a character outside a token is dropped, as Nginx's default
+// ignore_invalid_headers does: X-Forwarded_For must not land on HTTP_X_FORWARDED_FOR.
+func appendHeaderParams(b []byte, h *fasthttp.RequestHeader) []byte {
+	type kv struct {
+		name  string
+		value []byte
+	}
+	var arr [32]kv
+	seen := arr[:0]
+	skip := connectionTokens(h)
+outer:
+	for k, v := range h.All() {
+		if !validFieldName(k) || strings.IndexByte(string(k), '_') >= 0 {
+			continue
+		}
+		for _, hop := range fcgiHopByHop {
+			if asciiEqualFold(k, hop) {
+				continue outer
+			}
+		}
+		for _, hop := range skip {
+			if asciiEqualFold(k, hop) {
+				continue outer
+			}
+		}
+		name := cgiName(k)
+		for i := range seen {
+			if seen[i].name == name {
+				sep := ", "
+				if name == "HTTP_COOKIE" {
+					sep = "; "
+				}
+				seen[i].value = append(append(seen[i].value, sep...), v...)
+				continue outer
+			}
+		}
+		seen = append(seen, kv{name, append([]byte(nil), v...)})
+	}
+	for _, p := range seen {
+		b = appendPair(b, p.name, p.value)
+	}
+	return b
+}
+
+// connectionTokens are the header names listed in Connection, hop-by-hop by declaration.
+func connectionTokens(h *fasthttp.RequestHeader) []string {
+	c := h.Peek("Connection")
+	if len(c) == 0 {
+		return nil
+	}
+	var out []string
+	for t := range strings.SplitSeq(string(c), ",") {
+		if t = strings.TrimSpace(t); t != "" {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// cgiName maps a header name to its CGI variable: HTTP_ + upper case, '-' as '_'.
+func cgiName(k []byte) string {
+	b := make([]byte, 0, 5+len(k))
+	b = append(b, "HTTP_"...)
+	for _, c := range k {
+		switch {
+		case c == '-':
+			c = '_'
+		case 'a' <= c && c <= 'z':
+			c -= 'a' - 'A'
+		}
+		b = append(b, c)
+	}
+	return string(b)
+}
+
+func splitAddr(a net.Addr) (host, port string) {
+	switch a := a.(type) {
+	case *net.TCPAddr:
+		return a.IP.String(), strconv.Itoa(a.Port)
+	case nil:
+		return "", ""
+	}
+	h, p, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return a.String(), ""
+	}
+	return h, p
+}

@@ -1,0 +1,183 @@
+package proxy
+
+import (
+	"bytes"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// requireBinary finds a binary the integration tests start, or skips (fails under
+// FRONTDOOR_REQUIRE_INTEGRATION=1).
+func requireBinary(t testing.TB, names ...string) string {
+	t.Helper()
+	for _, n := range names {
+		if p, err := exec.LookPath(n); err == nil {
+			return p
+		}
+		if strings.HasPrefix(n, "/") {
+			if _, err := os.Stat(n); err == nil {
+				return n
+			}
+		}
+	}
+	msg := fmt.Sprintf("%s not installed (Debian: apt-get install -y php8.2-fpm nginx)", names[0])
+	if os.Getenv("FRONTDOOR_REQUIRE_INTEGRATION") == "1" {
+		t.Fatal(msg)
+	}
+	t.Skip(msg)
+	return ""
+}
+
+// phpFPM is a php-fpm master the test started, with a pool on a unix socket and one on TCP.
+type phpFPM struct {
+	cmd    *exec.Cmd
+	sock   string // unix socket path
+	tcp    string // 127.0.0.1:port
+	stderr *lockedBuffer
+	done   chan struct{}
+}
+
+func (p *phpFPM) unixURL() string { return "fastcgi://" + p.sock }
+func (p *phpFPM) tcpURL() string  { return "fastcgi://" + p.tcp }
+
+// stop kills php-fpm and waits until it is gone.
+func (p *phpFPM) stop() {
+	_ = p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(10 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-p.done
+	}
+}
+
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// startPHPFPM starts php-fpm8.2 in the foreground from a config written here: two static pools
+// (unix socket and 127.0.0.1), output_buffering off so flush() reaches us, uploads up to 64 MiB.
+func startPHPFPM(t testing.TB, workers int) *phpFPM {
+	t.Helper()
+	bin := requireBinary(t, "php-fpm8.2", "/usr/sbin/php-fpm8.2", "php-fpm")
+	// Unix socket paths must stay under 108 bytes: a short temp dir, not t.TempDir().
+	dir, err := os.MkdirTemp("", "fpm")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tcp := ln.Addr().String()
+	ln.Close()
+	sock := filepath.Join(dir, "php.sock")
+	pool := func(name, listen string) string {
+		return fmt.Sprintf(`[%s]
+listen = %s
+pm = static
+pm.max_children = %d
+catch_workers_output = yes
+decorate_workers_output = no
+clear_env = yes
+php_admin_value[output_buffering] = 0
+php_admin_value[upload_max_filesize] = 64M
+php_admin_value[post_max_size] = 64M
+php_admin_value[max_execution_time] = 60
+php_admin_value[log_errors] = On
+php_admin_flag[display_errors] = off
+`, name, listen, workers)
+	}
+	conf := "[global]\npid = php-fpm.pid\nerror_log = php-fpm.log\n" + pool("unix", sock) + pool("tcp", tcp)
+	confPath := filepath.Join(dir, "php-fpm.conf")
+	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"-F", "-O", "-y", confPath, "-p", dir}
+	if os.Geteuid() == 0 {
+		args = append(args, "-R")
+	}
+	p := &phpFPM{sock: sock, tcp: tcp, stderr: &lockedBuffer{}, done: make(chan struct{})}
+	p.cmd = exec.Command(bin, args...)
+	p.cmd.Stdout, p.cmd.Stderr = p.stderr, p.stderr
+	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = p.cmd.Wait(); close(p.done) }()
+	t.Cleanup(p.stop)
+	deadline := time.Now().Add(20 * time.Second)
+	for _, addr := range [][2]string{{"unix", sock}, {"tcp", tcp}} {
+		for {
+			c, err := net.DialTimeout(addr[0], addr[1], time.Second)
+			if err == nil {
+				c.Close()
+				break
+			}
+			select {
+			case <-p.done:
+				t.Fatalf("php-fpm exited: %s", p.stderr)
+			default:
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("php-fpm not listening on %s: %v\n%s", addr[1], err, p.stderr)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	return p
+}
+
+// serveFront serves h on a loopback fasthttp.Server set up as cmd/frontdoor sets up its
+// public one, and returns its base URL.
+func serveFront(t testing.TB, h *Handler) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := frontServer(h.ServeHTTP)
+	go s.Serve(ln)
+	t.Cleanup(func() { _ = s.Shutdown(); h.Close() })
+	return "http://" + ln.Addr().String()
+}
+
+// frontServer mirrors cmd/frontdoor's public fasthttp.Server, plus DisablePreParseMultipartForm
+// (a proxy must pass multipart bodies on as they came, not parse them first).
+func frontServer(h fasthttp.RequestHandler) *fasthttp.Server {
+	return &fasthttp.Server{
+		Handler:                      h,
+		NoDefaultServerHeader:        true,
+		KeepHijackedConns:            true,
+		ReadBufferSize:               4096,
+		StreamRequestBody:            true,
+		MaxRequestBodySize:           4 << 20,
+		ReadTimeout:                  60 * time.Second,
+		IdleTimeout:                  75 * time.Second,
+		DisablePreParseMultipartForm: true,
+	}
+}
