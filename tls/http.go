@@ -55,14 +55,21 @@ func (m *Manager) HTTPHandler(fallback fasthttp.RequestHandler) fasthttp.Request
 
 const acmePrefix = "/.well-known/acme-challenge/"
 
-// WrapHSTS adds Strict-Transport-Security to every TLS response when configured.
+// WrapHSTS adds Strict-Transport-Security (RFC 6797) to every TLS response when configured. It is
+// set after the handler has run, because proxied responses replace the whole header set; a
+// response that already carries its own policy (an app that sets includeSubDomains or preload)
+// keeps it. The :80 listener never gets it: RFC 6797 §7.2 forbids it over plain HTTP.
 func (m *Manager) WrapHSTS(h fasthttp.RequestHandler) fasthttp.RequestHandler {
 	if m.cfg.HSTS <= 0 {
 		return h
 	}
-	value := "max-age=" + strconv.Itoa(int(m.cfg.HSTS.Seconds()))
+	value := []byte("max-age=" + strconv.Itoa(int(m.cfg.HSTS.Seconds())))
 	return func(ctx *fasthttp.RequestCtx) {
-		ctx.Response.Header.Set("Strict-Transport-Security", value)
 		h(ctx)
+		if len(ctx.Response.Header.Peek(hstsHeader)) == 0 {
+			ctx.Response.Header.SetBytesV(hstsHeader, value)
+		}
 	}
 }
+
+const hstsHeader = "Strict-Transport-Security"

@@ -364,3 +364,28 @@ func FuzzRedirect(f *testing.F) {
 		}
 	})
 }
+
+// HSTS survives a handler that replaces the whole response (as the proxy does with an upstream's)
+// and does not override a policy the app set itself.
+func TestHSTSAfterHandler(t *testing.T) {
+	m, err := New(Config{Mode: "self-signed", HTTPSAddr: ":443", HTTPAddr: ":80", HSTS: 24 * time.Hour}, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	var upstream fasthttp.Response
+	upstream.SetBodyString("from PHP")
+	replaces := m.WrapHSTS(func(ctx *fasthttp.RequestCtx) { upstream.CopyTo(&ctx.Response) })
+	var ctx fasthttp.RequestCtx
+	replaces(&ctx)
+	if got := string(ctx.Response.Header.Peek("Strict-Transport-Security")); got != "max-age=86400" {
+		t.Fatalf("after a replaced response: %q", got)
+	}
+	own := m.WrapHSTS(func(ctx *fasthttp.RequestCtx) {
+		ctx.Response.Header.Set("Strict-Transport-Security", "max-age=63072000; includeSubDomains; preload")
+	})
+	var ctx2 fasthttp.RequestCtx
+	own(&ctx2)
+	if got := string(ctx2.Response.Header.Peek("Strict-Transport-Security")); got != "max-age=63072000; includeSubDomains; preload" {
+		t.Fatalf("the app's own policy was replaced: %q", got)
+	}
+}

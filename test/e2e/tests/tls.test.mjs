@@ -125,7 +125,7 @@ test('the same client refuses the connection when it does not trust the certific
   } finally { await fd.stop(); await other.fd.stop(); }
 });
 
-test('a proxied request over TLS reaches the upstream with X-Forwarded-Proto https; :80 redirects with 308', async () => {
+test('a proxied request over TLS reaches the upstream with X-Forwarded-Proto https and gets HSTS; :80 redirects with 308', async () => {
   let seen;
   const upstream = createHttpServer((req, res) => {
     seen = { url: req.url, method: req.method, headers: req.headers };
@@ -133,20 +133,21 @@ test('a proxied request over TLS reaches the upstream with X-Forwarded-Proto htt
     res.end('from upstream');
   });
   await new Promise((r) => upstream.listen(0, '127.0.0.1', r));
-  const { fd, httpsPort, httpPort, pem } = await startTLSFrontdoor(['--upstream', `http://127.0.0.1:${upstream.address().port}`]);
+  const { fd, httpsPort, httpPort, pem } = await startTLSFrontdoor(['--upstream', `http://127.0.0.1:${upstream.address().port}`, '--hsts', '24h']);
   try {
     const res = await new Promise((resolve, reject) => {
       const req = httpsRequest({ host: '127.0.0.1', port: httpsPort, path: '/dashboard?tab=orders', method: 'GET', ca: pem, servername: 'localhost',
         headers: { Host: `localhost:${httpsPort}` } }, (r) => {
         let body = '';
         r.on('data', (d) => { body += d; });
-        r.on('end', () => resolve({ status: r.statusCode, body }));
+        r.on('end', () => resolve({ status: r.statusCode, body, hsts: r.headers['strict-transport-security'] }));
       });
       req.on('error', reject);
       req.end();
     });
     assert.equal(res.status, 200, fd.log());
     assert.equal(res.body, 'from upstream');
+    assert.equal(res.hsts, 'max-age=86400', '--hsts adds Strict-Transport-Security over TLS');
     assert.equal(seen.url, '/dashboard?tab=orders');
     assert.equal(seen.headers['x-forwarded-proto'], 'https');
     assert.equal(seen.headers['x-forwarded-for'], '127.0.0.1');
@@ -155,13 +156,14 @@ test('a proxied request over TLS reaches the upstream with X-Forwarded-Proto htt
     const redirect = await new Promise((resolve, reject) => {
       const req = httpRequest({ host: '127.0.0.1', port: httpPort, path: '/login?next=%2Fhome', method: 'POST', headers: { Host: 'localhost' } }, (r) => {
         r.resume();
-        r.on('end', () => resolve({ status: r.statusCode, location: r.headers.location }));
+        r.on('end', () => resolve({ status: r.statusCode, location: r.headers.location, hsts: r.headers['strict-transport-security'] }));
       });
       req.on('error', reject);
       req.end('a=1');
     });
     assert.equal(redirect.status, 308);
     assert.equal(redirect.location, `https://localhost:${httpsPort}/login?next=%2Fhome`);
+    assert.equal(redirect.hsts, undefined, 'HSTS is never sent over plain HTTP (RFC 6797 §7.2)');
   } finally {
     await fd.stop();
     upstream.close();
