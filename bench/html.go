@@ -51,6 +51,7 @@ th{background:#f4f6fa}td.best{font-weight:700;color:#0a7d32}.charts{display:flex
 	}
 
 	names, rows := comparison(reps)
+	writeHeadlines(&b, reps, rows)
 	for _, name := range names {
 		var results []*Result
 		title := ""
@@ -96,6 +97,51 @@ th{background:#f4f6fa}td.best{font-weight:700;color:#0a7d32}.charts{display:flex
 	b.WriteString("<p class=\"small\">Written by <code>frontdoor bench</code>. The JSON reports hold every number shown here.</p>\n</body></html>\n")
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// headlines are the figures a reader compares first, one per question the suite answers.
+var headlines = []struct{ scenario, key, label string }{
+	{"connections", "server_bytes_per_socket", "server memory per idle subscribed socket"},
+	{"connections", "handshakes_per_server_cpu_s", "connect+subscribe per server CPU second"},
+	{"connections", "handshakes_per_s", "connect+subscribe per second"},
+	{"fanout-throughput", "delivered_per_s", "fan-out deliveries per second"},
+	{"fanout-throughput", "lost", "fan-out deliveries lost"},
+	{"fanout-latency", "p99 publish→all subscribers", "p99 time for a message to reach every subscriber"},
+	{"publish", "requests_per_s", "HTTP API publishes per second"},
+	{"publish", "p99_ms", "HTTP API publish p99"},
+	{"presence", "member_events_per_s", "presence member events per second"},
+	{"churn", "cycles_per_s", "connect+subscribe+close cycles per second"},
+}
+
+func writeHeadlines(b *strings.Builder, reps []*Report, rows map[string][]compareRow) {
+	var lines []string
+	for _, h := range headlines {
+		for _, row := range rows[h.scenario] {
+			if row.m.Key != h.key {
+				continue
+			}
+			var cells strings.Builder
+			for j, v := range row.values {
+				cls, s := "", "–"
+				if v != nil {
+					s = formatValue(*v, row.m.Unit)
+				}
+				if j == row.best {
+					cls = ` class="best"`
+				}
+				fmt.Fprintf(&cells, "<td%s>%s</td>", cls, esc(s))
+			}
+			lines = append(lines, fmt.Sprintf("<tr><td><a href=\"#%s\">%s</a></td>%s</tr>\n", esc(h.scenario), esc(h.label), cells.String()))
+		}
+	}
+	if len(lines) == 0 {
+		return
+	}
+	b.WriteString("<h2>Summary</h2>\n<table><tr><th>figure</th>")
+	for i, rep := range reps {
+		fmt.Fprintf(b, "<th>%s%s</th>", swatch(i), esc(rep.Label))
+	}
+	b.WriteString("</tr>\n" + strings.Join(lines, "") + "</table>\n")
 }
 
 func writeScenarioCharts(b *strings.Builder, results []*Result) {
