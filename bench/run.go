@@ -29,7 +29,7 @@ type Sizes struct {
 // subscribers on one channel at 100 and 10 messages/s of 100 bytes, 50 publishing clients.
 var DefaultSizes = Sizes{
 	Connections: 19500, Hold: 10 * time.Second,
-	Subscribers: 10000, Channels: 1, Rate: 100, LatencyRate: 10, Size: 100, Publishers: 8,
+	Subscribers: 10000, Channels: 1, Rate: 100, LatencyRate: 10, Size: 100, Publishers: 32,
 	Clients: 50, Concurrency: 64, Duration: 10 * time.Second,
 }
 
@@ -189,10 +189,11 @@ func Run(ctx context.Context, o Options, names ...string) (*Report, error) {
 		}
 		if i > 0 {
 			// Let the server close the previous scenario's sockets and settle.
-			select {
-			case <-ctx.Done():
-			case <-time.After(time.Second):
+			pause := 2 * time.Second
+			if o.Small {
+				pause = 200 * time.Millisecond
 			}
+			sleepCtx(ctx, pause)
 		}
 		r.logf("%s: starting", name)
 		res, err := r.scenario(ctx, name)
