@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"syscall"
 	"testing"
 	"time"
@@ -71,6 +72,15 @@ func startFrontdoor(t *testing.T) (addr string, pid int) {
 	}
 }
 
+func mustAtoi(t *testing.T, s string) int {
+	t.Helper()
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
 // TestSuiteSmallAgainstFrontdoor runs `bench suite --small` through the package API against a
 // real frontdoor and checks the report is sane: every scenario ran, work was done, and nothing
 // was lost, duplicated, reordered or miscounted at this small size.
@@ -79,6 +89,10 @@ func TestSuiteSmallAgainstFrontdoor(t *testing.T) {
 		t.Skip("builds and starts frontdoor; skipped with -short")
 	}
 	addr, pid := startFrontdoor(t)
+	_, port, _ := net.SplitHostPort(addr)
+	if found, err := listenerPID(mustAtoi(t, port)); err != nil || found != pid {
+		t.Errorf("listenerPID(%s) = %d, %v; want %d", port, found, err, pid)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	rep, err := Run(ctx, Options{
