@@ -57,6 +57,7 @@ func (r *runner) connections(ctx context.Context, name string, s Sizes) Result {
 			})
 		})
 	rampUse, rampErr := readProcs(r.o.Target.ServerPIDs)
+	holdStart := time.Now()
 
 	// Hold: let the server settle, then ping a rotating sample every second.
 	var pings uint64
@@ -83,6 +84,7 @@ func (r *runner) connections(ctx context.Context, name string, s Sizes) Result {
 		time.Sleep(10 * time.Millisecond)
 	}
 	heldUse, heldErr := readProcs(r.o.Target.ServerPIDs)
+	holdSecs := time.Since(holdStart).Seconds()
 
 	closing.Store(true)
 	all := make([]*wsConn, 0, n)
@@ -105,6 +107,7 @@ func (r *runner) connections(ctx context.Context, name string, s Sizes) Result {
 		}
 		res.add("server_bytes_per_socket", "server RSS per idle socket", float64(heldUse.rss-base.rss)/est/1024, "KB", "lower")
 		res.add("server_rss_held", "server RSS while holding", float64(heldUse.rss)/(1<<20), "MB", "lower")
+		res.add("server_cpu_held", "server CPU while holding (idle sockets + pings)", 100*(heldUse.cpu-rampUse.cpu).Seconds()/holdSecs, "% of a core", "lower")
 	}
 	res.add("pings", "pusher:ping sent while held", float64(pings), "", "")
 	res.add("pong_missing", "pongs missing", float64(pings-min(pings, pongs.Load())), "", "lower")
