@@ -154,7 +154,9 @@ func (s *site) handshake(t *testing.T, name string) (cryptotls.ConnectionState, 
 
 // checkIssued asserts the chain a client saw: issued by Pebble for exactly this name, verified to
 // Pebble's root through the intermediate autocert served, ALPN http/1.1.
-func (s *site) checkIssued(t *testing.T, st cryptotls.ConnectionState) { s.checkIssuedFor(t, s.name, st) }
+func (s *site) checkIssued(t *testing.T, st cryptotls.ConnectionState) {
+	s.checkIssuedFor(t, s.name, st)
+}
 
 func (s *site) checkIssuedFor(t *testing.T, name string, st cryptotls.ConnectionState) {
 	t.Helper()
