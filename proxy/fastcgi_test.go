@@ -3,10 +3,15 @@ package proxy
 import (
 	"bufio"
 	"bytes"
+	"crypto/tls"
+	"encoding/binary"
 	"errors"
 	"io"
+	"net"
 	"strings"
 	"testing"
+
+	"github.com/valyala/fasthttp"
 )
 
 // encodeStdout wraps stdout as a php-fpm response: STDOUT records of at most split bytes, each
@@ -191,4 +196,67 @@ func FuzzCGIStdout(f *testing.F) {
 			t.Fatalf("body %q, want %q", body, want)
 		}
 	})
+}
+
+// decodePairs reads a PARAMS name-value stream back (§3.4).
+func decodePairs(t *testing.T, b []byte) map[string]string {
+	t.Helper()
+	readLen := func() int {
+		if b[0]&0x80 == 0 {
+			n := int(b[0])
+			b = b[1:]
+			return n
+		}
+		n := int(binary.BigEndian.Uint32(b[:4]) &^ (1 << 31))
+		b = b[4:]
+		return n
+	}
+	m := map[string]string{}
+	for len(b) > 0 {
+		nl, vl := readLen(), readLen()
+		name, value := string(b[:nl]), string(b[nl:nl+vl])
+		if _, dup := m[name]; dup {
+			t.Errorf("%s sent twice", name)
+		}
+		m[name] = value
+		b = b[nl+vl:]
+	}
+	return m
+}
+
+// TestParamsUnderTLS: HTTPS=on and REQUEST_SCHEME=https when TLS ended here (Laravel's
+// $request->secure() reads HTTPS); repeated headers joined, hop-by-hop and httpoxy dropped.
+func TestParamsUnderTLS(t *testing.T) {
+	c1, c2 := net.Pipe()
+	defer c1.Close()
+	defer c2.Close()
+	var ctx fasthttp.RequestCtx
+	ctx.Init2(tls.Server(c1, &tls.Config{}), nil, false)
+	ctx.Request.SetRequestURI("/index.php/a%20b?x=1")
+	ctx.Request.Header.SetMethod("POST")
+	ctx.Request.Header.SetHost("app.test:8443")
+	ctx.Request.Header.SetContentType("application/json")
+	ctx.Request.Header.Add("X-Multi", "1")
+	ctx.Request.Header.Add("X-Multi", "2")
+	ctx.Request.Header.Set("Proxy", "http://evil")
+	ctx.Request.Header.Set("Te", "trailers")
+	ctx.Request.Header.Set("Connection", "close, X-Secret-Hop")
+	ctx.Request.Header.Set("X-Secret-Hop", "1")
+	p := decodePairs(t, appendParams(nil, &ctx, "/srv/app/public", "index.php", 12))
+	for k, v := range map[string]string{
+		"HTTPS": "on", "REQUEST_SCHEME": "https", "SERVER_NAME": "app.test", "HTTP_HOST": "app.test:8443",
+		"CONTENT_LENGTH": "12", "CONTENT_TYPE": "application/json", "HTTP_X_MULTI": "1, 2",
+		"PATH_INFO": "/a b", "PATH_TRANSLATED": "/srv/app/public/a b", "SCRIPT_NAME": "/index.php",
+		"SCRIPT_FILENAME": "/srv/app/public/index.php", "REQUEST_URI": "/index.php/a%20b?x=1", "QUERY_STRING": "x=1",
+		"DOCUMENT_URI": "/index.php/a b",
+	} {
+		if p[k] != v {
+			t.Errorf("%s = %q, want %q", k, p[k], v)
+		}
+	}
+	for _, k := range []string{"HTTP_PROXY", "HTTP_TE", "HTTP_CONNECTION", "HTTP_X_SECRET_HOP"} {
+		if _, ok := p[k]; ok {
+			t.Errorf("%s passed", k)
+		}
+	}
 }

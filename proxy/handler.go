@@ -179,7 +179,11 @@ func (h *Handler) ServeHTTP(ctx *fasthttp.RequestCtx) {
 		}
 	}
 	if !x.deferred {
-		x.finish(ctx.Response.StatusCode(), int64(ctx.Response.Header.ContentLength()))
+		n := int64(len(ctx.Response.Body()))
+		if ctx.Response.IsBodyStream() {
+			n = int64(ctx.Response.Header.ContentLength())
+		}
+		x.finish(ctx.Response.StatusCode(), n)
 	}
 }
 
