@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -93,6 +94,14 @@ func (m *Manager) getCertificate(hello *cryptotls.ClientHelloInfo) (*cryptotls.C
 		if hello.ServerName == "" {
 			m.logRefused("(no SNI)")
 			return nil, errRefused{}
+		}
+		if lower := strings.ToLower(hello.ServerName); lower != hello.ServerName {
+			// DNS names are case-insensitive (RFC 4343) but autocert keys its allow-list, cache and
+			// orders by the exact SNI: without this, "App.example.com" would be refused, or cost a
+			// second certificate.
+			h := *hello
+			h.ServerName = lower
+			hello = &h
 		}
 		cert, err := m.acme.GetCertificate(hello)
 		if err != nil {

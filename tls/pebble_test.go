@@ -155,6 +155,7 @@ func (s *site) handshake(t *testing.T, name string) (cryptotls.ConnectionState, 
 // checkIssued asserts the chain a client saw: issued by Pebble for exactly this name, verified to
 // Pebble's root through the intermediate autocert served, ALPN http/1.1.
 func (s *site) checkIssued(t *testing.T, st cryptotls.ConnectionState) {
+	t.Helper()
 	s.checkIssuedFor(t, s.name, st)
 }
 
@@ -194,6 +195,11 @@ func TestPebbleTLSALPN01(t *testing.T) {
 	}
 	if !st2.PeerCertificates[0].Equal(st.PeerCertificates[0]) || s.pebble.Orders() != orders {
 		t.Fatalf("second handshake: new certificate or new order (%d → %d)", orders, s.pebble.Orders())
+	}
+	// SNI is case-insensitive: the same certificate, no new order.
+	st3, err := s.handshake(t, strings.ToUpper(s.name[:1])+s.name[1:])
+	if err != nil || !st3.PeerCertificates[0].Equal(st.PeerCertificates[0]) || s.pebble.Orders() != orders {
+		t.Fatalf("mixed-case SNI: %v, or a new certificate or order (%d → %d)", err, orders, s.pebble.Orders())
 	}
 	if exp, ok := s.m.Expiries()[s.name]; !ok || !exp.Equal(st.PeerCertificates[0].NotAfter) {
 		t.Fatalf("Expiries %v, want %s at %s", s.m.Expiries(), s.name, st.PeerCertificates[0].NotAfter)
