@@ -95,20 +95,13 @@ func (m *Manager) getCertificate(hello *cryptotls.ClientHelloInfo) (*cryptotls.C
 			m.logRefused("(no SNI)")
 			return nil, errRefused{}
 		}
-		if lower := strings.ToLower(hello.ServerName); lower != hello.ServerName {
-			// DNS names are case-insensitive (RFC 4343) but autocert keys its allow-list, cache and
-			// orders by the exact SNI: without this, "App.example.com" would be refused, or cost a
-			// second certificate.
-			h := *hello
-			h.ServerName = lower
-			hello = &h
-		}
 		cert, err := m.acme.GetCertificate(hello)
 		if err != nil {
 			m.issueFailed(hello, err)
 			return nil, err
 		}
-		m.noteServed(hello.ServerName, cert)
+		// autocert matches names case-insensitively (IDNA lookup), so the log keys on the same form.
+		m.noteServed(strings.ToLower(hello.ServerName), cert)
 		return m.ocsp.staple(cert), nil
 	}
 	lc := m.cert.Load()
