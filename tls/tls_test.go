@@ -2,10 +2,13 @@ package tls
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	cryptotls "crypto/tls"
 	"crypto/x509"
 	"encoding/pem"
+	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -387,5 +390,53 @@ func TestHSTSAfterHandler(t *testing.T) {
 	own(&ctx2)
 	if got := string(ctx2.Response.Header.Peek("Strict-Transport-Security")); got != "max-age=63072000; includeSubDomains; preload" {
 		t.Fatalf("the app's own policy was replaced: %q", got)
+	}
+}
+
+// Through NewListener, handlers still see a TLS connection (fasthttp's IsTLS and
+// TLSConnectionState), and a hijacked connection (a WebSocket upgrade) reads and writes
+// through TLS.
+func TestListenerTLSStateAndHijack(t *testing.T) {
+	m, err := New(Config{Mode: "self-signed", Domains: []string{"ws.example.com"}, HTTPSAddr: ":443", HTTPAddr: ":80"}, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := Listen("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) {
+		st := ctx.TLSConnectionState()
+		if !ctx.IsTLS() || st == nil || st.ServerName != "ws.example.com" {
+			ctx.Error("not TLS", fasthttp.StatusInternalServerError)
+			return
+		}
+		ctx.SetStatusCode(fasthttp.StatusSwitchingProtocols)
+		ctx.Hijack(func(c net.Conn) {
+			buf := make([]byte, 5)
+			if _, err := io.ReadFull(c, buf); err == nil {
+				c.Write(bytes.ToUpper(buf))
+			}
+		})
+	}}
+	go s.Serve(m.NewListener(ln))
+	t.Cleanup(func() { s.Shutdown() })
+	c, err := cryptotls.Dial("tcp", ln.Addr().String(), &cryptotls.Config{InsecureSkipVerify: true, ServerName: "ws.example.com"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	fmt.Fprintf(c, "GET /app/key HTTP/1.1\r\nHost: ws.example.com\r\n\r\n")
+	br := bufio.NewReader(c)
+	var resp fasthttp.Response
+	resp.SkipBody = true
+	if err := resp.Read(br); err != nil || resp.StatusCode() != fasthttp.StatusSwitchingProtocols {
+		t.Fatalf("upgrade: %v %d %s", err, resp.StatusCode(), resp.Body())
+	}
+	c.Write([]byte("hello"))
+	echo := make([]byte, 5)
+	if _, err := io.ReadFull(br, echo); err != nil || string(echo) != "HELLO" {
+		t.Fatalf("hijacked echo %q %v", echo, err)
 	}
 }
