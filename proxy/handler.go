@@ -92,7 +92,7 @@ func New(cfg Config, log zerolog.Logger) (*Handler, error) {
 		if strings.HasPrefix(u, "fastcgi:") {
 			h.upstreams = append(h.upstreams, newFCGIUpstream(u, cfg, log))
 		} else {
-			h.upstreams = append(h.upstreams, newHTTPUpstream(u, cfg))
+			h.upstreams = append(h.upstreams, newHTTPUpstream(u, cfg, log))
 		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)

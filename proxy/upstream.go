@@ -3,12 +3,14 @@ package proxy
 import (
 	"context"
 	"errors"
+	"io"
 	"net"
 	"net/url"
 	"strings"
 	"sync/atomic"
 	"time"
 
+	"github.com/rs/zerolog"
 	"github.com/valyala/fasthttp"
 )
 
@@ -23,6 +25,7 @@ func (h *health) mark()         { h.downUntil.Store(time.Now().Add(coolDown).Uni
 
 // httpUpstream is one HTTP server running the app (Octane, FrankenPHP, php artisan serve).
 type httpUpstream struct {
+	log    zerolog.Logger
 	name   string
 	addr   string
 	cfg    Config
@@ -30,27 +33,60 @@ type httpUpstream struct {
 	down   health
 }
 
-func newHTTPUpstream(raw string, cfg Config) *httpUpstream {
+func newHTTPUpstream(raw string, cfg Config, log zerolog.Logger) *httpUpstream {
 	u, _ := url.Parse(raw)
 	return &httpUpstream{
+		log:  log,
 		name: raw,
 		addr: u.Host,
 		cfg:  cfg,
 		client: &fasthttp.HostClient{
 			Addr: u.Host,
-			Dial: (&fasthttp.TCPDialer{}).Dial,
-			DialTimeout: func(addr string, _ time.Duration) (net.Conn, error) {
-				return net.DialTimeout("tcp", addr, cfg.ConnectTimeout)
+			// Timeouts live on the connection, per read and per write, as Nginx's
+			// proxy_read_timeout: a streamed response (SSE) may last as long as it keeps talking.
+			Dial: func(addr string) (net.Conn, error) {
+				nc, err := net.DialTimeout("tcp", addr, cfg.ConnectTimeout)
+				if err != nil {
+					return nil, err
+				}
+				return &deadlineConn{Conn: nc, read: cfg.ReadTimeout, write: cfg.WriteTimeout}, nil
 			},
-			ReadTimeout:                   cfg.ReadTimeout,
-			WriteTimeout:                  cfg.WriteTimeout,
 			MaxIdleConnDuration:           30 * time.Second,
 			DisableHeaderNamesNormalizing: true,
 			DisablePathNormalizing:        true,
 			NoDefaultUserAgentHeader:      true,
-			MaxResponseBodySize:           0,
+			StreamResponseBody:            true,
+			MaxIdemponentCallAttempts:     2,
+			// One retry, only for a request that can be sent again whole and failed the way a
+			// kept connection the upstream already closed fails; never after a timeout.
+			RetryIfErr: func(req *fasthttp.Request, attempts int, err error) (bool, bool) {
+				var ne net.Error
+				retry := attempts < 2 && !req.IsBodyStream() && !(errors.As(err, &ne) && ne.Timeout()) &&
+					!errors.Is(err, fasthttp.ErrTimeout) && (req.Header.IsGet() || req.Header.IsHead())
+				return false, retry
+			},
 		},
 	}
+}
+
+// deadlineConn bounds every read and write on an upstream connection.
+type deadlineConn struct {
+	net.Conn
+	read, write time.Duration
+}
+
+func (c *deadlineConn) Read(p []byte) (int, error) {
+	if err := c.Conn.SetReadDeadline(time.Now().Add(c.read)); err != nil {
+		return 0, err
+	}
+	return c.Conn.Read(p)
+}
+
+func (c *deadlineConn) Write(p []byte) (int, error) {
+	if err := c.Conn.SetWriteDeadline(time.Now().Add(c.write)); err != nil {
+		return 0, err
+	}
+	return c.Conn.Write(p)
 }
 
 func (u *httpUpstream) id() string    { return u.name }
@@ -71,42 +107,133 @@ func (u *httpUpstream) ready(ctx context.Context) error {
 var hopByHop = []string{"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
 	"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade"}
 
-// do forwards the request. It returns the failure kind for metrics: connect, timeout or protocol.
-func (u *httpUpstream) serve(ctx *fasthttp.RequestCtx, _ *exchange) (string, error) {
-	cfg := u.cfg
+// serve forwards the request with its body streaming from the client, and streams the response
+// back: fasthttp flushes each piece of a chunked body as it is read, so SSE and Laravel's
+// StreamedResponse reach the client as the upstream sends them.
+func (u *httpUpstream) serve(ctx *fasthttp.RequestCtx, x *exchange) (string, error) {
 	req := fasthttp.AcquireRequest()
-	resp := fasthttp.AcquireResponse()
 	defer fasthttp.ReleaseRequest(req)
-	defer fasthttp.ReleaseResponse(resp)
+	resp := fasthttp.AcquireResponse()
 
 	ctx.Request.Header.CopyTo(&req.Header)
 	req.SetRequestURIBytes(ctx.Request.Header.RequestURI())
+	var limited *limitReader
 	if stream := ctx.RequestBodyStream(); stream != nil {
-		req.SetBodyStream(stream, ctx.Request.Header.ContentLength())
+		cl := ctx.Request.Header.ContentLength()
+		if cl < 0 { // chunked: the limit is enforced as it streams
+			limited = &limitReader{r: stream, left: u.cfg.MaxBody}
+			req.SetBodyStream(limited, -1)
+		} else {
+			req.SetBodyStream(stream, cl)
+		}
 	} else {
 		req.SetBodyRaw(ctx.Request.Body())
 	}
 	stripHopByHop(&req.Header)
 	setForwarded(ctx, &req.Header)
 	req.SetHost(string(ctx.Host())) // Host preserved, as Nginx's proxy_set_header Host $host
+	if ctx.IsHead() {
+		resp.SkipBody = true
+	}
 
-	err := u.client.DoTimeout(req, resp, cfg.ReadTimeout+cfg.WriteTimeout)
-	if err != nil {
-		kind := "protocol"
+	if err := u.client.Do(req, resp); err != nil {
+		fasthttp.ReleaseResponse(resp)
 		switch {
-		case errors.Is(err, fasthttp.ErrTimeout), errors.Is(err, fasthttp.ErrDialTimeout):
-			kind = "timeout"
+		case limited != nil && limited.over:
+			return kindTooLarge, errBodyTooLarge
+		case errors.Is(err, fasthttp.ErrTimeout), errors.Is(err, fasthttp.ErrDialTimeout), isTimeout(err):
+			return kindTimeout, err
 		case isConnectError(err):
-			kind = "connect"
 			u.down.mark()
+			return kindConnect, err
 		}
-		return kind, err
+		return kindProtocol, err
 	}
 	stripHopByHop(&resp.Header)
 	id := append([]byte(nil), ctx.Response.Header.Peek("X-Request-Id")...)
-	resp.CopyTo(&ctx.Response)
+	resp.Header.CopyTo(&ctx.Response.Header)
 	ctx.Response.Header.SetBytesV("X-Request-Id", id)
+	stream := resp.BodyStream()
+	if stream == nil || ctx.IsHead() {
+		if ctx.IsHead() {
+			ctx.Response.SkipBody = true
+			_ = resp.CloseBodyStream()
+		} else {
+			ctx.Response.SetBody(resp.Body())
+		}
+		fasthttp.ReleaseResponse(resp)
+		return "", nil
+	}
+	x.deferred = true
+	ctx.Response.SetBodyStream(&httpBody{u: u, resp: resp, stream: stream, x: x, status: resp.StatusCode()}, resp.Header.ContentLength())
 	return "", nil
+}
+
+// httpBody hands an upstream response body to fasthttp as it arrives and releases the upstream
+// connection when fasthttp closes it.
+type httpBody struct {
+	u      *httpUpstream
+	resp   *fasthttp.Response
+	stream io.Reader
+	x      *exchange
+	status int
+	n      int64
+	err    error
+}
+
+func (b *httpBody) Read(p []byte) (int, error) {
+	n, err := b.stream.Read(p)
+	b.n += int64(n)
+	if err != nil && !errors.Is(err, io.EOF) && b.err == nil {
+		b.err = err
+		kind := kindProtocol
+		if isTimeout(err) {
+			kind = kindTimeout
+		}
+		b.u.log.Error().Err(err).Str("upstream", b.u.name).Str("request_id", b.x.reqID).Str("kind", kind).
+			Msg("upstream failed while streaming the response")
+		b.x.h.observer.Load().ObserveUpstreamError(b.u.name, kind)
+	}
+	return n, err
+}
+
+// Close returns the connection to the client's pool, or closes it when the body did not end.
+func (b *httpBody) Close() error {
+	if rc, ok := b.stream.(fasthttp.ReadCloserWithError); ok {
+		_ = rc.CloseWithError(b.err)
+	} else {
+		_ = b.resp.CloseBodyStream()
+	}
+	fasthttp.ReleaseResponse(b.resp)
+	b.x.finish(b.status, b.n)
+	return nil
+}
+
+// limitReader fails a chunked request body that grows past MaxBody.
+type limitReader struct {
+	r    io.Reader
+	left int64
+	over bool
+}
+
+func (l *limitReader) Read(p []byte) (int, error) {
+	if l.left <= 0 {
+		var one [1]byte
+		if n, _ := l.r.Read(one[:]); n > 0 {
+			l.over = true
+			return 0, errBodyTooLarge
+		}
+		return 0, io.EOF
+	}
+	p = p[:min(int64(len(p)), l.left)]
+	n, err := l.r.Read(p)
+	l.left -= int64(n)
+	return n, err
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }
 
 func isConnectError(err error) bool {
