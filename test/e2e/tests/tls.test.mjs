@@ -8,14 +8,59 @@ import { spawn } from 'node:child_process';
 import { createServer as createHttpServer, request as httpRequest } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { connect as tlsConnect } from 'node:tls';
+import { X509Certificate } from 'node:crypto';
 import { createServer } from 'node:net';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync, readFileSync, utimesSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { startFrontdoor, APP } from '../helpers.mjs';
 
 const e2eDir = join(dirname(fileURLToPath(import.meta.url)), '..');
+
+// Two long-lived self-signed fixtures (ECDSA P-256, localhost + 127.0.0.1, valid 2026–2126), test use only.
+const FIXTURES = {
+  a: {
+    cert: `-----BEGIN CERTIFICATE-----
+MIIBgDCCASWgAwIBAgIILCXJUZ6V8nowCgYIKoZIzj0EAwIwIjEgMB4GA1UEAxMX
+ZnJvbnRkb29yIGUyZSBmaXh0dXJlIGEwIBcNMjYwMTAxMDAwMDAwWhgPMjEyNjAx
+MDEwMDAwMDBaMCIxIDAeBgNVBAMTF2Zyb250ZG9vciBlMmUgZml4dHVyZSBhMFkw
+EwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEwYiVGRqkBzGRVrOzaHhGKU1N2p5hp873
+Dk4SOycOR+tGC0IRHLketnTVDeuU9YTtAPfh/bQwXMa+F6+gSmTwQaNDMEEwDgYD
+VR0PAQH/BAQDAgeAMBMGA1UdJQQMMAoGCCsGAQUFBwMBMBoGA1UdEQQTMBGCCWxv
+Y2FsaG9zdIcEfwAAATAKBggqhkjOPQQDAgNJADBGAiEAsdxL2JFVfoM4vTdjhTGj
+SejpAExy2c52egDoCQQg0t4CIQDnGZC/B4DfQ70cjw+KnxqmqLSZrimp4I3g4WFh
+88sAXw==
+-----END CERTIFICATE-----
+`,
+    key: `-----BEGIN PRIVATE KEY-----
+MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgxBwNuQs/mBUdu58G
+auxauWvdN0wC1wQtObG3L7bbYcihRANCAATBiJUZGqQHMZFWs7NoeEYpTU3anmGn
+zvcOThI7Jw5H60YLQhEcuR62dNUN65T1hO0A9+H9tDBcxr4Xr6BKZPBB
+-----END PRIVATE KEY-----
+`,
+  },
+  b: {
+    cert: `-----BEGIN CERTIFICATE-----
+MIIBfzCCASSgAwIBAgIHOYGRAbaK5zAKBggqhkjOPQQDAjAiMSAwHgYDVQQDExdm
+cm9udGRvb3IgZTJlIGZpeHR1cmUgYjAgFw0yNjAxMDEwMDAwMDBaGA8yMTI2MDEw
+MTAwMDAwMFowIjEgMB4GA1UEAxMXZnJvbnRkb29yIGUyZSBmaXh0dXJlIGIwWTAT
+BgcqhkjOPQIBBggqhkjOPQMBBwNCAATHQRTbJuO0bA6DhAegqGLFDSPPv/c7+Zlm
+ZLlc7PSYHCffzN80XcMSjwCd9ODhXn9Vdt0cjJMiqlVdci+M1Na8o0MwQTAOBgNV
+HQ8BAf8EBAMCB4AwEwYDVR0lBAwwCgYIKwYBBQUHAwEwGgYDVR0RBBMwEYIJbG9j
+YWxob3N0hwR/AAABMAoGCCqGSM49BAMCA0kAMEYCIQD7i/u7ljyiBLtAqB9JTn8S
+J23N/OeRsLlweJN5F4JvOgIhAOYNAsY21zWmXB9KS6kc7b0IauQ9jZneo5Z4y+dC
+osNN
+-----END CERTIFICATE-----
+`,
+    key: `-----BEGIN PRIVATE KEY-----
+MIGHAgEAMBMGByqGSM49AgEGCCqGSM49AwEHBG0wawIBAQQgdD9QyJQq9SJVcXb1
+ECKKaCk06CxphHVLrQ1uagSo2wChRANCAATHQRTbJuO0bA6DhAegqGLFDSPPv/c7
++ZlmZLlc7PSYHCffzN80XcMSjwCd9ODhXn9Vdt0cjJMiqlVdci+M1Na8
+-----END PRIVATE KEY-----
+`,
+  },
+};
 
 function freePort() {
   return new Promise((resolve, reject) => {
@@ -167,5 +212,63 @@ test('a proxied request over TLS reaches the upstream with X-Forwarded-Proto htt
   } finally {
     await fd.stop();
     upstream.close();
+  }
+});
+
+// Certificate files: SIGHUP loads replaced files at once, a replacement alone is noticed within
+// seconds, and a connection opened before either keeps working (issue #6, item 4).
+test('--tls-cert/--tls-key reload on SIGHUP and on change without dropping an open connection', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'fd-certs-'));
+  const certFile = join(dir, 'cert.pem');
+  const keyFile = join(dir, 'key.pem');
+  const pidFile = join(dir, 'frontdoor.pid');
+  const install = (f) => { writeFileSync(keyFile, f.key); writeFileSync(certFile, f.cert); };
+  // The file watch compares modification times: files replaced under the same times are invisible
+  // to it, so only SIGHUP can load them.
+  const stamp = new Date('2026-01-02T03:04:05.678Z');
+  const hideFromWatch = () => { utimesSync(keyFile, stamp, stamp); utimesSync(certFile, stamp, stamp); };
+  install(FIXTURES.a);
+  hideFromWatch();
+  const httpsPort = await freePort();
+  const fd = await startFrontdoor({ args: ['--tls', 'files', '--tls-cert', certFile, '--tls-key', keyFile, '--pid-file', pidFile,
+    '--https-addr', `127.0.0.1:${httpsPort}`, '--http-addr', `127.0.0.1:${await freePort()}`] });
+  const served = async () => new X509Certificate((await servedCertificate(httpsPort)).pem).subject;
+  const waitServed = async (want, ms) => {
+    const until = Date.now() + ms;
+    for (;;) {
+      const got = await served();
+      if (got.includes(want) || Date.now() > until) return got;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  };
+  // A keep-alive connection, trusting fixture a only, opened before any reload.
+  const open = tlsConnect({ host: '127.0.0.1', port: httpsPort, servername: 'localhost', ca: FIXTURES.a.cert });
+  await new Promise((resolve, reject) => { open.once('secureConnect', resolve); open.once('error', reject); });
+  const ask = () => new Promise((resolve, reject) => {
+    let buf = '';
+    const onData = (d) => {
+      buf += d;
+      if (/\r\n\r\n/.test(buf)) { open.off('data', onData); resolve(buf.split('\r\n')[0]); }
+    };
+    open.on('data', onData);
+    open.once('error', reject);
+    open.write(`GET /apps/${APP.id}/channels HTTP/1.1\r\nHost: localhost\r\n\r\n`);
+  });
+  try {
+    assert.match(await served(), /fixture a/);
+    assert.match(await ask(), /^HTTP\/1\.1 \d{3}/);
+
+    install(FIXTURES.b);
+    hideFromWatch();
+    process.kill(Number(readFileSync(pidFile, 'utf8').trim()), 'SIGHUP');
+    assert.match(await waitServed('fixture b', 10000), /fixture b/, 'SIGHUP did not load the new files');
+    assert.match(await ask(), /^HTTP\/1\.1 \d{3}/, 'the connection opened before the reload was dropped');
+
+    install(FIXTURES.a); // no signal: the file watch notices
+    assert.match(await waitServed('fixture a', 20000), /fixture a/, 'replaced files were not noticed');
+    assert.match(await ask(), /^HTTP\/1\.1 \d{3}/);
+  } finally {
+    open.destroy();
+    await fd.stop();
   }
 });
