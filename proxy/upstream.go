@@ -111,6 +111,9 @@ var hopByHop = []string{"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-A
 // back: fasthttp flushes each piece of a chunked body as it is read, so SSE and Laravel's
 // StreamedResponse reach the client as the upstream sends them.
 func (u *httpUpstream) serve(ctx *fasthttp.RequestCtx, x *exchange) (string, error) {
+	if isWebSocketUpgrade(ctx) {
+		return u.tunnel(ctx, x)
+	}
 	req := fasthttp.AcquireRequest()
 	defer fasthttp.ReleaseRequest(req)
 	resp := fasthttp.AcquireResponse()
