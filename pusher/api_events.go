@@ -1,6 +1,7 @@
 package pusher
 
 import (
+	"context"
 	"encoding/json"
 	"regexp"
 	"strings"
@@ -177,8 +178,13 @@ func (s *Server) publish(app *App, name string, channels []string, data, socketI
 	s.broadcast(&busMsg{T: "event", App: cfg.ID, Name: name, Channels: channels, Data: data, Except: socketID})
 	for _, c := range channels {
 		if typeOf(c).cache {
-			// For nodes that start after this publish (each running node caches it on delivery).
-			s.broker.SetCache(cfg.ID, c, cachedEventJSON(name, data), time.Duration(cfg.CacheTTL)*time.Second)
+			// Stored before the API answers, so a subscriber on any node right after the publish
+			// finds it, even before the broadcast has reached that node.
+			ctx, cancel := context.WithTimeout(context.Background(), clusterTimeout)
+			if err := s.broker.SetCache(ctx, cfg.ID, c, cachedEventJSON(name, data), time.Duration(cfg.CacheTTL)*time.Second); err != nil {
+				s.clusterError(err)
+			}
+			cancel()
 		}
 	}
 }

@@ -7,6 +7,9 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
+
+	"github.com/valyala/fasthttp"
 )
 
 // AppConfig is one Pusher app. The YAML keys are Reverb's option names (config/reverb.php), so
@@ -48,6 +51,11 @@ type AppConfig struct {
 	// AuthorizationTimeout (seconds) closes sockets that neither sign in nor join a private or
 	// presence channel in time (4009, §7); zero disables it.
 	AuthorizationTimeout int `yaml:"authorization_timeout"`
+	// Webhooks are the targets this app's channel events are POSTed to (§9).
+	Webhooks []WebhookConfig `yaml:"webhooks"`
+	// WebhookDelay is how long channel_vacated and member_removed wait for a re-subscription
+	// that cancels them (a page reload), Pusher's "up to 3 s". Default 3 s.
+	WebhookDelay time.Duration `yaml:"webhook_delay"`
 }
 
 // Config is the Pusher side of frontdoor.
@@ -62,6 +70,15 @@ type Config struct {
 	// as a slow consumer with 4100. Zero means 1 MiB and 4096 frames.
 	QueueBytes  int
 	QueueFrames int
+	// WebhookLocal serves webhook targets given as a path (/pusher/webhook): cmd/frontdoor
+	// passes the PHP front door, so the app gets them without a trip through the public
+	// listener. Nil refuses path targets.
+	WebhookLocal fasthttp.RequestHandler `yaml:"-"`
+	// WebhookHost is the Host header of webhooks delivered through WebhookLocal (default localhost).
+	WebhookHost string `yaml:"-"`
+	// WebhookTimeout bounds one delivery attempt (default 10 s); WebhookRetryFor is how long a
+	// batch is retried before it is dropped (default 5 minutes, as Pusher).
+	WebhookTimeout, WebhookRetryFor time.Duration `yaml:"-"`
 	// Broker joins this server to other nodes (pusher/redis); nil keeps it a single node.
 	// It is started by NewServer, closed by Shutdown, and not changed by Reload.
 	Broker Broker `yaml:"-"`
@@ -98,6 +115,9 @@ func (a AppConfig) withDefaults() AppConfig {
 	}
 	if a.AcceptClientEventsFrom == "" {
 		a.AcceptClientEventsFrom = "members"
+	}
+	if a.WebhookDelay == 0 {
+		a.WebhookDelay = 3 * time.Second
 	}
 	return a
 }
@@ -152,6 +172,14 @@ func (c *Config) Validate() error {
 		case "", "members", "all", "none":
 		default:
 			errs = append(errs, fmt.Errorf("%s: invalid value %q: want members, all or none", at("accept_client_events_from"), a.AcceptClientEventsFrom))
+		}
+		for j, w := range a.Webhooks {
+			if err := w.validate(c.WebhookLocal != nil); err != nil {
+				errs = append(errs, fmt.Errorf("%s: %w", at(fmt.Sprintf("webhooks[%d]", j)), err))
+			}
+		}
+		if a.WebhookDelay < 0 {
+			errs = append(errs, fmt.Errorf("%s: invalid value %s: want ≥ 0", at("webhook_delay"), a.WebhookDelay))
 		}
 		for _, o := range a.AllowedOrigins {
 			if _, err := path.Match(o, "x"); err != nil {

@@ -28,9 +28,8 @@ type Broker interface {
 	Leave(ctx context.Context, m Membership) (last bool, err error)
 	// Members lists a presence channel's members on every node.
 	Members(ctx context.Context, app, channel string) ([]Member, error)
-	// SetCache remembers a cache channel's last event for nodes that did not see it (§5.6);
-	// it never blocks.
-	SetCache(app, channel string, event []byte, ttl time.Duration)
+	// SetCache remembers a cache channel's last event for nodes that did not see it (§5.6).
+	SetCache(ctx context.Context, app, channel string, event []byte, ttl time.Duration) error
 	// Cache returns a cache channel's last event as stored by SetCache.
 	Cache(ctx context.Context, app, channel string) (event []byte, ttl time.Duration, ok bool, err error)
 	// RemoteConnections is the app's socket count on the other nodes as last reported, for the
@@ -50,12 +49,13 @@ type Node interface {
 	Answer(question []byte) []byte
 	// Reconnected is called after the broker (re)connected: the node re-registers its presence
 	// members. lost are members the broker held for this node and has just dropped because they
-	// were on no other node; those the node no longer holds left during the outage. It runs on
-	// its own goroutine and may block on the broker.
-	Reconnected(lost []Membership)
-	// MemberGone is called on one surviving node for each member of a dead node who was on no
-	// other node: that node announces member_removed cluster-wide.
-	MemberGone(m Membership)
+	// were on no other node; those the node no longer holds left during the outage. reaped says
+	// the other nodes had declared this node dead and announced its members gone. It runs on its
+	// own goroutine and may block on the broker.
+	Reconnected(lost []Membership, reaped bool)
+	// MembersGone is called on one surviving node with the members of a dead node who were on
+	// no other node: that node announces them gone cluster-wide.
+	MembersGone(ms []Membership)
 	// Connections are this node's open sockets per app id, reported to the other nodes.
 	Connections() map[string]int64
 }

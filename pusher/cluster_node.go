@@ -3,6 +3,7 @@ package pusher
 import (
 	"context"
 	"encoding/json"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -149,50 +150,84 @@ func (s *Server) Connections() map[string]int64 {
 	return out
 }
 
-// Reconnected implements Node: re-register every local presence member. A member the broker
-// had just dropped (lost) and that is still here changed nothing for anyone; one that is new
-// cluster-wide otherwise (it joined during the outage, or the other nodes had declared this node
-// dead) is announced to the other nodes, and one lost and no longer here is announced gone.
-func (s *Server) Reconnected(lost []Membership) {
-	type key struct{ app, channel, user string }
-	wasLost := make(map[key]bool, len(lost))
+// Reconnected implements Node: re-register every local presence member (and the webhook
+// registrations). A member is announced to the other nodes when it is new cluster-wide and they
+// have not heard of it: it joined while the broker was unreachable, or the other nodes declared
+// this node dead (reaped) and announced its members gone. After Redis merely lost its data (a
+// restart), every node re-registers and nobody is told anything twice. A member lost and no
+// longer here left during the outage and is announced gone.
+func (s *Server) Reconnected(lost []Membership, reaped bool) {
+	wasLost := make(map[string]bool, len(lost))
 	for _, m := range lost {
-		wasLost[key{m.App, m.Channel, m.User}] = true
+		wasLost[m.key()] = true
 	}
-	n := 0
+	type reg struct {
+		m  Membership
+		ch *Channel // presence members only
+	}
+	var regs []reg
 	for _, app := range s.appList() {
 		for _, ch := range app.hub.channelsSnapshot() {
-			if ch.typ.kind != kindPresence {
-				continue
-			}
-			for _, m := range ch.memberList() {
-				ms := Membership{App: app.config().ID, Channel: ch.name, User: m.ID, Info: m.Info}
-				ctx, cancel := context.WithTimeout(context.Background(), clusterTimeout)
-				first, err := s.broker.Join(ctx, ms)
-				cancel()
-				if err != nil {
-					s.log.Warn().Err(err).Msg("cluster: re-registering presence members stopped; the next reconnect retries")
-					return
+			if ch.typ.kind == kindPresence {
+				for _, m := range ch.memberList() {
+					regs = append(regs, reg{Membership{App: app.config().ID, Channel: ch.name, User: m.ID, Info: m.Info}, ch})
 				}
-				n++
-				k := key{ms.App, ms.Channel, ms.User}
-				if first && !wasLost[k] {
-					s.broadcast(&busMsg{T: "added", App: ms.App, Channels: []string{ch.name}, User: m.ID, Info: m.Info})
-				}
-				delete(wasLost, k)
 			}
 		}
+		for _, m := range s.webhookRegistrations(app) {
+			regs = append(regs, reg{m: m})
+		}
 	}
-	for k := range wasLost { // left while the broker could not be told
-		s.MemberGone(Membership{App: k.app, Channel: k.channel, User: k.user})
+	for _, m := range s.pendingRegistrations() {
+		regs = append(regs, reg{m: m})
 	}
-	s.log.Info().Int("members", n).Msg("cluster: presence members registered")
+	for _, r := range regs {
+		ctx, cancel := context.WithTimeout(context.Background(), clusterTimeout)
+		first, err := s.broker.Join(ctx, r.m)
+		cancel()
+		if err != nil {
+			s.log.Warn().Err(err).Msg("cluster: re-registering presence members stopped; the next reconnect retries")
+			return
+		}
+		if r.ch != nil {
+			if first && (reaped || r.ch.unannounced(r.m.User)) {
+				s.broadcast(&busMsg{T: "added", App: r.m.App, Channels: []string{r.m.Channel}, User: r.m.User, Info: r.m.Info})
+			}
+			r.ch.setUnannounced(r.m.User, false)
+		}
+		delete(wasLost, r.m.key())
+	}
+	var gone []Membership
+	for _, m := range lost {
+		if wasLost[m.key()] { // left while the broker could not be told
+			gone = append(gone, m)
+		}
+	}
+	s.MembersGone(gone)
+	s.log.Info().Int("registrations", len(regs)).Msg("cluster: presence members registered")
 }
 
-// MemberGone implements Node: a dead node's member left cluster-wide.
-func (s *Server) MemberGone(m Membership) {
+// MembersGone implements Node: a dead node's members left cluster-wide. Presence members go
+// first, then member_removed webhooks, then channel_vacated ones, the order a leave makes.
+func (s *Server) MembersGone(ms []Membership) {
+	rank := func(m Membership) int {
+		switch {
+		case strings.HasPrefix(m.Channel, occupiedPrefix):
+			return 2
+		case strings.HasPrefix(m.Channel, membersPrefix):
+			return 1
+		}
+		return 0
+	}
+	sort.SliceStable(ms, func(i, j int) bool { return rank(ms[i]) < rank(ms[j]) })
+	for _, m := range ms {
+		s.memberGone(m)
+	}
+}
+
+func (s *Server) memberGone(m Membership) {
 	app := s.appByID(m.App)
-	if app == nil {
+	if app == nil || s.webhookGone(app, m) {
 		return
 	}
 	if ch := app.hub.lookup(m.Channel); ch != nil && !ch.hasMember(m.User) {
@@ -203,16 +238,18 @@ func (s *Server) MemberGone(m Membership) {
 
 // presenceJoin is called when a user's first socket on this node joined a presence channel; it
 // reports whether member_added is due (the user's first socket cluster-wide, §5.4).
-func (s *Server) presenceJoin(app *App, channel, user string, info []byte) bool {
+func (s *Server) presenceJoin(app *App, ch *Channel, user string, info []byte) bool {
 	if s.broker == nil {
 		return true
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), clusterTimeout)
 	defer cancel()
-	first, err := s.broker.Join(ctx, Membership{App: app.config().ID, Channel: channel, User: user, Info: info})
+	first, err := s.broker.Join(ctx, Membership{App: app.config().ID, Channel: ch.name, User: user, Info: info})
 	if err != nil {
-		// Announce from what this node knows; Reconnected registers the member later.
+		// Announce to this node's sockets; Reconnected registers the member and tells the
+		// other nodes once the broker is back.
 		s.clusterError(err)
+		ch.setUnannounced(user, true)
 		return true
 	}
 	return first

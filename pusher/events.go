@@ -131,11 +131,11 @@ func (s *Socket) handleSubscribe(raw json.RawMessage) {
 	}
 
 	data := "{}"
-	announce := false
+	announce, cacheMissed := false, false
 	if typ.kind == kindPresence {
 		// member_added goes out once per user cluster-wide (§5.4): for the user's first socket
 		// on this node, the broker says whether another node already had the user.
-		announce = r.newMember && s.srv.presenceJoin(s.app, name, userID, userInfo)
+		announce = r.newMember && s.srv.presenceJoin(s.app, ch, userID, userInfo)
 		data = string(presenceData(s.srv.members(s.app, ch, name)))
 	}
 	s.send(eventFrame("pusher_internal:subscription_succeeded", name, data, ""))
@@ -149,12 +149,16 @@ func (s *Socket) handleSubscribe(raw json.RawMessage) {
 			s.send(cached)
 		} else {
 			s.send(cacheMissFrame(name))
+			cacheMissed = true
 		}
 	}
 	ch.activate(s)
 	if announce {
 		ch.broadcast(memberAddedFrame(name, userID, userInfo), s)
 		s.srv.broadcast(&busMsg{T: "added", App: cfg.ID, Channels: []string{name}, User: userID, Info: userInfo})
+	}
+	if len(cfg.Webhooks) > 0 && !r.already {
+		s.srv.subscribeWebhooks(s.app, name, typ, r, userID, cacheMissed)
 	}
 	if cfg.SubscriptionCount && typ.kind != kindPresence && !r.already {
 		s.broadcastSubscriptionCount(ch, r.subsAfter)
@@ -243,6 +247,30 @@ func (s *Socket) leave(name, userID string) {
 	}
 	if s.app.config().SubscriptionCount && ch.typ.kind != kindPresence && !r.vacated {
 		s.broadcastSubscriptionCount(ch, r.subsAfter)
+	}
+	if len(s.app.config().Webhooks) > 0 {
+		if r.lastMember {
+			s.srv.webhookDown(s.app, registration(s.app, membersPrefix, name, userID),
+				webhookEvent{Name: "member_removed", Channel: name, UserID: userID})
+		}
+		if r.vacated {
+			s.srv.webhookDown(s.app, registration(s.app, occupiedPrefix, name, "*"),
+				webhookEvent{Name: "channel_vacated", Channel: name})
+		}
+	}
+}
+
+// subscribeWebhooks sends what a subscription changed for the app (§9), in the order the app
+// would see it: occupied, member_added, cache_miss.
+func (s *Server) subscribeWebhooks(app *App, name string, typ channelType, r subscribeResult, userID string, cacheMissed bool) {
+	if r.occupied && s.webhookUp(app, registration(app, occupiedPrefix, name, "*")) {
+		s.emitWebhook(app, webhookEvent{Name: "channel_occupied", Channel: name})
+	}
+	if typ.kind == kindPresence && r.newMember && s.webhookUp(app, registration(app, membersPrefix, name, userID)) {
+		s.emitWebhook(app, webhookEvent{Name: "member_added", Channel: name, UserID: userID})
+	}
+	if cacheMissed {
+		s.cacheMissWebhook(app, name)
 	}
 }
 

@@ -66,6 +66,9 @@ type Channel struct {
 type member struct {
 	info  []byte // user_info as JSON; "null" when absent
 	count int
+	// unannounced: the broker could not be told of the join (Redis was down), so the other
+	// nodes have not heard of this member; Reconnected announces it.
+	unannounced bool
 }
 
 // lookup returns the channel if occupied.
@@ -300,6 +303,22 @@ func (ch *Channel) memberList() []Member {
 		out = append(out, Member{ID: id, Info: m.info})
 	}
 	return out
+}
+
+// setUnannounced records whether the other nodes missed this member's join.
+func (ch *Channel) setUnannounced(id string, v bool) {
+	ch.mu.Lock()
+	if m := ch.members[id]; m != nil {
+		m.unannounced = v
+	}
+	ch.mu.Unlock()
+}
+
+func (ch *Channel) unannounced(id string) bool {
+	ch.mu.RLock()
+	defer ch.mu.RUnlock()
+	m := ch.members[id]
+	return m != nil && m.unannounced
 }
 
 func (ch *Channel) hasMember(id string) bool {

@@ -40,6 +40,14 @@ type Server struct {
 	upgrader *websocket.FastHTTPUpgrader
 	stats    serverCounters
 
+	webhooks        webhookSender
+	webhookLocal    func(*fasthttp.RequestCtx)
+	webhookHost     string
+	webhookTimeout  time.Duration
+	webhookRetryFor time.Duration
+	trans           transitions
+	cacheMisses     sync.Map // app id + "\x00" + channel → when cache_miss was last sent (Unix ns)
+
 	broker       Broker       // nil: a single node
 	clusterErrAt atomic.Int64 // when a broker failure was last logged (Unix ns)
 
@@ -76,6 +84,19 @@ func NewServer(cfg Config, log zerolog.Logger) (*Server, error) {
 			CheckOrigin: func(*fasthttp.RequestCtx) bool { return true },
 		},
 	}
+	s.webhookLocal, s.webhookHost = cfg.WebhookLocal, cfg.WebhookHost
+	if s.webhookHost == "" {
+		s.webhookHost = "localhost"
+	}
+	s.webhookTimeout, s.webhookRetryFor = cfg.WebhookTimeout, cfg.WebhookRetryFor
+	if s.webhookTimeout == 0 {
+		s.webhookTimeout = 10 * time.Second
+	}
+	if s.webhookRetryFor == 0 {
+		s.webhookRetryFor = 5 * time.Minute
+	}
+	s.webhooks.client = &fasthttp.Client{Name: "frontdoor-webhooks", MaxConnsPerHost: 8,
+		ReadTimeout: s.webhookTimeout, WriteTimeout: s.webhookTimeout, MaxIdleConnDuration: time.Minute}
 	s.setApps(cfg.Apps)
 	if cfg.Broker != nil {
 		s.broker = cfg.Broker
@@ -84,6 +105,7 @@ func NewServer(cfg Config, log zerolog.Logger) (*Server, error) {
 		}
 	}
 	go s.janitor()
+	go s.webhookTimer()
 	return s, nil
 }
 
@@ -286,6 +308,9 @@ func (s *Server) janitor() {
 				if now.Sub(lastExpire) > time.Minute {
 					a.hub.expireCache(now)
 				}
+			}
+			if now.Sub(lastExpire) > time.Minute {
+				s.expireCacheMisses(now)
 			}
 			if now.Sub(lastExpire) > time.Minute {
 				lastExpire = now

@@ -29,7 +29,8 @@ type Broker struct {
 	pending sync.Map // ask id → chan []byte
 	askSeq  atomic.Uint64
 
-	health    atomic.Pointer[error] // nil pointer: connected
+	health    atomic.Pointer[error] // nil pointer: commands succeed
+	listening atomic.Bool           // subscribed to the bus: other nodes' messages arrive
 	errLogged atomic.Int64          // when an error was last logged (Unix ns)
 	remote    atomic.Pointer[map[string]int64]
 	dropped   atomic.Uint64
@@ -40,12 +41,10 @@ type Broker struct {
 	wg     sync.WaitGroup
 }
 
-// outbound is a queued write: a pub/sub message, or a cache channel's event to store.
+// outbound is a queued pub/sub message.
 type outbound struct {
-	channel string // pub/sub channel; "" for a cache write
+	channel string
 	payload string
-	key     string // cache key
-	ttl     time.Duration
 }
 
 var _ pusher.Broker = (*Broker)(nil)
@@ -101,7 +100,7 @@ func (b *Broker) Close() error {
 	b.wg.Wait()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	gone, err := reapScript.Run(ctx, b.rdb, []string{b.key("nodes")}, b.cfg.Prefix, b.id, "0").StringSlice()
+	gone, err := reapScript.Run(ctx, b.rdb, []string{b.key("nodes")}, b.cfg.Prefix, b.id, "0", "0").StringSlice()
 	if err == nil && len(gone) > 0 {
 		// Sockets normally leave before Close; whatever is left is announced by the others' view
 		// of the keys being gone. Nothing to publish: this node is leaving.
@@ -114,6 +113,9 @@ func (b *Broker) Close() error {
 func (b *Broker) Healthy() error {
 	if p := b.health.Load(); p != nil {
 		return fmt.Errorf("redis %s: %w", redact(b.cfg.URL), *p)
+	}
+	if !b.listening.Load() {
+		return fmt.Errorf("redis %s: not subscribed to the other nodes' messages yet", redact(b.cfg.URL))
 	}
 	return nil
 }
@@ -159,6 +161,7 @@ func (b *Broker) receive(ps *goredis.PubSub) {
 		}
 		msg, err := ps.Receive(b.ctx)
 		if err != nil {
+			b.listening.Store(false)
 			b.setHealth(err)
 			b.sleep(&backoff)
 			continue
@@ -168,6 +171,7 @@ func (b *Broker) receive(ps *goredis.PubSub) {
 		case *goredis.Subscription:
 			if m.Kind == "subscribe" && m.Channel == b.bus() {
 				b.log.Debug().Msg("cluster: subscribed")
+				b.listening.Store(true)
 				go b.resync()
 			}
 		case *goredis.Message:
@@ -268,11 +272,7 @@ func (b *Broker) publisher() {
 		}
 		pipe := b.rdb.Pipeline()
 		for _, o := range batch {
-			if o.channel != "" {
-				pipe.Publish(b.ctx, o.channel, o.payload)
-			} else {
-				pipe.Set(b.ctx, o.key, o.payload, o.ttl)
-			}
+			pipe.Publish(b.ctx, o.channel, o.payload)
 		}
 		if _, err := pipe.Exec(b.ctx); err != nil {
 			b.dropped.Add(uint64(len(batch)))
@@ -378,8 +378,15 @@ func (b *Broker) Members(ctx context.Context, app, channel string) ([]pusher.Mem
 }
 
 // SetCache implements pusher.Broker.
-func (b *Broker) SetCache(app, channel string, event []byte, ttl time.Duration) {
-	b.enqueue(outbound{key: b.channelKey("cache", app, channel), payload: string(event), ttl: ttl})
+func (b *Broker) SetCache(ctx context.Context, app, channel string, event []byte, ttl time.Duration) error {
+	if err := b.Healthy(); err != nil {
+		return err
+	}
+	err := b.rdb.Set(ctx, b.channelKey("cache", app, channel), event, ttl).Err()
+	if err != nil {
+		b.setHealth(err)
+	}
+	return err
 }
 
 // Cache implements pusher.Broker.

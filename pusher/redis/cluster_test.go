@@ -2,7 +2,11 @@ package redis
 
 import (
 	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"sort"
+	"sync"
 	"testing"
 	"time"
 
@@ -49,14 +53,7 @@ func TestPresenceIsClusterWide(t *testing.T) {
 	r := startRedis(t)
 	n1, n2 := startNode(t, r.url()), startNode(t, r.url())
 	const ch = "presence-room"
-	// Messages between nodes are asynchronous; a publish from n1 seen on n2 proves that what n1
-	// said before it has been delivered there too (one ordered stream per node).
-	witness := n2.connect()
-	witness.subscribe("sync", "")
-	sync := func() {
-		n1.publish("sync", "sync", "{}", "")
-		witness.expect("sync", "sync")
-	}
+	sync := barrier(n1, n2)
 
 	u1 := n1.connect()
 	if got := presenceIDs(t, u1.subscribe(ch, member("1"))); !equal(got, "1") {
@@ -204,6 +201,7 @@ func TestRedisRestart(t *testing.T) {
 	b.subscribe("orders", "")
 	p1, p2 := n1.connect(), n2.connect()
 	p1.subscribe("presence-x", member("1"))
+	barrier(n1, n2)()
 	p2.subscribe("presence-x", member("2"))
 	p1.expect("pusher_internal:member_added", "presence-x")
 
@@ -237,6 +235,18 @@ func TestRedisRestart(t *testing.T) {
 		_, msg, err := b.c.ReadMessage()
 		return err == nil && jsonHas(string(msg), "event", "again")
 	})
+}
+
+// barrier returns a func that waits until what from has told the other nodes so far has been
+// delivered on to: messages between nodes are asynchronous, but each node's are one ordered
+// stream, so a publish from `from` seen on `to` proves everything before it arrived.
+func barrier(from, to *node) func() {
+	witness := to.connect()
+	witness.subscribe("sync", "")
+	return func() {
+		from.publish("sync", "sync", "{}", "")
+		witness.expect("sync", "sync")
+	}
 }
 
 func presenceIDs(t *testing.T, f frame) []string {
@@ -303,4 +313,82 @@ func expectClose(t *testing.T, c *client, code int) {
 		}
 		return
 	}
+}
+
+// hookReceiver records webhook events as "name channel [user]".
+type hookReceiver struct {
+	srv *httptest.Server
+	mu  sync.Mutex
+	got []string
+}
+
+func newHookReceiver(t *testing.T) *hookReceiver {
+	h := &hookReceiver{}
+	h.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var b struct {
+			Events []struct {
+				Name, Channel string
+				UserID        string `json:"user_id"`
+			} `json:"events"`
+		}
+		_ = json.NewDecoder(r.Body).Decode(&b)
+		h.mu.Lock()
+		for _, e := range b.Events {
+			s := e.Name + " " + e.Channel
+			if e.UserID != "" {
+				s += " " + e.UserID
+			}
+			h.got = append(h.got, s)
+		}
+		h.mu.Unlock()
+	}))
+	t.Cleanup(h.srv.Close)
+	return h
+}
+
+func (h *hookReceiver) events() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return append([]string(nil), h.got...)
+}
+
+func (h *hookReceiver) waitFor(t *testing.T, want ...string) {
+	t.Helper()
+	eventually(t, 15*time.Second, fmt.Sprintf("webhooks %q", want), func() bool { return len(h.events()) >= len(want) })
+	if got := h.events(); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("webhooks\n got %q\nwant %q", got, want)
+	}
+}
+
+// TestWebhooksOncePerClusterTransition: occupied/vacated and member events fire once for the
+// whole cluster, not once per node, including when a node dies.
+func TestWebhooksOncePerClusterTransition(t *testing.T) {
+	r := startRedis(t)
+	h := newHookReceiver(t)
+	hook := func(a *pusher.AppConfig) {
+		a.Webhooks = []pusher.WebhookConfig{{URL: h.srv.URL}}
+		a.WebhookDelay = 200 * time.Millisecond
+	}
+	n1, n2 := startNode(t, r.url(), hook), startNode(t, r.url(), hook)
+	a, b := n1.connect(), n2.connect()
+	a.subscribe("orders", "")
+	b.subscribe("orders", "")
+	pa := n1.connect()
+	pa.subscribe("presence-room", member("1"))
+	pb := n2.connect()
+	pb.subscribe("presence-room", member("1")) // same user, other node
+	h.waitFor(t, "channel_occupied orders", "channel_occupied presence-room", "member_added presence-room 1")
+
+	a.c.Close() // n2 still has a subscriber: nothing
+	pa.c.Close()
+	time.Sleep(600 * time.Millisecond)
+	h.waitFor(t, "channel_occupied orders", "channel_occupied presence-room", "member_added presence-room 1")
+
+	b.send(map[string]any{"event": "pusher:unsubscribe", "data": map[string]string{"channel": "orders"}})
+	h.waitFor(t, "channel_occupied orders", "channel_occupied presence-room", "member_added presence-room 1", "channel_vacated orders")
+
+	// n2 dies with user 1 in presence-room: n1 sends the removals once the heartbeat expires.
+	n2.crash()
+	h.waitFor(t, "channel_occupied orders", "channel_occupied presence-room", "member_added presence-room 1", "channel_vacated orders",
+		"member_removed presence-room 1", "channel_vacated presence-room")
 }

@@ -2,6 +2,7 @@ package redis
 
 import (
 	"context"
+	"errors"
 	"strings"
 	"time"
 
@@ -98,17 +99,19 @@ func (b *Broker) beat(registered bool) bool {
 
 // reap removes a dead node's entries and announces each of its members that is on no other node.
 func (b *Broker) reap(ctx context.Context, node string) {
-	gone, err := reapScript.Run(ctx, b.rdb, []string{b.key("nodes")}, b.cfg.Prefix, node, "0").StringSlice()
+	gone, err := reapScript.Run(ctx, b.rdb, []string{b.key("nodes")}, b.cfg.Prefix, node, "0", "1").StringSlice()
 	if err != nil {
 		b.setHealth(err)
 		return
 	}
 	b.log.Warn().Str("node", node).Int("members_gone", len(gone)).Msg("cluster: node stopped heartbeating; its presence members removed")
+	ms := make([]pusher.Membership, 0, len(gone))
 	for _, e := range gone {
 		if m, ok := parseEntry(e); ok {
-			b.node.MemberGone(m)
+			ms = append(ms, m)
 		}
 	}
+	b.node.MembersGone(ms)
 }
 
 // resync rebuilds this node's presence entries after a reconnect: drop what Redis holds for this
@@ -119,7 +122,12 @@ func (b *Broker) resync() {
 	defer b.resyncMu.Unlock()
 	ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
 	defer cancel()
-	gone, err := reapScript.Run(ctx, b.rdb, []string{b.key("nodes")}, b.cfg.Prefix, b.id, "1").StringSlice()
+	reaped, err := b.rdb.GetDel(ctx, b.key("reaped", b.id)).Result()
+	if err != nil && !errors.Is(err, goredis.Nil) {
+		b.setHealth(err)
+		return
+	}
+	gone, err := reapScript.Run(ctx, b.rdb, []string{b.key("nodes")}, b.cfg.Prefix, b.id, "1", "0").StringSlice()
 	if err != nil {
 		b.setHealth(err)
 		return
@@ -130,7 +138,7 @@ func (b *Broker) resync() {
 			lost = append(lost, m)
 		}
 	}
-	b.node.Reconnected(lost)
+	b.node.Reconnected(lost, reaped == "1")
 }
 
 func parseEntry(e string) (pusher.Membership, bool) {

@@ -1,0 +1,262 @@
+package pusher
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// WebhookConfig is one target of an app's webhooks (§9).
+type WebhookConfig struct {
+	// URL is an absolute http(s):// URL, or a path (/pusher/webhook) on the app itself,
+	// delivered through frontdoor's own PHP upstream.
+	URL string `yaml:"url"`
+	// Events filters by name (channel_occupied, channel_vacated, member_added, member_removed,
+	// client_event, cache_miss); empty sends every event.
+	Events []string `yaml:"events"`
+	// ChannelPrefix, when set, sends only events of channels whose name starts with it.
+	ChannelPrefix string `yaml:"channel_prefix"`
+}
+
+// webhookEvents are the events frontdoor sends (§9).
+var webhookEvents = map[string]bool{
+	"channel_occupied": true, "channel_vacated": true, "member_added": true,
+	"member_removed": true, "client_event": true, "cache_miss": true,
+}
+
+func (w WebhookConfig) validate(local bool) error {
+	var errs []error
+	switch u, err := url.Parse(w.URL); {
+	case w.URL == "":
+		errs = append(errs, errors.New("url: empty; an http(s):// URL or a path such as /pusher/webhook"))
+	case err != nil:
+		errs = append(errs, fmt.Errorf("url: invalid value %q: %v", w.URL, err))
+	case strings.HasPrefix(w.URL, "/"):
+		if !local {
+			errs = append(errs, fmt.Errorf("url: %q is a path, but no PHP upstream serves paths here; give an http(s):// URL", w.URL))
+		}
+	case (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
+		errs = append(errs, fmt.Errorf("url: invalid value %q: want http(s)://host/path or a path such as /pusher/webhook", w.URL))
+	}
+	for _, e := range w.Events {
+		if !webhookEvents[e] {
+			errs = append(errs, fmt.Errorf("events: unknown event %q (channel_occupied, channel_vacated, member_added, member_removed, client_event, cache_miss)", e))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func (w *WebhookConfig) wants(ev *webhookEvent) bool {
+	if !strings.HasPrefix(ev.Channel, w.ChannelPrefix) {
+		return false
+	}
+	if len(w.Events) == 0 {
+		return true
+	}
+	for _, e := range w.Events {
+		if e == ev.Name {
+			return true
+		}
+	}
+	return false
+}
+
+// webhookEvent is one entry of a webhook's "events" array, in Pusher's field names (§9).
+type webhookEvent struct {
+	Name     string  `json:"name"`
+	Channel  string  `json:"channel"`
+	UserID   string  `json:"user_id,omitempty"`
+	Event    string  `json:"event,omitempty"`
+	Data     *string `json:"data,omitempty"`
+	SocketID string  `json:"socket_id,omitempty"`
+}
+
+// Webhook batching: events for one target that arrive within batchWindow of the first go in one
+// request (Soketi uses 50 ms), at most maxBatch per request.
+const (
+	batchWindow  = 50 * time.Millisecond
+	maxBatch     = 100
+	webhookQueue = 10000 // events waiting per target; beyond, new events are dropped and counted
+)
+
+// webhookTarget is one app's queue to one URL and the goroutine that drains it in order, so a
+// slow or dead target delays only its own events, never a socket (issue: never slows the socket
+// path) and never another target.
+type webhookTarget struct {
+	app   *App
+	url   string
+	queue chan webhookEvent
+}
+
+// webhookSender owns the targets, created on first use and kept while the server runs.
+type webhookSender struct {
+	mu      sync.Mutex
+	targets map[string]*webhookTarget // app id + "\x00" + url
+	client  *fasthttp.Client
+
+	sent, failed, dropped atomic.Uint64
+	droppedLogged         atomic.Int64
+}
+
+// emitWebhook queues ev for every target of the app that wants it. It never blocks.
+func (s *Server) emitWebhook(app *App, ev webhookEvent) {
+	cfg := app.config()
+	for i := range cfg.Webhooks {
+		w := &cfg.Webhooks[i]
+		if !w.wants(&ev) {
+			continue
+		}
+		t := s.webhookTarget(app, w.URL)
+		select {
+		case t.queue <- ev:
+		default:
+			s.webhooks.dropped.Add(1)
+			s.logWebhookDrop(t, 1, "queue full")
+		}
+	}
+}
+
+func (s *Server) webhookTarget(app *App, target string) *webhookTarget {
+	k := app.config().ID + "\x00" + target
+	s.webhooks.mu.Lock()
+	defer s.webhooks.mu.Unlock()
+	if s.webhooks.targets == nil {
+		s.webhooks.targets = map[string]*webhookTarget{}
+	}
+	t := s.webhooks.targets[k]
+	if t == nil {
+		t = &webhookTarget{app: app, url: target, queue: make(chan webhookEvent, webhookQueue)}
+		s.webhooks.targets[k] = t
+		go s.runWebhookTarget(t)
+	}
+	return t
+}
+
+func (s *Server) runWebhookTarget(t *webhookTarget) {
+	batch := make([]webhookEvent, 0, maxBatch)
+	for {
+		select {
+		case <-s.stop:
+			return
+		case ev := <-t.queue:
+			batch = append(batch[:0], ev)
+		}
+		window := time.NewTimer(batchWindow)
+	collect:
+		for len(batch) < maxBatch {
+			select {
+			case ev := <-t.queue:
+				batch = append(batch, ev)
+			case <-window.C:
+				break collect
+			case <-s.stop:
+				window.Stop()
+				return
+			}
+		}
+		window.Stop()
+		s.deliverWebhook(t, batch)
+	}
+}
+
+// deliverWebhook sends one batch, retrying with backoff on 5xx, 408, 429, timeouts and
+// connection errors until WebhookRetryFor has passed (§9: Pusher retries for 5 minutes). Other
+// 4xx answers will not change on retry: the batch is dropped at once, with a log line naming the
+// status.
+func (s *Server) deliverWebhook(t *webhookTarget, events []webhookEvent) {
+	cfg := t.app.config()
+	body, _ := json.Marshal(struct {
+		TimeMS int64          `json:"time_ms"`
+		Events []webhookEvent `json:"events"`
+	}{time.Now().UnixMilli(), events})
+	sig := hmacHex(cfg.Secret, string(body))
+	deadline := time.Now().Add(s.webhookRetryFor)
+	backoff := 250 * time.Millisecond
+	for attempt := 1; ; attempt++ {
+		status, err := s.postWebhook(t.url, cfg.Key, sig, body)
+		if err == nil && status >= 200 && status < 300 {
+			s.webhooks.sent.Add(1)
+			return
+		}
+		s.webhooks.failed.Add(1)
+		retry := err != nil || status >= 500 || status == 408 || status == 429
+		reason := fmt.Sprintf("status %d", status)
+		if err != nil {
+			reason = err.Error()
+		}
+		if !retry || time.Now().Add(backoff).After(deadline) {
+			s.webhooks.dropped.Add(uint64(len(events)))
+			s.log.Error().Str("app", cfg.ID).Str("url", t.url).Int("events", len(events)).Int("attempts", attempt).
+				Str("reason", reason).Msg("webhook batch dropped")
+			return
+		}
+		s.log.Warn().Str("app", cfg.ID).Str("url", t.url).Int("attempt", attempt).Str("reason", reason).
+			Dur("retry_in", backoff).Msg("webhook delivery failed; retrying")
+		select {
+		case <-s.stop:
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 30*time.Second)
+	}
+}
+
+// postWebhook makes one attempt. A path goes through WebhookLocal (the PHP front door) as if
+// it had arrived from loopback; a URL goes over the network.
+func (s *Server) postWebhook(target, key, sig string, body []byte) (int, error) {
+	req := fasthttp.AcquireRequest()
+	defer fasthttp.ReleaseRequest(req)
+	req.Header.SetMethod(fasthttp.MethodPost)
+	req.Header.SetContentType("application/json")
+	req.Header.Set("X-Pusher-Key", key)
+	req.Header.Set("X-Pusher-Signature", sig)
+	req.Header.Set("User-Agent", "frontdoor-webhooks")
+	req.SetBody(body)
+	if strings.HasPrefix(target, "/") {
+		req.SetRequestURI(target)
+		req.Header.SetHost(s.webhookHost)
+		var ctx fasthttp.RequestCtx
+		ctx.Init(req, &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)}, nil)
+		s.webhookLocal(&ctx)
+		_ = ctx.Response.Body() // drains a streamed answer, so the upstream exchange completes
+		return ctx.Response.StatusCode(), nil
+	}
+	req.SetRequestURI(target)
+	resp := fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseResponse(resp)
+	resp.SkipBody = true
+	if err := s.webhooks.client.DoTimeout(req, resp, s.webhookTimeout); err != nil {
+		return 0, err
+	}
+	return resp.StatusCode(), nil
+}
+
+func (s *Server) logWebhookDrop(t *webhookTarget, n int, reason string) {
+	now := time.Now().UnixNano()
+	last := s.webhooks.droppedLogged.Load()
+	if now-last < int64(10*time.Second) || !s.webhooks.droppedLogged.CompareAndSwap(last, now) {
+		return
+	}
+	s.log.Error().Str("app", t.app.config().ID).Str("url", t.url).Int("events", n).Str("reason", reason).
+		Uint64("dropped_total", s.webhooks.dropped.Load()).Msg("webhook events dropped")
+}
+
+// WebhookStats are the webhook counters for metrics.
+type WebhookStats struct {
+	Sent    uint64 // batches acknowledged with 2xx
+	Failed  uint64 // attempts that failed (each retry counts)
+	Dropped uint64 // events given up on: queue full, or retries exhausted
+}
+
+// WebhookStats returns the webhook counters.
+func (s *Server) WebhookStats() WebhookStats {
+	return WebhookStats{Sent: s.webhooks.sent.Load(), Failed: s.webhooks.failed.Load(), Dropped: s.webhooks.dropped.Load()}
+}

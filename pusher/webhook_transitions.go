@@ -1,0 +1,193 @@
+package pusher
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Webhooks report what the app would see if it watched the whole cluster: a channel is occupied
+// when its first subscriber on any node arrives, vacated when the last one anywhere has been gone
+// for WebhookDelay, and likewise for presence members (§9). Locally the hub already knows each
+// node's transitions; across nodes, occupancy and membership are registered with the broker under
+// names no client channel can have ('#' and ':' are not allowed in channel names, §5.1), so the
+// broker's first/last answers, and its removal of a dead node's entries, give one webhook per
+// cluster-wide transition.
+const (
+	occupiedPrefix = "#occupied:" // user "*": the node occupies the channel
+	membersPrefix  = "#members:"  // user: the member is on the node, for member_* webhooks
+)
+
+// transitions holds the downward transitions waiting out WebhookDelay. A matching upward
+// transition within the delay cancels one: nothing happened, as far as the app can tell.
+type transitions struct {
+	mu      sync.Mutex
+	pending map[string]*pendingDown
+	queue   []*pendingDown // in the order they happened, so webhooks keep that order
+}
+
+type pendingDown struct {
+	key      string
+	app      *App
+	reg      Membership
+	ev       webhookEvent
+	due      time.Time
+	canceled bool
+}
+
+func registration(app *App, prefix, channel, user string) Membership {
+	return Membership{App: app.config().ID, Channel: prefix + channel, User: user}
+}
+
+func (m Membership) key() string { return m.App + "\x00" + m.Channel + "\x00" + m.User }
+
+// webhookUp is called on this node's upward transition; it reports whether the webhook is due.
+func (s *Server) webhookUp(app *App, reg Membership) bool {
+	k := reg.key()
+	s.trans.mu.Lock()
+	if p := s.trans.pending[k]; p != nil {
+		p.canceled = true
+		delete(s.trans.pending, k)
+		s.trans.mu.Unlock()
+		return false // still registered: it never went down cluster-wide
+	}
+	s.trans.mu.Unlock()
+	if s.broker == nil {
+		return true
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), clusterTimeout)
+	defer cancel()
+	first, err := s.broker.Join(ctx, reg)
+	if err != nil {
+		s.clusterError(err)
+		return true
+	}
+	return first
+}
+
+// webhookDown schedules ev for after the app's WebhookDelay, unless webhookUp cancels it.
+func (s *Server) webhookDown(app *App, reg Membership, ev webhookEvent) {
+	p := &pendingDown{key: reg.key(), app: app, reg: reg, ev: ev, due: time.Now().Add(app.config().WebhookDelay)}
+	s.trans.mu.Lock()
+	if s.trans.pending == nil {
+		s.trans.pending = map[string]*pendingDown{}
+	}
+	if old := s.trans.pending[p.key]; old != nil {
+		old.canceled = true
+	}
+	s.trans.pending[p.key] = p
+	s.trans.queue = append(s.trans.queue, p)
+	s.trans.mu.Unlock()
+}
+
+// flushTransitions runs the due downward transitions, in the order they happened.
+func (s *Server) flushTransitions(now time.Time) {
+	s.trans.mu.Lock()
+	var due []*pendingDown
+	keep := s.trans.queue[:0]
+	for _, p := range s.trans.queue {
+		switch {
+		case p.canceled:
+		case !now.Before(p.due):
+			due = append(due, p)
+			delete(s.trans.pending, p.key)
+		default:
+			keep = append(keep, p)
+		}
+	}
+	clear(s.trans.queue[len(keep):])
+	s.trans.queue = keep
+	s.trans.mu.Unlock()
+	for _, p := range due {
+		if s.broker != nil {
+			ctx, cancel := context.WithTimeout(context.Background(), clusterTimeout)
+			last, err := s.broker.Leave(ctx, p.reg)
+			cancel()
+			if err != nil {
+				s.clusterError(err)
+			} else if !last {
+				continue // another node still has it
+			}
+		}
+		s.emitWebhook(p.app, p.ev)
+	}
+}
+
+// webhookTimer drives flushTransitions; 50 ms is well inside Pusher's "up to 3 s".
+func (s *Server) webhookTimer() {
+	t := time.NewTicker(50 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case now := <-t.C:
+			s.flushTransitions(now)
+		}
+	}
+}
+
+// pendingRegistrations are the downward transitions still waiting: their registrations stay.
+func (s *Server) pendingRegistrations() []Membership {
+	s.trans.mu.Lock()
+	defer s.trans.mu.Unlock()
+	out := make([]Membership, 0, len(s.trans.pending))
+	for _, p := range s.trans.pending {
+		out = append(out, p.reg)
+	}
+	return out
+}
+
+// webhookGone handles a registration the broker dropped for good (its node died, or it left
+// while the broker was unreachable): the downward webhook, at once.
+func (s *Server) webhookGone(app *App, m Membership) bool {
+	switch {
+	case strings.HasPrefix(m.Channel, occupiedPrefix):
+		s.emitWebhook(app, webhookEvent{Name: "channel_vacated", Channel: strings.TrimPrefix(m.Channel, occupiedPrefix)})
+	case strings.HasPrefix(m.Channel, membersPrefix):
+		s.emitWebhook(app, webhookEvent{Name: "member_removed", Channel: strings.TrimPrefix(m.Channel, membersPrefix), UserID: m.User})
+	default:
+		return false
+	}
+	return true
+}
+
+// webhookRegistrations are this node's webhook registrations for Reconnected to restore.
+func (s *Server) webhookRegistrations(app *App) []Membership {
+	if len(app.config().Webhooks) == 0 {
+		return nil
+	}
+	var out []Membership
+	for _, ch := range app.hub.channelsSnapshot() {
+		out = append(out, registration(app, occupiedPrefix, ch.name, "*"))
+		if ch.typ.kind == kindPresence {
+			for _, m := range ch.memberList() {
+				out = append(out, registration(app, membersPrefix, ch.name, m.ID))
+			}
+		}
+	}
+	return out
+}
+
+// cacheMissWebhook sends cache_miss at most once a second per channel on this node, so
+// simultaneous subscribers to an empty cache channel make one webhook (§5.6).
+func (s *Server) cacheMissWebhook(app *App, channel string) {
+	k := app.config().ID + "\x00" + channel
+	now := time.Now().UnixNano()
+	if v, ok := s.cacheMisses.Load(k); ok && now-v.(int64) < int64(time.Second) {
+		return
+	}
+	s.cacheMisses.Store(k, now)
+	s.emitWebhook(app, webhookEvent{Name: "cache_miss", Channel: channel})
+}
+
+// expireCacheMisses forgets old cache_miss times; the janitor calls it.
+func (s *Server) expireCacheMisses(now time.Time) {
+	s.cacheMisses.Range(func(k, v any) bool {
+		if now.UnixNano()-v.(int64) > int64(time.Minute) {
+			s.cacheMisses.Delete(k)
+		}
+		return true
+	})
+}
