@@ -1,6 +1,7 @@
 package tls
 
 import (
+	"bytes"
 	"net"
 	"strconv"
 	"strings"
@@ -20,11 +21,15 @@ func (m *Manager) HTTPHandler(fallback fasthttp.RequestHandler) fasthttp.Request
 	}
 	_, httpsPort, _ := net.SplitHostPort(m.cfg.HTTPSAddr)
 	return func(ctx *fasthttp.RequestCtx) {
-		if challenge != nil && len(ctx.Path()) > len(acmePrefix) && string(ctx.Path()[:len(acmePrefix)]) == acmePrefix {
+		if challenge != nil && bytes.HasPrefix(ctx.Path(), acmePrefixBytes) {
 			challenge(ctx)
 			return
 		}
 		if !m.cfg.HTTPRedirect {
+			if fallback == nil {
+				ctx.NotFound()
+				return
+			}
 			fallback(ctx)
 			return
 		}
@@ -47,13 +52,17 @@ func (m *Manager) HTTPHandler(fallback fasthttp.RequestHandler) fasthttp.Request
 		default:
 			target = "https://" + host
 		}
-		target += string(ctx.RequestURI())
+		// The URI's path and query, never the raw request target: that may be in absolute form
+		// (RFC 9112 §3.2.2, "GET http://host/x"), which would end up inside the new URL.
+		target += string(ctx.URI().RequestURI())
 		ctx.Response.Header.Set("Location", target)
 		ctx.SetStatusCode(fasthttp.StatusPermanentRedirect)
 	}
 }
 
-const acmePrefix = "/.well-known/acme-challenge/"
+const acmePrefix = "/.well-known/acme-challenge/" // RFC 8555 §8.3
+
+var acmePrefixBytes = []byte(acmePrefix)
 
 // WrapHSTS adds Strict-Transport-Security (RFC 6797) to every TLS response when configured. It is
 // set after the handler has run, because proxied responses replace the whole header set; a

@@ -185,6 +185,14 @@ func TestRedirectAndFallback(t *testing.T) {
 	if got := string(c6.Response.Header.Peek("Location")); got != "https://[2001:db8::1]/a?b" {
 		t.Errorf("IPv6 host on 443: %q", got)
 	}
+	// A request target in absolute form (RFC 9112 §3.2.2) redirects to its path and query.
+	var abs fasthttp.RequestCtx
+	abs.Request.SetRequestURI("http://shop.example.com/cart?x=1")
+	abs.Request.Header.SetHost("shop.example.com")
+	m.HTTPHandler(nil)(&abs)
+	if got := string(abs.Response.Header.Peek("Location")); got != "https://shop.example.com:8443/cart?x=1" {
+		t.Errorf("absolute-form target redirected to %q", got)
+	}
 	m2, _ := New(Config{Mode: "self-signed", HTTPSAddr: ":443", HTTPAddr: ":80", HTTPRedirect: false}, zerolog.Nop())
 	var ctx2 fasthttp.RequestCtx
 	ctx2.Request.SetRequestURI("/")
@@ -337,6 +345,7 @@ func FuzzRedirect(f *testing.F) {
 	for _, s := range [][2]string{
 		{"shop.example.com", "/orders/7?tab=items"}, {"shop.example.com:80", "/"}, {"[::1]:80", "/a"},
 		{"[2001:db8::1]", "/x?y=%2F"}, {"", "/"}, {"a.example.com", "//evil.example.net/path"},
+		{"a.example.com", "http://a.example.com/abs?x=1"},
 	} {
 		f.Add(s[0], s[1])
 	}
@@ -357,7 +366,8 @@ func FuzzRedirect(f *testing.F) {
 			loc := string(ctx.Response.Header.Peek("Location"))
 			switch ctx.Response.StatusCode() {
 			case fasthttp.StatusPermanentRedirect:
-				if !strings.HasPrefix(loc, "https://") || strings.ContainsAny(loc, "\r\n") {
+				rest, ok := strings.CutPrefix(loc, "https://")
+				if i := strings.IndexByte(rest, '/'); !ok || i < 0 || strings.ContainsAny(loc, "\r\n") || strings.Contains(rest[i:], "://") && !strings.Contains(uri, "://") {
 					t.Fatalf("Host %q URI %q → Location %q", host, uri, loc)
 				}
 			case fasthttp.StatusBadRequest:
