@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bytes"
 	"net"
 	"path"
 	"strconv"
@@ -40,7 +41,10 @@ func appendParams(b []byte, ctx *fasthttp.RequestCtx, root, front string, conten
 	b = appendPair(b, "QUERY_STRING", query)
 	b = appendPair(b, "REQUEST_METHOD", ctx.Method())
 	b = appendPair(b, "CONTENT_TYPE", ctx.Request.Header.ContentType())
-	if contentLength > 0 || ctx.Request.Header.ContentLength() >= 0 && !ctx.IsGet() && !ctx.IsHead() {
+	// CONTENT_LENGTH is empty without a body, as Nginx's $content_length: fasthttp reports 0
+	// for a request that sent no Content-Length, so look at what was sent.
+	sentLength := hasRawHeader(ctx.Request.Header.RawHeaders(), "Content-Length")
+	if contentLength > 0 || sentLength || ctx.Request.Header.ContentLength() == -1 {
 		b = appendPair(b, "CONTENT_LENGTH", strconv.FormatInt(contentLength, 10))
 	} else {
 		b = appendPair(b, "CONTENT_LENGTH", "")
@@ -74,14 +78,33 @@ func appendParams(b []byte, ctx *fasthttp.RequestCtx, root, front string, conten
 	}
 	b = appendPair(b, "SERVER_NAME", strings.Trim(host, "[]"))
 	b = appendPair(b, "REDIRECT_STATUS", "200") // php-cgi's force-redirect check
-	return appendHeaderParams(b, &ctx.Request.Header)
+	// HTTP_HOST is the request's host: for an absolute-form target ("GET http://a/ HTTP/1.1")
+	// that is the target's, whatever the Host header says (RFC 9112 §3.2.2).
+	b = appendPair(b, "HTTP_HOST", ctx.Host())
+	return appendHeaderParams(b, &ctx.Request.Header, sentLength)
+}
+
+// hasRawHeader reports whether the header block as received has a field named name.
+func hasRawHeader(raw []byte, name string) bool {
+	for len(raw) > 0 {
+		line := raw
+		if i := bytes.IndexByte(raw, '\n'); i >= 0 {
+			line, raw = raw[:i], raw[i+1:]
+		} else {
+			raw = nil
+		}
+		if k, _, ok := bytes.Cut(line, []byte(":")); ok && asciiEqualFold(bytes.TrimSpace(k), name) {
+			return true
+		}
+	}
+	return false
 }
 
 // appendHeaderParams appends every request header as HTTP_NAME (RFC 3875 §4.1.18). Repeated
 // headers are joined (Cookie with "; ", others with ", ") as Nginx does. A header whose name
 // holds an underscore or a character outside a token is dropped, as Nginx's default
 // ignore_invalid_headers does: X-Forwarded_For must not land on HTTP_X_FORWARDED_FOR.
-func appendHeaderParams(b []byte, h *fasthttp.RequestHeader) []byte {
+func appendHeaderParams(b []byte, h *fasthttp.RequestHeader, sentLength bool) []byte {
 	type kv struct {
 		name  string
 		value []byte
@@ -91,7 +114,8 @@ func appendHeaderParams(b []byte, h *fasthttp.RequestHeader) []byte {
 	skip := connectionTokens(h)
 outer:
 	for k, v := range h.All() {
-		if !validFieldName(k) || strings.IndexByte(string(k), '_') >= 0 {
+		if !validFieldName(k) || strings.IndexByte(string(k), '_') >= 0 || asciiEqualFold(k, "Host") ||
+			!sentLength && asciiEqualFold(k, "Content-Length") {
 			continue
 		}
 		for _, hop := range fcgiHopByHop {

@@ -99,6 +99,7 @@ func startPHPFPM(t testing.TB, workers int) *phpFPM {
 	pool := func(name, listen string) string {
 		return fmt.Sprintf(`[%s]
 listen = %s
+listen.mode = 0666
 pm = static
 pm.max_children = %d
 catch_workers_output = yes

@@ -1,0 +1,354 @@
+package proxy
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"mime"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+)
+
+// startNginx runs nginx in the foreground with Laravel's canonical server block (as in
+// Laravel's deployment docs, minus the two add_header lines, which are the app's choice)
+// in front of the php-fpm unix socket, and returns its base URL.
+func startNginx(t testing.TB, root, fpmSock string, httpUpstream string) string {
+	t.Helper()
+	bin := requireBinary(t, "nginx", "/usr/sbin/nginx")
+	for _, f := range []string{"/etc/nginx/fastcgi_params", "/etc/nginx/mime.types"} {
+		if _, err := os.Stat(f); err != nil {
+			requireBinary(t, f) // skips or fails with the install hint
+		}
+	}
+	dir, err := os.MkdirTemp("", "nginx")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	user := ""
+	if os.Geteuid() == 0 {
+		user = "user root;" // workers read the test tree and the socket as the test does
+	}
+	proxyLocation := ""
+	if httpUpstream != "" {
+		proxyLocation = fmt.Sprintf(`
+    location /http/ {
+        proxy_pass %s;
+        proxy_http_version 1.1;
+        proxy_set_header Connection "";
+        proxy_set_header Host $host;
+        proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+        proxy_set_header X-Forwarded-Proto $scheme;
+    }`, httpUpstream)
+	}
+	conf := fmt.Sprintf(`%s
+worker_processes 1;
+pid %[2]s/nginx.pid;
+error_log %[2]s/error.log;
+events { worker_connections 4096; }
+http {
+    include /etc/nginx/mime.types;
+    default_type application/octet-stream;
+    access_log off;
+    sendfile on;
+    client_max_body_size 64m;
+    client_body_temp_path %[2]s/body;
+    fastcgi_temp_path %[2]s/fastcgi;
+    proxy_temp_path %[2]s/proxy;
+    uwsgi_temp_path %[2]s/uwsgi;
+    scgi_temp_path %[2]s/scgi;
+    upstream php { server unix:%[3]s; keepalive 8; }
+    server {
+        listen %[4]s;
+        server_name _;
+        root %[5]s;
+
+        index index.php;
+        charset utf-8;
+
+        location / {
+            try_files $uri $uri/ /index.php?$query_string;
+        }
+        location = /favicon.ico { access_log off; log_not_found off; }
+        location = /robots.txt  { access_log off; log_not_found off; }
+
+        error_page 404 /index.php;
+
+        location ~ ^/index\.php(/|$) {
+            fastcgi_pass php;
+            fastcgi_keep_conn on;
+            fastcgi_param SCRIPT_FILENAME $realpath_root$fastcgi_script_name;
+            include /etc/nginx/fastcgi_params;
+            fastcgi_hide_header X-Powered-By;
+        }
+        location ~ /\.(?!well-known).* {
+            deny all;
+        }
+        %[6]s
+    }
+}
+`, user, dir, fpmSock, addr, root, proxyLocation)
+	confPath := filepath.Join(dir, "nginx.conf")
+	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(bin, "-p", dir, "-c", confPath, "-g", "daemon off;")
+	var stderr lockedBuffer
+	cmd.Stdout, cmd.Stderr = &stderr, &stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGQUIT)
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+	})
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			c.Close()
+			break
+		}
+		select {
+		case <-done:
+			log, _ := os.ReadFile(filepath.Join(dir, "error.log"))
+			t.Fatalf("nginx exited: %s %s", &stderr, log)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("nginx not listening: %v %s", err, &stderr)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return "http://" + addr
+}
+
+// answer is what both servers are compared on.
+type answer struct {
+	status   int
+	ctype    string // media type only: nginx's charset directive and Go's mime table differ on parameters
+	location string
+	cookies  string
+	body     []byte
+}
+
+func fetch(t *testing.T, method, u string, body io.Reader, hdr map[string]string) answer {
+	t.Helper()
+	req := mustReq(t, method, u, body)
+	for k, v := range hdr {
+		req.Header.Set(k, v)
+	}
+	resp, b := do(t, req)
+	mt, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
+	if mt == "application/javascript" {
+		mt = "text/javascript" // RFC 9239 made text/javascript the one name; Nginx 1.22's mime.types predates it
+	}
+	return answer{resp.StatusCode, mt, resp.Header.Get("Location"), strings.Join(resp.Header.Values("Set-Cookie"), "\n"), b}
+}
+
+// TestSameAnswersAsNginx sends the same requests to frontdoor and to Nginx with Laravel's
+// server block, both in front of the same php-fpm pool and public/ directory, and compares
+// status, key headers and body (for the echo page: what PHP saw, minus what names the server).
+func TestSameAnswersAsNginx(t *testing.T) {
+	fpm := startPHPFPM(t, 4)
+	pub := root(t)
+	ngx := startNginx(t, pub, fpm.sock, "")
+	h, err := New(Config{Root: pub, Upstreams: []string{fpm.unixURL()}}, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	fd := serveFront(t, h)
+
+	form := "email=a%40b.c&remember=1"
+	for _, c := range []struct {
+		method, path, body string
+		hdr                map[string]string
+	}{
+		{"GET", "/app.css", "", nil},
+		{"GET", "/robots.txt", "", nil},
+		{"GET", "/build/assets/app-abc123.js", "", nil},
+		{"GET", "/", "", nil},
+		{"GET", "/orders/7?page=2&sort=-id", "", map[string]string{"Cookie": "a=1; b=2", "X-Custom": "v"}},
+		{"GET", "/missing/page.html?x", "", nil},
+		{"POST", "/login?next=/home", form, map[string]string{"Content-Type": "application/x-www-form-urlencoded"}},
+		{"PUT", "/api/items/3", `{"name":"x"}`, map[string]string{"Content-Type": "application/json"}},
+		{"DELETE", "/api/items/3", "", nil},
+		{"GET", "/status", "", nil},
+		{"GET", "/redirect", "", nil},
+		{"GET", "/cookies", "", nil},
+		{"GET", "/no-content", "", nil},
+		{"GET", "/big-header?n=3000", "", nil},
+		{"GET", "/download?blocks=40", "", nil},
+		{"GET", "/download?blocks=40&length=1", "", nil},
+		{"GET", "/index.php?direct=1", "", nil},
+	} {
+		t.Run(c.method+c.path, func(t *testing.T) {
+			var body io.Reader
+			if c.body != "" {
+				body = strings.NewReader(c.body)
+			}
+			a := fetch(t, c.method, fd+c.path, body, c.hdr)
+			if body != nil {
+				body = strings.NewReader(c.body)
+			}
+			b := fetch(t, c.method, ngx+c.path, body, c.hdr)
+			if a.status != b.status || a.ctype != b.ctype || a.location != b.location || a.cookies != b.cookies {
+				t.Errorf("frontdoor %d %q %q %q\n    nginx %d %q %q %q", a.status, a.ctype, a.location, a.cookies, b.status, b.ctype, b.location, b.cookies)
+			}
+			if a.ctype != "application/json" || !bytes.HasPrefix(a.body, []byte(`{"server"`)) {
+				if !bytes.Equal(a.body, b.body) {
+					t.Errorf("bodies differ: frontdoor %d bytes %.80q, nginx %d bytes %.80q", len(a.body), a.body, len(b.body), b.body)
+				}
+				return
+			}
+			var sa, sb phpSaw
+			if json.Unmarshal(a.body, &sa) != nil || json.Unmarshal(b.body, &sb) != nil {
+				t.Fatalf("echo pages: %.100q / %.100q", a.body, b.body)
+			}
+			// What names the server or the connection differs by design.
+			for _, k := range []string{"SERVER_SOFTWARE", "SERVER_PORT", "REMOTE_PORT", "HTTP_HOST", "HTTP_X_REQUEST_ID",
+				"REQUEST_TIME", "REQUEST_TIME_FLOAT", "SERVER_NAME", "REMOTE_USER", "HTTP_PROXY"} {
+				delete(sa.Server, k)
+				delete(sb.Server, k)
+			}
+			for k, v := range sb.Server {
+				if sa.Server[k] != v {
+					t.Errorf("$_SERVER[%s]: frontdoor %q, nginx %q", k, sa.Server[k], v)
+				}
+			}
+			for k, v := range sa.Server {
+				if _, ok := sb.Server[k]; !ok {
+					t.Errorf("$_SERVER[%s] = %q only under frontdoor", k, v)
+				}
+			}
+			if fmt.Sprint(sa.Get, sa.Post, sa.Cookies, sa.BodySHA256) != fmt.Sprint(sb.Get, sb.Post, sb.Cookies, sb.BodySHA256) {
+				t.Errorf("request data differs: %v %v %v / %v %v %v", sa.Get, sa.Post, sa.Cookies, sb.Get, sb.Post, sb.Cookies)
+			}
+		})
+	}
+
+	// Refused by both, each its own way (frontdoor 404, nginx 403), leaking nothing.
+	for _, p := range []string{"/.env", "/.git/HEAD"} {
+		a, b := fetch(t, "GET", fd+p, nil, nil), fetch(t, "GET", ngx+p, nil, nil)
+		if a.status < 400 || b.status < 400 || bytes.Contains(a.body, []byte("secret")) {
+			t.Errorf("%s: frontdoor %d, nginx %d", p, a.status, b.status)
+		}
+	}
+}
+
+// benchmarkTarget drives GETs at url from b.RunParallel and reports requests/s and p99.
+func benchmarkTarget(b *testing.B, url string) {
+	tr := &http.Transport{MaxIdleConnsPerHost: 256, DisableCompression: true}
+	c := &http.Client{Transport: tr}
+	defer tr.CloseIdleConnections()
+	if resp, err := c.Get(url); err != nil || resp.StatusCode != 200 {
+		b.Fatalf("%s: %v %v", url, err, resp)
+	} else {
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	lat := make(chan []time.Duration, 512)
+	b.SetParallelism(8) // 8 × GOMAXPROCS concurrent clients
+	b.ResetTimer()
+	start := time.Now()
+	b.RunParallel(func(pb *testing.PB) {
+		var mine []time.Duration
+		for pb.Next() {
+			t0 := time.Now()
+			resp, err := c.Get(url)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 {
+				b.Errorf("status %d", resp.StatusCode)
+				return
+			}
+			mine = append(mine, time.Since(t0))
+		}
+		lat <- mine
+	})
+	elapsed := time.Since(start)
+	b.StopTimer()
+	close(lat)
+	var all []time.Duration
+	for l := range lat {
+		all = append(all, l...)
+	}
+	if len(all) > 0 {
+		slices.Sort(all)
+		b.ReportMetric(float64(all[len(all)*99/100].Microseconds()), "p99-µs")
+	}
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "req/s")
+}
+
+// BenchmarkFrontdoorVsNginx compares frontdoor and Nginx (Laravel's server block) on the same
+// machine, same php-fpm pool, same files; the client shares the cores. Run:
+//
+//	go test -run XXX -bench FrontdoorVsNginx -benchtime 5s ./proxy/
+func BenchmarkFrontdoorVsNginx(b *testing.B) {
+	fpm := startPHPFPM(b, 4)
+	pub, _ := filepath.Abs("testdata/app/public")
+	upstream := startBenchUpstream(b)
+	ngx := startNginx(b, pub, fpm.sock, upstream)
+	h, err := New(Config{Root: pub, Upstreams: []string{fpm.unixURL()}}, zerolog.Nop())
+	if err != nil {
+		b.Fatal(err)
+	}
+	fd := serveFront(b, h)
+	hh, err := New(Config{Root: pub, Upstreams: []string{upstream}}, zerolog.Nop())
+	if err != nil {
+		b.Fatal(err)
+	}
+	fdHTTP := serveFront(b, hh)
+	for _, c := range []struct{ name, fd, ngx string }{
+		{"static", fd + "/app.css", ngx + "/app.css"},
+		{"fastcgi", fd + "/cookies", ngx + "/cookies"},
+		{"http_upstream", fdHTTP + "/http/x", ngx + "/http/x"},
+	} {
+		b.Run(c.name+"/frontdoor", func(b *testing.B) { benchmarkTarget(b, c.fd) })
+		b.Run(c.name+"/nginx", func(b *testing.B) { benchmarkTarget(b, c.ngx) })
+	}
+}
+
+// startBenchUpstream is a small net/http app server standing in for Octane.
+func startBenchUpstream(b *testing.B) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html; charset=UTF-8")
+		io.WriteString(w, "<!doctype html><p>hello from the app</p>\n")
+	})}
+	go srv.Serve(ln)
+	b.Cleanup(func() { srv.Close() })
+	return "http://" + ln.Addr().String()
+}
