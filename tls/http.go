@@ -52,9 +52,18 @@ func (m *Manager) HTTPHandler(fallback fasthttp.RequestHandler) fasthttp.Request
 		default:
 			target = "https://" + host
 		}
-		// The URI's path and query, never the raw request target: that may be in absolute form
-		// (RFC 9112 §3.2.2, "GET http://host/x"), which would end up inside the new URL.
-		target += string(ctx.URI().RequestURI())
+		// The path as sent (not fasthttp's normalised one, which decodes %2F and resolves "..")
+		// and the query, but not the raw request target: in absolute form (RFC 9112 §3.2.2,
+		// "GET http://host/x") its scheme and host would end up inside the new URL.
+		uri := ctx.URI()
+		if path := uri.PathOriginal(); len(path) > 0 && path[0] == '/' {
+			target += string(path)
+		} else {
+			target += "/"
+		}
+		if q := uri.QueryString(); len(q) > 0 {
+			target += "?" + string(q)
+		}
 		ctx.Response.Header.Set("Location", target)
 		ctx.SetStatusCode(fasthttp.StatusPermanentRedirect)
 	}

@@ -185,13 +185,20 @@ func TestRedirectAndFallback(t *testing.T) {
 	if got := string(c6.Response.Header.Peek("Location")); got != "https://[2001:db8::1]/a?b" {
 		t.Errorf("IPv6 host on 443: %q", got)
 	}
-	// A request target in absolute form (RFC 9112 §3.2.2) redirects to its path and query.
-	var abs fasthttp.RequestCtx
-	abs.Request.SetRequestURI("http://shop.example.com/cart?x=1")
-	abs.Request.Header.SetHost("shop.example.com")
-	m.HTTPHandler(nil)(&abs)
-	if got := string(abs.Response.Header.Peek("Location")); got != "https://shop.example.com:8443/cart?x=1" {
-		t.Errorf("absolute-form target redirected to %q", got)
+	// A request target in absolute form (RFC 9112 §3.2.2) redirects to its path and query; the
+	// path is kept as sent (no decoding of %2F, no resolution of "..": that is the app's business).
+	for uri, want := range map[string]string{
+		"http://shop.example.com/cart?x=1": "https://shop.example.com:8443/cart?x=1",
+		"/a%2Fb/../c//d?q=%2F":             "https://shop.example.com:8443/a%2Fb/../c//d?q=%2F",
+		"http://shop.example.com":          "https://shop.example.com:8443/",
+	} {
+		var c fasthttp.RequestCtx
+		c.Request.SetRequestURI(uri)
+		c.Request.Header.SetHost("shop.example.com")
+		m.HTTPHandler(nil)(&c)
+		if got := string(c.Response.Header.Peek("Location")); got != want {
+			t.Errorf("target %q redirected to %q, want %q", uri, got, want)
+		}
 	}
 	m2, _ := New(Config{Mode: "self-signed", HTTPSAddr: ":443", HTTPAddr: ":80", HTTPRedirect: false}, zerolog.Nop())
 	var ctx2 fasthttp.RequestCtx
