@@ -174,7 +174,7 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("%s: invalid value %q: want members, all or none", at("accept_client_events_from"), a.AcceptClientEventsFrom))
 		}
 		for j, w := range a.Webhooks {
-			if err := w.validate(c.WebhookLocal != nil); err != nil {
+			if err := w.validate(); err != nil {
 				errs = append(errs, fmt.Errorf("%s: %w", at(fmt.Sprintf("webhooks[%d]", j)), err))
 			}
 		}

@@ -61,6 +61,9 @@ func NewServer(cfg Config, log zerolog.Logger) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	if err := cfg.checkWebhookPaths(); err != nil {
+		return nil, err
+	}
 	var rnd [8]byte
 	_, _ = rand.Read(rnd[:])
 	s := &Server{
@@ -165,6 +168,11 @@ func (s *Server) appList() []*App {
 func (s *Server) Reload(cfg Config) error {
 	if err := cfg.Validate(); err != nil {
 		return err
+	}
+	if s.webhookLocal == nil {
+		if err := cfg.checkWebhookPaths(); err != nil {
+			return err
+		}
 	}
 	if cfg.PathPrefix != s.prefix {
 		return fmt.Errorf("path_prefix: changing it (%q → %q) needs a restart", s.prefix, cfg.PathPrefix)

@@ -32,7 +32,7 @@ var webhookEvents = map[string]bool{
 	"member_removed": true, "client_event": true, "cache_miss": true,
 }
 
-func (w WebhookConfig) validate(local bool) error {
+func (w WebhookConfig) validate() error {
 	var errs []error
 	switch u, err := url.Parse(w.URL); {
 	case w.URL == "":
@@ -40,9 +40,6 @@ func (w WebhookConfig) validate(local bool) error {
 	case err != nil:
 		errs = append(errs, fmt.Errorf("url: invalid value %q: %v", w.URL, err))
 	case strings.HasPrefix(w.URL, "/"):
-		if !local {
-			errs = append(errs, fmt.Errorf("url: %q is a path, but no PHP upstream serves paths here; give an http(s):// URL", w.URL))
-		}
 	case (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
 		errs = append(errs, fmt.Errorf("url: invalid value %q: want http(s)://host/path or a path such as /pusher/webhook", w.URL))
 	}
@@ -52,6 +49,22 @@ func (w WebhookConfig) validate(local bool) error {
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// checkWebhookPaths refuses path targets when nothing serves paths (pusher used without the PHP
+// front door); NewServer and Reload call it, Validate cannot know.
+func (c *Config) checkWebhookPaths() error {
+	if c.WebhookLocal != nil {
+		return nil
+	}
+	for _, a := range c.Apps {
+		for _, w := range a.Webhooks {
+			if strings.HasPrefix(w.URL, "/") {
+				return fmt.Errorf("app %s: webhook url %q is a path, but no PHP upstream serves paths here; give an http(s):// URL", a.ID, w.URL)
+			}
+		}
+	}
+	return nil
 }
 
 func (w *WebhookConfig) wants(ev *webhookEvent) bool {

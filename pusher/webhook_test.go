@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/rs/zerolog"
 	"github.com/valyala/fasthttp"
 )
 
@@ -278,8 +279,11 @@ func TestWebhookLocalPath(t *testing.T) {
 		t.Fatal("no local delivery")
 	}
 	// Without WebhookLocal, a path target is refused at start-up with the reason.
-	bad := withWebhook("/pusher/webhook", 0)
-	if err := bad.Validate(); err == nil || !strings.Contains(err.Error(), "webhooks[0]") {
+	if _, err := NewServer(withWebhook("/pusher/webhook", 0), zerolog.Nop()); err == nil || !strings.Contains(err.Error(), "/pusher/webhook") {
+		t.Fatalf("NewServer: %v", err)
+	}
+	bad := withWebhook("ftp://x/hook", 0)
+	if err := bad.Validate(); err == nil || !strings.Contains(err.Error(), "webhooks[0]") || !strings.Contains(err.Error(), "ftp://x/hook") {
 		t.Fatalf("validate: %v", err)
 	}
 }

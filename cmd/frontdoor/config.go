@@ -14,8 +14,8 @@ import (
 	"go.yaml.in/yaml/v3"
 
 	"github.com/frontdoorhq/frontdoor/proxy"
-	redisbroker "github.com/frontdoorhq/frontdoor/pusher/redis"
 	"github.com/frontdoorhq/frontdoor/pusher"
+	redisbroker "github.com/frontdoorhq/frontdoor/pusher/redis"
 	fdtls "github.com/frontdoorhq/frontdoor/tls"
 )
 

@@ -251,3 +251,24 @@ func TestLaravelScalingUsesRedisSettings(t *testing.T) {
 		t.Fatalf("bad redis URL: %v", err)
 	}
 }
+
+func TestWebhookSettings(t *testing.T) {
+	dotenv := writeFile(t, ".env", "REVERB_APP_ID=1\nREVERB_APP_KEY=k\nREVERB_APP_SECRET=s\n"+
+		"FRONTDOOR_WEBHOOK_URL=/pusher/webhook\nFRONTDOOR_WEBHOOK_EVENTS=channel_occupied,channel_vacated\nFRONTDOOR_WEBHOOK_CHANNEL_PREFIX=private-\n")
+	s, err := load(t, []string{"--env-file", dotenv, "--webhook", "https://hooks.example.com/pusher"}, env())
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := s.Pusher.Apps[0].Webhooks
+	if len(w) != 2 || w[0].URL != "/pusher/webhook" || strings.Join(w[0].Events, ",") != "channel_occupied,channel_vacated" ||
+		w[0].ChannelPrefix != "private-" || w[1].URL != "https://hooks.example.com/pusher" || len(w[1].Events) != 0 {
+		t.Fatalf("webhooks = %+v", w)
+	}
+	if _, err := load(t, []string{"--env-file", dotenv, "--webhook", "ftp://x"}, env()); err == nil || !strings.Contains(err.Error(), "ftp://x") {
+		t.Fatalf("bad webhook url: %v", err)
+	}
+	bad := writeFile(t, ".env", "REVERB_APP_ID=1\nREVERB_APP_KEY=k\nREVERB_APP_SECRET=s\nFRONTDOOR_WEBHOOK_URL=/h\nFRONTDOOR_WEBHOOK_EVENTS=channel_exploded\n")
+	if _, err := load(t, []string{"--env-file", bad}, env()); err == nil || !strings.Contains(err.Error(), "channel_exploded") {
+		t.Fatalf("bad event name: %v", err)
+	}
+}

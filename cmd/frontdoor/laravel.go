@@ -153,6 +153,14 @@ func applyLaravelApp(app *pusher.AppConfig, env laravelEnv) error {
 		}
 		app.AcceptClientEventsFrom = v
 	}
+	// Webhooks (Reverb has none): targets for the .env app, with optional filters.
+	if v, _, ok := env.get("FRONTDOOR_WEBHOOK_URL"); ok && v != "" {
+		events, _, _ := env.get("FRONTDOOR_WEBHOOK_EVENTS")
+		prefix, _, _ := env.get("FRONTDOOR_WEBHOOK_CHANNEL_PREFIX")
+		for _, u := range splitList(v) {
+			app.Webhooks = append(app.Webhooks, pusher.WebhookConfig{URL: u, Events: splitList(events), ChannelPrefix: prefix})
+		}
+	}
 	// Reverb keeps allowed_origins in config/reverb.php only; frontdoor reads a comma list.
 	for _, key := range []string{"REVERB_ALLOWED_ORIGINS", "FRONTDOOR_ALLOWED_ORIGINS"} {
 		if v, _, ok := env.get(key); ok && v != "" {

@@ -56,6 +56,13 @@ var (
 		"1 while this node reaches Redis (absent on a single node).", nil, nil)
 	clusterDroppedDesc = prometheus.NewDesc("frontdoor_cluster_dropped_messages_total",
 		"Messages for other nodes dropped because Redis was down or the queue was full.", nil, nil)
+
+	webhookBatchesDesc = prometheus.NewDesc("frontdoor_webhook_batches_sent_total",
+		"Webhook requests acknowledged with 2xx.", nil, nil)
+	webhookFailuresDesc = prometheus.NewDesc("frontdoor_webhook_attempts_failed_total",
+		"Webhook delivery attempts that failed (each retry counts).", nil, nil)
+	webhookDroppedDesc = prometheus.NewDesc("frontdoor_webhook_events_dropped_total",
+		"Webhook events given up on: queue full or retries exhausted.", nil, nil)
 )
 
 type clusterCollector struct{ srv *server }
@@ -63,9 +70,16 @@ type clusterCollector struct{ srv *server }
 func (c *clusterCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- clusterUpDesc
 	ch <- clusterDroppedDesc
+	ch <- webhookBatchesDesc
+	ch <- webhookFailuresDesc
+	ch <- webhookDroppedDesc
 }
 
 func (c *clusterCollector) Collect(ch chan<- prometheus.Metric) {
+	w := c.srv.pusher.WebhookStats()
+	ch <- prometheus.MustNewConstMetric(webhookBatchesDesc, prometheus.CounterValue, float64(w.Sent))
+	ch <- prometheus.MustNewConstMetric(webhookFailuresDesc, prometheus.CounterValue, float64(w.Failed))
+	ch <- prometheus.MustNewConstMetric(webhookDroppedDesc, prometheus.CounterValue, float64(w.Dropped))
 	b := c.srv.broker
 	if b == nil {
 		return

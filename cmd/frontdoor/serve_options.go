@@ -83,6 +83,15 @@ func serveOptions() []*option {
 			return nil
 		}},
 		{name: "max-connections", usage: "server-wide WebSocket connection cap, 0 = unlimited", apply: integer("max-connections", func(s *settings) *int { return &s.Pusher.MaxConnections })},
+		{name: "webhook", repeated: true, usage: "webhook `url` for the app (repeatable): http(s)://… or a path such as /pusher/webhook, delivered to PHP directly; every event", apply: func(s *settings, v []string) error {
+			app := s.primaryApp()
+			for _, x := range v {
+				for _, u := range splitList(x) {
+					app.Webhooks = append(app.Webhooks, pusher.WebhookConfig{URL: u})
+				}
+			}
+			return nil
+		}},
 		{name: "redis", usage: "Redis `URL` joining this node to others serving the same apps: redis://[user:password@]host:6379/0 or rediss://… (REVERB_SCALING_ENABLED + REDIS_*)", apply: str(func(s *settings) *string { return &s.Redis.URL })},
 		{name: "redis-prefix", usage: "`prefix` of every Redis key and channel, so deployments can share one Redis (default frontdoor)", apply: str(func(s *settings) *string { return &s.Redis.Prefix })},
 

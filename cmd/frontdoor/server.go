@@ -86,7 +86,7 @@ type server struct {
 	pusher   *pusher.Server
 	proxy    *proxy.Handler
 	broker   *redisbroker.Broker // nil on a single node; the pusher server closes it
-	tls      *fdtls.Manager // nil when TLS is off
+	tls      *fdtls.Manager      // nil when TLS is off
 	metrics  *metrics
 
 	listeners []boundListener
@@ -112,6 +112,11 @@ func newServer(s settings, log zerolog.Logger) (_ *server, err error) {
 	}()
 
 	pusherCfg := s.Pusher
+	// Webhooks to a path reach PHP through the front door in-process, as if from loopback.
+	pusherCfg.WebhookLocal = func(ctx *fasthttp.RequestCtx) { srv.proxy.ServeHTTP(ctx) }
+	if len(s.TLS.Domains) > 0 {
+		pusherCfg.WebhookHost = s.TLS.Domains[0]
+	}
 	if s.Redis.URL != "" {
 		if srv.broker, err = redisbroker.New(s.Redis, log.With().Str("component", "cluster").Logger()); err != nil {
 			return nil, err
