@@ -27,7 +27,7 @@ type stapler struct {
 	now    func() time.Time
 
 	mu     sync.Mutex
-	leaves map[string]*leafState // by issuer + serial
+	leaves map[*x509.Certificate]*leafState // by parsed leaf: autocert and Reload keep one per certificate
 }
 
 // leafState is what the stapler knows about one served leaf.
@@ -53,7 +53,7 @@ func newStapler(log zerolog.Logger) *stapler {
 		log:    log,
 		client: &http.Client{Timeout: ocspTimeout},
 		now:    time.Now,
-		leaves: map[string]*leafState{},
+		leaves: map[*x509.Certificate]*leafState{},
 	}
 }
 
@@ -65,16 +65,15 @@ func (s *stapler) staple(cert *cryptotls.Certificate) *cryptotls.Certificate {
 	if leaf == nil || len(leaf.OCSPServer) == 0 || len(cert.Certificate) < 2 {
 		return cert
 	}
-	key := string(leaf.RawIssuer) + string(leaf.SerialNumber.Bytes())
 	now := s.now()
 	s.mu.Lock()
-	st := s.leaves[key]
+	st := s.leaves[leaf]
 	if st == nil {
 		if len(s.leaves) >= ocspMaxLeaves {
 			s.pruneLocked(now)
 		}
 		st = &leafState{}
-		s.leaves[key] = st
+		s.leaves[leaf] = st
 	}
 	if !st.fetching && !now.Before(st.refreshAt) {
 		st.fetching = true
@@ -85,17 +84,18 @@ func (s *stapler) staple(cert *cryptotls.Certificate) *cryptotls.Certificate {
 		stapled = nil // expired: a client would reject the handshake over it
 	}
 	s.mu.Unlock()
-	if stapled == nil || !bytes.Equal(stapled.Certificate[0], cert.Certificate[0]) {
+	if stapled == nil {
 		return cert
 	}
 	return stapled
 }
 
-// pruneLocked forgets leaves that have expired (renewed certificates leave their old one behind).
+// pruneLocked forgets expired leaves (renewals and reloads leave their old one behind), then,
+// if that is not enough, the ones without a response.
 func (s *stapler) pruneLocked(now time.Time) {
-	for k, st := range s.leaves {
-		if st.stapled == nil || now.After(st.stapled.Leaf.NotAfter) {
-			delete(s.leaves, k)
+	for leaf, st := range s.leaves {
+		if now.After(leaf.NotAfter) || st.stapled == nil && !st.fetching {
+			delete(s.leaves, leaf)
 		}
 	}
 }
