@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -606,7 +607,20 @@ func TestSlowConsumerIsClosedOthersUnaffected(t *testing.T) {
 
 	payload := strings.Repeat("x", 60000)
 	const n = 250 // 15 MB offered: far over the slow socket's 256 KiB queue plus kernel buffers
+	// The server's memory stays bounded: what the stalled socket holds is its queue (256 KiB), not
+	// what was offered. Live heap after a GC, sampled while publishing, grows by far less than the
+	// 15 MB an unbounded queue would keep.
+	liveHeap := func() uint64 {
+		runtime.GC()
+		var m runtime.MemStats
+		runtime.ReadMemStats(&m)
+		return m.HeapAlloc
+	}
+	base, peak := liveHeap(), uint64(0)
 	for i := range n {
+		if i%25 == 24 {
+			peak = max(peak, liveHeap())
+		}
 		body := fmt.Sprintf(`{"name":"tick","channel":"feed","data":"%d %s"}`, i, payload)
 		if code, _ := ts.api(t, "POST", "/apps/app1/events", nil, body); code != 200 {
 			t.Fatalf("publish %d: %d", i, code)
@@ -615,6 +629,9 @@ func TestSlowConsumerIsClosedOthersUnaffected(t *testing.T) {
 		if !strings.HasPrefix(f.Data, fmt.Sprint(i)+" ") {
 			t.Fatalf("fast client: message %d out of order: %.20q", i, f.Data)
 		}
+	}
+	if growth := int64(peak) - int64(base); growth > 4<<20 {
+		t.Fatalf("live heap grew by %d bytes while a stalled socket was offered 15 MB: the queue is not bounded", growth)
 	}
 	// The slow socket is gone (4100); the fast one still works.
 	deadline = time.Now().Add(10 * time.Second)
