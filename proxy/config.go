@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -17,7 +18,8 @@ type Config struct {
 	FrontController string
 	// Upstreams are where the app runs, balanced round-robin with passive health:
 	// fastcgi://host:port or fastcgi:///path/to/php-fpm.sock (php-fpm, through the front
-	// controller under Root), or http://host:port (Octane, FrankenPHP, php artisan serve).
+	// controller under Root; add ?max_conns=N, N = pm.max_children, to keep every connection
+	// alive under full load), or http://host:port (Octane, FrankenPHP, php artisan serve).
 	// Empty means http://127.0.0.1:8000.
 	Upstreams []string
 	// MaxBody is the largest request body passed on (413 above it); zero means 64 MiB.
@@ -74,6 +76,8 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("upstream: invalid value %q: want fastcgi://host:port or fastcgi:///path/to/php-fpm.sock", u))
 		case p.Scheme == "fastcgi" && p.Host != "" && (p.Port() == "" || p.Path != "" && p.Path != "/"):
 			errs = append(errs, fmt.Errorf("upstream: invalid value %q: a TCP FastCGI address needs host:port and no path, e.g. fastcgi://127.0.0.1:9000", u))
+		case p.Scheme == "fastcgi" && !validFCGIQuery(p.Query()):
+			errs = append(errs, fmt.Errorf("upstream: invalid value %q: the only option is ?max_conns=N (N ≥ 1, php-fpm's pm.max_children)", u))
 		case p.Scheme == "fastcgi":
 		case p.Scheme != "http":
 			errs = append(errs, fmt.Errorf("upstream: invalid scheme in %q: want http://, or fastcgi:// for php-fpm", u))
@@ -91,4 +95,16 @@ func (c *Config) Validate() error {
 		errs = append(errs, errors.New("max_body and the upstream timeouts: must be ≥ 0"))
 	}
 	return errors.Join(errs...)
+}
+
+func validFCGIQuery(q url.Values) bool {
+	for k, v := range q {
+		if k != "max_conns" || len(v) != 1 {
+			return false
+		}
+		if n, err := strconv.Atoi(v[0]); err != nil || n < 1 {
+			return false
+		}
+	}
+	return true
 }

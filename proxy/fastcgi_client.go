@@ -46,12 +46,6 @@ const (
 )
 
 // fcgiUpstream is one php-fpm pool, over TCP or a unix socket.
-//
-// Connections are kept alive (FCGI_KEEP_CONN) and carry one request at a time. A kept
-// connection pins a php-fpm worker, so a pool holding idle connections while a new connection
-// waits in php-fpm's accept queue would starve it: while any freshly dialed connection still
-// waits for its first response byte, finished connections are closed instead of kept, which
-// hands their workers to the queue.
 type fcgiUpstream struct {
 	name    string
 	network string
@@ -61,78 +55,34 @@ type fcgiUpstream struct {
 	down    health
 	stderrs logLimiter
 
-	mu      sync.Mutex
-	idle    []*fcgiConn
-	pending int // dialed connections still waiting for their first response byte
-	closed  bool
-	stop    chan struct{}
+	pool
 }
 
 func newFCGIUpstream(raw string, cfg Config, log zerolog.Logger) *fcgiUpstream {
-	network, addr := fcgiAddr(raw)
-	u := &fcgiUpstream{name: raw, network: network, addr: addr, cfg: cfg, log: log, stop: make(chan struct{})}
+	network, addr, maxConns := fcgiAddr(raw)
+	u := &fcgiUpstream{name: raw, network: network, addr: addr, cfg: cfg, log: log}
+	u.pool.maxConns = maxConns
+	u.stop = make(chan struct{})
 	go u.reap()
 	return u
 }
 
-// fcgiAddr splits fastcgi://host:port and fastcgi:///path/to.sock.
-func fcgiAddr(raw string) (network, addr string) {
+// fcgiAddr splits fastcgi://host:port and fastcgi:///path/to.sock, with the optional
+// ?max_conns=N (see pool).
+func fcgiAddr(raw string) (network, addr string, maxConns int) {
 	p, err := url.Parse(raw)
 	if err != nil {
-		return "tcp", raw
+		return "tcp", raw, 0
 	}
+	maxConns, _ = strconv.Atoi(p.Query().Get("max_conns"))
 	if p.Host == "" {
-		return "unix", p.Path
+		return "unix", p.Path, maxConns
 	}
-	return "tcp", p.Host
+	return "tcp", p.Host, maxConns
 }
 
 func (u *fcgiUpstream) id() string    { return u.name }
 func (u *fcgiUpstream) healthy() bool { return u.down.healthy() }
-
-// close drops the idle connections and stops the reaper.
-func (u *fcgiUpstream) close() {
-	u.mu.Lock()
-	idle := u.idle
-	u.idle = nil
-	if !u.closed {
-		u.closed = true
-		close(u.stop)
-	}
-	u.mu.Unlock()
-	for _, c := range idle {
-		c.nc.Close()
-	}
-}
-
-// reap closes connections idle longer than fcgiIdleTimeout, giving their workers back.
-func (u *fcgiUpstream) reap() {
-	t := time.NewTicker(fcgiIdleTimeout / 2)
-	defer t.Stop()
-	for {
-		select {
-		case <-u.stop:
-			return
-		case now := <-t.C:
-			u.mu.Lock()
-			keep := u.idle[:0]
-			var stale []*fcgiConn
-			for _, c := range u.idle {
-				if now.Sub(c.lastUsed) > fcgiIdleTimeout {
-					stale = append(stale, c)
-				} else {
-					keep = append(keep, c)
-				}
-			}
-			clear(u.idle[len(keep):])
-			u.idle = keep
-			u.mu.Unlock()
-			for _, c := range stale {
-				c.nc.Close()
-			}
-		}
-	}
-}
 
 // fcgiConn is one connection to php-fpm.
 type fcgiConn struct {
@@ -142,69 +92,9 @@ type fcgiConn struct {
 	r        fcgiReader
 	reused   bool
 	fresh    bool // counted in u.pending
+	dead     bool // closed and no longer counted in u.open
 	lastUsed time.Time
 	reqID    string // of the request in flight, for stderr lines
-}
-
-// get returns an idle connection that is still open, or dials one.
-func (u *fcgiUpstream) get() (*fcgiConn, error) {
-	u.mu.Lock()
-	for len(u.idle) > 0 {
-		c := u.idle[len(u.idle)-1]
-		u.idle[len(u.idle)-1] = nil
-		u.idle = u.idle[:len(u.idle)-1]
-		u.mu.Unlock()
-		if time.Since(c.lastUsed) < fcgiIdleTimeout && alive(c.nc) {
-			c.reused = true
-			return c, nil
-		}
-		c.nc.Close()
-		u.mu.Lock()
-	}
-	u.pending++
-	u.mu.Unlock()
-	nc, err := net.DialTimeout(u.network, u.addr, u.cfg.ConnectTimeout)
-	if err != nil {
-		u.mu.Lock()
-		u.pending--
-		u.mu.Unlock()
-		return nil, err
-	}
-	c := &fcgiConn{u: u, nc: nc, fresh: true}
-	c.br = bufio.NewReaderSize(timeoutReader{nc, u.cfg.ReadTimeout}, fcgiReadBuffer)
-	return c, nil
-}
-
-// settle ends the connection's "waiting for a worker" state.
-func (c *fcgiConn) settle() {
-	if c.fresh {
-		c.fresh = false
-		c.u.mu.Lock()
-		c.u.pending--
-		c.u.mu.Unlock()
-	}
-}
-
-// put keeps a connection whose request completed, or closes it (see fcgiUpstream).
-func (c *fcgiConn) put() {
-	c.settle()
-	u := c.u
-	c.reqID = ""
-	c.lastUsed = time.Now()
-	u.mu.Lock()
-	if u.closed || u.pending > 0 || len(u.idle) >= fcgiMaxIdle || c.br.Buffered() > 0 {
-		u.mu.Unlock()
-		c.nc.Close()
-		return
-	}
-	u.idle = append(u.idle, c)
-	u.mu.Unlock()
-}
-
-// discard closes a connection left in an unknown state.
-func (c *fcgiConn) discard() {
-	c.settle()
-	c.nc.Close()
 }
 
 // write sends b within the write timeout.
@@ -398,6 +288,9 @@ func (u *fcgiUpstream) serve(ctx *fasthttp.RequestCtx, x *exchange) (string, err
 
 	for attempt := 0; ; attempt++ {
 		c, err := u.get()
+		if errors.Is(err, errPoolWait) {
+			return kindTimeout, err
+		}
 		if err != nil {
 			kind := kindConnect
 			if ne, ok := err.(net.Error); ok && ne.Timeout() {

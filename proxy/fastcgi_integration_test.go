@@ -165,6 +165,19 @@ func TestFastCGIWithPHPFPM(t *testing.T) {
 				}
 			})
 
+			t.Run("keeps_connections", func(t *testing.T) {
+				u := h.upstreams[0].(*fcgiUpstream)
+				before := u.dials.Load()
+				for range 20 {
+					if resp, b := do(t, mustReq(t, "GET", front+"/cookies", nil)); resp.StatusCode != 200 {
+						t.Fatalf("%d %q", resp.StatusCode, b)
+					}
+				}
+				if d := u.dials.Load() - before; d > 1 {
+					t.Errorf("%d connections dialed for 20 sequential requests", d)
+				}
+			})
+
 			t.Run("path_info", func(t *testing.T) {
 				resp, b := do(t, mustReq(t, "GET", front+"/index.php/foo/bar?x=1", nil))
 				s := decodeSaw(t, resp, b)
@@ -461,5 +474,45 @@ func TestFastCGIChunkedBodyLimit(t *testing.T) {
 	req = mustReq(t, "POST", front+"/upload", io.MultiReader(bytes.NewReader(make([]byte, 1<<20+5))))
 	if resp, b := do(t, req); resp.StatusCode != 200 || !strings.Contains(string(b), `"body_length":1048581`) {
 		t.Fatalf("%d %q", resp.StatusCode, b)
+	}
+}
+
+// TestFastCGIMaxConns: with max_conns = pm.max_children, 16 concurrent clients share 4 kept
+// connections: every request succeeds and no connection is dialed beyond the 4.
+func TestFastCGIMaxConns(t *testing.T) {
+	fpm := startPHPFPM(t, 4)
+	h, err := New(Config{Root: root(t), Upstreams: []string{fpm.tcpURL() + "?max_conns=4"}, ReadTimeout: 30 * time.Second}, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	front := serveFront(t, h)
+	var wg sync.WaitGroup
+	errs := make(chan error, 16*10)
+	for c := range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 10 {
+				resp, err := client.Get(fmt.Sprintf("%s/slow?ms=%d", front, (c+i)%3*5))
+				if err != nil {
+					errs <- err
+					return
+				}
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 200 || string(b) != "slow done" {
+					errs <- fmt.Errorf("%d %q", resp.StatusCode, b)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	u := h.upstreams[0].(*fcgiUpstream)
+	if d := u.dials.Load(); d > 4 {
+		t.Errorf("%d connections dialed for 160 requests, want at most 4", d)
 	}
 }

@@ -22,7 +22,10 @@ import (
 
 // startNginx runs nginx in the foreground with Laravel's canonical server block (as in
 // Laravel's deployment docs, minus the two add_header lines, which are the app's choice)
-// in front of the php-fpm unix socket, and returns its base URL.
+// in front of the php-fpm unix socket, and returns its base URL. No FastCGI keepalive, as in
+// that block: with "keepalive N" (and fastcgi_keep_conn) above php-fpm's worker count, idle
+// kept connections pin every worker and new requests wait out fastcgi_read_timeout (504);
+// frontdoor's pool avoids that by design.
 func startNginx(t testing.TB, root, fpmSock string, httpUpstream string) string {
 	t.Helper()
 	bin := requireBinary(t, "nginx", "/usr/sbin/nginx")
@@ -74,7 +77,6 @@ http {
     proxy_temp_path %[2]s/proxy;
     uwsgi_temp_path %[2]s/uwsgi;
     scgi_temp_path %[2]s/scgi;
-    upstream php { server unix:%[3]s; keepalive 8; }
     server {
         listen %[4]s;
         server_name _;
@@ -92,8 +94,7 @@ http {
         error_page 404 /index.php;
 
         location ~ ^/index\.php(/|$) {
-            fastcgi_pass php;
-            fastcgi_keep_conn on;
+            fastcgi_pass unix:%[3]s;
             fastcgi_param SCRIPT_FILENAME $realpath_root$fastcgi_script_name;
             include /etc/nginx/fastcgi_params;
             fastcgi_hide_header X-Powered-By;

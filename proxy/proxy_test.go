@@ -227,6 +227,8 @@ func TestValidate(t *testing.T) {
 		{Config{Upstreams: []string{"fastcgi://127.0.0.1:9000"}}, "root: required"},
 		{Config{Root: ".", Upstreams: []string{"fastcgi://127.0.0.1"}}, "needs host:port"},
 		{Config{Root: ".", Upstreams: []string{"fastcgi://"}}, `"fastcgi://"`},
+		{Config{Root: ".", Upstreams: []string{"fastcgi://127.0.0.1:9000?max_conns=0"}}, "max_conns"},
+		{Config{Root: ".", Upstreams: []string{"fastcgi:///run/php.sock?pool=x"}}, "max_conns"},
 		{Config{Upstreams: []string{"ftp://x"}}, `"ftp://x"`},
 		{Config{Root: "/nonexistent/public"}, "root"},
 	} {
@@ -237,7 +239,8 @@ func TestValidate(t *testing.T) {
 }
 
 func TestValidateAcceptsFastCGI(t *testing.T) {
-	for _, u := range []string{"fastcgi://127.0.0.1:9000", "fastcgi:///run/php/php8.2-fpm.sock", "http://127.0.0.1:8000"} {
+	for _, u := range []string{"fastcgi://127.0.0.1:9000", "fastcgi:///run/php/php8.2-fpm.sock", "http://127.0.0.1:8000",
+		"fastcgi:///run/php/php8.2-fpm.sock?max_conns=5"} {
 		c := Config{Root: ".", Upstreams: []string{u}}
 		if err := c.Validate(); err != nil {
 			t.Errorf("%s: %v", u, err)
