@@ -6,7 +6,10 @@ import (
 	"runtime"
 	"sync/atomic"
 	"testing"
+
 	"time"
+
+	"github.com/frontdoorhq/frontdoor/pusher/internal/memtest"
 )
 
 // BenchmarkParser feeds a stream of typical Pusher client messages (masked text frames) in
@@ -37,7 +40,7 @@ func BenchmarkParser(b *testing.B) {
 // clients share the machine's cores.
 func BenchmarkFanoutFlush(b *testing.B) {
 	const n = 1000
-	raiseNoFile(b, 3*n+200)
+	memtest.RaiseNoFile(b, 3*n+200)
 	s := startServer(b, Options{MaxQueueBytes: 64 << 20, MaxQueueFrames: 1 << 20}, nil)
 	frame := AppendFrame(nil, OpText, []byte(`{"event":"App\\Events\\Tick","channel":"ticks","data":"{\"n\":1}"}`))
 	conns := make([]*Conn, n)

@@ -1,0 +1,98 @@
+package pusher
+
+import (
+	"bufio"
+	"fmt"
+	"net"
+	"os"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/frontdoorhq/frontdoor/pusher/internal/memtest"
+)
+
+// TestIdleSubscribedMemory holds 10,000 idle sockets, each subscribed to one of 100 channels,
+// through the whole server (handshake, app, hub, subscriptions) and reports the server's memory
+// per socket. The figure is recorded in docs/benchmarks.md; the assertion only catches a gross
+// regression (twice DESIGN's first-step figure of 11 KB).
+//
+//	go test -run TestIdleSubscribedMemory -v ./pusher/
+func TestIdleSubscribedMemory(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: skips opening 10,000 WebSocket connections")
+	}
+	const n, warmN = 10000, 50
+	memtest.RaiseNoFile(t, n+warmN+500)
+	ts := startServer(t, oneApp())
+	app := ts.srv.appByID("app1")
+	subscribed := func(want int64) {
+		t.Helper()
+		deadline := time.Now().Add(2 * time.Minute)
+		for app.stats.subscriptions.Load() < want {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d of %d sockets subscribed", app.stats.subscriptions.Load(), want)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	// Warm the server (fasthttp worker pool, channel maps) before the baseline.
+	warm := memtest.StartChild(t, "TestSubscribedClientsHelper", "PUSHER_IDLE_ADDR="+ts.addr, "PUSHER_IDLE_N="+strconv.Itoa(warmN))
+	if err := warm.Ready(); err != nil {
+		t.Fatal(err)
+	}
+	subscribed(warmN)
+	heap0, stack0 := memtest.HeapStack()
+	rss0 := memtest.RSS(t)
+
+	clients := memtest.StartChild(t, "TestSubscribedClientsHelper", "PUSHER_IDLE_ADDR="+ts.addr, "PUSHER_IDLE_N="+strconv.Itoa(n))
+	if err := clients.Ready(); err != nil {
+		t.Fatal(err)
+	}
+	subscribed(warmN + n)
+	heap1, stack1 := memtest.HeapStack()
+	rss1 := memtest.RSS(t)
+	per := float64(heap1-heap0+stack1-stack0) / n
+	t.Logf("%d idle subscribed sockets, server side: HeapInuse %.0f B + StackInuse %.0f B = %.0f B/socket; RSS %.0f B/socket",
+		n, float64(heap1-heap0)/n, float64(stack1-stack0)/n, per, float64(rss1-rss0)/n)
+	if per > 22000 {
+		t.Fatalf("%.0f bytes per idle subscribed socket: more than twice DESIGN's 11 KB", per)
+	}
+}
+
+// TestSubscribedClientsHelper is the client process of TestIdleSubscribedMemory; it does
+// nothing in a normal run. Each connection completes the handshake, subscribes, and then idles.
+func TestSubscribedClientsHelper(t *testing.T) {
+	addr := os.Getenv("PUSHER_IDLE_ADDR")
+	if addr == "" {
+		t.Skip("helper process for TestIdleSubscribedMemory")
+	}
+	n, _ := strconv.Atoi(os.Getenv("PUSHER_IDLE_N"))
+	memtest.RaiseNoFile(t, uint64(n)+500)
+	conns := make([]net.Conn, 0, n)
+	br := bufio.NewReaderSize(nil, 512)
+	for i := range n {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(c, "GET /app/key1?protocol=7 HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+		br.Reset(c)
+		for { // the 101 response's header block
+			line, err := br.ReadString('\n')
+			if err != nil {
+				t.Fatal(err)
+			}
+			if line == "\r\n" {
+				break
+			}
+		}
+		sub := []byte(`{"event":"pusher:subscribe","data":{"channel":"room-` + strconv.Itoa(i%100) + `"}}`)
+		frame := append([]byte{0x81, 0x80 | byte(len(sub)), 0, 0, 0, 0}, sub...) // zero mask
+		if _, err := c.Write(frame); err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+	}
+	memtest.Hold(conns)
+}
