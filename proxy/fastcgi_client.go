@@ -41,8 +41,10 @@ const (
 	fcgiMaxHeader = 256 << 10
 	// fcgiMaxIdle bounds the idle connections kept per upstream.
 	fcgiMaxIdle = 64
-	// fcgiIdleTimeout closes a connection unused this long: each one pins a php-fpm worker.
-	fcgiIdleTimeout = 30 * time.Second
+	// fcgiIdleTimeout closes a connection unused this long: each one pins a php-fpm worker that
+	// another client of the same pool (a second frontdoor during a restart, cron through
+	// cgi-fcgi) may be waiting for. Short, because a new unix or loopback connection is cheap.
+	fcgiIdleTimeout = 2 * time.Second
 )
 
 // fcgiUpstream is one php-fpm pool, over TCP or a unix socket.

@@ -1,23 +1,26 @@
 package proxy
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
 	"mime"
 	"net"
-	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/rs/zerolog"
+	"github.com/valyala/fasthttp"
 )
 
 // startNginx runs nginx in the foreground with Laravel's canonical server block (as in
@@ -62,7 +65,7 @@ func startNginx(t testing.TB, root, fpmSock string, httpUpstream string) string 
     }`, httpUpstream)
 	}
 	conf := fmt.Sprintf(`%s
-worker_processes 1;
+worker_processes 2;
 pid %[2]s/nginx.pid;
 error_log %[2]s/error.log;
 events { worker_connections 4096; }
@@ -262,16 +265,26 @@ func TestSameAnswersAsNginx(t *testing.T) {
 	}
 }
 
-// benchmarkTarget drives GETs at url from b.RunParallel and reports requests/s and p99.
-func benchmarkTarget(b *testing.B, url string) {
-	tr := &http.Transport{MaxIdleConnsPerHost: 256, DisableCompression: true}
-	c := &http.Client{Transport: tr}
-	defer tr.CloseIdleConnections()
-	if resp, err := c.Get(url); err != nil || resp.StatusCode != 200 {
-		b.Fatalf("%s: %v %v", url, err, resp)
-	} else {
-		io.Copy(io.Discard, resp.Body)
-		resp.Body.Close()
+// benchmarkTarget drives GETs at target from b.RunParallel through a fasthttp client (a
+// lighter load generator than net/http, so the servers, not the client, are measured) and
+// reports requests/s and p99.
+func benchmarkTarget(b *testing.B, target string) {
+	u, err := url.Parse(target)
+	if err != nil {
+		b.Fatal(err)
+	}
+	c := &fasthttp.HostClient{Addr: u.Host, MaxConns: 1024}
+	defer c.CloseIdleConnections()
+	get := func() (int, error) {
+		req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+		defer fasthttp.ReleaseRequest(req)
+		defer fasthttp.ReleaseResponse(resp)
+		req.SetRequestURI(target)
+		err := c.Do(req, resp)
+		return resp.StatusCode(), err
+	}
+	if st, err := get(); err != nil || st != 200 {
+		b.Fatalf("%s: %d %v", target, st, err)
 	}
 	lat := make(chan []time.Duration, 512)
 	b.SetParallelism(8) // 8 × GOMAXPROCS concurrent clients
@@ -281,15 +294,9 @@ func benchmarkTarget(b *testing.B, url string) {
 		var mine []time.Duration
 		for pb.Next() {
 			t0 := time.Now()
-			resp, err := c.Get(url)
-			if err != nil {
-				b.Error(err)
-				return
-			}
-			io.Copy(io.Discard, resp.Body)
-			resp.Body.Close()
-			if resp.StatusCode != 200 {
-				b.Errorf("status %d", resp.StatusCode)
+			st, err := get()
+			if err != nil || st != 200 {
+				b.Errorf("%d %v", st, err)
 				return
 			}
 			mine = append(mine, time.Since(t0))
@@ -310,8 +317,9 @@ func benchmarkTarget(b *testing.B, url string) {
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "req/s")
 }
 
-// BenchmarkFrontdoorVsNginx compares frontdoor and Nginx (Laravel's server block) on the same
-// machine, same php-fpm pool, same files; the client shares the cores. Run:
+// BenchmarkFrontdoorVsNginx compares frontdoor and Nginx (Laravel's server block, 2 workers)
+// on the same machine, same php-fpm pool (4 workers), same files. frontdoor runs in its own
+// process like nginx (this test binary re-executed); the load generator shares the cores. Run:
 //
 //	go test -run XXX -bench FrontdoorVsNginx -benchtime 5s ./proxy/
 func BenchmarkFrontdoorVsNginx(b *testing.B) {
@@ -319,37 +327,89 @@ func BenchmarkFrontdoorVsNginx(b *testing.B) {
 	pub, _ := filepath.Abs("testdata/app/public")
 	upstream := startBenchUpstream(b)
 	ngx := startNginx(b, pub, fpm.sock, upstream)
-	h, err := New(Config{Root: pub, Upstreams: []string{fpm.unixURL()}}, zerolog.Nop())
-	if err != nil {
-		b.Fatal(err)
-	}
-	fd := serveFront(b, h)
-	hh, err := New(Config{Root: pub, Upstreams: []string{upstream}}, zerolog.Nop())
-	if err != nil {
-		b.Fatal(err)
-	}
-	fdHTTP := serveFront(b, hh)
-	for _, c := range []struct{ name, fd, ngx string }{
-		{"static", fd + "/app.css", ngx + "/app.css"},
-		{"fastcgi", fd + "/cookies", ngx + "/cookies"},
-		{"http_upstream", fdHTTP + "/http/x", ngx + "/http/x"},
+	fcgi := Config{Root: pub, Upstreams: []string{fpm.unixURL()}}
+	fcgiMax := Config{Root: pub, Upstreams: []string{fpm.unixURL() + "?max_conns=4"}}
+	httpUp := Config{Root: pub, Upstreams: []string{upstream}}
+	for _, c := range []struct {
+		name      string
+		cfg       Config
+		path, ngx string
+	}{
+		{"static", fcgi, "/app.css", "/app.css"},
+		{"fastcgi", fcgi, "/cookies", "/cookies"},
+		{"fastcgi_max_conns", fcgiMax, "/cookies", ""},
+		{"http_upstream", httpUp, "/http/x", "/http/x"},
 	} {
-		b.Run(c.name+"/frontdoor", func(b *testing.B) { benchmarkTarget(b, c.fd) })
-		b.Run(c.name+"/nginx", func(b *testing.B) { benchmarkTarget(b, c.ngx) })
+		// One frontdoor process at a time: kept FastCGI connections of an idle one would pin
+		// php-fpm workers the next one needs.
+		fd, stop := startFrontProcess(b, c.cfg)
+		b.Run(c.name+"/frontdoor", func(b *testing.B) { benchmarkTarget(b, fd+c.path) })
+		stop()
+		if c.ngx != "" {
+			b.Run(c.name+"/nginx", func(b *testing.B) { benchmarkTarget(b, ngx+c.ngx) })
+		}
 	}
 }
 
-// startBenchUpstream is a small net/http app server standing in for Octane.
+// startBenchUpstream is a small fasthttp app server standing in for Octane.
 func startBenchUpstream(b *testing.B) string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)
 	}
-	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/html; charset=UTF-8")
-		io.WriteString(w, "<!doctype html><p>hello from the app</p>\n")
-	})}
+	srv := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) {
+		ctx.SetContentType("text/html; charset=UTF-8")
+		ctx.SetBodyString("<!doctype html><p>hello from the app</p>\n")
+	}}
 	go srv.Serve(ln)
-	b.Cleanup(func() { srv.Close() })
+	b.Cleanup(func() { srv.Shutdown() })
 	return "http://" + ln.Addr().String()
+}
+
+// benchServeEnv makes the test binary serve a Config (JSON) instead of running tests.
+const benchServeEnv = "FRONTDOOR_PROXY_BENCH_SERVE"
+
+func TestMain(m *testing.M) {
+	if spec := os.Getenv(benchServeEnv); spec != "" {
+		var cfg Config
+		if err := json.Unmarshal([]byte(spec), &cfg); err != nil {
+			panic(err)
+		}
+		h, err := New(cfg, zerolog.Nop())
+		if err != nil {
+			panic(err)
+		}
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			panic(err)
+		}
+		fmt.Println(ln.Addr().String())
+		_ = frontServer(h.ServeHTTP).Serve(ln)
+		return
+	}
+	os.Exit(m.Run())
+}
+
+// startFrontProcess runs frontdoor's proxy with cfg in a child process and returns its URL and
+// a stop function.
+func startFrontProcess(b *testing.B, cfg Config) (string, func()) {
+	spec, _ := json.Marshal(cfg)
+	cmd := exec.Command(os.Args[0], "-test.run", "^$")
+	cmd.Env = append(os.Environ(), benchServeEnv+"="+string(spec))
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	var once sync.Once
+	stop := func() { once.Do(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }) }
+	b.Cleanup(stop)
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		b.Fatalf("frontdoor child: %v", err)
+	}
+	return "http://" + strings.TrimSpace(line), stop
 }
