@@ -5,6 +5,8 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
+	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -29,6 +31,7 @@ func (noObserver) ObserveUpstreamError(string, string)              {}
 // Handler serves every non-Pusher request.
 type Handler struct {
 	cfg       Config
+	root      *os.Root // Config.Root, opened once: static files never resolve outside it
 	log       zerolog.Logger
 	upstreams []backend
 	next      atomic.Uint64
@@ -87,6 +90,12 @@ func New(cfg Config, log zerolog.Logger) (*Handler, error) {
 		}
 	}
 	h := &Handler{cfg: cfg, log: log}
+	if cfg.Root != "" {
+		var err error
+		if h.root, err = os.OpenRoot(cfg.Root); err != nil {
+			return nil, fmt.Errorf("root: %w", err)
+		}
+	}
 	h.observer.Store(&observerBox{noObserver{}})
 	for _, u := range cfg.Upstreams {
 		if strings.HasPrefix(u, "fastcgi:") {
@@ -126,8 +135,11 @@ func (h *Handler) Ready(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// Close releases idle upstream connections.
+// Close releases idle upstream connections and the root directory.
 func (h *Handler) Close() error {
+	if h.root != nil {
+		h.root.Close()
+	}
 	for _, u := range h.upstreams {
 		u.close()
 	}
@@ -153,9 +165,11 @@ func (h *Handler) ServeHTTP(ctx *fasthttp.RequestCtx) {
 	case hiddenPath(x.path):
 		h.errorPage(ctx, fasthttp.StatusNotFound, "Not Found")
 	default:
-		if file, st := staticFile(h.cfg.Root, x.path); file != "" && (ctx.IsGet() || ctx.IsHead()) {
-			serveStatic(ctx, file, st, x.path)
-			break
+		if ctx.IsGet() || ctx.IsHead() {
+			if rel, f, st := staticFile(h.root, x.path); f != nil {
+				serveStatic(ctx, h.root, rel, f, st, x.path)
+				break
+			}
 		}
 		if cl := ctx.Request.Header.ContentLength(); int64(cl) > h.cfg.MaxBody {
 			h.errorPage(ctx, fasthttp.StatusRequestEntityTooLarge, "Request body too large")
@@ -179,9 +193,10 @@ func (h *Handler) ServeHTTP(ctx *fasthttp.RequestCtx) {
 		}
 	}
 	if !x.deferred {
-		n := int64(len(ctx.Response.Body()))
-		if ctx.Response.IsBodyStream() {
-			n = int64(ctx.Response.Header.ContentLength())
+		// Body() would read a body stream (a static file) into memory: ask the header instead.
+		n := int64(ctx.Response.Header.ContentLength())
+		if !ctx.Response.IsBodyStream() {
+			n = int64(len(ctx.Response.Body()))
 		}
 		x.finish(ctx.Response.StatusCode(), n)
 	}

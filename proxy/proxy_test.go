@@ -148,11 +148,23 @@ func TestSymlinkOutsideRootIsNotServed(t *testing.T) {
 	os.Mkdir(pub, 0o755)
 	os.WriteFile(filepath.Join(dir, "secret.txt"), []byte("outside"), 0o644)
 	os.Symlink(filepath.Join(dir, "secret.txt"), filepath.Join(pub, "link.txt"))
-	if f, _ := staticFile(pub, "/link.txt"); f != "" {
-		t.Fatalf("symlink out of root resolved to %s", f)
+	os.WriteFile(filepath.Join(pub, "in.txt"), []byte("inside"), 0o644)
+	os.Symlink("in.txt", filepath.Join(pub, "inlink.txt"))
+	r, err := os.OpenRoot(pub)
+	if err != nil {
+		t.Fatal(err)
 	}
-	if f, _ := staticFile(pub, "/a\x00b"); f != "" {
+	defer r.Close()
+	if rel, f, _ := staticFile(r, "/link.txt"); f != nil {
+		t.Fatalf("symlink out of root resolved to %s", rel)
+	}
+	if _, f, _ := staticFile(r, "/a\x00b"); f != nil {
 		t.Fatal("NUL accepted")
+	}
+	if _, f, _ := staticFile(r, "/inlink.txt"); f == nil {
+		t.Fatal("a symlink inside the root is a file like any other")
+	} else {
+		f.Close()
 	}
 }
 
@@ -252,14 +264,19 @@ func FuzzStaticFile(f *testing.F) {
 	for _, s := range []string{"/app.css", "/../.env", "/%2e%2e/x", "/.git/HEAD", "/a/../../b", "/index.php", "//etc/passwd"} {
 		f.Add(s)
 	}
-	pub, _ := filepath.Abs("testdata/app/public")
+	r, err := os.OpenRoot("testdata/app/public")
+	if err != nil {
+		f.Fatal(err)
+	}
+	defer r.Close()
 	f.Fuzz(func(t *testing.T, p string) {
-		file, _ := staticFile(pub, p)
-		if file == "" {
+		rel, file, _ := staticFile(r, p)
+		if file == nil {
 			return
 		}
-		if !strings.HasPrefix(file, pub+string(filepath.Separator)) || strings.HasSuffix(file, ".php") || strings.Contains(file, string(filepath.Separator)+".") {
-			t.Fatalf("%q resolved to %q", p, file)
+		file.Close()
+		if !filepath.IsLocal(rel) || strings.HasSuffix(strings.ToLower(rel), ".php") || strings.HasPrefix(rel, ".") || strings.Contains(rel, "/.") {
+			t.Fatalf("%q resolved to %q", p, rel)
 		}
 	})
 }

@@ -15,96 +15,103 @@ import (
 	"github.com/valyala/fasthttp"
 )
 
-// staticFile resolves a request path to a regular file under root, or "" when the request is not
-// for a static file (then it goes to PHP). It never resolves dotfiles other than /.well-known/,
-// PHP source, or anything that leaves root after cleaning or through a symlink.
-func staticFile(root, reqPath string) (string, os.FileInfo) {
-	if root == "" || strings.IndexByte(reqPath, 0) >= 0 {
-		return "", nil
+// staticFile opens the regular file a request path names under root, or returns nil when the
+// request is not for a static file (then it goes to PHP). It never opens dotfiles other than
+// /.well-known/, PHP source, or anything outside root: os.Root refuses ".." and symlinks that
+// leave it, at open time, so there is no window between a check and the open. rel is the
+// cleaned path relative to root.
+func staticFile(root *os.Root, reqPath string) (rel string, f *os.File, st os.FileInfo) {
+	if root == nil || strings.IndexByte(reqPath, 0) >= 0 {
+		return "", nil, nil
 	}
 	clean := path.Clean("/" + reqPath)
-	for _, seg := range strings.Split(clean, "/") {
-		if strings.HasPrefix(seg, ".") && seg != ".well-known" {
-			return "", nil
-		}
+	if hasDotSegment(clean) || hasSuffixFold(clean, ".php") {
+		return "", nil, nil
 	}
-	if strings.HasSuffix(strings.ToLower(clean), ".php") {
-		return "", nil
-	}
-	rel := strings.TrimPrefix(clean, "/")
+	rel = clean[1:]
 	if rel == "" || !filepath.IsLocal(rel) {
-		return "", nil
+		return "", nil, nil
 	}
-	full := filepath.Join(root, filepath.FromSlash(rel))
-	real, err := filepath.EvalSymlinks(full)
+	f, err := root.Open(rel)
 	if err != nil {
-		return "", nil
+		return "", nil, nil
 	}
-	realRoot, err := filepath.EvalSymlinks(root)
-	if err != nil || (real != realRoot && !strings.HasPrefix(real, realRoot+string(filepath.Separator))) {
-		return "", nil // a symlink that leaves the root
-	}
-	st, err := os.Stat(real)
+	st, err = f.Stat()
 	if err != nil || !st.Mode().IsRegular() {
-		return "", nil
+		f.Close()
+		return "", nil, nil
 	}
-	return real, st
+	return rel, f, st
 }
 
-// hiddenPath reports paths Nginx's Laravel block denies outright: dotfiles such as .env and .git.
-func hiddenPath(reqPath string) bool {
-	for _, seg := range strings.Split(path.Clean("/"+reqPath), "/") {
-		if strings.HasPrefix(seg, ".") && seg != ".well-known" {
+// hasDotSegment reports a path segment starting with "." other than .well-known (RFC 8615).
+func hasDotSegment(clean string) bool {
+	for i := 0; i < len(clean); i++ {
+		if clean[i] == '.' && (i == 0 || clean[i-1] == '/') && !strings.HasPrefix(clean[i:], ".well-known/") && clean[i:] != ".well-known" {
 			return true
 		}
 	}
 	return false
 }
 
+func hasSuffixFold(s, suffix string) bool {
+	return len(s) >= len(suffix) && strings.EqualFold(s[len(s)-len(suffix):], suffix)
+}
+
+// hiddenPath reports paths Nginx's Laravel block denies outright: dotfiles such as .env and .git.
+func hiddenPath(reqPath string) bool {
+	return hasDotSegment(path.Clean("/" + reqPath))
+}
+
 // serveStatic answers with the file: validators (ETag, Last-Modified, 304), a single Range,
 // precompressed .br/.gz siblings when the client accepts them, and immutable caching for Vite's
 // hashed build/assets/.
-func serveStatic(ctx *fasthttp.RequestCtx, file string, st os.FileInfo, reqPath string) {
-	etag := fmt.Sprintf(`"%x-%x"`, st.Size(), st.ModTime().UnixNano())
-	ctype := mime.TypeByExtension(filepath.Ext(file))
+func serveStatic(ctx *fasthttp.RequestCtx, root *os.Root, rel string, f *os.File, st os.FileInfo, reqPath string) {
+	var etagBuf [40]byte
+	etag := strconv.AppendInt(append(etagBuf[:0], '"'), st.Size(), 16)
+	etag = strconv.AppendInt(append(etag, '-'), st.ModTime().UnixNano(), 16)
+	etag = append(etag, '"')
+	ctype := mime.TypeByExtension(filepath.Ext(rel))
 	if ctype == "" {
 		ctype = "application/octet-stream"
 	}
 	h := &ctx.Response.Header
-	h.Set("ETag", etag)
-	h.Set("Last-Modified", st.ModTime().UTC().Format(http.TimeFormat))
+	h.SetBytesV("ETag", etag)
+	var lmBuf [32]byte
+	h.SetBytesV("Last-Modified", st.ModTime().UTC().AppendFormat(lmBuf[:0], http.TimeFormat))
 	h.Set("Accept-Ranges", "bytes")
 	h.SetContentType(ctype)
-	if strings.HasPrefix(path.Clean(reqPath), "/build/assets/") {
+	if strings.HasPrefix(rel, "build/assets/") {
 		h.Set("Cache-Control", "public, max-age=31536000, immutable")
 	}
-	if notModified(ctx, etag, st.ModTime()) {
+	if notModified(ctx, string(etag), st.ModTime()) {
+		f.Close()
 		ctx.SetStatusCode(fasthttp.StatusNotModified)
 		ctx.Response.SkipBody = true
 		return
 	}
 	// Precompressed siblings: app.js.br / app.js.gz beside app.js.
-	serveFile, size := file, st.Size()
-	if ctx.Request.Header.Peek("Range") == nil {
+	size := st.Size()
+	rangeHdr := ctx.Request.Header.Peek("Range")
+	if rangeHdr == nil {
 		ae := string(ctx.Request.Header.Peek("Accept-Encoding"))
 		for _, enc := range []struct{ token, ext string }{{"br", ".br"}, {"gzip", ".gz"}} {
-			if !acceptsEncoding(ae, enc.token) {
+			if ae == "" || !acceptsEncoding(ae, enc.token) {
 				continue
 			}
-			if cst, err := os.Stat(file + enc.ext); err == nil && cst.Mode().IsRegular() {
-				serveFile, size = file+enc.ext, cst.Size()
-				h.Set("Content-Encoding", enc.token)
-				break
+			if cf, err := root.Open(rel + enc.ext); err == nil {
+				if cst, err := cf.Stat(); err == nil && cst.Mode().IsRegular() {
+					f.Close()
+					f, size = cf, cst.Size()
+					h.Set("Content-Encoding", enc.token)
+					break
+				}
+				cf.Close()
 			}
 		}
 		h.Add("Vary", "Accept-Encoding")
 	}
-	f, err := os.Open(serveFile)
-	if err != nil {
-		ctx.Error("Not Found", fasthttp.StatusNotFound)
-		return
-	}
-	if start, end, ok := parseRange(string(ctx.Request.Header.Peek("Range")), size); ok {
+	if start, end, ok := parseRange(string(rangeHdr), size); ok {
 		if _, err := f.Seek(start, 0); err != nil {
 			f.Close()
 			ctx.Error("Range Not Satisfiable", fasthttp.StatusRequestedRangeNotSatisfiable)
@@ -114,7 +121,7 @@ func serveStatic(ctx *fasthttp.RequestCtx, file string, st os.FileInfo, reqPath 
 		ctx.SetStatusCode(fasthttp.StatusPartialContent)
 		ctx.SetBodyStream(limitedFile{io.LimitReader(f, end-start+1), f}, int(end-start+1))
 		return
-	} else if ctx.Request.Header.Peek("Range") != nil && start < 0 {
+	} else if rangeHdr != nil && start < 0 {
 		f.Close()
 		h.Set("Content-Range", fmt.Sprintf("bytes */%d", size))
 		ctx.Error("Range Not Satisfiable", fasthttp.StatusRequestedRangeNotSatisfiable)

@@ -1,0 +1,29 @@
+package proxy
+
+import (
+	"testing"
+
+	"github.com/rs/zerolog"
+	"github.com/valyala/fasthttp"
+)
+
+// BenchmarkServeStatic measures the handler alone on a static file (no network): path checks,
+// validators and opening the file.
+func BenchmarkServeStatic(b *testing.B) {
+	h, err := New(Config{Root: "testdata/app/public", Upstreams: []string{"http://127.0.0.1:1"}}, zerolog.Nop())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer h.Close()
+	var ctx fasthttp.RequestCtx
+	b.ReportAllocs()
+	for b.Loop() {
+		ctx.Request.Reset()
+		ctx.Response.Reset()
+		ctx.Request.SetRequestURI("/build/assets/app-abc123.js")
+		h.ServeHTTP(&ctx)
+		if ctx.Response.StatusCode() != 200 {
+			b.Fatal(ctx.Response.StatusCode())
+		}
+	}
+}
