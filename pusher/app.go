@@ -203,6 +203,7 @@ type App struct {
 
 	usersMu  sync.Mutex
 	signedIn map[string]map[*Socket]struct{} // user id → sockets signed in as that user (§7)
+	watchers map[string]map[*Socket]struct{} // user id → sockets watching that user (§7 watchlist)
 
 	stats appCounters
 }
@@ -245,26 +246,31 @@ func (a *App) originAllowed(origin string) bool {
 	return false
 }
 
-func (a *App) addSignedIn(user string, s *Socket) {
+// addSignedIn reports whether s is the user's first signed-in socket on this node.
+func (a *App) addSignedIn(user string, s *Socket) bool {
 	a.usersMu.Lock()
+	defer a.usersMu.Unlock()
 	m := a.signedIn[user]
 	if m == nil {
 		m = map[*Socket]struct{}{}
 		a.signedIn[user] = m
 	}
 	m[s] = struct{}{}
-	a.usersMu.Unlock()
+	return len(m) == 1
 }
 
-func (a *App) removeSignedIn(user string, s *Socket) {
+// removeSignedIn reports whether s was the user's last signed-in socket on this node.
+func (a *App) removeSignedIn(user string, s *Socket) bool {
 	a.usersMu.Lock()
+	defer a.usersMu.Unlock()
 	if m := a.signedIn[user]; m != nil {
 		delete(m, s)
 		if len(m) == 0 {
 			delete(a.signedIn, user)
+			return true
 		}
 	}
-	a.usersMu.Unlock()
+	return false
 }
 
 func (a *App) signedInSockets(user string) []*Socket {

@@ -28,6 +28,8 @@ type Broker interface {
 	Leave(ctx context.Context, m Membership) (last bool, err error)
 	// Members lists a presence channel's members on every node.
 	Members(ctx context.Context, app, channel string) ([]Member, error)
+	// Present reports, for each user, whether any node holds it in the channel.
+	Present(ctx context.Context, app, channel string, users []string) ([]bool, error)
 	// SetCache remembers a cache channel's last event for nodes that did not see it (§5.6).
 	SetCache(ctx context.Context, app, channel string, event []byte, ttl time.Duration) error
 	// Cache returns a cache channel's last event as stored by SetCache.

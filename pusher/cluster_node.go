@@ -13,7 +13,7 @@ import (
 // per subscriber: each receiving node frames the event once per channel and shares the bytes
 // among its own subscribers (DESIGN "Encode once, write many").
 type busMsg struct {
-	T        string          `json:"t"` // event, added, removed, terminate
+	T        string          `json:"t"` // event, added, removed, terminate, online, offline
 	App      string          `json:"app"`
 	Name     string          `json:"name,omitempty"`
 	Channels []string        `json:"channels,omitempty"`
@@ -80,6 +80,8 @@ func (s *Server) Deliver(raw []byte) {
 		}
 	case "terminate":
 		app.terminate(m.User)
+	case "online", "offline":
+		app.notifyWatchers(m.User, m.T == "online")
 	}
 }
 
@@ -177,6 +179,9 @@ func (s *Server) Reconnected(lost []Membership, reaped bool) {
 		for _, m := range s.webhookRegistrations(app) {
 			regs = append(regs, reg{m: m})
 		}
+		for _, m := range app.onlineRegistrations() {
+			regs = append(regs, reg{m: m})
+		}
 	}
 	for _, m := range s.pendingRegistrations() {
 		regs = append(regs, reg{m: m})
@@ -228,6 +233,11 @@ func (s *Server) MembersGone(ms []Membership) {
 func (s *Server) memberGone(m Membership) {
 	app := s.appByID(m.App)
 	if app == nil || s.webhookGone(app, m) {
+		return
+	}
+	if m.Channel == onlinePrefix { // a dead node's signed-in user, on no other node: offline
+		app.notifyWatchers(m.User, false)
+		s.broadcast(&busMsg{T: "offline", App: m.App, User: m.User})
 		return
 	}
 	if ch := app.hub.lookup(m.Channel); ch != nil && !ch.hasMember(m.User) {

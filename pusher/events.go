@@ -313,10 +313,15 @@ func (s *Socket) handleSignin(raw json.RawMessage) {
 	first := s.user == ""
 	s.user, s.authorized = id, true
 	s.mu.Unlock()
-	if first {
-		s.app.addSignedIn(id, s)
+	if first && s.app.addSignedIn(id, s) {
+		s.srv.userOnline(s.app, id)
 	}
 	s.send(eventFrame("pusher:signin_success", "", `{"user_data":`+string(appendJSONString(nil, userData))+`}`, ""))
+	if first {
+		if ids := parseWatchlist(userData); len(ids) > 0 {
+			s.startWatching(ids)
+		}
+	}
 }
 
 // allowClientEvent takes one token from the socket's bucket: rate per second, burst rate (§6).

@@ -646,3 +646,61 @@ func TestSlowConsumerIsClosedOthersUnaffected(t *testing.T) {
 	}
 	fast.expectNothing()
 }
+
+// signin signs c in as userData's user and returns the frame after signin_success.
+func (c *client) signin(userData string) {
+	c.t.Helper()
+	msg, _ := json.Marshal(map[string]any{"event": "pusher:signin", "data": map[string]string{
+		"auth": UserAuth("key1", "secret1", c.socketID, userData), "user_data": userData}})
+	c.send(string(msg))
+	if f := c.read(); f.Event != "pusher:signin_success" {
+		c.t.Fatalf("signin: %+v", f)
+	}
+}
+
+// Watchlist (§7): the current state on sign-in, then online/offline as watched users' sockets
+// sign in and the last one closes; over 100 ids, 4302 after signin_success.
+func TestWatchlist(t *testing.T) {
+	ts := startServer(t, oneApp())
+	bob := ts.connect(t, "key1")
+	bob.signin(`{"id":"2"}`)
+	ann := ts.connect(t, "key1")
+	ann.signin(`{"id":"1","watchlist":["2","3",4]}`)
+	if f := ann.read(); f.Event != "pusher_internal:watchlist_events" || f.Data != `{"events":[{"name":"online","user_ids":["2"]},{"name":"offline","user_ids":["3","4"]}]}` {
+		t.Fatalf("initial state %+v", f)
+	}
+	carl := ts.connect(t, "key1")
+	carl.signin(`{"id":"3"}`)
+	if f := ann.read(); f.Data != `{"events":[{"name":"online","user_ids":["3"]}]}` {
+		t.Fatalf("online %+v", f)
+	}
+	carl2 := ts.connect(t, "key1") // a second tab: already online, nothing to say
+	carl2.signin(`{"id":"3"}`)
+	ann.expectNothing()
+	carl.c.Close()
+	ann.expectNothing()
+	carl2.c.Close()
+	if f := ann.read(); f.Data != `{"events":[{"name":"offline","user_ids":["3"]}]}` {
+		t.Fatalf("offline %+v", f)
+	}
+
+	ids := make([]string, 101)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("%q", fmt.Sprint("u", i))
+	}
+	dan := ts.connect(t, "key1")
+	dan.signin(`{"id":"9","watchlist":[` + strings.Join(ids, ",") + `]}`)
+	f := dan.read()
+	var w struct {
+		Events []struct {
+			Name    string   `json:"name"`
+			UserIDs []string `json:"user_ids"`
+		} `json:"events"`
+	}
+	if f.Event != "pusher_internal:watchlist_events" || json.Unmarshal([]byte(f.Data), &w) != nil || len(w.Events) != 1 || len(w.Events[0].UserIDs) != 100 {
+		t.Fatalf("capped watchlist %+v", f)
+	}
+	if code := errorCode(t, dan.read()); code != float64(4302) {
+		t.Fatalf("want 4302, got %v", code)
+	}
+}

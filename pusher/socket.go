@@ -28,6 +28,7 @@ type Socket struct {
 	mu         sync.Mutex
 	subs       map[string]string // channel → presence user id ("" for other kinds)
 	user       string            // signed-in user id (§7), "" when not signed in
+	watching   []string          // user ids of the signed-in watchlist (§7)
 	authorized bool              // signed in or joined a private/presence channel
 	closed     bool
 	tokens     float64 // client-event token bucket (§6)
@@ -115,14 +116,17 @@ func (s *Socket) OnClose(code int, reason string) {
 	s.closed = true
 	subs := s.subs
 	s.subs = map[string]string{}
-	user := s.user
+	user, watching := s.user, s.watching
 	s.mu.Unlock()
 
 	for name, uid := range subs {
 		s.leave(name, uid)
 	}
-	if user != "" {
-		s.app.removeSignedIn(user, s)
+	if len(watching) > 0 {
+		s.stopWatching(watching)
+	}
+	if user != "" && s.app.removeSignedIn(user, s) {
+		s.srv.userOffline(s.app, user)
 	}
 	s.app.sockets.Delete(s)
 	s.srv.byID.Delete(s.id)

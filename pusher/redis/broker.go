@@ -377,6 +377,23 @@ func (b *Broker) Members(ctx context.Context, app, channel string) ([]pusher.Mem
 	return out, nil
 }
 
+// Present implements pusher.Broker.
+func (b *Broker) Present(ctx context.Context, app, channel string, users []string) ([]bool, error) {
+	if err := b.Healthy(); err != nil {
+		return nil, err
+	}
+	vals, err := b.rdb.HMGet(ctx, b.channelKey("pm", app, channel), users...).Result()
+	if err != nil {
+		b.setHealth(err)
+		return nil, err
+	}
+	out := make([]bool, len(users))
+	for i, v := range vals {
+		out[i] = v != nil
+	}
+	return out, nil
+}
+
 // SetCache implements pusher.Broker.
 func (b *Broker) SetCache(ctx context.Context, app, channel string, event []byte, ttl time.Duration) error {
 	if err := b.Healthy(); err != nil {

@@ -392,3 +392,56 @@ func TestWebhooksOncePerClusterTransition(t *testing.T) {
 	h.waitFor(t, "channel_occupied orders", "channel_occupied presence-room", "member_added presence-room 1", "channel_vacated orders",
 		"member_removed presence-room 1", "channel_vacated presence-room")
 }
+
+func (c *client) signin(userData string) {
+	c.t.Helper()
+	c.send(map[string]any{"event": "pusher:signin", "data": map[string]string{
+		"auth": pusher.UserAuth(appKey, secret, c.socketID, userData), "user_data": userData}})
+	c.expect("pusher:signin_success", "")
+}
+
+// TestWatchlistAcrossNodes: a user is online while signed in on any node; a watcher on another
+// node hears each cluster-wide change once, including a dead node's users going offline.
+func TestWatchlistAcrossNodes(t *testing.T) {
+	r := startRedis(t)
+	n1, n2 := startNode(t, r.url()), startNode(t, r.url())
+	bob := n2.connect()
+	bob.signin(`{"id":"2"}`)
+	ann := n1.connect()
+	ann.signin(`{"id":"1","watchlist":["2","3"]}`)
+	if f := ann.expect("pusher_internal:watchlist_events", ""); f.Data != `{"events":[{"name":"online","user_ids":["2"]},{"name":"offline","user_ids":["3"]}]}` {
+		t.Fatalf("initial state %q", f.Data)
+	}
+	carl := n2.connect()
+	carl.signin(`{"id":"3"}`)
+	if f := ann.expect("pusher_internal:watchlist_events", ""); f.Data != `{"events":[{"name":"online","user_ids":["3"]}]}` {
+		t.Fatalf("online %q", f.Data)
+	}
+	carlOn1 := n1.connect() // Carl's second tab on the other node: already online
+	carlOn1.signin(`{"id":"3"}`)
+	carlOn1.c.Close()
+	sync := barrier(n2, n1)
+	sync()
+	ann.expectNothing()
+
+	n2.crash() // Bob and Carl were only on n2
+	got := map[string]bool{}
+	for len(got) < 2 {
+		f := ann.expect("pusher_internal:watchlist_events", "")
+		var w struct {
+			Events []struct {
+				Name    string   `json:"name"`
+				UserIDs []string `json:"user_ids"`
+			} `json:"events"`
+		}
+		if json.Unmarshal([]byte(f.Data), &w) != nil || len(w.Events) != 1 || w.Events[0].Name != "offline" {
+			t.Fatalf("after node death %q", f.Data)
+		}
+		for _, id := range w.Events[0].UserIDs {
+			got[id] = true
+		}
+	}
+	if !got["2"] || !got["3"] {
+		t.Fatalf("offline users %v", got)
+	}
+}

@@ -27,7 +27,7 @@ import (
 
 // redisServer is a real redis-server on a loopback port, started and stopped by the test.
 type redisServer struct {
-	t    *testing.T
+	t    testing.TB
 	port int
 	dir  string
 	cmd  *exec.Cmd
@@ -35,7 +35,7 @@ type redisServer struct {
 
 func (r *redisServer) url() string { return "redis://127.0.0.1:" + strconv.Itoa(r.port) + "/0" }
 
-func startRedis(t *testing.T) *redisServer {
+func startRedis(t testing.TB) *redisServer {
 	t.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
@@ -84,7 +84,7 @@ func (r *redisServer) stop() {
 }
 
 // eventually polls cond until it holds or the time is up.
-func eventually(t *testing.T, within time.Duration, what string, cond func() bool) {
+func eventually(t testing.TB, within time.Duration, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(within)
 	for !cond() {
@@ -104,14 +104,14 @@ const (
 // node is one frontdoor node: a pusher.Server with a Redis broker behind a real fasthttp
 // listener on loopback, routed as cmd/frontdoor routes it.
 type node struct {
-	t      *testing.T
+	t      testing.TB
 	srv    *pusher.Server
 	broker *Broker
 	addr   string
 	ln     net.Listener
 }
 
-func startNode(t *testing.T, redisURL string, mod ...func(*pusher.AppConfig)) *node {
+func startNode(t testing.TB, redisURL string, mod ...func(*pusher.AppConfig)) *node {
 	t.Helper()
 	b, err := New(Config{URL: redisURL, Prefix: "test", Heartbeat: 200 * time.Millisecond}, zerolog.Nop())
 	if err != nil {
@@ -169,7 +169,7 @@ func (n *node) crash() {
 }
 
 type client struct {
-	t        *testing.T
+	t        testing.TB
 	c        *websocket.Conn
 	socketID string
 }

@@ -1,0 +1,202 @@
+package pusher
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+)
+
+// Watchlists (§7): a socket that signs in with user_data.watchlist is told which of those users
+// are online now, then each time one comes online or goes offline. A user is online while at
+// least one of their sockets is signed in, anywhere in the cluster: with a broker, "online" is a
+// registration under onlinePrefix, so the broker's first/last answers say when it changes and a
+// dead node's users go offline with it.
+const (
+	onlinePrefix      = "#online:"
+	maxWatchlist      = 100 // Pusher's limit (§8.7); beyond it 4302 after signin_success
+	watchlistTooLarge = 4302
+)
+
+// parseWatchlist reads user_data.watchlist: ids as strings (numbers accepted, as for user_id).
+func parseWatchlist(userData string) []string {
+	var u struct {
+		Watchlist []json.RawMessage `json:"watchlist"`
+	}
+	if json.Unmarshal([]byte(userData), &u) != nil {
+		return nil
+	}
+	out := make([]string, 0, len(u.Watchlist))
+	for _, raw := range u.Watchlist {
+		var id string
+		if json.Unmarshal(raw, &id) != nil {
+			id = strings.TrimSpace(string(raw))
+			if id == "" || !(id[0] == '-' || id[0] >= '0' && id[0] <= '9') {
+				continue
+			}
+		}
+		if id != "" {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+// watchlistFrame is pusher_internal:watchlist_events with the non-empty groups.
+func watchlistFrame(online, offline []string) []byte {
+	type group struct {
+		Name    string   `json:"name"`
+		UserIDs []string `json:"user_ids"`
+	}
+	var events []group
+	if len(online) > 0 {
+		events = append(events, group{"online", online})
+	}
+	if len(offline) > 0 {
+		events = append(events, group{"offline", offline})
+	}
+	b, _ := json.Marshal(struct {
+		Events []group `json:"events"`
+	}{events})
+	return eventFrame("pusher_internal:watchlist_events", "", string(b), "")
+}
+
+// startWatching registers s as a watcher of ids and sends it their current state.
+func (s *Socket) startWatching(ids []string) {
+	if len(ids) > maxWatchlist {
+		ids = ids[:maxWatchlist]
+		defer s.sendError(watchlistTooLarge, "Watchlist over 100 user ids: only the first 100 are watched")
+	}
+	// Registered under s.mu, which OnClose takes to mark the socket closed: either this sees the
+	// socket closed, or OnClose sees s.watching and unregisters it.
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return
+	}
+	s.watching = ids
+	app := s.app
+	app.usersMu.Lock()
+	if app.watchers == nil {
+		app.watchers = map[string]map[*Socket]struct{}{}
+	}
+	online := make([]bool, len(ids))
+	for i, id := range ids {
+		w := app.watchers[id]
+		if w == nil {
+			w = map[*Socket]struct{}{}
+			app.watchers[id] = w
+		}
+		w[s] = struct{}{}
+		online[i] = len(app.signedIn[id]) > 0
+	}
+	app.usersMu.Unlock()
+	s.mu.Unlock()
+	if b := s.srv.broker; b != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), clusterTimeout)
+		remote, err := b.Present(ctx, app.config().ID, onlinePrefix, ids)
+		cancel()
+		if err != nil {
+			s.srv.clusterError(err)
+		}
+		for i := range remote {
+			online[i] = online[i] || remote[i]
+		}
+	}
+	var on, off []string
+	for i, id := range ids {
+		if online[i] {
+			on = append(on, id)
+		} else {
+			off = append(off, id)
+		}
+	}
+	s.send(watchlistFrame(on, off))
+}
+
+// stopWatching unregisters a closing socket.
+func (s *Socket) stopWatching(ids []string) {
+	a := s.app
+	a.usersMu.Lock()
+	for _, id := range ids {
+		if w := a.watchers[id]; w != nil {
+			delete(w, s)
+			if len(w) == 0 {
+				delete(a.watchers, id)
+			}
+		}
+	}
+	a.usersMu.Unlock()
+}
+
+// notifyWatchers tells this node's watchers of user that it came online or went offline.
+func (a *App) notifyWatchers(user string, online bool) {
+	a.usersMu.Lock()
+	w := make([]*Socket, 0, len(a.watchers[user]))
+	for s := range a.watchers[user] {
+		w = append(w, s)
+	}
+	a.usersMu.Unlock()
+	if len(w) == 0 {
+		return
+	}
+	var frame []byte
+	if online {
+		frame = watchlistFrame([]string{user}, nil)
+	} else {
+		frame = watchlistFrame(nil, []string{user})
+	}
+	for _, s := range w {
+		s.send(frame)
+	}
+}
+
+// userOnline is called when a user's first socket on this node signed in.
+func (s *Server) userOnline(app *App, user string) {
+	if !s.onlineTransition(app, user, true) {
+		return
+	}
+	app.notifyWatchers(user, true)
+	s.broadcast(&busMsg{T: "online", App: app.config().ID, User: user})
+}
+
+// userOffline is called when a user's last signed-in socket on this node closed.
+func (s *Server) userOffline(app *App, user string) {
+	if !s.onlineTransition(app, user, false) {
+		return
+	}
+	app.notifyWatchers(user, false)
+	s.broadcast(&busMsg{T: "offline", App: app.config().ID, User: user})
+}
+
+// onlineTransition reports whether this node's change is the cluster's.
+func (s *Server) onlineTransition(app *App, user string, up bool) bool {
+	if s.broker == nil {
+		return true
+	}
+	m := registration(app, onlinePrefix, "", user)
+	ctx, cancel := context.WithTimeout(context.Background(), clusterTimeout)
+	defer cancel()
+	var changed bool
+	var err error
+	if up {
+		changed, err = s.broker.Join(ctx, m)
+	} else {
+		changed, err = s.broker.Leave(ctx, m)
+	}
+	if err != nil {
+		s.clusterError(err)
+		return true
+	}
+	return changed
+}
+
+// onlineRegistrations are this node's signed-in users, for Reconnected to restore.
+func (a *App) onlineRegistrations() []Membership {
+	a.usersMu.Lock()
+	defer a.usersMu.Unlock()
+	out := make([]Membership, 0, len(a.signedIn))
+	for user := range a.signedIn {
+		out = append(out, registration(a, onlinePrefix, "", user))
+	}
+	return out
+}
