@@ -289,7 +289,7 @@ func (u *fcgiUpstream) serve(ctx *fasthttp.RequestCtx, x *exchange) (string, err
 	*pp = pairs
 
 	for attempt := 0; ; attempt++ {
-		c, err := u.get()
+		c, err := u.get(inline && attempt == 0)
 		if errors.Is(err, errPoolWait) {
 			return kindTimeout, err
 		}

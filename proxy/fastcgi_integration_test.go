@@ -516,3 +516,40 @@ func TestFastCGIMaxConns(t *testing.T) {
 		t.Errorf("%d connections dialed for 160 requests, want at most 4", d)
 	}
 }
+
+// TestFastCGIWorkerRecycling: php-fpm closes a kept connection when its worker exits
+// (pm.max_requests; 1 here, so every connection dies after one request). A request that can go
+// again is retried on a fresh connection; one with a streamed body cannot, so the pool checks a
+// kept connection is still open before using it.
+func TestFastCGIWorkerRecycling(t *testing.T) {
+	fpm := startPHPFPM(t, 2, "pm.max_requests = 1")
+	h, err := New(Config{Root: root(t), Upstreams: []string{fpm.unixURL()}}, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	front := serveFront(t, h)
+	u := h.upstreams[0].(*fcgiUpstream)
+	body := bytes.Repeat([]byte("z"), 200<<10) // over fcgiInlineStdin: streamed, not replayable
+	for i := range 10 {
+		if resp, b := do(t, mustReq(t, "GET", front+"/cookies", nil)); resp.StatusCode != 200 {
+			t.Fatalf("GET %d: %d %q", i, resp.StatusCode, b)
+		}
+		// Wait until php-fpm has closed the kept connection, so the POST meets a closed one.
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			u.mu.Lock()
+			closed := len(u.idle) == 0 || !alive(u.idle[len(u.idle)-1].nc)
+			u.mu.Unlock()
+			if closed {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("php-fpm kept the connection of a recycled worker open")
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		if resp, b := do(t, mustReq(t, "POST", front+"/upload", bytes.NewReader(body))); resp.StatusCode != 200 || !strings.Contains(string(b), `"body_length":204800`) {
+			t.Fatalf("POST %d: %d %q", i, resp.StatusCode, b)
+		}
+	}
+}

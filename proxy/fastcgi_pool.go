@@ -47,8 +47,9 @@ func (poolTimeout) Timeout() bool   { return true }
 func (poolTimeout) Temporary() bool { return true }
 
 // get returns an idle connection that is still open, or dials one, or under max_conns waits
-// for one.
-func (u *fcgiUpstream) get() (*fcgiConn, error) {
+// for one. replayable says the request can go again whole if a kept connection turns out
+// closed: then a connection used within the last second skips the liveness syscall.
+func (u *fcgiUpstream) get(replayable bool) (*fcgiConn, error) {
 	u.mu.Lock()
 	for {
 		if n := len(u.idle); n > 0 {
@@ -56,7 +57,8 @@ func (u *fcgiUpstream) get() (*fcgiConn, error) {
 			u.idle[n-1] = nil
 			u.idle = u.idle[:n-1]
 			u.mu.Unlock()
-			if time.Since(c.lastUsed) < fcgiIdleTimeout && alive(c.nc) {
+			idle := time.Since(c.lastUsed)
+			if idle < fcgiIdleTimeout && (replayable && idle < time.Second || alive(c.nc)) {
 				c.reused = true
 				return c, nil
 			}

@@ -231,8 +231,20 @@ func (h *Handler) errorPage(ctx *fasthttp.RequestCtx, status int, msg string) {
 	ctx.SetBodyString("<!doctype html><title>" + msg + "</title><h1>" + msg + "</h1><p>Request id: " + id + "</p>\n")
 }
 
+// Request ids are a random per-process prefix and a counter: unique across processes and
+// restarts without a getrandom call per request. They identify, they do not authorize.
+var (
+	requestIDPrefix = func() (p [6]byte) { _, _ = rand.Read(p[:]); return p }()
+	requestIDSeq    atomic.Uint64
+)
+
 func newRequestID() string {
 	var b [12]byte
-	_, _ = rand.Read(b[:])
+	copy(b[:6], requestIDPrefix[:])
+	n := requestIDSeq.Add(1)
+	for i := 11; i >= 6; i-- {
+		b[i] = byte(n)
+		n >>= 8
+	}
 	return hex.EncodeToString(b[:])
 }

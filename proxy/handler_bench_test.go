@@ -27,3 +27,27 @@ func BenchmarkServeStatic(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkServeFastCGI measures the handler on a small PHP page through real php-fpm over the
+// unix socket (no network in front): params, one kept connection, header parsing.
+func BenchmarkServeFastCGI(b *testing.B) {
+	fpm := startPHPFPM(b, 2)
+	h, err := New(Config{Root: "testdata/app/public", Upstreams: []string{fpm.unixURL()}}, zerolog.Nop())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer h.Close()
+	var ctx fasthttp.RequestCtx
+	b.ReportAllocs()
+	for b.Loop() {
+		ctx.Request.Reset()
+		ctx.Response.Reset()
+		ctx.Request.SetRequestURI("/cookies")
+		ctx.Request.Header.Set("Accept", "text/html")
+		ctx.Request.Header.Set("User-Agent", "bench")
+		h.ServeHTTP(&ctx)
+		if ctx.Response.StatusCode() != 200 {
+			b.Fatal(ctx.Response.StatusCode())
+		}
+	}
+}

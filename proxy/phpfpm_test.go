@@ -80,7 +80,7 @@ func (l *lockedBuffer) String() string {
 
 // startPHPFPM starts php-fpm8.2 in the foreground from a config written here: two static pools
 // (unix socket and 127.0.0.1), output_buffering off so flush() reaches us, uploads up to 64 MiB.
-func startPHPFPM(t testing.TB, workers int) *phpFPM {
+func startPHPFPM(t testing.TB, workers int, poolLines ...string) *phpFPM {
 	t.Helper()
 	bin := requireBinary(t, "php-fpm8.2", "/usr/sbin/php-fpm8.2", "php-fpm")
 	// Unix socket paths must stay under 108 bytes: a short temp dir, not t.TempDir().
@@ -111,7 +111,8 @@ php_admin_value[post_max_size] = 64M
 php_admin_value[max_execution_time] = 60
 php_admin_value[log_errors] = On
 php_admin_flag[display_errors] = off
-`, name, listen, workers)
+%s
+`, name, listen, workers, strings.Join(poolLines, "\n"))
 	}
 	conf := "[global]\npid = php-fpm.pid\nerror_log = php-fpm.log\n" + pool("unix", sock) + pool("tcp", tcp)
 	confPath := filepath.Join(dir, "php-fpm.conf")
