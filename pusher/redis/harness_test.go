@@ -113,7 +113,9 @@ type node struct {
 
 func startNode(t testing.TB, redisURL string, mod ...func(*pusher.AppConfig)) *node {
 	t.Helper()
-	b, err := New(Config{URL: redisURL, Prefix: "test", Heartbeat: 200 * time.Millisecond}, zerolog.Nop())
+	// 500 ms heartbeats: a node is declared dead after 1.5 s of silence, short for the tests yet
+	// long enough that a loaded CI machine does not starve a live node into a false death.
+	b, err := New(Config{URL: redisURL, Prefix: "test", Heartbeat: 500 * time.Millisecond}, zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)
 	}
