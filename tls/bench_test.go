@@ -73,6 +73,7 @@ func benchHandshakes(b *testing.B, prefix string, s *benchServer) {
 		b.Run(prefix+v.name+"/ECDSA-P256", func(b *testing.B) {
 			cfg := &cryptotls.Config{ServerName: "bench.frontdoor.test", RootCAs: s.roots, MinVersion: v.version, MaxVersion: v.version,
 				ClientSessionCache: nil, NextProtos: []string{"http/1.1"}}
+			b.SetParallelism(benchParallelism)
 			start := time.Now()
 			b.RunParallel(func(pb *testing.PB) {
 				buf := make([]byte, 512)
@@ -82,7 +83,7 @@ func benchHandshakes(b *testing.B, prefix string, s *benchServer) {
 						b.Error(err)
 						return
 					}
-					c.Write([]byte("GET / HTTP/1.1\r\nHost: bench.frontdoor.test\r\nConnection: close\r\n\r\n"))
+					c.Write([]byte("GET /body=2B HTTP/1.1\r\nHost: bench.frontdoor.test\r\nConnection: close\r\n\r\n"))
 					n, _ := bufio.NewReader(c).Read(buf)
 					if !strings.HasPrefix(string(buf[:n]), "HTTP/1.1 200") {
 						b.Errorf("response %q", buf[:n])
@@ -104,6 +105,9 @@ func BenchmarkRequests(b *testing.B) {
 	}
 }
 
+// benchParallelism × GOMAXPROCS clients are in flight at once: many visitors, not a ping-pong.
+const benchParallelism = 16
+
 var benchSizes = []struct {
 	name string
 	n    int
@@ -120,6 +124,7 @@ func benchRequests(b *testing.B, prefix string, s *benchServer, sizeName string,
 				hc.TLSConfig = &cryptotls.Config{ServerName: "bench.frontdoor.test", RootCAs: s.roots}
 			}
 			defer hc.CloseIdleConnections()
+			b.SetParallelism(benchParallelism)
 			start := time.Now()
 			b.SetBytes(int64(size))
 			b.RunParallel(func(pb *testing.PB) {
