@@ -37,6 +37,9 @@ type pool struct {
 
 var errPoolWait = poolTimeout{}
 
+// readerPool recycles the connections' read buffers.
+var readerPool = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, fcgiReadBuffer) }}
+
 // poolTimeout is a request that waited ReadTimeout for a connection under max_conns.
 type poolTimeout struct{}
 
@@ -120,7 +123,8 @@ func (u *fcgiUpstream) dial() (*fcgiConn, error) {
 		return nil, err
 	}
 	c := &fcgiConn{u: u, nc: nc, fresh: true}
-	c.br = bufio.NewReaderSize(timeoutReader{nc, u.cfg.ReadTimeout}, fcgiReadBuffer)
+	c.br = readerPool.Get().(*bufio.Reader)
+	c.br.Reset(timeoutReader{nc, u.cfg.ReadTimeout})
 	return c, nil
 }
 
@@ -178,6 +182,11 @@ func (c *fcgiConn) discard() {
 	}
 	c.dead = true
 	c.nc.Close()
+	// The read buffer goes back for the next dial: under saturation (see pool) that is one per
+	// request. Nothing reads a discarded connection again; nil makes sure of it.
+	c.br.Reset(nil)
+	readerPool.Put(c.br)
+	c.br, c.r.br = nil, nil
 	u := c.u
 	u.mu.Lock()
 	if c.fresh {
