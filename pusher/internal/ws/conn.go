@@ -69,6 +69,12 @@ type Conn struct {
 	peerClose bool // the client's close frame arrived
 
 	closeOnce sync.Once
+
+	// The epoll driver's state (poller.go); unused by conns that have a read goroutine.
+	poller *poller
+	pollID uint64
+	armed  atomic.Bool
+	parser Parser // a partial frame between readiness events
 }
 
 // hijacked is fasthttp's hijacked connection: its Read goes through fasthttp's 4 KB buffered
@@ -78,7 +84,8 @@ type hijacked interface {
 	UnsafeConn() net.Conn
 }
 
-// Adopt takes over an upgraded connection and starts its one read goroutine. When nc comes from
+// Adopt takes over an upgraded connection and starts reading it: a TCP conn goes to the epoll
+// driver (poller.go: no goroutine while idle), others get one read goroutine. When nc comes from
 // fasthttp's Hijack, bytes fasthttp already buffered are fed to the parser first and the raw
 // socket is used from then on, so fasthttp's reader (4 KB) is not kept alive by an idle socket.
 // h may receive OnMessage as soon as the read goroutine starts; a Handler that needs the *Conn
@@ -109,7 +116,9 @@ func Adopt(nc net.Conn, h Handler, opts Options, f *Flusher) *Conn {
 	if a, ok := h.(Adopter); ok {
 		a.Adopted(c)
 	}
-	go c.readLoop(pending)
+	if c.rc == nil || !c.startPolled(pending) {
+		go c.readLoop(pending) // TLS and other conns: one read goroutine
+	}
 	return c
 }
 
@@ -386,6 +395,7 @@ func (c *Conn) finish(code int, reason string) {
 		c.closed = true
 		c.closing = true
 		c.queue, c.queued = nil, 0
+		c.unpoll()
 		_ = c.nc.Close()
 	}
 	if c.closeCode != 0 {

@@ -1,0 +1,174 @@
+package ws
+
+import (
+	"errors"
+	"runtime"
+	"sync"
+	"sync/atomic"
+
+	"golang.org/x/sys/unix"
+)
+
+// The epoll driver (DESIGN "Where idle memory goes next"): a TCP conn waiting for its client
+// has no goroutine at all. Its fd sits in an epoll set with EPOLLONESHOT; when it turns readable,
+// one short-lived goroutine reads until EAGAIN, feeds the conn's Parser (which keeps a partial
+// frame's state in the Conn), runs the handler, re-arms the fd and exits. One-shot arming means
+// at most one goroutine serves a conn at a time, so the handler still sees one message after
+// another; level triggering means bytes that arrive between the last read and the re-arm fire
+// at once.
+//
+// The runtime's own poller also holds the fd (the conn is a net.TCPConn, whose writes still wait
+// there on EAGAIN); an fd may sit in several epoll sets, and no goroutine waits on its read side
+// in the runtime's, so that one's read events go unused.
+//
+// Events carry the conn's id, never its fd: an fd number is reused as soon as a conn closes, an
+// id is not, so a late event for a closed conn finds nothing.
+type poller struct {
+	epfd  int
+	conns sync.Map // id → *Conn
+}
+
+var (
+	pollers    []*poller
+	pollerOnce sync.Once
+	pollerSeq  atomic.Uint64
+)
+
+// pollerFor returns a poller for a new conn, or nil when epoll is unavailable (the conn then
+// gets a read goroutine).
+func pollerFor(id uint64) *poller {
+	pollerOnce.Do(func() {
+		// One waiter per two cores: a waiter only dispatches, the work runs on the spawned goroutines.
+		for range max(1, runtime.GOMAXPROCS(0)/2) {
+			fd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+			if err != nil {
+				pollers = nil // no epoll (a sandbox forbids it): every conn gets a read goroutine
+				return
+			}
+			p := &poller{epfd: fd}
+			pollers = append(pollers, p)
+			go p.wait()
+		}
+	})
+	if len(pollers) == 0 {
+		return nil
+	}
+	return pollers[id%uint64(len(pollers))]
+}
+
+func (p *poller) wait() {
+	events := make([]unix.EpollEvent, 256)
+	for {
+		n, err := unix.EpollWait(p.epfd, events, -1)
+		if err != nil {
+			if errors.Is(err, unix.EINTR) {
+				continue
+			}
+			panic("ws: epoll_wait: " + err.Error()) // an invalid epfd: nothing can be served
+		}
+		for i := range n {
+			id := uint64(uint32(events[i].Fd)) | uint64(uint32(events[i].Pad))<<32
+			if v, ok := p.conns.Load(id); ok {
+				go v.(*Conn).serve(nil)
+			}
+		}
+	}
+}
+
+// arm (re)enables one readiness event for c; op is EPOLL_CTL_ADD the first time, then MOD.
+func (p *poller) arm(c *Conn, op int) error {
+	var err error
+	cerr := c.rc.Control(func(fd uintptr) {
+		ev := unix.EpollEvent{
+			Events: unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLONESHOT,
+			Fd:     int32(uint32(c.pollID)),
+			Pad:    int32(uint32(c.pollID >> 32)),
+		}
+		err = unix.EpollCtl(p.epfd, op, int(fd), &ev)
+	})
+	if cerr != nil {
+		return cerr
+	}
+	return err
+}
+
+// startPolled hands c to a poller; false when there is none (use a read goroutine instead).
+func (c *Conn) startPolled(pending []byte) bool {
+	id := pollerSeq.Add(1)
+	p := pollerFor(id)
+	if p == nil {
+		return false
+	}
+	c.poller, c.pollID = p, id
+	c.parser = Parser{MaxMessage: c.maxMsg}
+	p.conns.Store(id, c)
+	go c.serve(pending) // the first pass adds the fd to the epoll set
+	return true
+}
+
+// serve is one readiness pass: read and handle everything available, then re-arm.
+func (c *Conn) serve(pending []byte) {
+	first := c.armed.CompareAndSwap(false, true)
+	if len(pending) > 0 {
+		if err := c.parser.Feed(pending, c.emit); err != nil {
+			c.failRead(err)
+			return
+		}
+	}
+	for {
+		bp, n, again := c.readNow()
+		if n > 0 {
+			c.touch()
+			perr := c.parser.Feed((*bp)[:n], c.emit)
+			readBufs.Put(bp)
+			if perr != nil {
+				c.failRead(perr)
+				return
+			}
+			continue
+		}
+		readBufs.Put(bp)
+		if again {
+			break
+		}
+		c.finish(CloseAbnormal, "connection lost")
+		return
+	}
+	op := unix.EPOLL_CTL_MOD
+	if first {
+		op = unix.EPOLL_CTL_ADD
+	}
+	if err := c.poller.arm(c, op); err != nil {
+		c.finish(CloseAbnormal, "connection lost")
+	}
+}
+
+// readNow makes one non-blocking read. again reports EAGAIN: nothing more until the next event;
+// n == 0 without again is the end (EOF, an error, or the conn closed under us).
+func (c *Conn) readNow() (bp *[]byte, n int, again bool) {
+	bp = readBufs.Get().(*[]byte)
+	var m int
+	var e error
+	// RawConn.Read holds the fd against a concurrent Close for the call; returning true means
+	// it never parks the goroutine in the runtime's poller.
+	if rerr := c.rc.Read(func(fd uintptr) bool {
+		m, e = unix.Read(int(fd), *bp)
+		for e == unix.EINTR {
+			m, e = unix.Read(int(fd), *bp)
+		}
+		return true
+	}); rerr != nil || e != nil && e != unix.EAGAIN {
+		return bp, 0, false
+	}
+	if e == unix.EAGAIN {
+		return bp, 0, true
+	}
+	return bp, m, false
+}
+
+// unpoll forgets a closing conn; the kernel drops the fd from the epoll set when it closes.
+func (c *Conn) unpoll() {
+	if c.poller != nil {
+		c.poller.conns.Delete(c.pollID)
+	}
+}
