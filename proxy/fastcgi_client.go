@@ -399,7 +399,15 @@ func (u *fcgiUpstream) roundTrip(ctx *fasthttp.RequestCtx, x *exchange, c *fcgiC
 			chunkPool.Put(pre)
 			return fail(err)
 		}
-		ctx.Response.SetBody(buf)
+		if ctx.IsHead() {
+			// PHP sends no body for HEAD; the length it announced is the GET's (RFC 9110 §9.3.2).
+			ctx.Response.SkipBody = true
+			if cl >= 0 {
+				ctx.Response.Header.SetContentLength(cl)
+			}
+		} else {
+			ctx.Response.SetBody(buf)
+		}
 		*pre = buf[:0]
 		chunkPool.Put(pre)
 		return "", nil, false

@@ -158,6 +158,7 @@ type answer struct {
 	ctype    string // media type only: nginx's charset directive and Go's mime table differ on parameters
 	location string
 	cookies  string
+	length   string // Content-Length as sent, "" when the body is chunked
 	body     []byte
 }
 
@@ -172,7 +173,11 @@ func fetch(t *testing.T, method, u string, body io.Reader, hdr map[string]string
 	if mt == "application/javascript" {
 		mt = "text/javascript" // RFC 9239 made text/javascript the one name; Nginx 1.22's mime.types predates it
 	}
-	return answer{resp.StatusCode, mt, resp.Header.Get("Location"), strings.Join(resp.Header.Values("Set-Cookie"), "\n"), b}
+	length := ""
+	if resp.ContentLength >= 0 {
+		length = fmt.Sprint(resp.ContentLength)
+	}
+	return answer{resp.StatusCode, mt, resp.Header.Get("Location"), strings.Join(resp.Header.Values("Set-Cookie"), "\n"), length, b}
 }
 
 // TestSameAnswersAsNginx sends the same requests to frontdoor and to Nginx with Laravel's
@@ -210,6 +215,9 @@ func TestSameAnswersAsNginx(t *testing.T) {
 		{"GET", "/download?blocks=40", "", nil},
 		{"GET", "/download?blocks=40&length=1", "", nil},
 		{"GET", "/index.php?direct=1", "", nil},
+		{"HEAD", "/cookies", "", nil},
+		{"HEAD", "/download?blocks=2&length=1", "", nil},
+		{"HEAD", "/app.css", "", nil},
 	} {
 		t.Run(c.method+c.path, func(t *testing.T) {
 			var body io.Reader
@@ -223,6 +231,9 @@ func TestSameAnswersAsNginx(t *testing.T) {
 			b := fetch(t, c.method, ngx+c.path, body, c.hdr)
 			if a.status != b.status || a.ctype != b.ctype || a.location != b.location || a.cookies != b.cookies {
 				t.Errorf("frontdoor %d %q %q %q\n    nginx %d %q %q %q", a.status, a.ctype, a.location, a.cookies, b.status, b.ctype, b.location, b.cookies)
+			}
+			if c.method == "HEAD" && a.length != b.length {
+				t.Errorf("HEAD Content-Length: frontdoor %q, nginx %q", a.length, b.length)
 			}
 			if a.ctype != "application/json" || !bytes.HasPrefix(a.body, []byte(`{"server"`)) {
 				if !bytes.Equal(a.body, b.body) {
