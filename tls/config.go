@@ -36,6 +36,19 @@ type Config struct {
 	HSTS time.Duration
 }
 
+// DefaultConfig is this package's defaults: TLS off, and everything --domain needs ready: the
+// standard ports, redirects to https, Let's Encrypt production, certificates kept in
+// /var/lib/frontdoor/certs (the systemd unit's StateDirectory).
+func DefaultConfig() Config {
+	return Config{
+		Mode:         "off",
+		CacheDir:     "/var/lib/frontdoor/certs",
+		HTTPSAddr:    ":443",
+		HTTPAddr:     ":80",
+		HTTPRedirect: true,
+	}
+}
+
 // Let's Encrypt's directories, selectable by name.
 const (
 	letsEncryptProduction = autocert.DefaultACMEDirectory

@@ -457,3 +457,14 @@ func TestListenerTLSStateAndHijack(t *testing.T) {
 		t.Fatalf("hijacked echo %q %v", echo, err)
 	}
 }
+
+func TestDefaultConfigIsValid(t *testing.T) {
+	c := DefaultConfig()
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	c.Mode, c.Domains = "auto", []string{"app.example.com"}
+	if err := c.Validate(); err != nil {
+		t.Fatalf("defaults + --domain: %v", err)
+	}
+}
