@@ -82,6 +82,7 @@ func TestBrowserPageSocketCertificate(t *testing.T) {
 		"--https-addr", "127.0.0.1:"+strconv.Itoa(httpsPort), "--http-addr", "127.0.0.1:"+strconv.Itoa(httpPort),
 		"--listen", "", "--admin", "off", "--env-file", "", "--log-format", "json",
 		"--root", root, "--app-id", appID, "--app-key", appKey, "--app-secret", appSecret,
+		"--allowed-origins", site, // as a production app would: only its own pages may connect
 	)
 
 	// The first handshake for the name makes frontdoor obtain its certificate from Pebble.
