@@ -275,7 +275,11 @@ func (u *fcgiUpstream) serve(ctx *fasthttp.RequestCtx, x *exchange) (string, err
 
 	pp := paramsPool.Get().(*[]byte)
 	defer paramsPool.Put(pp)
-	pairs := appendParams((*pp)[:0], ctx, u.cfg.Root, u.cfg.FrontController, length)
+	real := u.cfg.Root
+	if d := x.h.docRoot; d != nil {
+		real = d.get().real
+	}
+	pairs := appendParams((*pp)[:0], ctx, u.cfg.Root, real, u.cfg.FrontController, length)
 	// The request's first bytes: BEGIN_REQUEST, the PARAMS stream and its end (§5.1, §5.2), and
 	// a small in-memory body with the end of STDIN.
 	out := appendBeginRequest(make([]byte, 0, 2*fcgiHeaderLen+len(pairs)+len(body.mem)+64))

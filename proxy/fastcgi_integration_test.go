@@ -553,3 +553,61 @@ func TestFastCGIWorkerRecycling(t *testing.T) {
 		}
 	}
 }
+
+// TestDeploySymlinkSwap: a zero-downtime deploy swaps current -> releases/N. Within a second
+// or two, static files come from the new release and PHP runs the new release's front
+// controller by its real path (what $realpath_root gives Nginx, and what OPcache keys on).
+func TestDeploySymlinkSwap(t *testing.T) {
+	fpm := startPHPFPM(t, 2)
+	dir, err := filepath.EvalSymlinks(t.TempDir()) // the expected real paths
+	if err != nil {
+		t.Fatal(err)
+	}
+	src, err := os.ReadFile(filepath.Join(root(t), "index.php"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, rel := range []string{"1", "2"} {
+		pub := filepath.Join(dir, "releases", rel, "public")
+		if err := os.MkdirAll(pub, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(filepath.Join(pub, "index.php"), src, 0o644)
+		os.WriteFile(filepath.Join(pub, "version.txt"), []byte("release "+rel), 0o644)
+	}
+	current := filepath.Join(dir, "current")
+	if err := os.Symlink(filepath.Join(dir, "releases", "1"), current); err != nil {
+		t.Fatal(err)
+	}
+	h, err := New(Config{Root: filepath.Join(current, "public"), Upstreams: []string{fpm.unixURL()}}, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	front := serveFront(t, h)
+	check := func(rel string) bool {
+		_, b := do(t, mustReq(t, "GET", front+"/version.txt", nil))
+		resp, js := do(t, mustReq(t, "GET", front+"/whoami", nil))
+		s := decodeSaw(t, resp, js)
+		return string(b) == "release "+rel &&
+			s.Server["SCRIPT_FILENAME"] == filepath.Join(dir, "releases", rel, "public", "index.php") &&
+			s.Server["DOCUMENT_ROOT"] == filepath.Join(current, "public")
+	}
+	if !check("1") {
+		t.Fatal("release 1 not served")
+	}
+	// The deploy: a new symlink renamed over the old one, atomically.
+	tmp := filepath.Join(dir, "current.tmp")
+	if err := os.Symlink(filepath.Join(dir, "releases", "2"), tmp); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(tmp, current); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for !check("2") {
+		if time.Now().After(deadline) {
+			t.Fatal("still serving release 1 ten seconds after the swap")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}

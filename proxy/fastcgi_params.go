@@ -20,10 +20,12 @@ var fcgiHopByHop = []string{"Connection", "Proxy-Connection", "Keep-Alive", "Pro
 	"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade", "Proxy"}
 
 // appendParams appends the PARAMS name-value stream for ctx: Nginx's fastcgi_params, plus
-// SCRIPT_FILENAME as Laravel's server block sets it, as if try_files had sent the request to the
-// front controller. Only the front controller ever runs: SCRIPT_FILENAME is always root/index.php,
-// whatever the path asks for. contentLength is the body length that will follow on STDIN.
-func appendParams(b []byte, ctx *fasthttp.RequestCtx, root, front string, contentLength int64) []byte {
+// SCRIPT_FILENAME as Laravel's server block sets it ($realpath_root$fastcgi_script_name), as if
+// try_files had sent the request to the front controller. Only the front controller ever runs:
+// SCRIPT_FILENAME is always realRoot/index.php, whatever the path asks for. root is the
+// configured document root, realRoot the same with symlinks resolved; contentLength is the
+// body length that will follow on STDIN.
+func appendParams(b []byte, ctx *fasthttp.RequestCtx, root, realRoot, front string, contentLength int64) []byte {
 	uri := ctx.Request.Header.RequestURI() // original, as Nginx's $request_uri
 	_, query, _ := strings.Cut(string(uri), "?")
 	if i := strings.IndexByte(query, '#'); i >= 0 {
@@ -37,7 +39,7 @@ func appendParams(b []byte, ctx *fasthttp.RequestCtx, root, front string, conten
 		pathInfo = clean[len(script):]
 		docURI = clean
 	}
-	b = appendPair(b, "SCRIPT_FILENAME", path.Join(root, front))
+	b = appendPair(b, "SCRIPT_FILENAME", path.Join(realRoot, front))
 	b = appendPair(b, "QUERY_STRING", query)
 	b = appendPair(b, "REQUEST_METHOD", ctx.Method())
 	b = appendPair(b, "CONTENT_TYPE", ctx.Request.Header.ContentType())

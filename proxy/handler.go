@@ -6,7 +6,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -31,7 +30,7 @@ func (noObserver) ObserveUpstreamError(string, string)              {}
 // Handler serves every non-Pusher request.
 type Handler struct {
 	cfg       Config
-	root      *os.Root // Config.Root, opened once: static files never resolve outside it
+	docRoot   *docRoot // Config.Root; nil when there is none
 	log       zerolog.Logger
 	upstreams []backend
 	next      atomic.Uint64
@@ -92,7 +91,7 @@ func New(cfg Config, log zerolog.Logger) (*Handler, error) {
 	h := &Handler{cfg: cfg, log: log}
 	if cfg.Root != "" {
 		var err error
-		if h.root, err = os.OpenRoot(cfg.Root); err != nil {
+		if h.docRoot, err = openDocRoot(cfg.Root); err != nil {
 			return nil, fmt.Errorf("root: %w", err)
 		}
 	}
@@ -137,8 +136,8 @@ func (h *Handler) Ready(ctx context.Context) error {
 
 // Close releases idle upstream connections and the root directory.
 func (h *Handler) Close() error {
-	if h.root != nil {
-		h.root.Close()
+	if h.docRoot != nil {
+		h.docRoot.close()
 	}
 	for _, u := range h.upstreams {
 		u.close()
@@ -165,9 +164,10 @@ func (h *Handler) ServeHTTP(ctx *fasthttp.RequestCtx) {
 	case hiddenPath(x.path):
 		h.errorPage(ctx, fasthttp.StatusNotFound, "Not Found")
 	default:
-		if ctx.IsGet() || ctx.IsHead() {
-			if rel, f, st := staticFile(h.root, x.path); f != nil {
-				serveStatic(ctx, h.root, rel, f, st, x.path)
+		if h.docRoot != nil && (ctx.IsGet() || ctx.IsHead()) {
+			root := h.docRoot.get().root
+			if rel, f, st := staticFile(root, x.path); f != nil {
+				serveStatic(ctx, root, rel, f, st, x.path)
 				break
 			}
 		}
