@@ -74,7 +74,9 @@ type Conn struct {
 	poller *poller
 	pollID uint64
 	armed  atomic.Bool
-	parser Parser // a partial frame between readiness events
+	parser Parser          // a partial frame between readiness events
+	pollRC syscall.RawConn // the TCP socket the poller watches (under TLS, not the one written)
+	base   *TLSBase        // set when nc is a tls.Conn over a TLSBase: reads go through TLS
 }
 
 // hijacked is fasthttp's hijacked connection: its Read goes through fasthttp's 4 KB buffered
@@ -116,8 +118,12 @@ func Adopt(nc net.Conn, h Handler, opts Options, f *Flusher) *Conn {
 	if a, ok := h.(Adopter); ok {
 		a.Adopted(c)
 	}
-	if c.rc == nil || !c.startPolled(pending) {
-		go c.readLoop(pending) // TLS and other conns: one read goroutine
+	c.pollRC = c.rc
+	if b := tlsBaseOf(nc); b != nil {
+		c.base, c.pollRC = b, b.rc
+	}
+	if c.pollRC == nil || !c.startPolled(pending) {
+		go c.readLoop(pending) // conns without a socket to watch: one read goroutine
 	}
 	return c
 }
@@ -361,6 +367,9 @@ func (c *Conn) emit(op Opcode, payload []byte) error {
 
 // failRead answers a protocol violation with its close code, or finishes after a client close.
 func (c *Conn) failRead(err error) {
+	if c.base != nil {
+		c.base.nonBlock.Store(false) // the drain below waits for bytes
+	}
 	var ce *CloseError
 	if errors.As(err, &ce) {
 		c.Close(ce.Code, ce.Reason)

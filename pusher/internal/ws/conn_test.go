@@ -118,7 +118,7 @@ func startServer(t testing.TB, opts Options, tlsCfg *tls.Config) *server {
 		t.Fatal(err)
 	}
 	if tlsCfg != nil {
-		ln = tls.NewListener(ln, tlsCfg)
+		ln = tls.NewListener(TLSBaseListener{ln}, tlsCfg) // as cmd/frontdoor listens: TLS conns go to the epoll driver too
 	}
 	s.addr = ln.Addr().String()
 	go func() { _ = srv.Serve(ln) }()
@@ -544,7 +544,9 @@ func TestPartialWritesByteExact(t *testing.T) {
 	}
 }
 
-// TestTLSFallback exercises the blocking-writer path over crypto/tls.
+// TestTLSFallback exercises the blocking-writer path over crypto/tls, and the epoll driver
+// reading through TLS (records split across reads, several messages per record, big messages
+// spanning records).
 func TestTLSFallback(t *testing.T) {
 	cert := selfSigned(t)
 	s := startServer(t, Options{}, &tls.Config{Certificates: []tls.Certificate{cert}})
@@ -578,6 +580,27 @@ func TestTLSFallback(t *testing.T) {
 	}
 	if m := rec.messages(); len(m) != 1 || m[0] != "over tls" {
 		t.Fatalf("got %q", m)
+	}
+	if c.poller == nil || c.base == nil {
+		t.Fatal("the TLS conn was not given to the epoll driver")
+	}
+	want := []string{"over tls"}
+	for i := range 300 {
+		m := fmt.Sprintf("%d:%s", i, bytes.Repeat([]byte{'a' + byte(i%26)}, (i*7919)%9000))
+		if i == 150 {
+			m = "big:" + strings.Repeat("z", 40000) // several TLS records
+		}
+		want = append(want, m)
+		if err := wc.WriteMessage(websocket.TextMessage, []byte(m)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for len(rec.messages()) < len(want) && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if got := rec.messages(); strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Fatalf("got %d messages over TLS, want %d in order", len(got), len(want))
 	}
 	c.Close(1000, "done")
 	_, _, err = wc.ReadMessage()

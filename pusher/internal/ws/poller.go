@@ -78,7 +78,7 @@ func (p *poller) wait() {
 // arm (re)enables one readiness event for c; op is EPOLL_CTL_ADD the first time, then MOD.
 func (p *poller) arm(c *Conn, op int) error {
 	var err error
-	cerr := c.rc.Control(func(fd uintptr) {
+	cerr := c.pollRC.Control(func(fd uintptr) {
 		ev := unix.EpollEvent{
 			Events: unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLONESHOT,
 			Fd:     int32(uint32(c.pollID)),
@@ -101,6 +101,9 @@ func (c *Conn) startPolled(pending []byte) bool {
 	}
 	c.poller, c.pollID = p, id
 	c.parser = Parser{MaxMessage: c.maxMsg}
+	if c.base != nil {
+		c.base.nonBlock.Store(true)
+	}
 	p.conns.Store(id, c)
 	go c.serve(pending) // the first pass adds the fd to the epoll set
 	return true
@@ -147,6 +150,15 @@ func (c *Conn) serve(pending []byte) {
 // n == 0 without again is the end (EOF, an error, or the conn closed under us).
 func (c *Conn) readNow() (bp *[]byte, n int, again bool) {
 	bp = readBufs.Get().(*[]byte)
+	if c.base != nil {
+		// Through TLS: the tls.Conn reads its TLSBase, which answers errWouldBlock instead of
+		// waiting. Read returns buffered plaintext first, so "would block" means nothing is left.
+		m, err := c.nc.Read(*bp)
+		if m > 0 {
+			return bp, m, false
+		}
+		return bp, 0, errors.Is(err, errWouldBlock)
+	}
 	var m int
 	var e error
 	// RawConn.Read holds the fd against a concurrent Close for the call; returning true means

@@ -1,0 +1,88 @@
+package ws
+
+import (
+	"crypto/tls"
+	"io"
+	"net"
+	"sync/atomic"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+)
+
+// TLSBase is the TCP conn under a tls.Conn, made so the epoll driver can serve TLS WebSockets
+// too: once the conn is adopted, its Read no longer waits for bytes but answers a temporary
+// "would block" error, which crypto/tls passes up without marking the conn broken (a partial
+// record stays buffered in the tls.Conn for the next call). Until then it is a plain TCP conn,
+// so the TLS handshake and the HTTP upgrade read it as usual.
+type TLSBase struct {
+	*net.TCPConn
+	rc       syscall.RawConn
+	nonBlock atomic.Bool
+}
+
+// TLSBaseListener wraps each accepted TCP conn in a TLSBase; put it under tls.NewListener.
+type TLSBaseListener struct{ net.Listener }
+
+// Accept implements net.Listener.
+func (l TLSBaseListener) Accept() (net.Conn, error) {
+	c, err := l.Listener.Accept()
+	if err != nil {
+		return nil, err
+	}
+	tc, ok := c.(*net.TCPConn)
+	if !ok {
+		return c, nil
+	}
+	rc, err := tc.SyscallConn()
+	if err != nil {
+		return c, nil
+	}
+	return &TLSBase{TCPConn: tc, rc: rc}, nil
+}
+
+// errWouldBlock is a timeout-like net.Error: crypto/tls treats it as temporary.
+type wouldBlock struct{}
+
+func (wouldBlock) Error() string   { return "ws: no bytes ready" }
+func (wouldBlock) Timeout() bool   { return true }
+func (wouldBlock) Temporary() bool { return true }
+
+var errWouldBlock error = wouldBlock{}
+
+// Read implements net.Conn.
+func (b *TLSBase) Read(p []byte) (int, error) {
+	if !b.nonBlock.Load() {
+		return b.TCPConn.Read(p)
+	}
+	var n int
+	var e error
+	if err := b.rc.Read(func(fd uintptr) bool {
+		n, e = unix.Read(int(fd), p)
+		for e == unix.EINTR {
+			n, e = unix.Read(int(fd), p)
+		}
+		return true
+	}); err != nil {
+		return 0, err
+	}
+	switch {
+	case e == unix.EAGAIN:
+		return 0, errWouldBlock
+	case e != nil:
+		return 0, e
+	case n == 0:
+		return 0, io.EOF
+	}
+	return n, nil
+}
+
+// tlsBaseOf returns the TLSBase under a tls.Conn, if it has one.
+func tlsBaseOf(nc net.Conn) *TLSBase {
+	if tc, ok := nc.(*tls.Conn); ok {
+		if b, ok := tc.NetConn().(*TLSBase); ok {
+			return b
+		}
+	}
+	return nil
+}
