@@ -51,3 +51,27 @@ func BenchmarkServeFastCGI(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkServeHTTPUpstream measures the handler on a small page from an HTTP upstream (a
+// fasthttp server in this process) with no network in front.
+func BenchmarkServeHTTPUpstream(b *testing.B) {
+	up := startBenchUpstream(b)
+	h, err := New(Config{Upstreams: []string{up}}, zerolog.Nop())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer h.Close()
+	var ctx fasthttp.RequestCtx
+	b.ReportAllocs()
+	for b.Loop() {
+		ctx.Request.Reset()
+		ctx.Response.Reset()
+		ctx.Request.SetRequestURI("/page")
+		ctx.Request.Header.SetHost("app.test")
+		ctx.Request.Header.Set("Accept", "text/html")
+		h.ServeHTTP(&ctx)
+		if ctx.Response.StatusCode() != 200 || len(ctx.Response.Body()) == 0 { // Body reads the stream, as the server would
+			b.Fatal(ctx.Response.StatusCode())
+		}
+	}
+}

@@ -52,17 +52,23 @@ func startNginx(t testing.TB, root, fpmSock string, httpUpstream string) string 
 	if os.Geteuid() == 0 {
 		user = "user root;" // workers read the test tree and the socket as the test does
 	}
-	proxyLocation := ""
+	proxyLocation, proxyUpstream := "", ""
 	if httpUpstream != "" {
-		proxyLocation = fmt.Sprintf(`
-    location /http/ {
-        proxy_pass %s;
-        proxy_http_version 1.1;
-        proxy_set_header Connection "";
-        proxy_set_header Host $host;
-        proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-        proxy_set_header X-Forwarded-Proto $scheme;
-    }`, httpUpstream)
+		// /http/ as Laravel Octane's documented Nginx block (no upstream keepalive); /httpka/
+		// the same with a keepalive pool, Nginx at its best.
+		proxyUpstream = fmt.Sprintf("upstream app { server %s; keepalive 64; }", strings.TrimPrefix(httpUpstream, "http://"))
+		for _, l := range [][2]string{{"/http/", httpUpstream}, {"/httpka/", "http://app"}} {
+			proxyLocation += fmt.Sprintf(`
+        location %s {
+            proxy_pass %s;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header Host $host;
+            proxy_set_header X-Real-IP $remote_addr;
+            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+            proxy_set_header X-Forwarded-Proto $scheme;
+        }`, l[0], l[1])
+		}
 	}
 	conf := fmt.Sprintf(`%s
 worker_processes 2;
@@ -80,6 +86,7 @@ http {
     proxy_temp_path %[2]s/proxy;
     uwsgi_temp_path %[2]s/uwsgi;
     scgi_temp_path %[2]s/scgi;
+    %[7]s
     server {
         listen %[4]s;
         server_name _;
@@ -108,7 +115,7 @@ http {
         %[6]s
     }
 }
-`, user, dir, fpmSock, addr, root, proxyLocation)
+`, user, dir, fpmSock, addr, root, proxyLocation, proxyUpstream)
 	confPath := filepath.Join(dir, "nginx.conf")
 	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
@@ -350,6 +357,7 @@ func BenchmarkFrontdoorVsNginx(b *testing.B) {
 		{"fastcgi", fcgi, "/cookies", "/cookies"},
 		{"fastcgi_max_conns", fcgiMax, "/cookies", ""},
 		{"http_upstream", httpUp, "/http/x", "/http/x"},
+		{"http_upstream_keepalive", httpUp, "/http/x", "/httpka/x"},
 	} {
 		// One frontdoor process at a time: kept FastCGI connections of an idle one would pin
 		// php-fpm workers the next one needs.
