@@ -27,6 +27,12 @@ type testServer struct {
 
 func startServer(t *testing.T, cfg Config) *testServer {
 	t.Helper()
+	return startServerOn(t, cfg, nil)
+}
+
+// startServerOn is startServer with the listener wrapped (TLS, say) by wrap when it is not nil.
+func startServerOn(t *testing.T, cfg Config, wrap func(net.Listener) net.Listener) *testServer {
+	t.Helper()
 	s, err := NewServer(cfg, zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)
@@ -34,6 +40,9 @@ func startServer(t *testing.T, cfg Config) *testServer {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
+	}
+	if wrap != nil {
+		ln = wrap(ln)
 	}
 	hs := &fasthttp.Server{
 		KeepHijackedConns: true,
