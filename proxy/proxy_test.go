@@ -19,6 +19,7 @@ import (
 type upstreamSeen struct {
 	uri, host, xff, proto, xhost, realIP, conn, reqID string
 	body                                              string
+	unsafe                                            string
 }
 
 func startUpstream(t *testing.T, handler http.HandlerFunc) (string, chan upstreamSeen) {
@@ -31,7 +32,8 @@ func startUpstream(t *testing.T, handler http.HandlerFunc) (string, chan upstrea
 	srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
 		seen <- upstreamSeen{r.RequestURI, r.Host, r.Header.Get("X-Forwarded-For"), r.Header.Get("X-Forwarded-Proto"),
-			r.Header.Get("X-Forwarded-Host"), r.Header.Get("X-Real-IP"), r.Header.Get("X-Custom-Hop"), r.Header.Get("X-Request-Id"), string(b)}
+			r.Header.Get("X-Forwarded-Host"), r.Header.Get("X-Real-IP"), r.Header.Get("X-Custom-Hop"), r.Header.Get("X-Request-Id"), string(b),
+			r.Header.Get("Proxy") + underscored(r.Header)}
 		if handler != nil {
 			handler(w, r)
 			return
@@ -44,6 +46,17 @@ func startUpstream(t *testing.T, handler http.HandlerFunc) (string, chan upstrea
 	go srv.Serve(ln)
 	t.Cleanup(func() { srv.Close() })
 	return "http://" + ln.Addr().String(), seen
+}
+
+// underscored lists header names holding an underscore.
+func underscored(h http.Header) string {
+	var out []string
+	for k := range h {
+		if strings.Contains(k, "_") {
+			out = append(out, k)
+		}
+	}
+	return strings.Join(out, ",")
 }
 
 func startFront(t *testing.T, cfg Config) string {
@@ -178,6 +191,8 @@ func TestForwardingHeadersAndBody(t *testing.T) {
 	req.Header.Set("Connection", "X-Custom-Hop")
 	req.Header.Set("X-Custom-Hop", "drop me")
 	req.Header.Set("X-Request-Id", "abc123")
+	req.Header.Set("Proxy", "http://evil:3128")
+	req.Header["X_Forwarded_Proto"] = []string{"https"}
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -189,7 +204,7 @@ func TestForwardingHeadersAndBody(t *testing.T) {
 		t.Fatalf("%d %q cookies %v", resp.StatusCode, b, resp.Cookies())
 	}
 	if s.uri != "/orders?page=2" || s.host != "shop.test" || s.body != "name=x" || s.xff != "10.0.0.9, 127.0.0.1" ||
-		s.proto != "http" || s.xhost != "shop.test" || s.realIP != "127.0.0.1" || s.conn != "" || s.reqID != "abc123" {
+		s.proto != "http" || s.xhost != "shop.test" || s.realIP != "127.0.0.1" || s.conn != "" || s.reqID != "abc123" || s.unsafe != "" {
 		t.Fatalf("upstream saw %+v", s)
 	}
 	if resp.Header.Get("X-Request-Id") != "abc123" {

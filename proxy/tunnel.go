@@ -46,6 +46,7 @@ func (u *httpUpstream) tunnel(ctx *fasthttp.RequestCtx, _ *exchange) (string, er
 	defer fasthttp.ReleaseRequest(req)
 	ctx.Request.Header.CopyTo(&req.Header)
 	stripHopByHop(&req.Header)
+	dropUnsafeHeaders(&req.Header)
 	setForwarded(ctx, &req.Header)
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "GET %s HTTP/1.1\r\n", ctx.Request.Header.RequestURI())

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
@@ -133,6 +134,7 @@ func (u *httpUpstream) serve(ctx *fasthttp.RequestCtx, x *exchange) (string, err
 		req.SetBodyRaw(ctx.Request.Body())
 	}
 	stripHopByHop(&req.Header)
+	dropUnsafeHeaders(&req.Header)
 	setForwarded(ctx, &req.Header)
 	req.SetHost(string(ctx.Host())) // Host preserved, as Nginx's proxy_set_header Host $host
 	if ctx.IsHead() {
@@ -258,6 +260,23 @@ func stripHopByHop(h interface {
 	for _, name := range hopByHop {
 		h.Del(name)
 	}
+}
+
+// dropUnsafeHeaders removes what a PHP server behind us would misread: Proxy, which becomes
+// HTTP_PROXY (httpoxy, CVE-2016-5385), and names with an underscore, which CGI-style servers
+// (php artisan serve, FrankenPHP) map onto the same HTTP_* variable as the hyphenated name, so
+// X-Forwarded_For could pass for X-Forwarded-For. Nginx drops both by default too.
+func dropUnsafeHeaders(h *fasthttp.RequestHeader) {
+	var drop []string
+	for k := range h.All() {
+		if bytes.IndexByte(k, '_') >= 0 {
+			drop = append(drop, string(k))
+		}
+	}
+	for _, k := range drop {
+		h.Del(k)
+	}
+	h.Del("Proxy")
 }
 
 // setForwarded sets the X-Forwarded-* headers fresh (a client cannot spoof them), appending the
