@@ -4,5 +4,9 @@
 // does it.
 //
 // Split as Caddy splits it: Handler owns the policy (static or PHP, limits, errors, request ids,
-// access log); an upstream only moves one request.
+// access log); an upstream only moves one request. Upstreams are php-fpm over FastCGI (our own
+// client: fastcgi.go is the wire format, fastcgi_params.go the CGI variables,
+// fastcgi_client.go one exchange, fastcgi_pool.go the kept connections) or an HTTP server
+// (upstream.go, with tunnel.go for WebSocket upgrades). Bodies stream both ways; docroot.go
+// follows deploys that swap a release symlink.
 package proxy
