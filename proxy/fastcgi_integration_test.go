@@ -611,3 +611,60 @@ func TestDeploySymlinkSwap(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// TestFastCGIClientGoneMidStream: a client that leaves during a streamed response costs the
+// connection to php-fpm (the rest of PHP's output is on it) but nothing else: with max_conns=1
+// the next request gets a connection again.
+func TestFastCGIClientGoneMidStream(t *testing.T) {
+	fpm := startPHPFPM(t, 2)
+	h, err := New(Config{Root: root(t), Upstreams: []string{fpm.unixURL() + "?max_conns=1"}, ReadTimeout: 30 * time.Second}, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	front := serveFront(t, h)
+	dir, err := os.MkdirTemp("", "gone")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	gate := filepath.Join(dir, "go")
+
+	c, err := net.Dial("tcp", strings.TrimPrefix(front, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	fmt.Fprintf(c, "GET /stream?file=%s HTTP/1.1\r\nHost: app.test\r\n\r\n", url.QueryEscape(gate))
+	br := bufio.NewReader(c)
+	for {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(line, "data: first") {
+			break
+		}
+	}
+	c.Close() // gone, while PHP still holds the response open
+	if err := os.WriteFile(gate, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// PHP's last chunk now meets a closed client (or is written before the reset arrives):
+	// either way the connection stops being busy, dropped or back in the pool, never leaked.
+	u := h.upstreams[0].(*fcgiUpstream)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		u.mu.Lock()
+		busy := u.open - len(u.idle)
+		u.mu.Unlock()
+		if busy == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d connections still busy after the client left", busy)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if resp, b := do(t, mustReq(t, "GET", front+"/cookies", nil)); resp.StatusCode != 200 {
+		t.Fatalf("after the abort: %d %q", resp.StatusCode, b)
+	}
+}
