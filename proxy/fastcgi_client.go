@@ -96,13 +96,16 @@ type fcgiConn struct {
 	fresh    bool // counted in u.pending
 	dead     bool // closed and no longer counted in u.open
 	lastUsed time.Time
-	reqID    string // of the request in flight, for stderr lines
+	reqID    string       // of the request in flight, for stderr lines
+	wdl      lazyDeadline // writes: the params, then the STDIN writer, never both at once
 }
 
 // write sends b within the write timeout.
 func (c *fcgiConn) write(b []byte) error {
-	if err := c.nc.SetWriteDeadline(time.Now().Add(c.u.cfg.WriteTimeout)); err != nil {
-		return err
+	if at, move := c.wdl.next(); move {
+		if err := c.nc.SetWriteDeadline(at); err != nil {
+			return err
+		}
 	}
 	_, err := c.nc.Write(b)
 	return err
@@ -144,15 +147,17 @@ func alive(nc net.Conn) bool {
 }
 
 // timeoutReader bounds each read from php-fpm: ReadTimeout is the longest silence allowed
-// between two reads, as Nginx's fastcgi_read_timeout.
+// between two reads, as Nginx's fastcgi_read_timeout (see lazyDeadline).
 type timeoutReader struct {
-	nc net.Conn
-	d  time.Duration
+	nc  net.Conn
+	rdl lazyDeadline
 }
 
-func (t timeoutReader) Read(p []byte) (int, error) {
-	if err := t.nc.SetReadDeadline(time.Now().Add(t.d)); err != nil {
-		return 0, err
+func (t *timeoutReader) Read(p []byte) (int, error) {
+	if at, move := t.rdl.next(); move {
+		if err := t.nc.SetReadDeadline(at); err != nil {
+			return 0, err
+		}
 	}
 	return t.nc.Read(p)
 }

@@ -122,9 +122,9 @@ func (u *fcgiUpstream) dial() (*fcgiConn, error) {
 		u.mu.Unlock()
 		return nil, err
 	}
-	c := &fcgiConn{u: u, nc: nc, fresh: true}
+	c := &fcgiConn{u: u, nc: nc, fresh: true, wdl: lazyDeadline{d: u.cfg.WriteTimeout}}
 	c.br = readerPool.Get().(*bufio.Reader)
-	c.br.Reset(timeoutReader{nc, u.cfg.ReadTimeout})
+	c.br.Reset(&timeoutReader{nc: nc, rdl: lazyDeadline{d: u.cfg.ReadTimeout}})
 	return c, nil
 }
 
