@@ -197,6 +197,9 @@ func (srv *server) httpServer(h fasthttp.RequestHandler) *fasthttp.Server {
 		ReadBufferSize:        4096,
 		StreamRequestBody:     true,
 		MaxRequestBodySize:    4 << 20, // read into memory up to this; beyond, the body streams
+		// Uploads go to PHP as they came; fasthttp would otherwise parse every multipart body
+		// into memory before the handler runs, past --max-body.
+		DisablePreParseMultipartForm: true,
 		ReadTimeout:           60 * time.Second,
 		IdleTimeout:           75 * time.Second,
 		Logger:                fasthttpLogger{srv.log.With().Str("component", "http").Logger()},
