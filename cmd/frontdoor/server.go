@@ -200,9 +200,9 @@ func (srv *server) httpServer(h fasthttp.RequestHandler) *fasthttp.Server {
 		// Uploads go to PHP as they came; fasthttp would otherwise parse every multipart body
 		// into memory before the handler runs, past --max-body.
 		DisablePreParseMultipartForm: true,
-		ReadTimeout:           60 * time.Second,
-		IdleTimeout:           75 * time.Second,
-		Logger:                fasthttpLogger{srv.log.With().Str("component", "http").Logger()},
+		ReadTimeout:                  60 * time.Second,
+		IdleTimeout:                  75 * time.Second,
+		Logger:                       fasthttpLogger{srv.log.With().Str("component", "http").Logger()},
 		ErrorHandler: func(ctx *fasthttp.RequestCtx, err error) {
 			srv.log.Info().Err(err).Str("remote", ctx.RemoteAddr().String()).Msg("refused a malformed request")
 			ctx.Error("400 Bad Request\n", fasthttp.StatusBadRequest)
