@@ -1,7 +1,7 @@
 // Harness: start the built frontdoor binary on a free loopback port, and build real clients.
 import { spawn, execFileSync } from 'node:child_process';
 import { createServer } from 'node:net';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, writeFileSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -119,3 +119,45 @@ export function subscribed(channel) {
 }
 
 export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+// startFPM runs php-fpm 8.2 in the foreground from a config written here, one pool on a unix
+// socket (its path is returned as sock).
+export async function startFPM() {
+  const dir = mkdtempSync(join(tmpdir(), 'fpm')); // short: unix socket paths stay under 108 bytes
+  const sock = join(dir, 'php.sock');
+  const conf = join(dir, 'php-fpm.conf');
+  writeFileSync(conf, `[global]
+pid = ${dir}/php-fpm.pid
+error_log = ${dir}/php-fpm.log
+[www]
+listen = ${sock}
+listen.mode = 0666
+pm = static
+pm.max_children = 4
+clear_env = no
+php_admin_value[output_buffering] = 0
+`);
+  const args = ['-F', '-O', '-y', conf, '-p', dir];
+  if (process.getuid() === 0) args.push('-R');
+  const bin = existsSync('/usr/sbin/php-fpm8.2') ? '/usr/sbin/php-fpm8.2' : 'php-fpm8.2';
+  const child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout.on('data', (d) => { out += d; });
+  child.stderr.on('data', (d) => { out += d; });
+  await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error('php-fpm did not start:\n' + out)), 20000);
+    child.on('error', (e) => { clearTimeout(timer); reject(new Error(`php-fpm: ${e.message} (apt-get install php8.2-fpm)`)); });
+    const poll = setInterval(() => { if (existsSync(sock)) { clearInterval(poll); clearTimeout(timer); resolve(); } }, 50);
+  });
+  // SIGTERM: the master stops its workers too (SIGKILL would orphan them, holding our pipes).
+  const exited = new Promise((resolve) => child.once('exit', resolve));
+  return {
+    sock,
+    stop: () => {
+      child.kill('SIGTERM');
+      child.stdout.destroy(); child.stderr.destroy();
+      return exited;
+    },
+  };
+}
+

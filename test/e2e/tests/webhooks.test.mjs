@@ -2,52 +2,14 @@
 // its own FastCGI upstream, triggered by real pusher-js clients (issue: webhooks into the app).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync, readFileSync, existsSync, rmSync, cpSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { startFrontdoor, client, server, connected, subscribed, sleep } from '../helpers.mjs';
+import { startFrontdoor, startFPM, client, server, connected, subscribed, sleep } from '../helpers.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
-let fpm, fd, app, sock;
-
-async function startFPM() {
-  const dir = mkdtempSync(join(tmpdir(), 'fpm')); // short: unix socket paths stay under 108 bytes
-  sock = join(dir, 'php.sock');
-  const conf = join(dir, 'php-fpm.conf');
-  writeFileSync(conf, `[global]
-pid = ${dir}/php-fpm.pid
-error_log = ${dir}/php-fpm.log
-[www]
-listen = ${sock}
-listen.mode = 0666
-pm = static
-pm.max_children = 4
-clear_env = no
-php_admin_value[output_buffering] = 0
-`);
-  const args = ['-F', '-O', '-y', conf, '-p', dir];
-  if (process.getuid() === 0) args.push('-R');
-  const bin = existsSync('/usr/sbin/php-fpm8.2') ? '/usr/sbin/php-fpm8.2' : 'php-fpm8.2';
-  const child = spawn(bin, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  child.stdout.on('data', (d) => { out += d; });
-  child.stderr.on('data', (d) => { out += d; });
-  await new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('php-fpm did not start:\n' + out)), 20000);
-    child.on('error', (e) => { clearTimeout(timer); reject(new Error(`php-fpm: ${e.message} (apt-get install php8.2-fpm)`)); });
-    const poll = setInterval(() => { if (existsSync(sock)) { clearInterval(poll); clearTimeout(timer); resolve(); } }, 50);
-  });
-  // SIGTERM: the master stops its workers too (SIGKILL would orphan them, holding our pipes).
-  return {
-    stop: () => new Promise((resolve) => {
-      child.once('exit', resolve);
-      child.kill('SIGTERM');
-      child.stdout.destroy(); child.stderr.destroy();
-    }),
-  };
-}
+let fpm, fd, app;
 
 function received() {
   const f = join(app, 'webhooks.log');
@@ -64,6 +26,7 @@ before(async () => {
   app = mkdtempSync(join(tmpdir(), 'fd-hook-app-'));
   cpSync(join(here, '..', 'fixtures', 'webhook-app'), app, { recursive: true });
   fpm = await startFPM();
+  const sock = fpm.sock;
   fd = await startFrontdoor({
     yaml: `apps:
   - id: app1
