@@ -38,7 +38,9 @@ func (l *listener) Accept() (net.Conn, error) {
 }
 
 // serverConn embeds *tls.Conn so that fasthttp still recognises it as TLS (ctx.IsTLS, and
-// ctx.TLSConnectionState for whoever needs the client's certificate or SNI).
+// ctx.TLSConnectionState for whoever needs the client's certificate or SNI). Code that needs the
+// connection under TLS (the WebSocket poller) unwraps it with the promoted NetConn method, not
+// with a *tls.Conn type assertion.
 type serverConn struct {
 	*cryptotls.Conn
 	m         *Manager

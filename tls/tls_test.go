@@ -468,3 +468,35 @@ func TestDefaultConfigIsValid(t *testing.T) {
 		t.Fatalf("defaults + --domain: %v", err)
 	}
 }
+
+// What a hijacker sees through NewListener unwraps, as *tls.Conn does, to the accepted conn: the
+// WebSocket poller finds its socket under TLS this way.
+func TestListenerConnUnwraps(t *testing.T) {
+	m, err := New(Config{Mode: "self-signed", HTTPSAddr: ":443", HTTPAddr: ":80"}, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	inner, err := Listen("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln := m.NewListener(inner)
+	defer ln.Close()
+	client, err := net.Dial("tcp", inner.Addr().String()) // completes in the backlog
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer client.Close()
+	c, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	u, ok := c.(interface{ NetConn() net.Conn })
+	if !ok {
+		t.Fatalf("%T has no NetConn method", c)
+	}
+	if _, ok := u.NetConn().(*net.TCPConn); !ok {
+		t.Fatalf("NetConn is %T, want the accepted *net.TCPConn", u.NetConn())
+	}
+}
