@@ -58,13 +58,7 @@ func defaultSettings() settings {
 		Proxy: proxy.Config{
 			MaxBody: 64 << 20,
 		},
-		TLS: fdtls.Config{
-			Mode:         "off",
-			CacheDir:     "/var/lib/frontdoor/certs",
-			HTTPSAddr:    ":443",
-			HTTPAddr:     ":80",
-			HTTPRedirect: true,
-		},
+		TLS: fdtls.DefaultConfig(),
 	}
 }
 

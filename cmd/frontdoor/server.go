@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	cryptotls "crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -143,7 +142,7 @@ func newServer(s settings, log zerolog.Logger) (_ *server, err error) {
 		if err != nil {
 			return nil, err
 		}
-		srv.listeners = append(srv.listeners, boundListener{"https", cryptotls.NewListener(pusher.ListenerForTLS(ln), srv.tls.TLSConfig()), srv.httpServer(srv.tls.WrapHSTS(app))})
+		srv.listeners = append(srv.listeners, boundListener{"https", srv.tls.NewListener(pusher.ListenerForTLS(ln)), srv.httpServer(srv.tls.WrapHSTS(app))})
 		ln80, err := fdtls.Listen(s.TLS.HTTPAddr)
 		if err != nil {
 			return nil, err

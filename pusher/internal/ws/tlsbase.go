@@ -1,7 +1,6 @@
 package ws
 
 import (
-	"crypto/tls"
 	"io"
 	"net"
 	"sync/atomic"
@@ -77,9 +76,10 @@ func (b *TLSBase) Read(p []byte) (int, error) {
 	return n, nil
 }
 
-// tlsBaseOf returns the TLSBase under a tls.Conn, if it has one.
+// tlsBaseOf returns the TLSBase under a TLS conn, if it has one: a *tls.Conn, or a type that
+// embeds one (the tls package's listener wraps it to log failed handshakes).
 func tlsBaseOf(nc net.Conn) *TLSBase {
-	if tc, ok := nc.(*tls.Conn); ok {
+	if tc, ok := nc.(interface{ NetConn() net.Conn }); ok {
 		if b, ok := tc.NetConn().(*TLSBase); ok {
 			return b
 		}
