@@ -6,7 +6,8 @@ import { mkdtempSync, cpSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { startFrontdoor, startFPM, client, server, connected, subscribed, once } from '../helpers.mjs';
+import { request as httpsRequest } from 'node:https';
+import { startFrontdoor, startFPM, client, server, connected, subscribed, once, freePort } from '../helpers.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 let fpm, fd;
@@ -56,5 +57,30 @@ test('a PHP page, a slow one (504) and a dead php-fpm (502), while WebSockets ke
     assert.equal(p.connection.state, 'connected');
   } finally {
     p.disconnect();
+  }
+});
+
+test('over TLS, PHP behind php-fpm sees HTTPS=on', async () => {
+  const app = mkdtempSync(join(tmpdir(), 'fd-php-tls-'));
+  cpSync(join(here, '..', 'fixtures', 'webhook-app'), app, { recursive: true });
+  const php = await startFPM();
+  const [httpsPort, httpPort] = [await freePort(), await freePort()];
+  const tlsFd = await startFrontdoor({ args: ['--tls', 'self-signed', '--https-addr', `127.0.0.1:${httpsPort}`, '--http-addr', `127.0.0.1:${httpPort}`,
+    '--root', join(app, 'public'), '--upstream', `fastcgi://${php.sock}`] });
+  try {
+    const body = await new Promise((resolve, reject) => {
+      // The self-signed certificate is this test's own: not verified here (the TLS tests verify).
+      const req = httpsRequest({ host: '127.0.0.1', port: httpsPort, path: '/hello', rejectUnauthorized: false, servername: 'localhost' }, (r) => {
+        let b = '';
+        r.on('data', (d) => { b += d; });
+        r.on('end', () => resolve(`${r.statusCode} ${b}`));
+      });
+      req.on('error', reject);
+      req.end();
+    });
+    assert.equal(body, '200 hello from php, HTTPS=on');
+  } finally {
+    await tlsFd.stop();
+    await php.stop();
   }
 });
