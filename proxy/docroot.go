@@ -27,6 +27,7 @@ type rootState struct {
 	real    string   // symlinks resolved
 	root    *os.Root // opened at real: static files never leave it
 	checked time.Time
+	files   *fileCache // what root holds, for the static path; new with each new root
 }
 
 func openDocRoot(path string) (*docRoot, error) {
@@ -48,7 +49,7 @@ func (d *docRoot) open() (*rootState, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &rootState{real: real, root: r, checked: time.Now()}, nil
+	return &rootState{real: real, root: r, checked: time.Now(), files: &fileCache{}}, nil
 }
 
 // get returns the current resolution, resolving again when it is over rootRecheck old. One
@@ -63,7 +64,7 @@ func (d *docRoot) get() *rootState {
 	real, err := filepath.EvalSymlinks(d.path)
 	if err != nil || real == st.real {
 		// Unchanged, or gone mid-deploy: keep what we have and look again later.
-		d.cur.Store(&rootState{real: st.real, root: st.root, checked: time.Now()})
+		d.cur.Store(&rootState{real: st.real, root: st.root, checked: time.Now(), files: st.files})
 		return d.cur.Load()
 	}
 	next, err := d.open()

@@ -165,10 +165,12 @@ func (h *Handler) ServeHTTP(ctx *fasthttp.RequestCtx) {
 		h.errorPage(ctx, fasthttp.StatusNotFound, "Not Found")
 	default:
 		if h.docRoot != nil && (ctx.IsGet() || ctx.IsHead()) {
-			root := h.docRoot.get().root
-			if rel, f, st := staticFile(root, x.path); f != nil {
-				serveStatic(ctx, root, rel, f, st, x.path)
-				break
+			if rel, ok := staticRel(x.path); ok {
+				rs := h.docRoot.get()
+				if src, ok := openStatic(rs, rel); ok {
+					serveStatic(ctx, rs, rel, src)
+					break
+				}
 			}
 		}
 		if cl := ctx.Request.Header.ContentLength(); int64(cl) > h.cfg.MaxBody {

@@ -15,21 +15,30 @@ import (
 	"github.com/valyala/fasthttp"
 )
 
-// staticFile opens the regular file a request path names under root, or returns nil when the
-// request is not for a static file (then it goes to PHP). It never opens dotfiles other than
-// /.well-known/, PHP source, or anything outside root: os.Root refuses ".." and symlinks that
-// leave it, at open time, so there is no window between a check and the open. rel is the
-// cleaned path relative to root.
-func staticFile(root *os.Root, reqPath string) (rel string, f *os.File, st os.FileInfo) {
-	if root == nil || strings.IndexByte(reqPath, 0) >= 0 {
-		return "", nil, nil
+// staticRel cleans a request path into the path relative to root that may name a static file,
+// or reports that it may not: never dotfiles other than /.well-known/, PHP source, NUL bytes, or
+// anything outside root (os.Root refuses ".." and symlinks that leave it at open time too, so
+// there is no window between a check and the open).
+func staticRel(reqPath string) (string, bool) {
+	if strings.IndexByte(reqPath, 0) >= 0 {
+		return "", false
 	}
 	clean := path.Clean("/" + reqPath)
 	if hasDotSegment(clean) || hasSuffixFold(clean, ".php") {
-		return "", nil, nil
+		return "", false
 	}
-	rel = clean[1:]
+	rel := clean[1:]
 	if rel == "" || !filepath.IsLocal(rel) {
+		return "", false
+	}
+	return rel, true
+}
+
+// staticFile opens the regular file a request path names under root, or returns nil when the
+// request is not for a static file (then it goes to PHP). rel is the cleaned path relative to root.
+func staticFile(root *os.Root, reqPath string) (rel string, f *os.File, st os.FileInfo) {
+	rel, ok := staticRel(reqPath)
+	if root == nil || !ok {
 		return "", nil, nil
 	}
 	f, err := root.Open(rel)
@@ -42,6 +51,43 @@ func staticFile(root *os.Root, reqPath string) (rel string, f *os.File, st os.Fi
 		return "", nil, nil
 	}
 	return rel, f, st
+}
+
+// staticSource is the bytes of a static file: in memory (the file cache) or an open file.
+type staticSource struct {
+	data []byte   // when f is nil
+	f    *os.File // closed by whoever ends up not streaming it
+	size int64
+	mod  time.Time
+}
+
+func (s staticSource) close() {
+	if s.f != nil {
+		s.f.Close()
+	}
+}
+
+// openStatic finds rel under rs: from the file cache when it is small, else opened. ok=false when
+// it is not a static file.
+func openStatic(rs *rootState, rel string) (staticSource, bool) {
+	if rs.files != nil {
+		switch cf := rs.files.lookup(rs.root, rel); cf.kind {
+		case noFile:
+			return staticSource{}, false
+		case smallFile:
+			return staticSource{data: cf.body, size: cf.size, mod: cf.mod}, true
+		}
+	}
+	f, err := rs.root.Open(rel)
+	if err != nil {
+		return staticSource{}, false
+	}
+	st, err := f.Stat()
+	if err != nil || !st.Mode().IsRegular() {
+		f.Close()
+		return staticSource{}, false
+	}
+	return staticSource{f: f, size: st.Size(), mod: st.ModTime()}, true
 }
 
 // hasDotSegment reports a path segment starting with "." other than .well-known (RFC 8615).
@@ -66,10 +112,10 @@ func hiddenPath(reqPath string) bool {
 // serveStatic answers with the file: validators (ETag, Last-Modified, 304), a single Range,
 // precompressed .br/.gz siblings when the client accepts them, and immutable caching for Vite's
 // hashed build/assets/.
-func serveStatic(ctx *fasthttp.RequestCtx, root *os.Root, rel string, f *os.File, st os.FileInfo, reqPath string) {
+func serveStatic(ctx *fasthttp.RequestCtx, rs *rootState, rel string, src staticSource) {
 	var etagBuf [40]byte
-	etag := strconv.AppendInt(append(etagBuf[:0], '"'), st.Size(), 16)
-	etag = strconv.AppendInt(append(etag, '-'), st.ModTime().UnixNano(), 16)
+	etag := strconv.AppendInt(append(etagBuf[:0], '"'), src.size, 16)
+	etag = strconv.AppendInt(append(etag, '-'), src.mod.UnixNano(), 16)
 	etag = append(etag, '"')
 	ctype := mime.TypeByExtension(filepath.Ext(rel))
 	if ctype == "" {
@@ -78,20 +124,19 @@ func serveStatic(ctx *fasthttp.RequestCtx, root *os.Root, rel string, f *os.File
 	h := &ctx.Response.Header
 	h.SetBytesV("ETag", etag)
 	var lmBuf [32]byte
-	h.SetBytesV("Last-Modified", st.ModTime().UTC().AppendFormat(lmBuf[:0], http.TimeFormat))
+	h.SetBytesV("Last-Modified", src.mod.UTC().AppendFormat(lmBuf[:0], http.TimeFormat))
 	h.Set("Accept-Ranges", "bytes")
 	h.SetContentType(ctype)
 	if strings.HasPrefix(rel, "build/assets/") {
 		h.Set("Cache-Control", "public, max-age=31536000, immutable")
 	}
-	if notModified(ctx, string(etag), st.ModTime()) {
-		f.Close()
+	if notModified(ctx, string(etag), src.mod) {
+		src.close()
 		ctx.SetStatusCode(fasthttp.StatusNotModified)
 		ctx.Response.SkipBody = true
 		return
 	}
 	// Precompressed siblings: app.js.br / app.js.gz beside app.js.
-	size := st.Size()
 	rangeHdr := ctx.Request.Header.Peek("Range")
 	if rangeHdr == nil {
 		ae := string(ctx.Request.Header.Peek("Accept-Encoding"))
@@ -99,41 +144,49 @@ func serveStatic(ctx *fasthttp.RequestCtx, root *os.Root, rel string, f *os.File
 			if ae == "" || !acceptsEncoding(ae, enc.token) {
 				continue
 			}
-			if cf, err := root.Open(rel + enc.ext); err == nil {
-				if cst, err := cf.Stat(); err == nil && cst.Mode().IsRegular() {
-					f.Close()
-					f, size = cf, cst.Size()
-					h.Set("Content-Encoding", enc.token)
-					break
-				}
-				cf.Close()
+			if sib, ok := openStatic(rs, rel+enc.ext); ok {
+				src.close()
+				src = sib
+				h.Set("Content-Encoding", enc.token)
+				break
 			}
 		}
 		h.Add("Vary", "Accept-Encoding")
 	}
+	size := src.size
 	if start, end, ok := parseRange(string(rangeHdr), size); ok {
-		if _, err := f.Seek(start, 0); err != nil {
-			f.Close()
+		h.Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", start, end, size))
+		if src.f == nil {
+			ctx.SetStatusCode(fasthttp.StatusPartialContent)
+			ctx.Response.SetBodyRaw(src.data[start : end+1])
+			return
+		}
+		if _, err := src.f.Seek(start, 0); err != nil {
+			src.close()
+			h.Del("Content-Range")
 			ctx.Error("Range Not Satisfiable", fasthttp.StatusRequestedRangeNotSatisfiable)
 			return
 		}
-		h.Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", start, end, size))
 		ctx.SetStatusCode(fasthttp.StatusPartialContent)
-		ctx.SetBodyStream(limitedFile{io.LimitReader(f, end-start+1), f}, int(end-start+1))
+		ctx.SetBodyStream(limitedFile{io.LimitReader(src.f, end-start+1), src.f}, int(end-start+1))
 		return
 	} else if rangeHdr != nil && start < 0 {
-		f.Close()
+		src.close()
 		h.Set("Content-Range", fmt.Sprintf("bytes */%d", size))
 		ctx.Error("Range Not Satisfiable", fasthttp.StatusRequestedRangeNotSatisfiable)
 		return
 	}
 	if ctx.IsHead() {
-		f.Close()
+		src.close()
 		h.SetContentLength(int(size))
 		ctx.Response.SkipBody = true
 		return
 	}
-	ctx.SetBodyStream(f, int(size)) // fasthttp closes f after sending
+	if src.f == nil {
+		ctx.Response.SetBodyRaw(src.data) // shared, never written: the cache's bytes go out as they are
+		return
+	}
+	ctx.SetBodyStream(src.f, int(size)) // fasthttp closes f after sending
 }
 
 func notModified(ctx *fasthttp.RequestCtx, etag string, mod time.Time) bool {
