@@ -218,21 +218,24 @@ func (s *Server) HandleWebSocket(ctx *fasthttp.RequestCtx) {
 			Str("origin", truncate(string(ctx.Request.Header.Peek("Origin")), 100)).Int("code", refuse.Code).Msg("connection refused")
 	}
 	cfg := app.configOrDefault()
+	// The 101 response is written by ws with the first frame, in one write: fasthttp would flush
+	// it alone, a syscall (and a client wake-up) more for every connection.
+	ctx.HijackSetNoResponse(true)
 	err := s.upgrader.Upgrade(ctx, func(wc *websocket.Conn) {
 		opts := ws.Options{MaxMessageSize: cfg.MaxMessageSize, MaxQueueBytes: s.qBytes, MaxQueueFrames: s.qFrames,
-			OverflowFrames: [][]byte{overflowFrame}}
+			OverflowFrames: [][]byte{overflowFrame}, Preface: ctx.Response.Header.AppendBytes(nil)}
 		if refuse != nil {
-			c := ws.Adopt(wc.NetConn(), discard{}, opts, s.flusher)
-			c.Close(refuse.Code, refuse.Message, ws.AppendFrame(nil, ws.OpText, appendErrorFrame(nil, refuse.Code, refuse.Message)))
+			opts.First = [][]byte{ws.AppendFrame(nil, ws.OpText, appendErrorFrame(nil, refuse.Code, refuse.Message))}
+			ws.Adopt(wc.NetConn(), discard{}, opts, s.flusher).Close(refuse.Code, refuse.Message)
 			return
 		}
 		sock := newSocket(s, app, s.newSocketID())
+		opts.First = [][]byte{eventFrame("pusher:connection_established", "",
+			`{"socket_id":"`+sock.id+`","activity_timeout":`+strconv.Itoa(cfg.ActivityTimeout)+`}`, "")}
 		c := ws.Adopt(wc.NetConn(), sock, opts, s.flusher)
 		sock.conn = c
 		app.sockets.Store(sock, struct{}{})
 		s.byID.Store(sock.id, sock)
-		sock.send(eventFrame("pusher:connection_established", "",
-			`{"socket_id":"`+sock.id+`","activity_timeout":`+strconv.Itoa(cfg.ActivityTimeout)+`}`, ""))
 		close(sock.ready) // the read goroutine may now hand messages to the socket
 	})
 	if err != nil && refuse == nil {

@@ -29,6 +29,13 @@ type Options struct {
 	MaxQueueBytes  int      // send queue bound in bytes; zero means 1 MiB
 	MaxQueueFrames int      // send queue bound in frames; zero means 4096
 	OverflowFrames [][]byte // written, best effort, before the 4100 close when the queue overflows
+
+	// Preface is raw bytes written before any frame: the 101 response when the HTTP server was
+	// told not to write it (fasthttp's HijackSetNoResponse), so that it and First leave in one
+	// write instead of two. Without Preface or First, Adopt queues nothing.
+	Preface []byte
+	// First are frames queued at once, right behind Preface (connection_established).
+	First [][]byte
 }
 
 // Errors Send returns.
@@ -67,6 +74,7 @@ type Conn struct {
 	closeWhy  string
 	closed    bool // fd closed
 	peerClose bool // the client's close frame arrived
+	preface   bool // queue[0] is Options.Preface, not yet handed to a writer: abort keeps it
 
 	closeOnce sync.Once
 
@@ -115,6 +123,18 @@ func Adopt(nc net.Conn, h Handler, opts Options, f *Flusher) *Conn {
 		}
 	}
 	c.touch()
+	if len(opts.Preface) > 0 || len(opts.First) > 0 {
+		c.mu.Lock()
+		if len(opts.Preface) > 0 {
+			c.push(opts.Preface)
+			c.preface = true
+		}
+		for _, f := range opts.First {
+			c.push(f)
+		}
+		c.scheduleLocked()
+		c.mu.Unlock()
+	}
 	if a, ok := h.(Adopter); ok {
 		a.Adopted(c)
 	}
@@ -221,7 +241,13 @@ func (c *Conn) abort(code int, reason string, final [][]byte) {
 		return
 	}
 	c.closing, c.closeCode, c.closeWhy = true, code, reason
-	c.queue, c.queued = nil, 0
+	if c.preface {
+		// The client has not had the handshake response yet: without it the frames below are
+		// noise to it.
+		c.queue, c.queued = c.queue[:1], len(c.queue[0])
+	} else {
+		c.queue, c.queued = nil, 0
+	}
 	if c.scheduled {
 		// A writer holds frames taken from the queue; it appends what it could not write in front
 		// of this new queue. Bound that by the linger deadline.

@@ -95,16 +95,30 @@ type server struct {
 
 func startServer(t testing.TB, opts Options, tlsCfg *tls.Config) *server {
 	t.Helper()
-	s := &server{f: NewFlusher(0), conns: make(chan *Conn, 20000), recs: make(chan *recorder, 20000), opts: opts}
+	return startServerWith(t, opts, tlsCfg, NewFlusher(0), nil)
+}
+
+// startServerWith is startServer with the given flusher; with first non-nil, fasthttp does not
+// write the 101 response: it goes out as Options.Preface, followed by first, as pusher does it.
+func startServerWith(t testing.TB, opts Options, tlsCfg *tls.Config, f *Flusher, first [][]byte) *server {
+	t.Helper()
+	s := &server{f: f, conns: make(chan *Conn, 20000), recs: make(chan *recorder, 20000), opts: opts}
 	up := websocket.FastHTTPUpgrader{ReadBufferSize: 512, WriteBufferSize: 1024, WriteBufferPool: &sync.Pool{},
 		CheckOrigin: func(*fasthttp.RequestCtx) bool { return true }}
 	srv := &fasthttp.Server{
 		KeepHijackedConns: true,
 		ReadBufferSize:    4096,
 		Handler: func(ctx *fasthttp.RequestCtx) {
+			if first != nil {
+				ctx.HijackSetNoResponse(true)
+			}
 			_ = up.Upgrade(ctx, func(wc *websocket.Conn) {
 				r := newRecorder()
-				c := Adopt(wc.NetConn(), r, s.opts, s.f)
+				opts := s.opts
+				if first != nil {
+					opts.Preface, opts.First = ctx.Response.Header.AppendBytes(nil), first
+				}
+				c := Adopt(wc.NetConn(), r, opts, s.f)
 				if r.adopted != c {
 					panic("Adopted not called with the conn")
 				}
@@ -626,4 +640,86 @@ func selfSigned(t *testing.T) tls.Certificate {
 	}
 	leaf, _ := x509.ParseCertificate(der)
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}
+}
+
+// The 101 response written by ws (Options.Preface) reaches the client before First, over plain
+// TCP and TLS, and the conn then works as any other.
+func TestPrefaceAndFirstFrame(t *testing.T) {
+	for _, tlsOn := range []bool{false, true} {
+		t.Run(fmt.Sprintf("tls=%v", tlsOn), func(t *testing.T) {
+			var cfg *tls.Config
+			if tlsOn {
+				cfg = &tls.Config{Certificates: []tls.Certificate{selfSigned(t)}}
+			}
+			s := startServerWith(t, Options{}, cfg, NewFlusher(0), [][]byte{AppendFrame(nil, OpText, []byte("hello"))})
+			d := websocket.Dialer{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}
+			scheme := "ws"
+			if tlsOn {
+				scheme = "wss"
+			}
+			wc, resp, err := d.Dial(scheme+"://"+s.addr+"/", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer wc.Close()
+			if resp.StatusCode != 101 || resp.Header.Get("Sec-Websocket-Accept") == "" {
+				t.Fatalf("handshake response %d %v", resp.StatusCode, resp.Header)
+			}
+			_, msg, err := wc.ReadMessage()
+			if err != nil || string(msg) != "hello" {
+				t.Fatalf("first message %q, %v", msg, err)
+			}
+			c, r := s.next(t)
+			if err := wc.WriteMessage(websocket.TextMessage, []byte("ping")); err != nil {
+				t.Fatal(err)
+			}
+			<-r.gotMsg
+			if got := r.messages(); len(got) != 1 || got[0] != "ping" {
+				t.Fatalf("server got %q", got)
+			}
+			c.Close(CloseNormal, "")
+		})
+	}
+}
+
+// A slow-consumer abort before anything was written drops the queued frames but not the 101
+// response: without it the client could not read the 4100 close.
+func TestAbortKeepsPreface(t *testing.T) {
+	f := &Flusher{work: make(chan *Conn, 16)} // no workers yet: nothing is written until one starts
+	t.Cleanup(f.Stop)
+	s := startServerWith(t, Options{MaxQueueBytes: 1000, OverflowFrames: [][]byte{AppendFrame(nil, OpText, []byte("too slow"))}},
+		nil, f, [][]byte{AppendFrame(nil, OpText, []byte("hello"))})
+	nc, err := net.Dial("tcp", s.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	fmt.Fprintf(nc, "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+	c, _ := s.next(t)
+	if err := c.Send(AppendFrame(nil, OpText, make([]byte, 2000))); err != ErrQueueFull {
+		t.Fatalf("Send over the bound: %v, want ErrQueueFull", err)
+	}
+	f.wg.Add(1)
+	go f.worker()
+
+	br := bufio.NewReader(nc)
+	_ = nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+	status, err := br.ReadString('\n')
+	if err != nil || !strings.HasPrefix(status, "HTTP/1.1 101") {
+		t.Fatalf("first line %q, %v: the 101 response was dropped", status, err)
+	}
+	for {
+		line, err := br.ReadString('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		if line == "\r\n" {
+			break
+		}
+	}
+	rest, _ := io.ReadAll(br)
+	want := append(AppendFrame(nil, OpText, []byte("too slow")), AppendClose(nil, CloseOverCapacity, "Over capacity: the client is not reading fast enough")...)
+	if !bytes.Equal(rest, want) {
+		t.Fatalf("after the 101: %q\nwant %q (hello dropped, overflow frame, 4100 close)", rest, want)
+	}
 }

@@ -122,6 +122,7 @@ func (w *worker) writevOnce(fd uintptr) bool {
 func (c *Conn) take(bufs [][]byte) [][]byte {
 	n := min(len(c.queue), iovMax)
 	bufs = append(bufs, c.queue[:n]...)
+	c.preface = false // it was the head: taken now, and given back at the head if unwritten
 	c.queue = c.queue[n:]
 	if len(c.queue) == 0 {
 		// An idle conn keeps no grown backing array and pins no frame.
