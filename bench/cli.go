@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -99,6 +100,19 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	o.Log = stderr
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if f.cpuProfile != "" {
+		pf, err := os.Create(f.cpuProfile)
+		if err != nil {
+			fmt.Fprintf(stderr, "bench: cpuprofile: %v\n", err)
+			return 2
+		}
+		defer pf.Close()
+		if err := pprof.StartCPUProfile(pf); err != nil {
+			fmt.Fprintf(stderr, "bench: cpuprofile: %v\n", err)
+			return 1
+		}
+		defer pprof.StopCPUProfile()
+	}
 	rep, err := Run(ctx, o, cmd)
 	if err != nil {
 		fmt.Fprintf(stderr, "bench: %v\n", err)
@@ -180,6 +194,7 @@ type cliFlags struct {
 	small      bool
 	json, html string
 	interval   time.Duration
+	cpuProfile string
 }
 
 func newFlags(out io.Writer) *cliFlags {
@@ -200,6 +215,7 @@ func newFlags(out io.Writer) *cliFlags {
 	fs.BoolVar(&f.small, "small", false, "small sizes (a quick check; the whole suite takes about half a minute)")
 	fs.StringVar(&f.json, "json", "", "write the report as JSON to `file` (- for stdout instead of the table)")
 	fs.StringVar(&f.html, "html", "", "write the report as self-contained HTML with charts to `file`")
+	fs.StringVar(&f.cpuProfile, "cpuprofile", "", "write the bench client's own CPU profile to `file` (where the client's CPU time goes)")
 	fs.DurationVar(&f.interval, "interval", 0, "resource sampling interval (default 1s, 250ms with --small)")
 	fs.IntVar(&f.s.Connections, "connections", 0, fmt.Sprintf("connections: sockets to hold (default %d)", d.Connections))
 	fs.DurationVar(&f.s.Hold, "hold", 0, fmt.Sprintf("connections: how long to hold them (default %s)", d.Hold))
