@@ -136,12 +136,13 @@ func (a *App) terminate(user string) {
 	a.sockets.Range(func(k, _ any) bool {
 		sock := k.(*Socket)
 		sock.mu.Lock()
-		for _, uid := range sock.subs {
+		sock.subs.each(func(_, uid string) bool {
 			if uid == user {
 				victims[sock] = struct{}{}
-				break
+				return false
 			}
-		}
+			return true
+		})
 		sock.mu.Unlock()
 		return true
 	})

@@ -26,7 +26,7 @@ func (s *Socket) handleClientEvent(m *inbound) {
 		return
 	}
 	s.mu.Lock()
-	userID, subscribed := s.subs[m.Channel]
+	userID, subscribed := s.subs.get(m.Channel)
 	s.mu.Unlock()
 	if !subscribed && cfg.AcceptClientEventsFrom != "all" {
 		s.refuse("client_event_not_subscribed", "client event on a channel the socket has not joined")

@@ -122,7 +122,7 @@ func (s *Socket) handleSubscribe(raw json.RawMessage) {
 			s.app.hub.unsubscribe(name, s, userID)
 			return
 		}
-		s.subs[name] = userID
+		s.subs.set(name, userID)
 		if typ.needsAuth() {
 			s.authorized = true
 		}
@@ -224,8 +224,7 @@ func (s *Socket) handleUnsubscribe(raw json.RawMessage) {
 		return
 	}
 	s.mu.Lock()
-	uid, ok := s.subs[d.Channel]
-	delete(s.subs, d.Channel)
+	uid, ok := s.subs.remove(d.Channel)
 	s.mu.Unlock()
 	if ok {
 		s.leave(d.Channel, uid)

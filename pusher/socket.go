@@ -26,23 +26,19 @@ type Socket struct {
 	connectedAt time.Time
 
 	mu         sync.Mutex
-	subs       map[string]string // channel → presence user id ("" for other kinds)
-	user       string            // signed-in user id (§7), "" when not signed in
-	watching   []string          // user ids of the signed-in watchlist (§7)
-	authorized bool              // signed in or joined a private/presence channel
+	subs       subSet   // channel → presence user id ("" for other kinds)
+	user       string   // signed-in user id (§7), "" when not signed in
+	watching   []string // user ids of the signed-in watchlist (§7)
+	authorized bool     // signed in or joined a private/presence channel
 	closed     bool
 	tokens     float64 // client-event token bucket (§6)
 	refill     time.Time
 
 	pingedAt atomic.Int64 // janitor: when the server pinged (Unix ns); 0 when not waiting
-
-	// ready is closed once conn is set and connection_established queued: ws.Adopt starts reading
-	// at once, and a client may send before the handshake's bookkeeping is done.
-	ready chan struct{}
 }
 
 func newSocket(srv *Server, app *App, id string) *Socket {
-	return &Socket{id: id, app: app, srv: srv, subs: map[string]string{}, connectedAt: time.Now(), ready: make(chan struct{})}
+	return &Socket{id: id, app: app, srv: srv, connectedAt: time.Now()}
 }
 
 func (s *Socket) send(frame []byte) {
@@ -72,9 +68,16 @@ type inbound struct {
 	Data    json.RawMessage `json:"data"`
 }
 
+// Adopted implements ws.Adopter: the socket becomes reachable (API, shutdown, socket_id
+// exclusion) before ws reads anything, so OnMessage and OnClose never see it half set up.
+func (s *Socket) Adopted(c *ws.Conn) {
+	s.conn = c
+	s.app.sockets.Store(s, struct{}{})
+	s.srv.byID.Store(s.id, s)
+}
+
 // OnMessage implements ws.Handler: one text message from the client.
 func (s *Socket) OnMessage(payload []byte) {
-	<-s.ready
 	s.app.stats.messagesIn.Add(1)
 	s.app.stats.bytesIn.Add(uint64(len(payload)))
 	s.pingedAt.Store(0) // any frame is activity (§3)
@@ -107,7 +110,6 @@ func (s *Socket) OnMessage(payload []byte) {
 // OnClose implements ws.Handler: the connection is gone. Leave every channel, announcing
 // member_removed where this was a user's last socket (§5.4).
 func (s *Socket) OnClose(code int, reason string) {
-	<-s.ready
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -115,13 +117,14 @@ func (s *Socket) OnClose(code int, reason string) {
 	}
 	s.closed = true
 	subs := s.subs
-	s.subs = map[string]string{}
+	s.subs = subSet{}
 	user, watching := s.user, s.watching
 	s.mu.Unlock()
 
-	for name, uid := range subs {
+	subs.each(func(name, uid string) bool {
 		s.leave(name, uid)
-	}
+		return true
+	})
 	if len(watching) > 0 {
 		s.stopWatching(watching)
 	}
