@@ -49,7 +49,6 @@ func attach(tb testing.TB, s *Server, channel string, n int) []*countingTranspor
 		tr := &countingTransport{}
 		sock := newSocket(s, app, s.newSocketID())
 		sock.conn = tr
-		close(sock.ready)
 		app.sockets.Store(sock, struct{}{})
 		app.conns.Add(1)
 		s.conns.Add(1)
@@ -108,7 +107,6 @@ func FuzzClientEvent(f *testing.F) {
 			tr := &countingTransport{record: true}
 			sock := newSocket(s, app, s.newSocketID())
 			sock.conn = tr
-			close(sock.ready)
 			app.sockets.Store(sock, struct{}{})
 			d, _ := json.Marshal(map[string]string{"channel": "private-chat", "auth": ChannelAuth("key1", "secret1", sock.id, "private-chat", "")})
 			sock.handleSubscribe(d)

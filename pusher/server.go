@@ -232,11 +232,7 @@ func (s *Server) HandleWebSocket(ctx *fasthttp.RequestCtx) {
 		sock := newSocket(s, app, s.newSocketID())
 		opts.First = [][]byte{eventFrame("pusher:connection_established", "",
 			`{"socket_id":"`+sock.id+`","activity_timeout":`+strconv.Itoa(cfg.ActivityTimeout)+`}`, "")}
-		c := ws.Adopt(wc.NetConn(), sock, opts, s.flusher)
-		sock.conn = c
-		app.sockets.Store(sock, struct{}{})
-		s.byID.Store(sock.id, sock)
-		close(sock.ready) // the read goroutine may now hand messages to the socket
+		ws.Adopt(wc.NetConn(), sock, opts, s.flusher) // sock.Adopted registers it
 	})
 	if err != nil && refuse == nil {
 		s.release(app)

@@ -123,6 +123,10 @@ func Adopt(nc net.Conn, h Handler, opts Options, f *Flusher) *Conn {
 		}
 	}
 	c.touch()
+	if a, ok := h.(Adopter); ok {
+		a.Adopted(c)
+	}
+	// Queued after Adopted: a failed write calls OnClose, which must find the handler set up.
 	if len(opts.Preface) > 0 || len(opts.First) > 0 {
 		c.mu.Lock()
 		if len(opts.Preface) > 0 {
@@ -134,9 +138,6 @@ func Adopt(nc net.Conn, h Handler, opts Options, f *Flusher) *Conn {
 		}
 		c.scheduleLocked()
 		c.mu.Unlock()
-	}
-	if a, ok := h.(Adopter); ok {
-		a.Adopted(c)
 	}
 	c.pollRC = c.rc
 	if b := tlsBaseOf(nc); b != nil {
