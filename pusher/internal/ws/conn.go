@@ -214,12 +214,13 @@ var pingFrame = AppendFrame(nil, OpPing, nil)
 // Close queues the final frames and a close frame after everything already queued, then closes
 // the connection once they are written (or closeLinger has passed).
 func (c *Conn) Close(code int, reason string, final ...[]byte) {
-	c.closeReporting(code, reason, code, reason, final)
+	c.closeReporting(code, reason, code, reason, final, true)
 }
 
 // closeReporting is Close with the code and reason OnClose will report, set under the same lock
 // as the close frame is queued, so no flush can finish with the other ones.
-func (c *Conn) closeReporting(code int, reason string, reportCode int, reportWhy string, final [][]byte) {
+// Without schedule the caller writes the queue itself (flushNow).
+func (c *Conn) closeReporting(code int, reason string, reportCode int, reportWhy string, final [][]byte, schedule bool) {
 	c.mu.Lock()
 	if c.closing {
 		c.mu.Unlock()
@@ -230,7 +231,9 @@ func (c *Conn) closeReporting(code int, reason string, reportCode int, reportWhy
 		c.push(f)
 	}
 	c.push(AppendClose(nil, code, reason))
-	c.scheduleLocked()
+	if schedule {
+		c.scheduleLocked()
+	}
 	c.mu.Unlock()
 }
 
@@ -385,7 +388,8 @@ func (c *Conn) emit(op Opcode, payload []byte) error {
 			if echo == CloseNoStatus {
 				echo = CloseNormal
 			}
-			c.closeReporting(echo, "", code, reason, nil)
+			// Not scheduled: failRead writes it on this goroutine, then closes at once.
+			c.closeReporting(echo, "", code, reason, nil, false)
 		}
 		return errPeerClosed
 	}
@@ -401,7 +405,17 @@ func (c *Conn) failRead(err error) {
 	if errors.As(err, &ce) {
 		c.Close(ce.Code, ce.Reason)
 	}
+	if err == errPeerClosed {
+		// The client closed first: our echo is the last write, and once it is out the handshake
+		// is complete (RFC 6455 §7.1.1). Written here, the usual case ends without a flusher
+		// hand-off, a timer or a parked reader.
+		c.flushNow()
+	}
 	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return
+	}
 	handshakeDone := c.peerClose && c.closing && !c.scheduled && len(c.queue) == 0
 	c.mu.Unlock()
 	if handshakeDone {

@@ -70,8 +70,7 @@ func (f *Flusher) schedule(c *Conn) {
 
 func (f *Flusher) worker() {
 	defer f.wg.Done()
-	w := &worker{bufs: make([][]byte, 0, iovMax), iov: make([]unix.Iovec, 0, iovMax)}
-	w.try = w.writevOnce // bound once: RawConn.Write takes a func, and a fresh closure per flush would allocate
+	w := newWorker(iovMax)
 	for c := range f.work {
 		c.flushOnce(w)
 		clear(w.bufs[:cap(w.bufs)]) // pin no frame between flushes
@@ -86,6 +85,32 @@ type worker struct {
 	n    int
 	err  error
 	try  func(fd uintptr) bool
+}
+
+// spareWorkers lends flushNow a worker's buffers.
+var spareWorkers = sync.Pool{New: func() any { return newWorker(16) }}
+
+func newWorker(n int) *worker {
+	w := &worker{bufs: make([][]byte, 0, n), iov: make([]unix.Iovec, 0, n)}
+	w.try = w.writevOnce // bound once: RawConn.Write takes a func, and a fresh closure per flush would allocate
+	return w
+}
+
+// flushNow writes what is queued on the caller's goroutine, unless a writer already has the conn
+// (or it is closed). A partial write continues on a blocking writer as with the pool.
+func (c *Conn) flushNow() {
+	c.mu.Lock()
+	if c.scheduled || c.closed {
+		c.mu.Unlock()
+		return
+	}
+	c.scheduled = true
+	c.mu.Unlock()
+	w := spareWorkers.Get().(*worker)
+	c.flushOnce(w)
+	clear(w.bufs[:cap(w.bufs)])
+	w.bufs = w.bufs[:0]
+	spareWorkers.Put(w)
 }
 
 // writevOnce makes one writev attempt with w.bufs and returns true, so RawConn.Write never parks
