@@ -93,7 +93,7 @@ type fileProxy struct {
 	Root            *string        `yaml:"root"`
 	FrontController *string        `yaml:"front_controller"`
 	Upstreams       []string       `yaml:"upstreams"`
-	MaxBody         *int64         `yaml:"max_body"`
+	MaxBody         *byteSize      `yaml:"max_body"`
 	ConnectTimeout  *time.Duration `yaml:"connect_timeout"`
 	ReadTimeout     *time.Duration `yaml:"read_timeout"`
 	WriteTimeout    *time.Duration `yaml:"write_timeout"`
@@ -147,7 +147,9 @@ func (s *settings) applyYAML(path string) error {
 		if len(p.Upstreams) > 0 {
 			s.Proxy.Upstreams = p.Upstreams
 		}
-		setIf(&s.Proxy.MaxBody, p.MaxBody)
+		if p.MaxBody != nil {
+			s.Proxy.MaxBody = int64(*p.MaxBody)
+		}
 		setIf(&s.Proxy.ConnectTimeout, p.ConnectTimeout)
 		setIf(&s.Proxy.ReadTimeout, p.ReadTimeout)
 		setIf(&s.Proxy.WriteTimeout, p.WriteTimeout)
@@ -244,4 +246,16 @@ func parsePositiveInt(source, v string) (int, error) {
 		return 0, badValue(source, v, "want a whole number ≥ 0")
 	}
 	return n, nil
+}
+
+// byteSize is a YAML size: a number of bytes or a string such as "64M" (parseByteSize).
+type byteSize int64
+
+func (b *byteSize) UnmarshalYAML(n *yaml.Node) error {
+	v, err := parseByteSize(n.Value)
+	if err != nil {
+		return fmt.Errorf("line %d: max_body: invalid value %q: %v", n.Line, n.Value, err)
+	}
+	*b = byteSize(v)
+	return nil
 }

@@ -272,3 +272,40 @@ func TestWebhookSettings(t *testing.T) {
 		t.Fatalf("bad event name: %v", err)
 	}
 }
+
+// Sizes read as Laravel teams write them in Nginx and php.ini (64M), from a flag, FRONTDOOR_ env
+// and YAML alike.
+func TestMaxBodySizes(t *testing.T) {
+	for in, want := range map[string]int64{"67108864": 64 << 20, "64M": 64 << 20, "64m": 64 << 20, "512K": 512 << 10,
+		"1G": 1 << 30, "8MB": 8 << 20, "8MiB": 8 << 20, " 2M ": 2 << 20, "0": 0} {
+		if got, err := parseByteSize(in); err != nil || got != want {
+			t.Errorf("parseByteSize(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"", "M", "lots", "-1", "1T", "1.5M", "99999999999G"} {
+		if n, err := parseByteSize(bad); err == nil {
+			t.Errorf("parseByteSize(%q) = %d, accepted", bad, n)
+		}
+	}
+	s, err := load(t, []string{"--max-body", "16M"}, env())
+	if err != nil || s.Proxy.MaxBody != 16<<20 {
+		t.Fatalf("--max-body 16M: %d, %v", s.Proxy.MaxBody, err)
+	}
+	s, err = load(t, nil, env("FRONTDOOR_MAX_BODY", "1G"))
+	if err != nil || s.Proxy.MaxBody != 1<<30 {
+		t.Fatalf("FRONTDOOR_MAX_BODY=1G: %d, %v", s.Proxy.MaxBody, err)
+	}
+	yml := writeFile(t, "frontdoor.yaml", "proxy:\n  max_body: 8M\n")
+	s, err = load(t, []string{"--config", yml, "--env-file", ""}, env())
+	if err != nil || s.Proxy.MaxBody != 8<<20 {
+		t.Fatalf("yaml max_body: 8M: %d, %v", s.Proxy.MaxBody, err)
+	}
+	yml = writeFile(t, "frontdoor.yaml", "proxy:\n  max_body: 1048576\n")
+	if s, err = load(t, []string{"--config", yml, "--env-file", ""}, env()); err != nil || s.Proxy.MaxBody != 1<<20 {
+		t.Fatalf("yaml max_body: 1048576: %d, %v", s.Proxy.MaxBody, err)
+	}
+	yml = writeFile(t, "frontdoor.yaml", "proxy:\n  max_body: huge\n")
+	if _, err = load(t, []string{"--config", yml, "--env-file", ""}, env()); err == nil || !strings.Contains(err.Error(), `"huge"`) {
+		t.Fatalf("yaml max_body: huge: %v", err)
+	}
+}

@@ -1,10 +1,12 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 )
 
@@ -75,6 +77,33 @@ func splitList(v string) []string {
 }
 
 // badValue formats the one error shape every setting uses: where it came from, what it was, what works.
+// parseByteSize reads a size as Nginx's client_max_body_size and PHP's upload_max_filesize
+// write it (64M, 512k, 1G; binary multiples), or a plain byte count. An "iB"/"B" tail is accepted.
+func parseByteSize(v string) (int64, error) {
+	const want = "want a size such as 64M, 512K, 1G or a byte count"
+	s := strings.TrimSpace(v)
+	s = strings.TrimSuffix(strings.TrimSuffix(strings.TrimSuffix(s, "B"), "b"), "i")
+	shift := 0
+	if s != "" {
+		switch s[len(s)-1] {
+		case 'k', 'K':
+			shift = 10
+		case 'm', 'M':
+			shift = 20
+		case 'g', 'G':
+			shift = 30
+		}
+		if shift > 0 {
+			s = s[:len(s)-1]
+		}
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(s), 10, 64)
+	if err != nil || n < 0 || n > (1<<62)>>shift {
+		return 0, errors.New(want)
+	}
+	return n << shift, nil
+}
+
 func badValue(source, value, valid string) error {
 	return fmt.Errorf("%s: invalid value %q: %s", source, value, valid)
 }
