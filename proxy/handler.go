@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -174,24 +175,34 @@ func (h *Handler) ServeHTTP(ctx *fasthttp.RequestCtx) {
 			}
 		}
 		if cl := ctx.Request.Header.ContentLength(); int64(cl) > h.cfg.MaxBody {
+			h.log.Info().Str("request_id", x.reqID).Str("path", x.path).Int("content_length", cl).Msg("request body refused")
+			lingerDrain(ctx, min(int64(cl), lingerBytes))
 			h.errorPage(ctx, fasthttp.StatusRequestEntityTooLarge, "Request body too large")
 			break
 		}
 		u := h.pick()
 		x.upstream = u.id()
 		if kind, err := u.serve(ctx, x); err != nil {
-			h.observer.Load().ObserveUpstreamError(x.upstream, kind)
-			status := fasthttp.StatusBadGateway
 			switch kind {
-			case kindTimeout:
-				status = fasthttp.StatusGatewayTimeout
-			case kindTooLarge:
-				status = fasthttp.StatusRequestEntityTooLarge
-			case kindClient:
-				status = fasthttp.StatusBadRequest
+			case kindTooLarge, kindClient:
+				// The client's fault (a chunked body past --max-body, a broken body), not PHP's:
+				// no upstream error, and info as every refused input.
+				status, msg := fasthttp.StatusBadRequest, "Bad request body"
+				if kind == kindTooLarge {
+					status, msg = fasthttp.StatusRequestEntityTooLarge, "Request body too large"
+					lingerDrain(ctx, max(h.cfg.MaxBody, lingerBytes))
+				}
+				h.log.Info().Err(err).Str("request_id", x.reqID).Str("path", x.path).Msg("request body refused")
+				h.errorPage(ctx, status, msg)
+			default:
+				h.observer.Load().ObserveUpstreamError(x.upstream, kind)
+				status := fasthttp.StatusBadGateway
+				if kind == kindTimeout {
+					status = fasthttp.StatusGatewayTimeout
+				}
+				h.log.Error().Err(err).Str("upstream", x.upstream).Str("request_id", x.reqID).Str("kind", kind).Msg("upstream failed")
+				h.errorPage(ctx, status, fasthttp.StatusMessage(status))
 			}
-			h.log.Error().Err(err).Str("upstream", x.upstream).Str("request_id", x.reqID).Str("kind", kind).Msg("upstream failed")
-			h.errorPage(ctx, status, fasthttp.StatusMessage(status))
 		}
 	}
 	if !x.deferred {
@@ -249,4 +260,23 @@ func newRequestID() string {
 		n >>= 8
 	}
 	return hex.EncodeToString(b[:])
+}
+
+// A refused request body is read and thrown away, up to lingerBytes or for lingerTime, before
+// the connection closes: closing a socket with unread data makes the kernel send a reset, and a
+// client still uploading then sees "connection reset" instead of the 413 (Nginx's lingering
+// close does the same). Beyond either bound the connection closes anyway.
+const (
+	lingerBytes = 16 << 20
+	lingerTime  = 10 * time.Second
+)
+
+func lingerDrain(ctx *fasthttp.RequestCtx, limit int64) {
+	bs := ctx.RequestBodyStream()
+	if bs == nil {
+		return
+	}
+	ctx.SetConnectionClose()
+	_ = ctx.Conn().SetReadDeadline(time.Now().Add(lingerTime))
+	_, _ = io.CopyN(io.Discard, bs, limit)
 }
