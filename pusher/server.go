@@ -78,7 +78,9 @@ func NewServer(cfg Config, log zerolog.Logger) (*Server, error) {
 		flusher: ws.NewFlusher(0),
 		stop:    make(chan struct{}),
 		upgrader: &websocket.FastHTTPUpgrader{
-			ReadBufferSize:    512,
+			// The library's Conn and its reader are never read (ws reads the socket itself) but are
+			// allocated on every upgrade: the smallest reader it allows, 125 bytes for a control frame.
+			ReadBufferSize:    128,
 			WriteBufferSize:   1024,
 			WriteBufferPool:   &sync.Pool{},
 			EnableCompression: false,
