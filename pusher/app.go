@@ -79,6 +79,9 @@ type Config struct {
 	// WebhookTimeout bounds one delivery attempt (default 10 s); WebhookRetryFor is how long a
 	// batch is retried before it is dropped (default 5 minutes, as Pusher).
 	WebhookTimeout, WebhookRetryFor time.Duration `yaml:"-"`
+	// PongTimeout is how long a pinged socket may stay silent before it is closed with 4201
+	// (§3; default 30 s, the documented recommendation).
+	PongTimeout time.Duration `yaml:"-"`
 	// Broker joins this server to other nodes (pusher/redis); nil keeps it a single node.
 	// It is started by NewServer, closed by Shutdown, and not changed by Reload.
 	Broker Broker `yaml:"-"`
@@ -93,7 +96,7 @@ const (
 	defaultMaxEventBytes   = 10240
 	defaultMaxRequestBytes = 1 << 20
 	defaultCacheTTL        = 1800
-	pongTimeoutSeconds     = 30
+	defaultPongTimeout     = 30 * time.Second
 )
 
 // withDefaults fills zero fields with the documented defaults.

@@ -45,6 +45,7 @@ type Server struct {
 	webhookHost     string
 	webhookTimeout  time.Duration
 	webhookRetryFor time.Duration
+	pongTimeout     time.Duration
 	trans           transitions
 	cacheMisses     sync.Map // app id + "\x00" + channel → when cache_miss was last sent (Unix ns)
 
@@ -96,6 +97,10 @@ func NewServer(cfg Config, log zerolog.Logger) (*Server, error) {
 	s.webhookTimeout, s.webhookRetryFor = cfg.WebhookTimeout, cfg.WebhookRetryFor
 	if s.webhookTimeout == 0 {
 		s.webhookTimeout = 10 * time.Second
+	}
+	s.pongTimeout = cfg.PongTimeout
+	if s.pongTimeout <= 0 {
+		s.pongTimeout = defaultPongTimeout
 	}
 	if s.webhookRetryFor == 0 {
 		s.webhookRetryFor = 5 * time.Minute
@@ -300,7 +305,8 @@ func (s *Server) newSocketID() string {
 // janitor is the one goroutine that does per-socket timekeeping (§3): ping after ping_interval
 // of silence, close with 4201 when no frame follows within 30 s, and the authorization timeout.
 func (s *Server) janitor() {
-	t := time.NewTicker(time.Second)
+	every := s.sweepInterval()
+	t := time.NewTicker(every)
 	defer t.Stop()
 	lastExpire := time.Now()
 	for {
@@ -311,7 +317,7 @@ func (s *Server) janitor() {
 			for _, a := range s.appList() {
 				cfg := a.config()
 				a.sockets.Range(func(k, _ any) bool {
-					k.(*Socket).checkLiveness(now, cfg)
+					k.(*Socket).checkLiveness(now, cfg, s.pongTimeout)
 					return true
 				})
 				if now.Sub(lastExpire) > time.Minute {
@@ -324,17 +330,38 @@ func (s *Server) janitor() {
 			if now.Sub(lastExpire) > time.Minute {
 				lastExpire = now
 			}
+			if d := s.sweepInterval(); d != every { // a reload changed the apps' timeouts
+				every = d
+				t.Reset(every)
+			}
 		}
 	}
 }
 
-func (sock *Socket) checkLiveness(now time.Time, cfg *AppConfig) {
+// sweepInterval is how often the janitor walks every socket: a tenth of the shortest timeout it
+// enforces (ping interval, pong timeout, authorization timeout), between 100 ms and 5 s, so a
+// ping or a close is at most a tenth late. Each walk touches every socket (about 6 ms for 20,000
+// here): with the defaults (60 s ping, 30 s pong) it runs every 3 s instead of every second.
+func (s *Server) sweepInterval() time.Duration {
+	shortest := s.pongTimeout
+	for _, a := range s.appList() {
+		cfg := a.config()
+		for _, sec := range []int{cfg.PingInterval, cfg.AuthorizationTimeout} {
+			if d := time.Duration(sec) * time.Second; d > 0 && d < shortest {
+				shortest = d
+			}
+		}
+	}
+	return min(max(shortest/10, 100*time.Millisecond), 5*time.Second)
+}
+
+func (sock *Socket) checkLiveness(now time.Time, cfg *AppConfig, pongTimeout time.Duration) {
 	last := time.Unix(0, sock.conn.LastActivity())
 	if pinged := sock.pingedAt.Load(); pinged != 0 {
 		if last.UnixNano() > pinged {
 			sock.pingedAt.Store(0)
-		} else if now.Sub(time.Unix(0, pinged)) > pongTimeoutSeconds*time.Second {
-			sock.refuse("pong_timeout", "no frame within 30 s of the server's ping")
+		} else if now.Sub(time.Unix(0, pinged)) > pongTimeout {
+			sock.refuse("pong_timeout", "no frame within "+pongTimeout.String()+" of the server's ping")
 			sock.closeWith(ErrPongTimeout)
 			return
 		}

@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -711,5 +712,61 @@ func TestWatchlist(t *testing.T) {
 	}
 	if code := errorCode(t, dan.read()); code != float64(4302) {
 		t.Fatalf("want 4302, got %v", code)
+	}
+}
+
+// §3 liveness: after ping_interval of silence the server sends a WebSocket ping frame; a socket
+// that answers (any frame) stays, one that stays silent for the pong timeout gets pusher:error
+// 4201 and close 4201. Other sockets are not touched.
+func TestServerPingThenPongTimeout(t *testing.T) {
+	cfg := oneApp(func(a *AppConfig) { a.PingInterval = 1 })
+	cfg.PongTimeout = 700 * time.Millisecond
+	ts := startServer(t, cfg)
+
+	var answeredPings, silentPings atomic.Int32
+	answering := ts.connect(t, "key1")
+	answering.c.SetPingHandler(func(data string) error {
+		answeredPings.Add(1)
+		return answering.c.WriteControl(websocket.PongMessage, []byte(data), time.Now().Add(time.Second))
+	})
+	msgs := make(chan []byte, 16)
+	go func() { // ping frames reach the handler only inside a read
+		for {
+			_, m, err := answering.c.ReadMessage()
+			if err != nil {
+				close(msgs)
+				return
+			}
+			msgs <- m
+		}
+	}()
+	silent := ts.connect(t, "key1")
+	silent.c.SetPingHandler(func(string) error { silentPings.Add(1); return nil }) // never answers
+
+	// The silent one: pinged after about a second, then 4201 as a pusher:error and as the close.
+	start := time.Now()
+	if code := errorCode(t, silent.read()); code != float64(4201) {
+		t.Fatalf("pusher:error code %v, want 4201", code)
+	}
+	silent.expectClose(4201)
+	if silentPings.Load() == 0 {
+		t.Fatal("closed for a missing pong without being pinged")
+	}
+	if took := time.Since(start); took < cfg.PongTimeout {
+		t.Fatalf("closed %v after connecting: sooner than the pong timeout allows", took)
+	}
+
+	// The answering one was pinged as well, answered, and is still served.
+	if answeredPings.Load() == 0 {
+		t.Fatal("the answering socket was never pinged")
+	}
+	answering.send(`{"event":"pusher:ping","data":{}}`)
+	select {
+	case m, ok := <-msgs:
+		if !ok || !strings.Contains(string(m), `"pusher:pong"`) {
+			t.Fatalf("answering socket: %q (open: %v), want pusher:pong", m, ok)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("answering socket: no pong")
 	}
 }
