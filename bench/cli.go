@@ -6,9 +6,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
+	"net/url"
 	"os"
 	"os/signal"
 	"runtime/pprof"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -208,6 +211,7 @@ func newFlags(out io.Writer) *cliFlags {
 	fs.StringVar(&f.t.Secret, "secret", "", "Pusher app secret (REVERB_APP_SECRET)")
 	fs.StringVar(&f.envFile, "env-file", "", "Laravel `.env` to read REVERB_APP_ID/KEY/SECRET and REVERB_HOST/PORT/SCHEME from")
 	fs.Var(&f.pids, "server-pid", "server process to sample for RSS and CPU (repeatable; auto = the process listening on the url's port, the default on loopback; none)")
+	fs.Var((*stringList)(&f.t.Nodes), "node", "another node of the same cluster, ws://host:port (repeatable): WebSocket clients are spread over --url and the nodes, API calls go to --url")
 	fs.StringVar(&f.t.Label, "label", "", "name of the server in reports, e.g. frontdoor or soketi (default: host:port)")
 	fs.BoolVar(&f.t.Insecure, "insecure", false, "do not verify TLS certificates")
 	fs.StringVar(&f.t.HTTPURL, "http-url", "", "base URL for the proxy scenario (default: the url with http/https)")
@@ -266,6 +270,17 @@ func (f *cliFlags) options(log io.Writer) (Options, error) {
 		} else {
 			t.ServerPIDs = []int{pid}
 			fmt.Fprintf(log, "bench: sampling server pid %d (%s)\n", pid, procCommand(pid))
+		}
+		for _, n := range t.Nodes {
+			u, _ := url.Parse(n)
+			if ip := net.ParseIP(u.Hostname()); (ip == nil || !ip.IsLoopback()) && u.Hostname() != "localhost" || u.Port() == "" {
+				continue
+			}
+			port, _ := strconv.Atoi(u.Port())
+			if pid, err := listenerPID(port); err == nil && !slices.Contains(t.ServerPIDs, pid) {
+				t.ServerPIDs = append(t.ServerPIDs, pid)
+				fmt.Fprintf(log, "bench: sampling node pid %d (%s)\n", pid, procCommand(pid))
+			}
 		}
 	}
 	o.Target = t

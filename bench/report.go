@@ -16,7 +16,7 @@ import (
 type Report struct {
 	Tool       string     `json:"tool"`
 	Label      string     `json:"label"`  // the server's name in comparisons (--label)
-	Target     string     `json:"target"` // WebSocket base URL
+	Target     string     `json:"target"` // WebSocket base URL ("url + node + …" with --node)
 	Started    time.Time  `json:"started"`
 	Seconds    float64    `json:"seconds"`
 	Conditions Conditions `json:"conditions"`

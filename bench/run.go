@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -166,7 +167,8 @@ func Run(ctx context.Context, o Options, names ...string) (*Report, error) {
 		}
 		expanded = append(expanded, n)
 	}
-	rep := &Report{Tool: toolName, Label: o.Target.Label, Target: o.Target.URL, Started: time.Now()}
+	// With --node the target names every node; API calls went to the first.
+	rep := &Report{Tool: toolName, Label: o.Target.Label, Target: strings.Join(append([]string{o.Target.URL}, o.Target.Nodes...), " + "), Started: time.Now()}
 	if rep.Label == "" {
 		rep.Label = e.host
 	}

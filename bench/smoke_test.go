@@ -8,14 +8,15 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
 )
 
-// startFrontdoor builds ./cmd/frontdoor and starts it on a free loopback port; the process dies
-// with the test (Pdeathsig) and is stopped in Cleanup.
-func startFrontdoor(t *testing.T) (addr string, pid int) {
+// startFrontdoor builds ./cmd/frontdoor and starts it on a free loopback port, with extra flags;
+// the process dies with the test (Pdeathsig) and is stopped in Cleanup.
+func startFrontdoor(t *testing.T, extra ...string) (addr string, pid int) {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "frontdoor")
 	gobin, err := exec.LookPath("go")
@@ -33,8 +34,8 @@ func startFrontdoor(t *testing.T) (addr string, pid int) {
 	addr = l.Addr().String()
 	l.Close()
 	var logs bytes.Buffer
-	cmd := exec.Command(bin, "serve", "--listen", addr, "--admin", "off", "--env-file", "",
-		"--app-id", "smoke", "--app-key", "smoke-key", "--app-secret", "smoke-secret", "--log-level", "warn")
+	cmd := exec.Command(bin, append([]string{"serve", "--listen", addr, "--admin", "off", "--env-file", "",
+		"--app-id", "smoke", "--app-key", "smoke-key", "--app-secret", "smoke-secret", "--log-level", "warn"}, extra...)...)
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
@@ -153,5 +154,99 @@ func TestSuiteSmallAgainstFrontdoor(t *testing.T) {
 	wellFormed(t, page.Bytes())
 	if testing.Verbose() {
 		rep.WriteText(os.Stdout)
+	}
+}
+
+// startRedis runs a real redis-server on a free loopback port without persistence.
+func startRedis(t *testing.T) string {
+	t.Helper()
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		if os.Getenv("FRONTDOOR_REQUIRE_INTEGRATION") != "" {
+			t.Fatal("redis-server not installed (apt-get install redis-server); FRONTDOOR_REQUIRE_INTEGRATION is set")
+		}
+		t.Skip("redis-server not installed (apt-get install redis-server)")
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	_, port, _ := net.SplitHostPort(addr)
+	cmd := exec.Command(bin, "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+			c.Close()
+			return addr
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("redis-server not answering on %s", addr)
+		}
+	}
+}
+
+// TestFanoutAcrossTwoNodes: with --node, subscribers are spread over two frontdoor processes
+// sharing a real redis-server while the publishes go to the first; every subscriber, on either
+// node, gets every message once and in order, and both processes are sampled.
+func TestFanoutAcrossTwoNodes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and starts frontdoor and redis-server; skipped with -short")
+	}
+	redisURL := "redis://" + startRedis(t)
+	a, pidA := startFrontdoor(t, "--redis", redisURL)
+	b, pidB := startFrontdoor(t, "--redis", redisURL)
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	sizes := SmallSizes
+	sizes.Subscribers, sizes.Rate, sizes.Duration = 200, 50, 2*time.Second
+	rep, err := Run(ctx, Options{
+		Target: Target{URL: "ws://" + a, Nodes: []string{"ws://" + b}, AppID: "smoke", Key: "smoke-key",
+			Secret: "smoke-secret", ServerPIDs: []int{pidA, pidB}, Label: "two nodes"},
+		Sizes: sizes, Small: true,
+	}, "fanout")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res := rep.Result("fanout")
+	if res == nil {
+		t.Fatal("no fanout result")
+	}
+	for key, want := range map[string]float64{"subscribed": 200, "lost": 0, "duplicated": 0, "out_of_order": 0,
+		"publish_failed": 0, "incomplete_messages": 0} {
+		if v, ok := res.Metric(key); !ok || v != want {
+			t.Errorf("%s = %v (present %v), want %v; errors %v", key, v, ok, want, res.Errors)
+		}
+	}
+	expected, _ := res.Metric("expected")
+	delivered, _ := res.Metric("delivered")
+	if expected < 200*20 || delivered != expected {
+		t.Errorf("delivered %v of %v expected (want every one, at least 20 messages to 200 subscribers)", delivered, expected)
+	}
+	if !strings.Contains(rep.Target, b) {
+		t.Errorf("report target %q does not name the second node", rep.Target)
+	}
+
+	// Control: with a second server outside the cluster, the half of the subscribers dialed to it
+	// never get the messages, so the split is real.
+	lone, _ := startFrontdoor(t)
+	rep, err = Run(ctx, Options{
+		Target: Target{URL: "ws://" + a, Nodes: []string{"ws://" + lone}, AppID: "smoke", Key: "smoke-key",
+			Secret: "smoke-secret", ServerPIDs: []int{pidA}},
+		Sizes: sizes, Small: true,
+	}, "fanout")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res = rep.Result("fanout")
+	lost, _ := res.Metric("lost")
+	expected, _ = res.Metric("expected")
+	if lost < expected*0.4 || lost > expected*0.6 {
+		t.Errorf("lone second server: %v of %v lost, want about half (the subscribers dialed to it)", lost, expected)
 	}
 }

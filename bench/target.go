@@ -26,6 +26,27 @@ type Target struct {
 	Insecure bool
 	// Label names the server in reports (default: the URL's host:port).
 	Label string
+	// Nodes are other nodes of the same cluster (ws:// or wss:// like URL): WebSocket clients
+	// are spread round-robin over URL and Nodes, API calls go to URL, so a fan-out published on
+	// one node is delivered through the others.
+	Nodes []string
+}
+
+func validWSURL(flag, raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return fmt.Errorf("%s: %q: %v", flag, raw, err)
+	}
+	if u.Scheme != "ws" && u.Scheme != "wss" {
+		return fmt.Errorf("%s: %q: scheme must be ws or wss", flag, raw)
+	}
+	if u.Host == "" {
+		return fmt.Errorf("%s: %q: no host", flag, raw)
+	}
+	if u.RawQuery != "" || u.Fragment != "" {
+		return fmt.Errorf("%s: %q: no query or fragment expected (the bench builds /app/{key} itself)", flag, raw)
+	}
+	return nil
 }
 
 // Validate checks the target and names the bad key.
@@ -33,18 +54,13 @@ func (t *Target) Validate() error {
 	if t.URL == "" {
 		return errors.New("url: required (e.g. ws://127.0.0.1:8080), or --env-file with REVERB_HOST/PORT/SCHEME")
 	}
-	u, err := url.Parse(t.URL)
-	if err != nil {
-		return fmt.Errorf("url: %q: %v", t.URL, err)
+	if err := validWSURL("url", t.URL); err != nil {
+		return err
 	}
-	if u.Scheme != "ws" && u.Scheme != "wss" {
-		return fmt.Errorf("url: %q: scheme must be ws or wss", t.URL)
-	}
-	if u.Host == "" {
-		return fmt.Errorf("url: %q: no host", t.URL)
-	}
-	if u.RawQuery != "" || u.Fragment != "" {
-		return fmt.Errorf("url: %q: no query or fragment expected (the bench builds /app/{key} itself)", t.URL)
+	for _, n := range t.Nodes {
+		if err := validWSURL("node", n); err != nil {
+			return err
+		}
 	}
 	for k, v := range map[string]string{"app-id": t.AppID, "key": t.Key, "secret": t.Secret} {
 		if v == "" {
@@ -73,9 +89,10 @@ type endpoint struct {
 	tls      bool
 	host     string // host:port, port always present
 	hostname string
-	prefix   string // mount prefix without trailing slash, "" or "/ws"
-	wsURL    string // full URL of /app/{key} with the protocol query
-	httpBase string // scheme://host:port for the API
+	prefix   string   // mount prefix without trailing slash, "" or "/ws"
+	wsURL    string   // full URL of /app/{key} with the protocol query
+	wsURLs   []string // wsURL and the same on every --node: clients take them in turn
+	httpBase string   // scheme://host:port for the API
 	proxyURL *url.URL
 	signer   signer
 	loopback bool
@@ -100,8 +117,12 @@ func (t *Target) endpoint() (*endpoint, error) {
 		httpScheme = "https"
 	}
 	e.httpBase = httpScheme + "://" + e.host
-	e.wsURL = u.Scheme + "://" + e.host + e.prefix + "/app/" + url.PathEscape(t.Key) +
-		"?protocol=7&client=frontdoor-bench&version=1.0&flash=false"
+	e.wsURL = appURL(u, t.Key)
+	e.wsURLs = []string{e.wsURL}
+	for _, n := range t.Nodes {
+		nu, _ := url.Parse(n)
+		e.wsURLs = append(e.wsURLs, appURL(nu, t.Key))
+	}
 	e.signer = signer{appID: t.AppID, key: t.Key, secret: t.Secret}
 	proxy := t.HTTPURL
 	if proxy == "" {
@@ -145,4 +166,14 @@ func (t *Target) LoadEnv(vars map[string]string) {
 		}
 		t.URL = scheme + "://" + host + strings.TrimSuffix(vars["REVERB_SERVER_PATH"], "/")
 	}
+}
+
+// appURL is a server's /app/{key} URL with the protocol query pusher-js sends (spec § 1.1).
+func appURL(u *url.URL, key string) string {
+	host := u.Host
+	if u.Port() == "" {
+		host = net.JoinHostPort(u.Hostname(), map[bool]string{true: "443", false: "80"}[u.Scheme == "wss"])
+	}
+	return u.Scheme + "://" + host + strings.TrimSuffix(u.Path, "/") + "/app/" + url.PathEscape(key) +
+		"?protocol=7&client=frontdoor-bench&version=1.0&flash=false"
 }

@@ -29,6 +29,7 @@ type wsClient struct {
 	d       websocket.Dialer
 	src     []net.IP
 	next    atomic.Uint64
+	node    atomic.Uint64 // round-robin over e.wsURLs
 	timeout time.Duration
 }
 
@@ -87,7 +88,11 @@ func (f *frame) data() string {
 func (c *wsClient) dial(ctx context.Context) (*wsConn, error) {
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
-	ws, resp, err := c.d.DialContext(ctx, c.e.wsURL, nil)
+	target := c.e.wsURL
+	if len(c.e.wsURLs) > 1 {
+		target = c.e.wsURLs[c.node.Add(1)%uint64(len(c.e.wsURLs))]
+	}
+	ws, resp, err := c.d.DialContext(ctx, target, nil)
 	if err != nil {
 		if resp != nil {
 			return nil, fmt.Errorf("handshake: HTTP %d", resp.StatusCode)
