@@ -76,19 +76,20 @@ func (p *poller) wait() {
 }
 
 // arm (re)enables one readiness event for c; op is EPOLL_CTL_ADD the first time, then MOD.
+// It runs after every pass, so its RawConn callback is a pooled, pre-bound one (pollReader's).
 func (p *poller) arm(c *Conn, op int) error {
-	var err error
-	cerr := c.pollRC.Control(func(fd uintptr) {
-		ev := unix.EpollEvent{
-			Events: unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLONESHOT,
-			Fd:     int32(uint32(c.pollID)),
-			Pad:    int32(uint32(c.pollID >> 32)),
-		}
-		err = unix.EpollCtl(p.epfd, op, int(fd), &ev)
-	})
-	if cerr != nil {
-		return cerr
+	r := pollReaders.Get().(*pollReader)
+	r.epfd, r.op = p.epfd, op
+	r.ev = unix.EpollEvent{
+		Events: unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLONESHOT,
+		Fd:     int32(uint32(c.pollID)),
+		Pad:    int32(uint32(c.pollID >> 32)),
 	}
+	err := c.pollRC.Control(r.ctl)
+	if err == nil {
+		err = r.err
+	}
+	pollReaders.Put(r)
 	return err
 }
 
@@ -168,12 +169,12 @@ func (c *Conn) serve(pending []byte) {
 		}
 	}
 	for {
-		bp, n, again := c.readNow()
+		r, n, again := c.readNow()
 		if n > 0 {
 			c.touch()
-			short := n < len(*bp)
-			perr := c.parser.Feed((*bp)[:n], c.emit)
-			readBufs.Put(bp)
+			short := n < len(r.buf)
+			perr := c.parser.Feed(r.buf[:n], c.emit)
+			pollReaders.Put(r)
 			if perr != nil {
 				c.failRead(perr)
 				return
@@ -187,7 +188,7 @@ func (c *Conn) serve(pending []byte) {
 			}
 			continue
 		}
-		readBufs.Put(bp)
+		pollReaders.Put(r)
 		if again {
 			break
 		}
@@ -203,36 +204,60 @@ func (c *Conn) serve(pending []byte) {
 	}
 }
 
-// readNow makes one non-blocking read. again reports EAGAIN: nothing more until the next event;
-// n == 0 without again is the end (EOF, an error, or the conn closed under us).
-func (c *Conn) readNow() (bp *[]byte, n int, again bool) {
-	bp = readBufs.Get().(*[]byte)
+// pollReader is a read buffer lent for one readiness pass, with its RawConn callback bound once:
+// a closure per read would allocate it and the variables it captures, on every inbound message.
+type pollReader struct {
+	buf []byte
+	n   int
+	err error
+	try func(fd uintptr) bool
+
+	// arm's epoll_ctl, through RawConn.Control the same way.
+	epfd, op int
+	ev       unix.EpollEvent
+	ctl      func(fd uintptr)
+}
+
+func (r *pollReader) epollCtl(fd uintptr) { r.err = unix.EpollCtl(r.epfd, r.op, int(fd), &r.ev) }
+
+// readOnce makes one non-blocking read and returns true, so RawConn.Read never parks the
+// goroutine in the runtime's poller.
+func (r *pollReader) readOnce(fd uintptr) bool {
+	r.n, r.err = unix.Read(int(fd), r.buf)
+	for r.err == unix.EINTR {
+		r.n, r.err = unix.Read(int(fd), r.buf)
+	}
+	return true
+}
+
+var pollReaders = sync.Pool{New: func() any {
+	r := &pollReader{buf: make([]byte, readBufSize)}
+	r.try, r.ctl = r.readOnce, r.epollCtl
+	return r
+}}
+
+// readNow makes one non-blocking read into a pooled reader (the caller returns it to
+// pollReaders). again reports EAGAIN: nothing more until the next event; n == 0 without again is
+// the end (EOF, an error, or the conn closed under us).
+func (c *Conn) readNow() (r *pollReader, n int, again bool) {
+	r = pollReaders.Get().(*pollReader)
 	if c.base != nil {
 		// Through TLS: the tls.Conn reads its TLSBase, which answers errWouldBlock instead of
 		// waiting. Read returns buffered plaintext first, so "would block" means nothing is left.
-		m, err := c.nc.Read(*bp)
+		m, err := c.nc.Read(r.buf)
 		if m > 0 {
-			return bp, m, false
+			return r, m, false
 		}
-		return bp, 0, errors.Is(err, errWouldBlock)
+		return r, 0, errors.Is(err, errWouldBlock)
 	}
-	var m int
-	var e error
-	// RawConn.Read holds the fd against a concurrent Close for the call; returning true means
-	// it never parks the goroutine in the runtime's poller.
-	if rerr := c.rc.Read(func(fd uintptr) bool {
-		m, e = unix.Read(int(fd), *bp)
-		for e == unix.EINTR {
-			m, e = unix.Read(int(fd), *bp)
-		}
-		return true
-	}); rerr != nil || e != nil && e != unix.EAGAIN {
-		return bp, 0, false
+	// RawConn.Read holds the fd against a concurrent Close for the call.
+	if rerr := c.rc.Read(r.try); rerr != nil || r.err != nil && r.err != unix.EAGAIN {
+		return r, 0, false
 	}
-	if e == unix.EAGAIN {
-		return bp, 0, true
+	if r.err == unix.EAGAIN {
+		return r, 0, true
 	}
-	return bp, m, false
+	return r, r.n, false
 }
 
 // unpoll forgets a closing conn; the kernel drops the fd from the epoll set when it closes.
