@@ -3,7 +3,6 @@ package bench
 import (
 	"context"
 	"fmt"
-	"sync"
 	"time"
 )
 
@@ -23,28 +22,14 @@ func (r *runner) churn(ctx context.Context, name string, s Sizes) Result {
 	ctx, cancel := context.WithTimeout(ctx, s.Duration)
 	defer cancel()
 	start := time.Now()
-	var wg sync.WaitGroup
-	for w := 0; w < s.Clients; w++ {
-		wg.Go(func() {
-			channel := fmt.Sprintf("bench-churn-%d", w)
-			for ctx.Err() == nil {
-				t0 := time.Now()
-				c, err := ws.dial(context.Background())
-				if err == nil {
-					_, err = c.subscribe(channel, "", "", ws.timeout, nil)
-					c.closeGraceful(2 * time.Second)
-				}
-				if err != nil {
-					failed.Add(w, 1)
-					errs.add(err)
-					continue
-				}
-				lat.Record(w, time.Since(t0))
-				ok.Add(w, 1)
-			}
-		})
-	}
-	wg.Wait()
+	closedLoop(ctx, s.Clients, errs, &ok, &failed, &lat, func(w int) error {
+		c, err := ws.dial(context.Background())
+		if err == nil {
+			_, err = c.subscribe(fmt.Sprintf("bench-churn-%d", w), "", "", ws.timeout, nil)
+			c.closeGraceful(2 * time.Second)
+		}
+		return err
+	})
 	secs := time.Since(start).Seconds()
 	m.finish(&res)
 	res.add("cycles", "cycles completed", float64(ok.Load()), "", "higher")

@@ -70,16 +70,7 @@ th{background:#f4f6fa}td.best{font-weight:700;color:#0a7d32}.charts{display:flex
 		b.WriteString("</tr>\n")
 		for _, row := range rows[name] {
 			fmt.Fprintf(&b, "<tr><td>%s</td>", esc(row.m.Label))
-			for j, v := range row.values {
-				cls, s := "", "–"
-				if v != nil {
-					s = formatValue(*v, row.m.Unit)
-				}
-				if j == row.best {
-					cls = ` class="best"`
-				}
-				fmt.Fprintf(&b, "<td%s>%s</td>", cls, esc(s))
-			}
+			writeValueCells(&b, row)
 			b.WriteString("</tr>\n")
 		}
 		b.WriteString("</table>\n<div class=\"charts\">\n")
@@ -121,16 +112,7 @@ func writeHeadlines(b *strings.Builder, reps []*Report, rows map[string][]compar
 				continue
 			}
 			var cells strings.Builder
-			for j, v := range row.values {
-				cls, s := "", "–"
-				if v != nil {
-					s = formatValue(*v, row.m.Unit)
-				}
-				if j == row.best {
-					cls = ` class="best"`
-				}
-				fmt.Fprintf(&cells, "<td%s>%s</td>", cls, esc(s))
-			}
+			writeValueCells(&cells, row)
 			lines = append(lines, fmt.Sprintf("<tr><td><a href=\"#%s\">%s</a></td>%s</tr>\n", esc(h.scenario), esc(h.label), cells.String()))
 		}
 	}
@@ -332,4 +314,18 @@ func orDash(s string) string {
 		return "–"
 	}
 	return s
+}
+
+// writeValueCells writes one <td> per report for row, the best one marked, "–" where missing.
+func writeValueCells(b *strings.Builder, row compareRow) {
+	for j, v := range row.values {
+		cls, s := "", "–"
+		if v != nil {
+			s = formatValue(*v, row.m.Unit)
+		}
+		if j == row.best {
+			cls = ` class="best"`
+		}
+		fmt.Fprintf(b, "<td%s>%s</td>", cls, esc(s))
+	}
 }

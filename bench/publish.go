@@ -3,7 +3,6 @@ package bench
 import (
 	"context"
 	"fmt"
-	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -25,23 +24,9 @@ func (r *runner) publish(ctx context.Context, name string, s Sizes) Result {
 	defer cancel()
 	start := time.Now()
 	var seq atomic.Int64
-	var wg sync.WaitGroup
-	for w := 0; w < s.Clients; w++ {
-		wg.Go(func() {
-			for ctx.Err() == nil {
-				t0 := time.Now()
-				err := api.trigger("bench-publish", benchPayload(w, seq.Add(1), t0, s.Size))
-				if err != nil {
-					failed.Add(w, 1)
-					errs.add(err)
-					continue
-				}
-				lat.Record(w, time.Since(t0))
-				ok.Add(w, 1)
-			}
-		})
-	}
-	wg.Wait()
+	closedLoop(ctx, s.Clients, errs, &ok, &failed, &lat, func(w int) error {
+		return api.trigger("bench-publish", benchPayload(w, seq.Add(1), time.Now(), s.Size))
+	})
 	secs := time.Since(start).Seconds()
 	m.finish(&res)
 	res.add("requests", "requests answered 200", float64(ok.Load()), "", "higher")

@@ -6,6 +6,7 @@ import (
 	"io"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -42,43 +43,29 @@ var SmallSizes = Sizes{
 }
 
 func (s Sizes) withDefaults(d Sizes) Sizes {
-	if s.Connections == 0 {
-		s.Connections = d.Connections
-	}
-	if s.Hold == 0 {
-		s.Hold = d.Hold
-	}
-	if s.Subscribers == 0 {
-		s.Subscribers = d.Subscribers
-	}
-	if s.Channels == 0 {
-		s.Channels = d.Channels
-	}
-	if s.Rate == 0 {
-		s.Rate = d.Rate
-	}
-	if s.LatencyRate == 0 {
-		s.LatencyRate = d.LatencyRate
-	}
-	if s.Size == 0 {
-		s.Size = d.Size
-	}
-	if s.Publishers == 0 {
-		s.Publishers = d.Publishers
-	}
-	if s.Clients == 0 {
-		s.Clients = d.Clients
-	}
-	if s.Concurrency == 0 {
-		s.Concurrency = d.Concurrency
-	}
-	if s.Duration == 0 {
-		s.Duration = d.Duration
-	}
+	orDefault(&s.Connections, d.Connections)
+	orDefault(&s.Hold, d.Hold)
+	orDefault(&s.Subscribers, d.Subscribers)
+	orDefault(&s.Channels, d.Channels)
+	orDefault(&s.Rate, d.Rate)
+	orDefault(&s.LatencyRate, d.LatencyRate)
+	orDefault(&s.Size, d.Size)
+	orDefault(&s.Publishers, d.Publishers)
+	orDefault(&s.Clients, d.Clients)
+	orDefault(&s.Concurrency, d.Concurrency)
+	orDefault(&s.Duration, d.Duration)
 	if len(s.Paths) == 0 {
 		s.Paths = d.Paths
 	}
 	return s
+}
+
+// orDefault sets *v to d when *v is the zero value (the flag was not given).
+func orDefault[T comparable](v *T, d T) {
+	var zero T
+	if *v == zero {
+		*v = d
+	}
 }
 
 // Validate names the first bad size.
@@ -279,4 +266,26 @@ func sleepCtx(ctx context.Context, d time.Duration) bool {
 	case <-t.C:
 		return true
 	}
+}
+
+// closedLoop runs clients loops of op until ctx ends, each client starting its next op when the
+// last one returned (a closed system: the server's speed sets the rate). Successes are counted
+// and timed, failures counted and logged, all per client shard.
+func closedLoop(ctx context.Context, clients int, errs *errorLog, ok, failed *counter, lat *shardedHist, op func(w int) error) {
+	var wg sync.WaitGroup
+	for w := range clients {
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				t0 := time.Now()
+				if err := op(w); err != nil {
+					failed.Add(w, 1)
+					errs.add(err)
+					continue
+				}
+				lat.Record(w, time.Since(t0))
+				ok.Add(w, 1)
+			}
+		})
+	}
+	wg.Wait()
 }
