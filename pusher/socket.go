@@ -26,10 +26,11 @@ type Socket struct {
 	connectedAt time.Time
 
 	mu         sync.Mutex
-	subs       subSet   // channel → presence user id ("" for other kinds)
-	user       string   // signed-in user id (§7), "" when not signed in
-	watching   []string // user ids of the signed-in watchlist (§7)
-	authorized bool     // signed in or joined a private/presence channel
+	subs       subSet          // channel → presence user id ("" for other kinds)
+	user       string          // signed-in user id (§7), "" when not signed in
+	watching   []string        // user ids of the signed-in watchlist (§7)
+	watchTold  map[string]bool // what the watchlist was last told per user (under app.usersMu)
+	authorized bool            // signed in or joined a private/presence channel
 	closed     bool
 	tokens     float64 // client-event token bucket (§6)
 	refill     time.Time

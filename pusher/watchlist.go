@@ -103,14 +103,22 @@ func (s *Socket) startWatching(ids []string) {
 		}
 	}
 	var on, off []string
+	told := make(map[string]bool, len(ids))
 	for i, id := range ids {
+		told[id] = online[i]
 		if online[i] {
 			on = append(on, id)
 		} else {
 			off = append(off, id)
 		}
 	}
+	// Under usersMu, with what it says recorded: a transition that reached this node after the
+	// state above was read, but describes the same state (the broker saw the Join before the bus
+	// delivered its "online"), is then not told again.
+	app.usersMu.Lock()
+	s.watchTold = told
 	s.send(watchlistFrame(on, off))
+	app.usersMu.Unlock()
 }
 
 // stopWatching unregisters a closing socket.
@@ -128,24 +136,25 @@ func (s *Socket) stopWatching(ids []string) {
 	a.usersMu.Unlock()
 }
 
-// notifyWatchers tells this node's watchers of user that it came online or went offline.
+// notifyWatchers tells this node's watchers of user that it came online or went offline,
+// skipping those already told that state. Frames go out under usersMu, so each watcher gets the
+// changes in the order they were recorded.
 func (a *App) notifyWatchers(user string, online bool) {
-	a.usersMu.Lock()
-	w := make([]*Socket, 0, len(a.watchers[user]))
-	for s := range a.watchers[user] {
-		w = append(w, s)
-	}
-	a.usersMu.Unlock()
-	if len(w) == 0 {
-		return
-	}
 	var frame []byte
 	if online {
 		frame = watchlistFrame([]string{user}, nil)
 	} else {
 		frame = watchlistFrame(nil, []string{user})
 	}
-	for _, s := range w {
+	a.usersMu.Lock()
+	defer a.usersMu.Unlock()
+	for s := range a.watchers[user] {
+		if was, ok := s.watchTold[user]; ok && was == online {
+			continue
+		}
+		if s.watchTold != nil {
+			s.watchTold[user] = online
+		}
 		s.send(frame)
 	}
 }
