@@ -176,7 +176,7 @@ func (h *Handler) ServeHTTP(ctx *fasthttp.RequestCtx) {
 		}
 		if cl := ctx.Request.Header.ContentLength(); int64(cl) > h.cfg.MaxBody {
 			h.log.Info().Str("request_id", x.reqID).Str("path", x.path).Int("content_length", cl).Msg("request body refused")
-			lingerDrain(ctx, min(int64(cl), lingerBytes))
+			lingerDrain(ctx)
 			h.errorPage(ctx, fasthttp.StatusRequestEntityTooLarge, "Request body too large")
 			break
 		}
@@ -190,7 +190,7 @@ func (h *Handler) ServeHTTP(ctx *fasthttp.RequestCtx) {
 				status, msg := fasthttp.StatusBadRequest, "Bad request body"
 				if kind == kindTooLarge {
 					status, msg = fasthttp.StatusRequestEntityTooLarge, "Request body too large"
-					lingerDrain(ctx, max(h.cfg.MaxBody, lingerBytes))
+					lingerDrain(ctx)
 				}
 				h.log.Info().Err(err).Str("request_id", x.reqID).Str("path", x.path).Msg("request body refused")
 				h.errorPage(ctx, status, msg)
@@ -271,12 +271,12 @@ const (
 	lingerTime  = 10 * time.Second
 )
 
-func lingerDrain(ctx *fasthttp.RequestCtx, limit int64) {
+func lingerDrain(ctx *fasthttp.RequestCtx) {
 	bs := ctx.RequestBodyStream()
 	if bs == nil {
 		return
 	}
 	ctx.SetConnectionClose()
 	_ = ctx.Conn().SetReadDeadline(time.Now().Add(lingerTime))
-	_, _ = io.CopyN(io.Discard, bs, limit)
+	_, _ = io.CopyN(io.Discard, bs, lingerBytes)
 }
