@@ -6,8 +6,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
-	"net/url"
 	"os"
 	"os/signal"
 	"runtime/pprof"
@@ -272,12 +270,13 @@ func (f *cliFlags) options(log io.Writer) (Options, error) {
 			fmt.Fprintf(log, "bench: sampling server pid %d (%s)\n", pid, procCommand(pid))
 		}
 		for _, n := range t.Nodes {
-			u, _ := url.Parse(n)
-			if ip := net.ParseIP(u.Hostname()); (ip == nil || !ip.IsLoopback()) && u.Hostname() != "localhost" || u.Port() == "" {
+			nt := t
+			nt.URL, nt.Nodes = n, nil
+			ne, err := nt.endpoint()
+			if err != nil || !ne.loopback {
 				continue
 			}
-			port, _ := strconv.Atoi(u.Port())
-			if pid, err := listenerPID(port); err == nil && !slices.Contains(t.ServerPIDs, pid) {
+			if pid, err := listenerPID(ne.port()); err == nil && !slices.Contains(t.ServerPIDs, pid) {
 				t.ServerPIDs = append(t.ServerPIDs, pid)
 				fmt.Fprintf(log, "bench: sampling node pid %d (%s)\n", pid, procCommand(pid))
 			}
