@@ -388,31 +388,7 @@ func TestFastCGIWithPHPFPM(t *testing.T) {
 
 			t.Run("concurrent_beyond_workers", func(t *testing.T) {
 				// 16 clients against 4 workers with kept connections: none may starve.
-				var wg sync.WaitGroup
-				errs := make(chan error, 16*10)
-				for c := range 16 {
-					wg.Add(1)
-					go func() {
-						defer wg.Done()
-						for i := range 10 {
-							resp, err := client.Get(fmt.Sprintf("%s/slow?ms=%d", front, (c+i)%3*5))
-							if err != nil {
-								errs <- err
-								return
-							}
-							b, _ := io.ReadAll(resp.Body)
-							resp.Body.Close()
-							if resp.StatusCode != 200 || string(b) != "slow done" {
-								errs <- fmt.Errorf("%d %q", resp.StatusCode, b)
-							}
-						}
-					}()
-				}
-				wg.Wait()
-				close(errs)
-				for err := range errs {
-					t.Error(err)
-				}
+				slowFromSixteenClients(t, front)
 			})
 		})
 	}
@@ -488,31 +464,7 @@ func TestFastCGIMaxConns(t *testing.T) {
 		t.Fatal(err)
 	}
 	front := serveFront(t, h)
-	var wg sync.WaitGroup
-	errs := make(chan error, 16*10)
-	for c := range 16 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range 10 {
-				resp, err := client.Get(fmt.Sprintf("%s/slow?ms=%d", front, (c+i)%3*5))
-				if err != nil {
-					errs <- err
-					return
-				}
-				b, _ := io.ReadAll(resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode != 200 || string(b) != "slow done" {
-					errs <- fmt.Errorf("%d %q", resp.StatusCode, b)
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Error(err)
-	}
+	slowFromSixteenClients(t, front)
 	u := h.upstreams[0].(*fcgiUpstream)
 	if d := u.dials.Load(); d > 4 {
 		t.Errorf("%d connections dialed for 160 requests, want at most 4", d)
@@ -668,5 +620,37 @@ func TestFastCGIClientGoneMidStream(t *testing.T) {
 	}
 	if resp, b := do(t, mustReq(t, "GET", front+"/cookies", nil)); resp.StatusCode != 200 {
 		t.Fatalf("after the abort: %d %q", resp.StatusCode, b)
+	}
+}
+
+// slowFromSixteenClients has 16 clients request /slow ten times each (0–10 ms of PHP work), and
+// fails the test for any error or wrong answer: more clients than php-fpm has workers, none may
+// starve.
+func slowFromSixteenClients(t *testing.T, front string) {
+	t.Helper()
+	var wg sync.WaitGroup
+	errs := make(chan error, 16*10)
+	for c := range 16 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 10 {
+				resp, err := client.Get(fmt.Sprintf("%s/slow?ms=%d", front, (c+i)%3*5))
+				if err != nil {
+					errs <- err
+					return
+				}
+				b, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 200 || string(b) != "slow done" {
+					errs <- fmt.Errorf("%d %q", resp.StatusCode, b)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
 	}
 }
