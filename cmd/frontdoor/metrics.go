@@ -6,6 +6,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	fdtls "github.com/frontdoorhq/frontdoor/tls"
 )
 
 // metrics is frontdoor's Prometheus registry. Counters that live on hot paths stay in the
@@ -18,6 +20,7 @@ type metrics struct {
 	proxyDuration  *prometheus.HistogramVec
 	proxyBytes     *prometheus.CounterVec
 	upstreamErrors *prometheus.CounterVec
+	malformed      *prometheus.CounterVec
 }
 
 func newMetrics() *metrics {
@@ -34,6 +37,9 @@ func newMetrics() *metrics {
 		proxyBytes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "frontdoor_proxy_response_bytes_total", Help: "Response body bytes sent by the PHP front door.",
 		}, []string{"upstream"}),
+		malformed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "frontdoor_http_refused_total", Help: "Requests refused before routing, by reason (malformed, header_too_large, timeout).",
+		}, []string{"reason"}),
 		upstreamErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "frontdoor_upstream_errors_total", Help: "Failed upstream attempts, by upstream and kind (connect, timeout, protocol).",
 		}, []string{"upstream", "kind"}),
@@ -41,7 +47,15 @@ func newMetrics() *metrics {
 	m.registry.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.proxyRequests, m.proxyDuration, m.proxyBytes, m.upstreamErrors,
+		m.proxyRequests, m.proxyDuration, m.proxyBytes, m.upstreamErrors, m.malformed,
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "frontdoor_accept_exhausted_total",
+			Help: "accept(2) calls that failed because the process or system was out of file descriptors.",
+		}, func() float64 { return float64(fdtls.Exhausted()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{
+			Name: "frontdoor_connections_shed_total",
+			Help: "Connections accepted on the reserve descriptor while out of descriptors and refused at once (503 or close).",
+		}, func() float64 { return float64(fdtls.Shed()) }),
 	)
 	return m
 }
@@ -91,6 +105,8 @@ func (c *clusterCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(clusterUpDesc, prometheus.GaugeValue, up)
 	ch <- prometheus.MustNewConstMetric(clusterDroppedDesc, prometheus.CounterValue, float64(b.Dropped()))
 }
+
+func (m *metrics) refusedRequest(reason string) { m.malformed.WithLabelValues(reason).Inc() }
 
 // ObserveRequest implements proxy.Observer.
 func (m *metrics) ObserveRequest(upstream string, status int, d time.Duration, bytes int64) {

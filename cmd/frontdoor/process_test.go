@@ -70,7 +70,12 @@ type proc struct {
 
 func startFrontdoor(t *testing.T, dir string, args ...string) *proc {
 	t.Helper()
-	cmd := exec.Command(frontdoorBin(t), args...)
+	return startCommand(t, dir, exec.Command(frontdoorBin(t), args...))
+}
+
+// startCommand runs cmd, a frontdoor or a wrapper that execs one, as startFrontdoor does.
+func startCommand(t *testing.T, dir string, cmd *exec.Cmd) *proc {
+	t.Helper()
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "FRONTDOOR_LOG_FORMAT=json")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}

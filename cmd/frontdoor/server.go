@@ -19,6 +19,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/valyala/fasthttp"
 
+	"github.com/frontdoorhq/frontdoor/internal/ratelog"
 	"github.com/frontdoorhq/frontdoor/proxy"
 	"github.com/frontdoorhq/frontdoor/pusher"
 	redisbroker "github.com/frontdoorhq/frontdoor/pusher/redis"
@@ -93,6 +94,8 @@ type server struct {
 	adminLn   net.Listener
 	ready     atomic.Bool
 	upgrading atomic.Bool // a new process took over: leave the pid file to it
+
+	malformedLogs *ratelog.Limiter
 }
 
 // boundListener is a listener with the fasthttp server that serves it and the name logs use.
@@ -103,7 +106,7 @@ type boundListener struct {
 }
 
 func newServer(s settings, log zerolog.Logger) (_ *server, err error) {
-	srv := &server{log: log, settings: s, metrics: newMetrics()}
+	srv := &server{log: log, settings: s, metrics: newMetrics(), malformedLogs: ratelog.New(10 * time.Second)}
 	defer func() {
 		if err != nil {
 			srv.closeListeners()
@@ -142,11 +145,13 @@ func newServer(s settings, log zerolog.Logger) (_ *server, err error) {
 		if err != nil {
 			return nil, err
 		}
+		ln = fdtls.GuardAccept(ln, fdtls.AcceptGuard{Name: "https", Log: log})
 		srv.listeners = append(srv.listeners, boundListener{"https", srv.tls.NewListener(pusher.ListenerForTLS(ln)), srv.httpServer(srv.tls.WrapHSTS(app))})
 		ln80, err := fdtls.Listen(s.TLS.HTTPAddr)
 		if err != nil {
 			return nil, err
 		}
+		ln80 = fdtls.GuardAccept(ln80, fdtls.AcceptGuard{Name: "http", RefuseHTTP: true, Log: log})
 		srv.listeners = append(srv.listeners, boundListener{"http", ln80, srv.httpServer(srv.tls.HTTPHandler(app))})
 	}
 	if s.Listen != "" {
@@ -154,6 +159,7 @@ func newServer(s settings, log zerolog.Logger) (_ *server, err error) {
 		if err != nil {
 			return nil, err
 		}
+		ln = fdtls.GuardAccept(ln, fdtls.AcceptGuard{Name: "plain", RefuseHTTP: true, Log: log})
 		srv.listeners = append(srv.listeners, boundListener{"plain", ln, srv.httpServer(app)})
 	}
 	if s.Admin != "" && s.Admin != "off" {
@@ -161,6 +167,7 @@ func newServer(s settings, log zerolog.Logger) (_ *server, err error) {
 		if srv.adminLn, err = fdtls.Listen(s.Admin); err != nil {
 			return nil, fmt.Errorf("admin: %w (set --admin to a free address or --admin off)", err)
 		}
+		srv.adminLn = fdtls.GuardAccept(srv.adminLn, fdtls.AcceptGuard{Name: "admin", RefuseHTTP: true, Log: log})
 		srv.admin = srv.adminServer()
 	}
 	return srv, nil
@@ -185,15 +192,17 @@ func (srv *server) router() fasthttp.RequestHandler {
 	}
 }
 
-// httpServer holds the settings every listener shares. KeepHijackedConns and the 4 KB read buffer
-// are the idle-socket budget in DESIGN "The Pusher core"; StreamRequestBody lets uploads stream to
-// PHP instead of sitting in memory.
+// httpServer holds the settings every listener shares. KeepHijackedConns is the idle-socket
+// budget in docs/architecture.md; StreamRequestBody lets uploads stream instead of sitting in
+// memory. ReadBufferSize is also the largest request header (Nginx accepts 8 KiB a line and 32 KiB
+// in all; Laravel apps with several cookies pass 4 KiB): beyond it the client gets 431. An
+// upgraded WebSocket does not keep this buffer (ws drains it at adoption).
 func (srv *server) httpServer(h fasthttp.RequestHandler) *fasthttp.Server {
 	return &fasthttp.Server{
 		Handler:               h,
 		NoDefaultServerHeader: true,
 		KeepHijackedConns:     true,
-		ReadBufferSize:        4096,
+		ReadBufferSize:        maxHeaderBytes,
 		StreamRequestBody:     true,
 		MaxRequestBodySize:    4 << 20, // read into memory up to this; beyond, the body streams
 		// Uploads go to PHP as they came; fasthttp would otherwise parse every multipart body
@@ -201,12 +210,40 @@ func (srv *server) httpServer(h fasthttp.RequestHandler) *fasthttp.Server {
 		DisablePreParseMultipartForm: true,
 		ReadTimeout:                  60 * time.Second,
 		IdleTimeout:                  75 * time.Second,
-		Logger:                       fasthttpLogger{srv.log.With().Str("component", "http").Logger()},
-		ErrorHandler: func(ctx *fasthttp.RequestCtx, err error) {
-			srv.log.Info().Err(err).Str("remote", ctx.RemoteAddr().String()).Msg("refused a malformed request")
-			ctx.Error("400 Bad Request\n", fasthttp.StatusBadRequest)
-		},
+		// fasthttp's parse errors quote the request bytes (cookies, Authorization) unless told not to.
+		SecureErrorLogMessage: true,
+		Logger:                fasthttpLogger{srv.log.With().Str("component", "http").Logger()},
+		ErrorHandler:          srv.refuseMalformed,
 	}
+}
+
+// maxHeaderBytes bounds a request's line and headers together.
+const maxHeaderBytes = 16 << 10
+
+// refuseMalformed answers a request fasthttp could not parse. The error's text is never logged:
+// even with SecureErrorLogMessage, fasthttp quotes header values (a cookie, a bearer token) in
+// some of its errors. What is logged is the class, once per interval, with the count between.
+func (srv *server) refuseMalformed(ctx *fasthttp.RequestCtx, err error) {
+	status, reason := fasthttp.StatusBadRequest, "malformed"
+	var small *fasthttp.ErrSmallBuffer
+	var ne net.Error
+	switch {
+	case errors.As(err, &small):
+		status, reason = fasthttp.StatusRequestHeaderFieldsTooLarge, "header_too_large"
+	case errors.As(err, &ne) && ne.Timeout():
+		// A client that opened a connection and sent nothing (or not all of it) in ReadTimeout:
+		// routine on a public port, counted but not logged.
+		status, reason = fasthttp.StatusRequestTimeout, "timeout"
+	}
+	srv.metrics.refusedRequest(reason)
+	if reason != "timeout" {
+		if quiet, ok := srv.malformedLogs.Allow(); ok {
+			srv.log.Info().Str("reason", reason).Int("status", status).Str("remote", ctx.RemoteAddr().String()).
+				Uint64("suppressed", quiet).Msg("refused a malformed request")
+		}
+	}
+	ctx.Response.Header.Set("Connection", "close")
+	ctx.Error(fasthttp.StatusMessage(status)+"\n", status)
 }
 
 // run serves until ctx ends, then shuts down gracefully: listeners close, WebSocket clients are
