@@ -42,6 +42,8 @@ type settings struct {
 	devCredentials bool
 	// primary is the app id --app-id selected for --app-key and --app-secret.
 	primary string
+	// hstsChosen is set when the YAML file named tls.hsts (flags and env are asked directly).
+	hstsChosen bool
 	// notices are things worth one log line at start-up (duplicate .env keys, ignored variables).
 	notices []string
 }
@@ -173,6 +175,7 @@ func (s *settings) applyYAML(path string) error {
 		setIf(&s.TLS.HTTPAddr, t.HTTPAddr)
 		setIf(&s.TLS.HTTPRedirect, t.HTTPRedirect)
 		setIf(&s.TLS.HSTS, t.HSTS)
+		s.hstsChosen = t.HSTS != nil
 	}
 	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 // env builds a lookup from pairs, standing in for the process environment.
@@ -307,5 +308,38 @@ func TestMaxBodySizes(t *testing.T) {
 	yml = writeFile(t, "frontdoor.yaml", "proxy:\n  max_body: huge\n")
 	if _, err = load(t, []string{"--config", yml, "--env-file", ""}, env()); err == nil || !strings.Contains(err.Error(), `"huge"`) {
 		t.Fatalf("yaml max_body: huge: %v", err)
+	}
+}
+
+// ACME certificates turn HSTS on (one year) unless a layer chose a value; 0 turns it off.
+func TestACMEDefaultsToHSTS(t *testing.T) {
+	cases := []struct {
+		name string
+		args []string
+		env  []string
+		yaml string
+		want time.Duration
+	}{
+		{"acme", []string{"--domain", "app.example.com"}, nil, "", 365 * 24 * time.Hour},
+		{"acme, flag off", []string{"--domain", "app.example.com", "--hsts", "0"}, nil, "", 0},
+		{"acme, env", []string{"--domain", "app.example.com"}, []string{"FRONTDOOR_HSTS", "1h"}, "", time.Hour},
+		{"acme, yaml off", []string{"--domain", "app.example.com"}, nil, "tls:\n  hsts: 0s\n", 0},
+		{"self-signed", []string{"--tls", "self-signed"}, nil, "", 0},
+		{"plain", nil, nil, "", 0},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			args := c.args
+			if c.yaml != "" {
+				args = append([]string{"--config", writeFile(t, "f.yaml", c.yaml)}, args...)
+			}
+			s, err := load(t, args, env(c.env...))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s.TLS.HSTS != c.want {
+				t.Fatalf("hsts = %v, want %v", s.TLS.HSTS, c.want)
+			}
+		})
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"math/big"
 	"os"
+	"time"
 
 	"github.com/frontdoorhq/frontdoor/cmd/frontdoor/internal/dotenv"
 	"github.com/frontdoorhq/frontdoor/pusher"
@@ -92,12 +93,20 @@ func loadSettings(args []string, lookup func(string) (string, bool), stderr io.W
 			s.Listen = "" // :443 and :80 serve; no development listener unless asked for
 		}
 	}
+	// ACME certificates are for a public name that will keep a valid certificate: browsers are told
+	// to stay on https (HSTS, this host only) unless the operator chose a value, 0 included.
+	if s.TLS.Mode == "auto" && !s.hstsChosen && !optionSet(opts, "hsts") {
+		s.TLS.HSTS = defaultACMEHSTS
+	}
 	if len(s.Pusher.Apps) == 0 {
 		s.Pusher.Apps = []pusher.AppConfig{devApp()}
 		s.devCredentials = true
 	}
 	return s, s.validate()
 }
+
+// defaultACMEHSTS is one year, the max-age browsers' preload rules and Mozilla's guidance use.
+const defaultACMEHSTS = 365 * 24 * time.Hour
 
 func optionSet(opts []*option, name string) bool {
 	for _, o := range opts {
