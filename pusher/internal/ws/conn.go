@@ -439,18 +439,37 @@ func (c *Conn) failRead(err error) {
 }
 
 // finish closes the fd (if still open) and reports the close once.
+//
+// The socket is detached under c.mu and closed after it is released: c.mu is what Send takes,
+// and Send runs under a channel's lock during fan-out, so nothing that can wait on the network
+// may happen while it is held (a TLS conn's Close writes close_notify and waits up to 5 s for a
+// client whose receive window is full). Under TLS the TCP socket is closed directly, without
+// close_notify: every path here has either written the WebSocket close frame, which ends the
+// session for the client, or found the client unreachable, and a flusher goroutine that calls
+// finish must not park on a dead client while other conns wait for it.
 func (c *Conn) finish(code int, reason string) {
 	c.mu.Lock()
-	if !c.closed {
+	detach := !c.closed
+	if detach {
 		c.closed = true
 		c.closing = true
 		c.queue, c.queued = nil, 0
 		c.unpoll()
-		_ = c.nc.Close()
 	}
 	if c.closeCode != 0 {
 		code, reason = c.closeCode, c.closeWhy
 	}
 	c.mu.Unlock()
+	if detach {
+		_ = socketOf(c.nc).Close()
+	}
 	c.closeOnce.Do(func() { c.h.OnClose(code, reason) })
+}
+
+// socketOf is the transport under a TLS conn (closing it skips close_notify), else nc itself.
+func socketOf(nc net.Conn) net.Conn {
+	if t, ok := nc.(interface{ NetConn() net.Conn }); ok {
+		return t.NetConn()
+	}
+	return nc
 }

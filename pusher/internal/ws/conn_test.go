@@ -3,6 +3,7 @@ package ws
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -722,4 +723,64 @@ func TestAbortKeepsPreface(t *testing.T) {
 	if !bytes.Equal(rest, want) {
 		t.Fatalf("after the 101: %q\nwant %q (hello dropped, overflow frame, 4100 close)", rest, want)
 	}
+}
+
+// slowClose stands for a tls.Conn whose Close waits on the network (close_notify to a client with
+// a full receive window waits up to 5 s): Close blocks until the test releases it.
+type slowClose struct {
+	net.Conn
+	entered, release chan struct{}
+}
+
+func (s *slowClose) Close() error {
+	close(s.entered)
+	<-s.release
+	return s.Conn.Close()
+}
+
+// Closing a conn must not hold the lock Send takes: Send runs during fan-out under a channel's
+// lock, so a close waiting on the network (close_notify to a dead TLS client) stalled every
+// publish to the channel. While Close is blocked, Send answers at once.
+func TestSendDoesNotWaitForClose(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	client, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	server, err := ln.Accept()
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := &slowClose{Conn: server, entered: make(chan struct{}), release: make(chan struct{})}
+	defer func() {
+		select {
+		case <-sc.release:
+		default:
+			close(sc.release)
+		}
+	}()
+	rec := newRecorder()
+	c := Adopt(sc, rec, Options{}, NewFlusher(1))
+	client.Close() // the reader sees EOF and closes the conn: Close blocks
+	select {
+	case <-sc.entered:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the conn was not closed after the client went away")
+	}
+	done := make(chan error, 1)
+	go func() { done <- c.Send(AppendFrame(nil, OpText, []byte("hi"))) }()
+	select {
+	case err := <-done:
+		if !errors.Is(err, ErrClosed) {
+			t.Fatalf("Send to a closing conn: %v, want ErrClosed", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Send waited for a blocked Close: the conn's lock is held across network I/O")
+	}
+	close(sc.release)
+	rec.waitClosed(t)
 }
