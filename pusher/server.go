@@ -90,6 +90,9 @@ func NewServer(cfg Config, log zerolog.Logger) (*Server, error) {
 			CheckOrigin: func(*fasthttp.RequestCtx) bool { return true },
 		},
 	}
+	s.flusher.OnPollError = func(err error) {
+		s.log.Error().Err(err).Msg("epoll_wait failed: that poller's sockets were closed (clients reconnect); new sockets get read goroutines")
+	}
 	s.webhookLocal, s.webhookHost = cfg.WebhookLocal, cfg.WebhookHost
 	if s.webhookHost == "" {
 		s.webhookHost = "localhost"
@@ -406,6 +409,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	defer s.stopOnce.Do(func() {
 		close(s.stop)
+		// After the sockets had their chance to close: ends the writers, pollers and serving
+		// goroutines, closing what is still open.
+		s.flusher.Stop()
 		if s.broker != nil {
 			// After the sockets left (their presence entries with them): leave the cluster.
 			if err := s.broker.Close(); err != nil {

@@ -686,7 +686,7 @@ func TestPrefaceAndFirstFrame(t *testing.T) {
 // A slow-consumer abort before anything was written drops the queued frames but not the 101
 // response: without it the client could not read the 4100 close.
 func TestAbortKeepsPreface(t *testing.T) {
-	f := &Flusher{work: make(chan *Conn, 16)} // no workers yet: nothing is written until one starts
+	f := newFlusher(16) // no workers yet: nothing is written until one starts
 	t.Cleanup(f.Stop)
 	s := startServerWith(t, Options{MaxQueueBytes: 1000, OverflowFrames: [][]byte{AppendFrame(nil, OpText, []byte("too slow"))}},
 		nil, f, [][]byte{AppendFrame(nil, OpText, []byte("hello"))})

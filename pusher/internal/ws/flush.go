@@ -1,27 +1,43 @@
 package ws
 
 import (
+	"encoding/binary"
 	"errors"
 	"net"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
 
-// Flusher is a fixed pool of workers that write dirty conns (DESIGN "Coalescing, non-blocking
-// delivery"): each pass writes all of one conn's pending frames with one writev and never waits
-// on a socket.
+// Flusher drives the conns adopted with it: a fixed pool of workers that write dirty conns
+// (docs/architecture.md "Coalescing, non-blocking delivery"), each pass writing all of one conn's
+// pending frames with one writev and never waiting on a socket, and the epoll pollers that read
+// them (poller.go). It owns every goroutine it starts; Stop ends them all.
 type Flusher struct {
 	work chan *Conn
-	wg   sync.WaitGroup
+	wg   sync.WaitGroup // workers and poller waiters
 
-	// mu orders schedule against Stop: schedule holds it shared, so Stop never closes work
-	// under a send. Uncontended read locks are one atomic add.
+	// mu orders schedule and pollerFor against Stop: they hold it shared, so Stop never closes
+	// work under a send. Uncontended read locks are one atomic add.
 	mu      sync.RWMutex
 	stopped bool
+
+	// OnPollError, when set before the first Adopt, hears of an epoll_wait failure (the
+	// poller's conns are closed and new ones get read goroutines).
+	OnPollError func(error)
+
+	pollOnce sync.Once
+	pollers  []*poller
+	serveQ   chan servePass // unbuffered: a send succeeds only when a server is parked
+	quit     chan struct{}  // closed by Stop: parked servers exit
+	servers  sync.WaitGroup // serving goroutines
+	parked   atomic.Int32
+
+	epollWait func(epfd int, events []unix.EpollEvent, msec int) (int, error) // tests inject failures
 }
 
 // iovMax is Linux's IOV_MAX: the most buffers one writev takes.
@@ -32,7 +48,7 @@ func NewFlusher(workers int) *Flusher {
 	if workers <= 0 {
 		workers = runtime.GOMAXPROCS(0)
 	}
-	f := &Flusher{work: make(chan *Conn, 64<<10)}
+	f := newFlusher(64 << 10)
 	for range workers {
 		f.wg.Add(1)
 		go f.worker()
@@ -40,16 +56,39 @@ func NewFlusher(workers int) *Flusher {
 	return f
 }
 
-// Stop ends the workers once the conns already handed to them are written.
-// Conns that become dirty after Stop write on their own short-lived goroutines.
+// newFlusher is a Flusher with room for backlog dirty conns and no workers yet.
+func newFlusher(backlog int) *Flusher {
+	return &Flusher{work: make(chan *Conn, backlog), serveQ: make(chan servePass), quit: make(chan struct{}),
+		epollWait: unix.EpollWait}
+}
+
+// Stop ends every goroutine the Flusher started: the workers once the conns already handed to
+// them are written, the pollers, and the parked serving goroutines. Conns still in a poller are
+// closed (call Stop after closing them to close them gracefully); conns that become dirty after
+// Stop write on their own short-lived goroutines, and conns adopted after it get read goroutines.
 func (f *Flusher) Stop() {
+	f.pollOnce.Do(func() {}) // no pollers start after this
 	f.mu.Lock()
-	if !f.stopped {
-		f.stopped = true
-		close(f.work)
+	if f.stopped {
+		f.mu.Unlock()
+		return
+	}
+	f.stopped = true
+	close(f.work)
+	pollers := f.pollers
+	for _, p := range pollers {
+		_, _ = unix.Write(p.wake, binary.NativeEndian.AppendUint64(nil, 1)) // an eventfd takes a uint64
 	}
 	f.mu.Unlock()
 	f.wg.Wait()
+	close(f.quit)
+	f.servers.Wait()
+	for _, p := range pollers {
+		p.closeAll()
+	}
+	f.mu.Lock()
+	f.closePollers()
+	f.mu.Unlock()
 }
 
 func (f *Flusher) schedule(c *Conn) {

@@ -9,7 +9,7 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// The epoll driver (DESIGN "Where idle memory goes next"): a TCP conn waiting for its client
+// The epoll driver (docs/architecture.md "Idle sockets"): a TCP conn waiting for its client
 // has no goroutine at all. Its fd sits in an epoll set with EPOLLONESHOT; when it turns readable,
 // one server goroutine (see dispatch) reads until EAGAIN, feeds the conn's Parser (which keeps a
 // partial frame's state in the Conn), runs the handler, re-arms the fd and moves on. One-shot arming means
@@ -24,55 +24,120 @@ import (
 // Events carry the conn's id, never its fd: an fd number is reused as soon as a conn closes, an
 // id is not, so a late event for a closed conn finds nothing.
 type poller struct {
-	epfd  int
-	conns sync.Map // id → *Conn
+	epfd   int
+	wake   int      // eventfd in the set under wakeID: Stop writes it to end wait
+	conns  sync.Map // id → *Conn
+	failed atomic.Bool
 }
 
-var (
-	pollers    []*poller
-	pollerOnce sync.Once
-	pollerSeq  atomic.Uint64
-)
+// wakeID is the epoll data of a poller's eventfd; conn ids start at 1.
+const wakeID = 0
 
-// pollerFor returns a poller for a new conn, or nil when epoll is unavailable (the conn then
-// gets a read goroutine).
-func pollerFor(id uint64) *poller {
-	pollerOnce.Do(func() {
-		// One waiter per two cores: a waiter only dispatches, the work runs on the spawned goroutines.
-		for range max(1, runtime.GOMAXPROCS(0)/2) {
-			fd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
-			if err != nil {
-				pollers = nil // no epoll (a sandbox forbids it): every conn gets a read goroutine
-				return
-			}
-			p := &poller{epfd: fd}
-			pollers = append(pollers, p)
-			go p.wait()
-		}
-	})
-	if len(pollers) == 0 {
+var pollerSeq atomic.Uint64
+
+// pollerFor returns a poller for a new conn, or nil when there is none to use (epoll unavailable,
+// the Flusher stopped, or this poller failed): the conn then gets a read goroutine.
+func (f *Flusher) pollerFor(id uint64) *poller {
+	f.pollOnce.Do(f.startPollers)
+	f.mu.RLock()
+	defer f.mu.RUnlock()
+	if f.stopped || len(f.pollers) == 0 {
 		return nil
 	}
-	return pollers[id%uint64(len(pollers))]
+	p := f.pollers[id%uint64(len(f.pollers))]
+	if p.failed.Load() {
+		return nil
+	}
+	return p
 }
 
-func (p *poller) wait() {
+func (f *Flusher) startPollers() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.stopped {
+		return
+	}
+	// One waiter per two cores: a waiter only dispatches, the work runs on the serving goroutines.
+	for range max(1, runtime.GOMAXPROCS(0)/2) {
+		p, err := newPoller()
+		if err != nil {
+			f.closePollers() // no epoll (a sandbox forbids it): every conn gets a read goroutine
+			return
+		}
+		f.pollers = append(f.pollers, p)
+		f.wg.Add(1)
+		go func() {
+			defer f.wg.Done()
+			f.wait(p)
+		}()
+	}
+}
+
+func newPoller() (*poller, error) {
+	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, err
+	}
+	wake, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+	if err != nil {
+		unix.Close(epfd)
+		return nil, err
+	}
+	ev := unix.EpollEvent{Events: unix.EPOLLIN, Fd: wakeID}
+	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, wake, &ev); err != nil {
+		unix.Close(epfd)
+		unix.Close(wake)
+		return nil, err
+	}
+	return &poller{epfd: epfd, wake: wake}, nil
+}
+
+// closePollers releases pollers whose waiters have ended (or never started); f.mu is held.
+func (f *Flusher) closePollers() {
+	for _, p := range f.pollers {
+		unix.Close(p.epfd)
+		unix.Close(p.wake)
+	}
+	f.pollers = nil
+}
+
+// wait dispatches readiness events until Stop wakes it. An epoll_wait error other than EINTR
+// means the set is unusable (it cannot happen with a valid epfd): the poller is marked failed so
+// new conns get read goroutines, its conns are closed (their clients reconnect), and the error
+// goes to OnPollError.
+func (f *Flusher) wait(p *poller) {
 	events := make([]unix.EpollEvent, 256)
 	for {
-		n, err := unix.EpollWait(p.epfd, events, -1)
+		n, err := f.epollWait(p.epfd, events, -1)
 		if err != nil {
 			if errors.Is(err, unix.EINTR) {
 				continue
 			}
-			panic("ws: epoll_wait: " + err.Error()) // an invalid epfd: nothing can be served
+			p.failed.Store(true)
+			if f.OnPollError != nil {
+				f.OnPollError(err)
+			}
+			p.closeAll()
+			return
 		}
 		for i := range n {
 			id := uint64(uint32(events[i].Fd)) | uint64(uint32(events[i].Pad))<<32
+			if id == wakeID {
+				return
+			}
 			if v, ok := p.conns.Load(id); ok {
-				dispatch(v.(*Conn), nil)
+				f.dispatch(v.(*Conn), nil)
 			}
 		}
 	}
+}
+
+// closeAll ends the conns a poller will no longer serve.
+func (p *poller) closeAll() {
+	p.conns.Range(func(_, v any) bool {
+		v.(*Conn).finish(CloseAbnormal, "connection lost")
+		return true
+	})
 }
 
 // arm (re)enables one readiness event for c; op is EPOLL_CTL_ADD the first time, then MOD.
@@ -96,7 +161,7 @@ func (p *poller) arm(c *Conn, op int) error {
 // startPolled hands c to a poller; false when there is none (use a read goroutine instead).
 func (c *Conn) startPolled(pending []byte) bool {
 	id := pollerSeq.Add(1)
-	p := pollerFor(id)
+	p := c.f.pollerFor(id)
 	if p == nil {
 		return false
 	}
@@ -117,7 +182,7 @@ func (c *Conn) startPolled(pending []byte) bool {
 		}
 		return true
 	}
-	dispatch(c, pending) // the first pass adds the fd to the epoll set
+	c.f.dispatch(c, pending) // the first pass adds the fd to the epoll set
 	return true
 }
 
@@ -125,11 +190,6 @@ func (c *Conn) startPolled(pending []byte) bool {
 // parks afterwards. A fresh goroutine per pass starts on the minimum stack and grows it, copying
 // it each time, through the handler's JSON decoding: under connect/subscribe/close churn that was
 // 12% of the server's CPU. A parked server keeps its grown stack (until a GC shrinks it).
-var (
-	serveQ = make(chan servePass) // unbuffered: a send succeeds only when a server is parked
-	parked atomic.Int32
-)
-
 // maxParked bounds the idle servers (and the stacks they keep) after a burst of passes.
 const maxParked = 128
 
@@ -138,24 +198,32 @@ type servePass struct {
 	pending []byte
 }
 
-func dispatch(c *Conn, pending []byte) {
+func (f *Flusher) dispatch(c *Conn, pending []byte) {
 	select {
-	case serveQ <- servePass{c, pending}:
+	case f.serveQ <- servePass{c, pending}:
 	default:
-		go servePasses(c, pending)
+		f.servers.Add(1)
+		go f.servePasses(c, pending)
 	}
 }
 
-func servePasses(c *Conn, pending []byte) {
+// servePasses serves a pass, then parks for the next one until Stop (or too many are parked).
+func (f *Flusher) servePasses(c *Conn, pending []byte) {
+	defer f.servers.Done()
 	for {
 		c.serve(pending)
-		if parked.Add(1) > maxParked {
-			parked.Add(-1)
+		if f.parked.Add(1) > maxParked {
+			f.parked.Add(-1)
 			return
 		}
-		p := <-serveQ
-		parked.Add(-1)
-		c, pending = p.c, p.pending
+		select {
+		case p := <-f.serveQ:
+			f.parked.Add(-1)
+			c, pending = p.c, p.pending
+		case <-f.quit:
+			f.parked.Add(-1)
+			return
+		}
 	}
 }
 
