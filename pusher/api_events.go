@@ -190,7 +190,7 @@ func (s *Server) publish(app *App, name string, channels []string, data, socketI
 }
 
 // deliver sends one event to this node's subscribers of each channel: the frame is built once
-// per channel and the same bytes go to every subscriber (DESIGN "Encode once, write many").
+// per channel and the same bytes go to every subscriber (docs/architecture.md "Encode once, write many").
 // remember makes cache channels keep it (API events only, §5.6).
 func (s *Server) deliver(app *App, name string, channels []string, data, userID string, except *Socket, remember bool) {
 	cfg := app.config()

@@ -5,7 +5,7 @@ import (
 	"time"
 )
 
-// Broker joins this node to the other nodes serving the same apps (DESIGN "Scaling out").
+// Broker joins this node to the other nodes serving the same apps (docs/architecture.md "Scaling out").
 // pusher/redis implements it over Redis; a Server without one is a single node and keeps
 // everything in memory. The broker is transport and shared state only: what a message means
 // stays in this package, so every node speaks the same protocol whatever carries it.

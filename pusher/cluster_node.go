@@ -11,7 +11,7 @@ import (
 
 // busMsg is what one node tells the others (Broker.Broadcast). One message per publish, never
 // per subscriber: each receiving node frames the event once per channel and shares the bytes
-// among its own subscribers (DESIGN "Encode once, write many").
+// among its own subscribers (docs/architecture.md "Encode once, write many").
 type busMsg struct {
 	T        string          `json:"t"` // event, added, removed, terminate, online, offline
 	App      string          `json:"app"`

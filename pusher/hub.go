@@ -6,7 +6,7 @@ import (
 )
 
 // numShards splits an app's channels so publishes and subscribes on different channels take
-// different locks (DESIGN "The Pusher core"). A power of two: the shard is hash & (numShards-1).
+// different locks (docs/architecture.md "The Pusher core"). A power of two: the shard is hash & (numShards-1).
 const numShards = 64
 
 // Hub is one app's channels.

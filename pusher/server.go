@@ -385,7 +385,7 @@ func (sock *Socket) checkLiveness(now time.Time, cfg *AppConfig, pongTimeout tim
 
 // Shutdown tells every socket to reconnect (pusher:error 4200 and close 4200) and waits for them
 // to close or for ctx to end. fasthttp does not track hijacked connections, so this is the only
-// thing that closes them (DESIGN). Closes go out in batches spread over about a second, so clients
+// thing that closes them (docs/architecture.md). Closes go out in batches spread over about a second, so clients
 // do not all reconnect in the same instant (nats lame-duck mode).
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.closing.Store(true)

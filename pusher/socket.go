@@ -56,7 +56,7 @@ func (s *Socket) sendError(code int, message string) {
 	s.send(ws.AppendFrame(nil, ws.OpText, appendErrorFrame(nil, code, message)))
 }
 
-// refuse logs a refused input at info with its reason (DESIGN "Errors and logs") and counts it.
+// refuse logs a refused input at info with its reason (docs/architecture.md "Errors and logs") and counts it.
 func (s *Socket) refuse(reason, detail string) {
 	s.srv.stats.refused(reason)
 	s.srv.log.Info().Str("app", s.app.config().ID).Str("socket_id", s.id).Str("reason", reason).Msg(detail)

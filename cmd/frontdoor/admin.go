@@ -13,7 +13,7 @@ import (
 )
 
 // adminServer answers operators on a separate listener (default 127.0.0.1:9601) so its paths
-// never collide with the app's own routes — Laravel owns /up (DESIGN).
+// never collide with the app's own routes — Laravel owns /up (docs/architecture.md).
 func (srv *server) adminServer() *fasthttp.Server {
 	metricsHandler := fasthttpadaptor.NewFastHTTPHandler(promhttp.HandlerFor(srv.metrics.registry, promhttp.HandlerOpts{}))
 	var pprofHandler fasthttp.RequestHandler

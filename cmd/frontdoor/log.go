@@ -14,7 +14,7 @@ func parseLevel(s string) (zerolog.Level, error) {
 }
 
 // newLogger writes JSON for log collectors and a readable console format when a person watches
-// the terminal (DESIGN "Errors and logs").
+// the terminal (docs/architecture.md "Errors and logs").
 func newLogger(w io.Writer, format, level string) zerolog.Logger {
 	lvl, err := parseLevel(level)
 	if err != nil || lvl == zerolog.NoLevel {

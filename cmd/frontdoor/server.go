@@ -173,7 +173,7 @@ func newServer(s settings, log zerolog.Logger) (_ *server, err error) {
 	return srv, nil
 }
 
-// router is the one place that splits the product's three jobs by path (DESIGN "The path of a
+// router is the one place that splits the product's three jobs by path (docs/architecture.md "The path of a
 // request"): {prefix}/app/ is the Pusher socket, {prefix}/apps/ the Pusher HTTP API, the rest PHP.
 func (srv *server) router() fasthttp.RequestHandler {
 	prefix := srv.settings.Pusher.PathPrefix

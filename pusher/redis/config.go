@@ -1,4 +1,4 @@
-// Package redis joins frontdoor nodes into one Pusher server over Redis (DESIGN "Scaling out"):
+// Package redis joins frontdoor nodes into one Pusher server over Redis (docs/architecture.md "Scaling out"):
 // publishes travel as one Redis pub/sub message each, presence members and cache channels live in
 // Redis keys owned by node, and each node heartbeats so a dead node's members are removed.
 //

@@ -85,7 +85,7 @@ func (r *recorder) messages() []string {
 	return append([]string(nil), r.msgs...)
 }
 
-// server is a fasthttp server configured as DESIGN prescribes, adopting every upgrade.
+// server is a fasthttp server configured as cmd/frontdoor configures it, adopting every upgrade.
 type server struct {
 	addr  string
 	f     *Flusher

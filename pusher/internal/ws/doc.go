@@ -1,13 +1,17 @@
 // Package ws is the WebSocket layer under the Pusher protocol: an IO-free incremental frame
-// parser (RFC 6455 §5), the server-frame encoder, and the coalescing non-blocking writer
-// (DESIGN "The Pusher core").
+// parser (RFC 6455 §5), the server-frame encoder, the epoll read driver and the coalescing
+// non-blocking writer (docs/architecture.md "The Pusher core").
 //
 // # Goroutine ownership
 //
-// Each Conn has exactly one read goroutine, started by Adopt. It owns the Parser and the read
-// buffer, and it is the only caller of Handler.OnMessage. On TCP it waits for readability in the
-// runtime poller (syscall.RawConn.Read) holding no buffer; it borrows a 512-byte buffer from a
-// sync.Pool only while bytes are ready, so an idle conn costs its goroutine stack and the Conn.
+// Every goroutine here belongs to the Flusher the conn was adopted with, and Flusher.Stop ends
+// them. A TCP conn (plain, or the socket under TLS) has no goroutine while idle: its fd sits in
+// one of the Flusher's epoll sets (poller.go), and when it turns readable one serving goroutine
+// (parked between passes, at most 128 parked) reads until EAGAIN, feeds the conn's Parser, runs
+// Handler.OnMessage and re-arms the fd. EPOLLONESHOT makes that goroutine the conn's only reader
+// for the pass, so OnMessage is never called concurrently for one conn. A 512-byte read buffer
+// is borrowed from a sync.Pool only while bytes are ready. Conns with no socket to watch (a pipe,
+// or when epoll is unavailable or a poller failed) get one read goroutine instead (readLoop).
 //
 // Writes never run on the caller: Send appends a reference to an immutable frame to the conn's
 // bounded queue and hands the conn (once, while it is "scheduled") to a Flusher worker, which
@@ -24,16 +28,16 @@
 //
 // # Idle memory
 //
-// Measured by TestIdleMemory (10,000 idle conns on loopback, fasthttp with KeepHijackedConns and
-// FastHTTPUpgrader{ReadBufferSize: 512, WriteBufferSize: 1024, WriteBufferPool: &sync.Pool{}},
-// clients in another process): about 3.6 KB of heap+stack per conn, 5.4 KB RSS. 2 KB is the read
-// goroutine's minimum stack. The ~1.5 KB of heap is, per a heap profile of that test
-// (WS_IDLE_HEAPPROFILE), the Conn, the *net.TCPConn with its netFD, poll descriptor and two
-// sockaddrs, and the test's own Handler (~0.35 KB, replaced by pusher's Socket in production).
-// Nothing is buffered while idle: no read buffer, no queue array, no writer goroutine.
+// Measured by TestIdleMemory (10,000 idle conns on loopback, clients in another process; the
+// figures are in docs/benchmarks.md): about 1.3 KB of heap+stack per conn, 2.1 KB RSS. The heap
+// is, per a heap profile of that test (WS_IDLE_HEAPPROFILE), the Conn, the *net.TCPConn with its
+// netFD, poll descriptor and two sockaddrs, and the test's own Handler. Nothing is buffered while
+// idle: no goroutine, no read buffer, no queue array, no writer goroutine; fasthttp's read buffer
+// is drained at Adopt and dropped.
 //
 // # Lock order
 //
-// Conn.mu is a leaf lock: no other lock is taken while holding it, no syscall blocks under it,
-// and Handler callbacks are never called with it held. Flusher has no lock (a channel).
+// Conn.mu is a leaf lock: no other lock is taken while holding it, no syscall that can wait on
+// the network runs under it (finish detaches the socket under it and closes it after), and
+// Handler callbacks are never called with it held. Flusher has no lock (a channel).
 package ws

@@ -21,7 +21,7 @@ const (
 func (op Opcode) isControl() bool { return op&0x8 != 0 }
 
 // AppendFrame appends one unmasked, final server frame. The result is meant to be built once per
-// publish and shared by every recipient (DESIGN "Encode once, write many").
+// publish and shared by every recipient (docs/architecture.md "Encode once, write many").
 func AppendFrame(dst []byte, op Opcode, payload []byte) []byte {
 	return append(AppendHeader(dst, op, len(payload)), payload...)
 }
