@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -23,6 +22,8 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/frontdoorhq/frontdoor/pusher"
+
+	"github.com/frontdoorhq/frontdoor/internal/testenv"
 )
 
 // redisServer is a real redis-server on a loopback port, started and stopped by the test.
@@ -39,10 +40,7 @@ func startRedis(t testing.TB) *redisServer {
 	t.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
-		if os.Getenv("FRONTDOOR_REQUIRE_INTEGRATION") == "1" {
-			t.Fatal("redis-server not installed (apt-get install redis-server); FRONTDOOR_REQUIRE_INTEGRATION=1")
-		}
-		t.Skip("redis-server not installed (apt-get install redis-server)")
+		testenv.Missing(t, "redis-server", "not on PATH", "apt-get install redis-server")
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

@@ -25,6 +25,8 @@ import (
 	"time"
 
 	"github.com/frontdoorhq/frontdoor/tls/pebbletest"
+
+	"github.com/frontdoorhq/frontdoor/internal/testenv"
 )
 
 const (
@@ -44,10 +46,7 @@ func need(t *testing.T, what, hint string, ok bool) {
 	if ok {
 		return
 	}
-	if os.Getenv("FRONTDOOR_REQUIRE_INTEGRATION") == "1" {
-		t.Fatalf("%s missing (FRONTDOOR_REQUIRE_INTEGRATION=1): %s", what, hint)
-	}
-	t.Skipf("%s missing: %s", what, hint)
+	testenv.Missing(t, what, "missing", hint)
 }
 
 func exists(p string) bool { _, err := os.Stat(p); return err == nil }

@@ -33,6 +33,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/frontdoorhq/frontdoor/internal/testenv"
 )
 
 // Options shape one Pebble instance.
@@ -135,10 +137,7 @@ func Binaries(t testing.TB) (pebble, challtestsrv string) {
 		pebbleBin, ctsBin = paths[0], paths[1]
 	})
 	if binErr != nil {
-		if os.Getenv("FRONTDOOR_REQUIRE_INTEGRATION") == "1" {
-			t.Fatalf("pebble unavailable (FRONTDOOR_REQUIRE_INTEGRATION=1): %v", binErr)
-		}
-		t.Skipf("pebble unavailable: %v (Pebble is a tool directive in go.mod: needs the Go toolchain and the module proxy)", binErr)
+		testenv.Missing(t, "pebble", binErr.Error(), "Pebble is a tool directive in go.mod: it needs the Go toolchain and the module proxy")
 	}
 	return pebbleBin, ctsBin
 }

@@ -3,13 +3,14 @@ package doctor
 import (
 	"context"
 	"net"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/frontdoorhq/frontdoor/internal/testenv"
 )
 
 // buildFrontdoor compiles ./cmd/frontdoor once per test binary.
@@ -17,10 +18,7 @@ func buildFrontdoor(t *testing.T) string {
 	t.Helper()
 	goBin, err := exec.LookPath("go")
 	if err != nil {
-		if os.Getenv("FRONTDOOR_REQUIRE_INTEGRATION") == "1" {
-			t.Fatal("the go tool is needed to build frontdoor for this test")
-		}
-		t.Skip("the go tool is not on PATH; cannot build frontdoor")
+		testenv.Missing(t, "the go tool", "not on PATH, so frontdoor cannot be built for this test", "install Go")
 	}
 	out := filepath.Join(t.TempDir(), "frontdoor")
 	cmd := exec.Command(goBin, "build", "-o", out, "github.com/frontdoorhq/frontdoor/cmd/frontdoor")
