@@ -14,6 +14,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/frontdoorhq/frontdoor/internal/dotenv"
 )
 
 const usage = `frontdoor bench: load-test any Pusher-protocol server (frontdoor, Reverb, Soketi) and a PHP front door
@@ -237,11 +239,11 @@ func (f *cliFlags) options(log io.Writer) (Options, error) {
 	o := Options{Small: f.small, Interval: f.interval}
 	t := f.t
 	if f.envFile != "" {
-		vars, err := readDotenv(f.envFile)
+		env, err := dotenv.Load(f.envFile)
 		if err != nil {
 			return o, fmt.Errorf("env-file: %w", err)
 		}
-		t.LoadEnv(vars)
+		t.LoadEnv(env.Values())
 	}
 	if err := t.Validate(); err != nil {
 		return o, err

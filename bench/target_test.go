@@ -6,50 +6,6 @@ import (
 	"testing"
 )
 
-func TestParseDotenv(t *testing.T) {
-	src := "\ufeff# Laravel\nAPP_NAME=Shop\nexport REVERB_APP_ID=123 # id\nREVERB_APP_KEY=\"k-${APP_NAME}\\\"x\"\n" +
-		"REVERB_APP_SECRET='s#${APP_NAME}'\nREVERB_HOST=localhost\nREVERB_PORT = 8080\nREVERB_SCHEME=http\nEMPTY=\nUNSET\n"
-	vars, err := parseDotenv(src)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := map[string]string{
-		"APP_NAME": "Shop", "REVERB_APP_ID": "123", "REVERB_APP_KEY": `k-Shop"x`,
-		"REVERB_APP_SECRET": "s#${APP_NAME}", "REVERB_HOST": "localhost", "REVERB_PORT": "8080",
-		"REVERB_SCHEME": "http", "EMPTY": "",
-	}
-	for k, v := range want {
-		if vars[k] != v {
-			t.Errorf("%s = %q, want %q", k, vars[k], v)
-		}
-	}
-	if len(vars) != len(want) {
-		t.Errorf("got %d vars: %v", len(vars), vars)
-	}
-	for _, bad := range []string{"A=\"open\n", "A='open\n", "BAD KEY=1\n"} {
-		if _, err := parseDotenv(bad); err == nil {
-			t.Errorf("%q: no error", bad)
-		}
-	}
-}
-
-func FuzzParseDotenv(f *testing.F) {
-	for _, s := range []string{"A=1\n", "export A=\"x\\ny\"\nB=${A}", "A='#'", "A=\"${B}${", "\ufeffA = b # c", "A=\"\\"} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, src string) {
-		vars, err := parseDotenv(src)
-		if err != nil {
-			return
-		}
-		for k := range vars {
-			if k == "" || strings.ContainsAny(k, " \t\"'") {
-				t.Fatalf("bad key %q accepted", k)
-			}
-		}
-	})
-}
-
 func TestTargetFromEnvAndValidate(t *testing.T) {
 	var tg Target
 	tg.LoadEnv(map[string]string{"REVERB_APP_ID": "1", "REVERB_APP_KEY": "k", "REVERB_APP_SECRET": "s",

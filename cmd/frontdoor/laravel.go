@@ -6,7 +6,7 @@ import (
 	"net/url"
 	"strings"
 
-	"github.com/frontdoorhq/frontdoor/cmd/frontdoor/internal/dotenv"
+	"github.com/frontdoorhq/frontdoor/internal/dotenv"
 	"github.com/frontdoorhq/frontdoor/pusher"
 )
 

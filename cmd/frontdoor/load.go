@@ -10,7 +10,7 @@ import (
 	"os"
 	"time"
 
-	"github.com/frontdoorhq/frontdoor/cmd/frontdoor/internal/dotenv"
+	"github.com/frontdoorhq/frontdoor/internal/dotenv"
 	"github.com/frontdoorhq/frontdoor/pusher"
 )
 

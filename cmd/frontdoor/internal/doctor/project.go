@@ -13,7 +13,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/frontdoorhq/frontdoor/cmd/frontdoor/internal/dotenv"
+	"github.com/frontdoorhq/frontdoor/internal/dotenv"
 )
 
 // project is the Laravel application around the .env: the parsed file plus the files next to

@@ -14,7 +14,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/frontdoorhq/frontdoor/cmd/frontdoor/internal/dotenv"
+	"github.com/frontdoorhq/frontdoor/internal/dotenv"
 )
 
 // Options are the flags of `frontdoor doctor`.

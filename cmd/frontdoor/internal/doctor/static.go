@@ -6,7 +6,7 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/frontdoorhq/frontdoor/cmd/frontdoor/internal/dotenv"
+	"github.com/frontdoorhq/frontdoor/internal/dotenv"
 )
 
 // staticChecks runs every check that needs only files (laravel-config.md §5), in the order a

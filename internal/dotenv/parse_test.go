@@ -234,3 +234,15 @@ func TestLaravelValue(t *testing.T) {
 		t.Errorf("true as string = %q", s)
 	}
 }
+
+// Values is the file as Laravel sees it: the last line of a key wins, an unset key is gone.
+func TestValues(t *testing.T) {
+	f, err := parseString(t, "A=1\nB=2\nA=3\nB\nC=\"x ${A}\"\n", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := f.Values()
+	if len(got) != 2 || got["A"] != "3" || got["C"] != "x 3" {
+		t.Fatalf("Values() = %v, want A=3 C=\"x 3\"", got)
+	}
+}

@@ -87,3 +87,16 @@ func (f *File) Duplicates() map[string][]int {
 	}
 	return dups
 }
+
+// Values is what Laravel sees of the file: each key's last value, unset keys left out.
+func (f *File) Values() map[string]string {
+	out := make(map[string]string, len(f.Entries))
+	for _, e := range f.Entries {
+		if e.Unset {
+			delete(out, e.Key)
+		} else {
+			out[e.Key] = e.Value
+		}
+	}
+	return out
+}
