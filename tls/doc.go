@@ -8,6 +8,14 @@
 // (refused names once per name per hour, issuance failures once a minute) instead of letting the
 // HTTP server log each one.
 //
-// The package shadows crypto/tls, which it imports as cryptotls; callers import it as fdtls.
+// It also opens the plain and admin sockets (Listen) and guards every accept loop against running
+// out of descriptors (GuardAccept): every socket frontdoor listens on shares one set of rules
+// (SO_REUSEPORT for upgrades, keepalive set once on the listening socket, the privileged-port
+// message, EMFILE as load), and the TLS listener is built on them, so they live beside it rather
+// than in a package of their own.
+//
+// The package shadows crypto/tls, which it imports as cryptotls; callers import it as fdtls. The
+// name is kept because it is the product's shape (cmd, proxy, pusher, tls): the one place a
+// reader looks for what happens before the first HTTP byte.
 // tls/pebbletest runs Pebble, the ACME test server, for tests here and in test/browser.
 package tls
