@@ -27,6 +27,17 @@ type Config struct {
 	// ConnectTimeout, ReadTimeout and WriteTimeout bound an upstream exchange (502/504 beyond).
 	// Zero means 5 s, 60 s and 60 s.
 	ConnectTimeout, ReadTimeout, WriteTimeout time.Duration
+	// BodyTimeout is the longest a client may stay silent while sending a request body
+	// (Nginx's client_body_timeout): 408 beyond, and PHP never sees the request. Zero means 60 s.
+	BodyTimeout time.Duration
+	// BodyBufferLimit bounds the bytes of request bodies held at once, in memory and in
+	// temporary files, while they are read before going upstream: 503 beyond. Zero means
+	// 1 GiB or MaxBody, whichever is larger.
+	BodyBufferLimit int64
+	// StreamRequestBodies passes request bodies to HTTP upstreams as they arrive instead of
+	// reading them first (Nginx's proxy_request_buffering off): for an upstream that handles
+	// slow clients itself. php-fpm always gets whole bodies.
+	StreamRequestBodies bool
 	// AccessLog writes one line per request.
 	AccessLog bool
 }
@@ -52,6 +63,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.WriteTimeout == 0 {
 		c.WriteTimeout = 60 * time.Second
+	}
+	if c.BodyTimeout == 0 {
+		c.BodyTimeout = 60 * time.Second
+	}
+	if c.BodyBufferLimit == 0 {
+		c.BodyBufferLimit = max(1<<30, c.MaxBody)
 	}
 	return c
 }
@@ -91,8 +108,11 @@ func (c *Config) Validate() error {
 			break
 		}
 	}
-	if c.MaxBody < 0 || c.ConnectTimeout < 0 || c.ReadTimeout < 0 || c.WriteTimeout < 0 {
-		errs = append(errs, errors.New("max_body and the upstream timeouts: must be ≥ 0"))
+	if c.MaxBody < 0 || c.ConnectTimeout < 0 || c.ReadTimeout < 0 || c.WriteTimeout < 0 || c.BodyTimeout < 0 {
+		errs = append(errs, errors.New("max_body, body_timeout and the upstream timeouts: must be ≥ 0"))
+	}
+	if c.BodyBufferLimit != 0 && c.BodyBufferLimit < c.MaxBody {
+		errs = append(errs, fmt.Errorf("body_buffer_limit: invalid value %d: must be at least max_body (%d), or one largest body could never be read", c.BodyBufferLimit, c.MaxBody))
 	}
 	return errors.Join(errs...)
 }

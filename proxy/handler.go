@@ -36,6 +36,8 @@ type Handler struct {
 	upstreams []backend
 	next      atomic.Uint64
 	observer  atomic.Pointer[observerBox]
+	bodies    bodyBudget // request bodies being buffered
+	refusals  logLimiter // lines about refused requests
 }
 
 // backend is one upstream running the app: php-fpm over FastCGI, or an HTTP server.
@@ -61,10 +63,14 @@ type exchange struct {
 	remote   string
 	upstream string
 	deferred bool
+	body     *requestBody // the buffered request body, released by finish
 }
 
 // finish records the request once its response is complete.
 func (x *exchange) finish(status int, bytes int64) {
+	if x.body != nil {
+		x.body.close()
+	}
 	d := time.Since(x.start)
 	x.h.observer.Load().ObserveRequest(x.upstream, status, d, max(bytes, 0))
 	if x.h.cfg.AccessLog {
@@ -90,6 +96,7 @@ func New(cfg Config, log zerolog.Logger) (*Handler, error) {
 		}
 	}
 	h := &Handler{cfg: cfg, log: log}
+	h.bodies.limit = cfg.BodyBufferLimit
 	if cfg.Root != "" {
 		var err error
 		if h.docRoot, err = openDocRoot(cfg.Root); err != nil {
@@ -175,25 +182,22 @@ func (h *Handler) ServeHTTP(ctx *fasthttp.RequestCtx) {
 			}
 		}
 		if cl := ctx.Request.Header.ContentLength(); int64(cl) > h.cfg.MaxBody {
-			h.log.Info().Str("request_id", x.reqID).Str("path", x.path).Int("content_length", cl).Msg("request body refused")
-			lingerDrain(ctx)
-			h.errorPage(ctx, fasthttp.StatusRequestEntityTooLarge, "Request body too large")
+			h.refuseBody(ctx, x, kindTooLarge, fmt.Errorf("%w: Content-Length %d", errBodyTooLarge, cl))
 			break
 		}
 		u := h.pick()
 		x.upstream = u.id()
+		if h.buffers(ctx, u) {
+			var err error
+			if x.body, err = h.bufferBody(ctx); err != nil {
+				h.refuseBody(ctx, x, failureKind(err), err)
+				break
+			}
+		}
 		if kind, err := u.serve(ctx, x); err != nil {
 			switch kind {
-			case kindTooLarge, kindClient:
-				// The client's fault (a chunked body past --max-body, a broken body), not PHP's:
-				// no upstream error, and info as every refused input.
-				status, msg := fasthttp.StatusBadRequest, "Bad request body"
-				if kind == kindTooLarge {
-					status, msg = fasthttp.StatusRequestEntityTooLarge, "Request body too large"
-					lingerDrain(ctx)
-				}
-				h.log.Info().Err(err).Str("request_id", x.reqID).Str("path", x.path).Msg("request body refused")
-				h.errorPage(ctx, status, msg)
+			case kindTooLarge, kindClient, kindSlow, kindBusy:
+				h.refuseBody(ctx, x, kind, err)
 			default:
 				h.observer.Load().ObserveUpstreamError(x.upstream, kind)
 				status := fasthttp.StatusBadGateway
@@ -213,6 +217,48 @@ func (h *Handler) ServeHTTP(ctx *fasthttp.RequestCtx) {
 		}
 		x.finish(ctx.Response.StatusCode(), n)
 	}
+}
+
+// buffers reports whether the request body is read in full before u sees the request: always
+// for php-fpm, and for an HTTP upstream unless the operator chose streaming. A WebSocket
+// upgrade has no body and tunnels as it is.
+func (h *Handler) buffers(ctx *fasthttp.RequestCtx, u backend) bool {
+	if _, ok := u.(*httpUpstream); ok {
+		return !h.cfg.StreamRequestBodies && !isWebSocketUpgrade(ctx)
+	}
+	return true
+}
+
+// refuseBody answers a request whose body could not be taken: the client's fault (too large,
+// broken, too slow) or ours (the buffers are full), never PHP's, so no upstream error.
+func (h *Handler) refuseBody(ctx *fasthttp.RequestCtx, x *exchange, kind string, err error) {
+	status, msg := fasthttp.StatusBadRequest, "Bad request body"
+	switch kind {
+	case kindTooLarge:
+		status, msg = fasthttp.StatusRequestEntityTooLarge, "Request body too large"
+		lingerDrain(ctx)
+	case kindSlow:
+		status, msg = fasthttp.StatusRequestTimeout, "Request body timeout"
+		ctx.SetConnectionClose()
+	case kindBusy:
+		status, msg = fasthttp.StatusServiceUnavailable, "Server busy, try again"
+		lingerDrain(ctx)
+	default:
+		if kind != kindClient { // reading into the temporary file failed: ours
+			status, msg = fasthttp.StatusInternalServerError, "Internal Server Error"
+			h.log.Error().Err(err).Str("request_id", x.reqID).Msg("cannot buffer the request body")
+			h.errorPage(ctx, status, msg)
+			return
+		}
+	}
+	if ok, dropped := h.refusals.allow(); ok {
+		ev := h.log.Info().Err(err).Str("request_id", x.reqID).Str("path", x.path).Int("status", status)
+		if dropped > 0 {
+			ev = ev.Int("suppressed", dropped)
+		}
+		ev.Msg("request body refused")
+	}
+	h.errorPage(ctx, status, msg)
 }
 
 // pick chooses the next healthy upstream round-robin; when all are cooling down, the next anyway.

@@ -130,8 +130,8 @@ func (u *httpUpstream) ready(ctx context.Context) error {
 var hopByHop = []string{"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
 	"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade"}
 
-// serve forwards the request with its body streaming from the client, and streams the response
-// back: fasthttp flushes each piece of a chunked body as it is read, so SSE and Laravel's
+// serve forwards the request with the body the handler buffered, or streaming from the client
+// when the operator chose that, and streams the response back: fasthttp flushes each piece of a chunked body as it is read, so SSE and Laravel's
 // StreamedResponse reach the client as the upstream sends them.
 func (u *httpUpstream) serve(ctx *fasthttp.RequestCtx, x *exchange) (string, error) {
 	if isWebSocketUpgrade(ctx) {
@@ -144,7 +144,13 @@ func (u *httpUpstream) serve(ctx *fasthttp.RequestCtx, x *exchange) (string, err
 	ctx.Request.Header.CopyTo(&req.Header)
 	req.SetRequestURIBytes(ctx.Request.Header.RequestURI())
 	var limited *limitReader
-	if stream := ctx.RequestBodyStream(); stream != nil {
+	if b := x.body; b != nil { // read in full by the handler
+		if b.stream != nil {
+			req.SetBodyStream(b.stream, int(b.length))
+		} else {
+			req.SetBodyRaw(b.mem)
+		}
+	} else if stream := ctx.RequestBodyStream(); stream != nil { // --stream-request-bodies
 		cl := ctx.Request.Header.ContentLength()
 		if cl < 0 { // chunked: the limit is enforced as it streams
 			limited = &limitReader{r: stream, left: u.cfg.MaxBody}

@@ -106,6 +106,16 @@ func serveOptions() []*option {
 			s.Proxy.MaxBody = n
 			return nil
 		}},
+		{name: "body-timeout", usage: "longest silence while a client sends a request body (408 beyond; bodies are read in full before PHP sees them)", apply: duration("body-timeout", func(s *settings) *time.Duration { return &s.Proxy.BodyTimeout })},
+		{name: "body-buffer-limit", usage: "`size` of request bodies held at once in memory and temporary files while they arrive (503 beyond; default 1G or --max-body)", apply: func(s *settings, v []string) error {
+			n, err := parseByteSize(v[len(v)-1])
+			if err != nil {
+				return badValue("--body-buffer-limit", v[len(v)-1], err.Error())
+			}
+			s.Proxy.BodyBufferLimit = n
+			return nil
+		}},
+		{name: "stream-request-bodies", isBool: true, usage: "pass request bodies to an http:// upstream as they arrive instead of reading them first", apply: boolean("stream-request-bodies", func(s *settings) *bool { return &s.Proxy.StreamRequestBodies })},
 		{name: "upstream-connect-timeout", usage: "time limit to connect to PHP", apply: duration("upstream-connect-timeout", func(s *settings) *time.Duration { return &s.Proxy.ConnectTimeout })},
 		{name: "upstream-read-timeout", usage: "time limit for PHP's response", apply: duration("upstream-read-timeout", func(s *settings) *time.Duration { return &s.Proxy.ReadTimeout })},
 		{name: "upstream-write-timeout", usage: "time limit to send the request to PHP", apply: duration("upstream-write-timeout", func(s *settings) *time.Duration { return &s.Proxy.WriteTimeout })},
