@@ -105,7 +105,9 @@ func hasRawHeader(raw []byte, name string) bool {
 // appendHeaderParams appends every request header as HTTP_NAME (RFC 3875 §4.1.18). Repeated
 // headers are joined (Cookie with "; ", others with ", ") as Nginx does. A header whose name
 // holds an underscore or a character outside a token is dropped, as Nginx's default
-// ignore_invalid_headers does: X-Forwarded_For must not land on HTTP_X_FORWARDED_FOR.
+// ignore_invalid_headers does: X-Forwarded_For must not land on HTTP_X_FORWARDED_FOR. The
+// client's forwarding headers (clientForwarding) are dropped: PHP reads the client from
+// REMOTE_ADDR, HTTPS and HTTP_HOST, which frontdoor sets.
 func appendHeaderParams(b []byte, h *fasthttp.RequestHeader, sentLength bool) []byte {
 	type kv struct {
 		name  string
@@ -117,7 +119,7 @@ func appendHeaderParams(b []byte, h *fasthttp.RequestHeader, sentLength bool) []
 outer:
 	for k, v := range h.All() {
 		if !validFieldName(k) || strings.IndexByte(string(k), '_') >= 0 || asciiEqualFold(k, "Host") ||
-			!sentLength && asciiEqualFold(k, "Content-Length") {
+			!sentLength && asciiEqualFold(k, "Content-Length") || clientForwarding(k) {
 			continue
 		}
 		for _, hop := range fcgiHopByHop {
