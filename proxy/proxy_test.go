@@ -187,7 +187,7 @@ func TestForwardingHeadersAndBody(t *testing.T) {
 	req, _ := http.NewRequest("POST", front+"/orders?page=2", strings.NewReader("name=x"))
 	req.Host = "shop.test"
 	req.Header.Set("X-Forwarded-For", "10.0.0.9") // spoofed: frontdoor is the edge
-	req.Header.Set("X-Forwarded-Proto", "https") // spoofed: must be replaced
+	req.Header.Set("X-Forwarded-Proto", "https")  // spoofed: must be replaced
 	req.Header.Set("Connection", "X-Custom-Hop")
 	req.Header.Set("X-Custom-Hop", "drop me")
 	req.Header.Set("X-Request-Id", "abc123")
