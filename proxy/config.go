@@ -38,6 +38,12 @@ type Config struct {
 	// reading them first (Nginx's proxy_request_buffering off): for an upstream that handles
 	// slow clients itself. php-fpm always gets whole bodies.
 	StreamRequestBodies bool
+	// Hosts are the names this site answers to (cmd/frontdoor passes the TLS --domain names).
+	// When set, RefuseHost answers 421 to any other Host, and SERVER_NAME is the configured name
+	// the request matched, else the first. Empty: any Host, and SERVER_NAME is the client's.
+	Hosts []string
+	// AllowAnyHost lets requests for names outside Hosts through (a catch-all site).
+	AllowAnyHost bool
 	// AccessLog writes one line per request.
 	AccessLog bool
 }

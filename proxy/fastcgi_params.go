@@ -23,9 +23,10 @@ var fcgiHopByHop = []string{"Connection", "Proxy-Connection", "Keep-Alive", "Pro
 // SCRIPT_FILENAME as Laravel's server block sets it ($realpath_root$fastcgi_script_name), as if
 // try_files had sent the request to the front controller. Only the front controller ever runs:
 // SCRIPT_FILENAME is always realRoot/index.php, whatever the path asks for. root is the
-// configured document root, realRoot the same with symlinks resolved; contentLength is the
-// body length that will follow on STDIN.
-func appendParams(b []byte, ctx *fasthttp.RequestCtx, root, realRoot, front string, contentLength int64) []byte {
+// configured document root, realRoot the same with symlinks resolved; serverName is
+// SERVER_NAME (Handler.serverName: a configured name, never the client's when there are
+// some); contentLength is the body length that will follow on STDIN.
+func appendParams(b []byte, ctx *fasthttp.RequestCtx, root, realRoot, front, serverName string, contentLength int64) []byte {
 	uri := ctx.Request.Header.RequestURI() // original, as Nginx's $request_uri
 	_, query, _ := strings.Cut(string(uri), "?")
 	if i := strings.IndexByte(query, '#'); i >= 0 {
@@ -74,11 +75,7 @@ func appendParams(b []byte, ctx *fasthttp.RequestCtx, root, realRoot, front stri
 	laddr, lport := splitAddr(ctx.LocalAddr())
 	b = appendPair(b, "SERVER_ADDR", laddr)
 	b = appendPair(b, "SERVER_PORT", lport)
-	host := string(ctx.Host())
-	if h, _, err := net.SplitHostPort(host); err == nil {
-		host = h
-	}
-	b = appendPair(b, "SERVER_NAME", strings.Trim(host, "[]"))
+	b = appendPair(b, "SERVER_NAME", serverName)
 	b = appendPair(b, "REDIRECT_STATUS", "200") // php-cgi's force-redirect check
 	// HTTP_HOST is the request's host: for an absolute-form target ("GET http://a/ HTTP/1.1")
 	// that is the target's, whatever the Host header says (RFC 9112 §3.2.2).

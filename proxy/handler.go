@@ -36,6 +36,7 @@ type Handler struct {
 	upstreams []backend
 	next      atomic.Uint64
 	observer  atomic.Pointer[observerBox]
+	hosts     []string   // Config.Hosts as hostName gives them
 	bodies    bodyBudget // request bodies being buffered
 	refusals  logLimiter // lines about refused requests
 }
@@ -97,6 +98,9 @@ func New(cfg Config, log zerolog.Logger) (*Handler, error) {
 	}
 	h := &Handler{cfg: cfg, log: log}
 	h.bodies.limit = cfg.BodyBufferLimit
+	for _, n := range cfg.Hosts {
+		h.hosts = append(h.hosts, hostName(n))
+	}
 	if cfg.Root != "" {
 		var err error
 		if h.docRoot, err = openDocRoot(cfg.Root); err != nil {

@@ -101,6 +101,7 @@ type fileProxy struct {
 	BodyTimeout         *time.Duration `yaml:"body_timeout"`
 	BodyBufferLimit     *byteSize      `yaml:"body_buffer_limit"`
 	StreamRequestBodies *bool          `yaml:"stream_request_bodies"`
+	AllowAnyHost        *bool          `yaml:"allow_any_host"`
 }
 
 type fileTLS struct {
@@ -162,6 +163,7 @@ func (s *settings) applyYAML(path string) error {
 			s.Proxy.BodyBufferLimit = int64(*p.BodyBufferLimit)
 		}
 		setIf(&s.Proxy.StreamRequestBodies, p.StreamRequestBodies)
+		setIf(&s.Proxy.AllowAnyHost, p.AllowAnyHost)
 	}
 	if r := fc.Redis; r != nil {
 		setIf(&s.Redis.URL, r.URL)

@@ -116,6 +116,7 @@ func serveOptions() []*option {
 			return nil
 		}},
 		{name: "stream-request-bodies", isBool: true, usage: "pass request bodies to an http:// upstream as they arrive instead of reading them first", apply: boolean("stream-request-bodies", func(s *settings) *bool { return &s.Proxy.StreamRequestBodies })},
+		{name: "allow-any-host", isBool: true, usage: "serve requests for any Host, not only the --domain names (421 otherwise)", apply: boolean("allow-any-host", func(s *settings) *bool { return &s.Proxy.AllowAnyHost })},
 		{name: "upstream-connect-timeout", usage: "time limit to connect to PHP", apply: duration("upstream-connect-timeout", func(s *settings) *time.Duration { return &s.Proxy.ConnectTimeout })},
 		{name: "upstream-read-timeout", usage: "time limit for PHP's response", apply: duration("upstream-read-timeout", func(s *settings) *time.Duration { return &s.Proxy.ReadTimeout })},
 		{name: "upstream-write-timeout", usage: "time limit to send the request to PHP", apply: duration("upstream-write-timeout", func(s *settings) *time.Duration { return &s.Proxy.WriteTimeout })},

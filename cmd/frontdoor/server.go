@@ -127,13 +127,15 @@ func newServer(s settings, log zerolog.Logger) (_ *server, err error) {
 	}
 	proxyCfg := s.Proxy
 	proxyCfg.AccessLog = s.AccessLog
+	proxyCfg.Hosts = s.TLS.Domains // 421 for other names on the public listeners
 	if srv.proxy, err = proxy.New(proxyCfg, log.With().Str("component", "proxy").Logger()); err != nil {
 		return nil, err
 	}
 	srv.proxy.SetObserver(srv.metrics)
 	srv.metrics.register(srv)
 
-	app := srv.router()
+	all := srv.router()
+	app := srv.checkHost(all)
 	if s.TLS.Mode != "off" {
 		if srv.tls, err = fdtls.New(s.TLS, log.With().Str("component", "tls").Logger()); err != nil {
 			return nil, err
@@ -147,14 +149,19 @@ func newServer(s settings, log zerolog.Logger) (_ *server, err error) {
 		if err != nil {
 			return nil, err
 		}
-		srv.listeners = append(srv.listeners, boundListener{"http", ln80, srv.httpServer(srv.tls.HTTPHandler(app))})
+		// Checked before the redirect too: only configured names are sent on to https.
+		srv.listeners = append(srv.listeners, boundListener{"http", ln80, srv.httpServer(srv.checkHost(srv.tls.HTTPHandler(app)))})
 	}
 	if s.Listen != "" {
 		ln, err := fdtls.Listen(s.Listen)
 		if err != nil {
 			return nil, err
 		}
-		srv.listeners = append(srv.listeners, boundListener{"plain", ln, srv.httpServer(app)})
+		h := app
+		if isLoopback(s.Listen) {
+			h = all // the broadcaster posts to 127.0.0.1 beside TLS: its Host is not a --domain
+		}
+		srv.listeners = append(srv.listeners, boundListener{"plain", ln, srv.httpServer(h)})
 	}
 	if s.Admin != "" && s.Admin != "off" {
 		// SO_REUSEPORT here too, so an upgrade's new process can bind it while this one drains.
@@ -185,9 +192,37 @@ func (srv *server) router() fasthttp.RequestHandler {
 	}
 }
 
+// checkHost refuses, with 421, requests whose Host is not one of the --domain names (unless
+// --allow-any-host), before any of the three jobs sees them: PHP builds links from the Host,
+// and a Pusher socket or API call for another name is not for this server either.
+func (srv *server) checkHost(h fasthttp.RequestHandler) fasthttp.RequestHandler {
+	if len(srv.settings.TLS.Domains) == 0 || srv.settings.Proxy.AllowAnyHost {
+		return h
+	}
+	return func(ctx *fasthttp.RequestCtx) {
+		if !srv.proxy.RefuseHost(ctx) {
+			h(ctx)
+		}
+	}
+}
+
+// isLoopback reports a listen address on the loopback interface (127.0.0.1:8080, [::1]:8080,
+// localhost:8080).
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
 // httpServer holds the settings every listener shares. KeepHijackedConns and the 4 KB read buffer
-// are the idle-socket budget in DESIGN "The Pusher core"; StreamRequestBody lets uploads stream to
-// PHP instead of sitting in memory.
+// are the idle-socket budget in DESIGN "The Pusher core"; StreamRequestBody hands large uploads
+// to the proxy as a stream, which it spools to a temporary file instead of holding in memory.
 func (srv *server) httpServer(h fasthttp.RequestHandler) *fasthttp.Server {
 	return &fasthttp.Server{
 		Handler:               h,
