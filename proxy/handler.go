@@ -4,8 +4,10 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"html"
 	"io"
 	"path/filepath"
 	"strings"
@@ -161,12 +163,7 @@ func (h *Handler) Close() error {
 // upstream. Dotfiles are 404 (Nginx's Laravel block denies them); .php paths run index.php only.
 func (h *Handler) ServeHTTP(ctx *fasthttp.RequestCtx) {
 	x := &exchange{h: h, start: time.Now(), upstream: "static"}
-	x.reqID = string(ctx.Request.Header.Peek("X-Request-Id"))
-	if x.reqID == "" || len(x.reqID) > 128 {
-		x.reqID = newRequestID()
-		ctx.Request.Header.Set("X-Request-Id", x.reqID)
-	}
-	ctx.Response.Header.Set("X-Request-Id", x.reqID)
+	x.reqID = requestID(ctx)
 	x.path = string(ctx.Path())
 	x.method = string(ctx.Method())
 	if h.cfg.AccessLog {
@@ -279,7 +276,8 @@ func (h *Handler) pick() backend {
 }
 
 // errorPage answers with a small page: JSON when the client asks for JSON (Laravel's API
-// clients), HTML otherwise. Never upstream details.
+// clients), HTML otherwise. Never upstream details. The request id was checked by requestID;
+// it is escaped here all the same, so no path can put markup or quotes into the page.
 func (h *Handler) errorPage(ctx *fasthttp.RequestCtx, status int, msg string) {
 	id := string(ctx.Response.Header.Peek("X-Request-Id"))
 	ctx.Response.Reset() // nothing of a failed upstream answer survives
@@ -287,11 +285,42 @@ func (h *Handler) errorPage(ctx *fasthttp.RequestCtx, status int, msg string) {
 	ctx.SetStatusCode(status)
 	if strings.Contains(string(ctx.Request.Header.Peek("Accept")), "json") {
 		ctx.SetContentType("application/json")
-		ctx.SetBodyString(`{"message":"` + msg + `","request_id":"` + id + `"}` + "\n")
+		b, _ := json.Marshal(struct {
+			Message   string `json:"message"`
+			RequestID string `json:"request_id"`
+		}{msg, id})
+		ctx.SetBody(append(b, '\n'))
 		return
 	}
 	ctx.SetContentType("text/html; charset=utf-8")
-	ctx.SetBodyString("<!doctype html><title>" + msg + "</title><h1>" + msg + "</h1><p>Request id: " + id + "</p>\n")
+	m, i := html.EscapeString(msg), html.EscapeString(id)
+	ctx.SetBodyString("<!doctype html><title>" + m + "</title><h1>" + m + "</h1><p>Request id: " + i + "</p>\n")
+}
+
+// requestID returns the request's id: the client's X-Request-Id when it is an id (1 to 128 of
+// A-Z a-z 0-9 . _ -, what load balancers and tracing libraries send), else a new one, which
+// then replaces the client's on the way upstream. It is set on the response too. Anything
+// else (markup, quotes, control bytes) would reach logs, error pages and PHP as it came.
+func requestID(ctx *fasthttp.RequestCtx) string {
+	id := ctx.Request.Header.Peek("X-Request-Id")
+	if !validRequestID(id) {
+		id = []byte(newRequestID())
+		ctx.Request.Header.SetBytesV("X-Request-Id", id)
+	}
+	ctx.Response.Header.SetBytesV("X-Request-Id", id)
+	return string(id)
+}
+
+func validRequestID(id []byte) bool {
+	if len(id) == 0 || len(id) > 128 {
+		return false
+	}
+	for _, c := range id {
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
 }
 
 // Request ids are a random per-process prefix and a counter: unique across processes and

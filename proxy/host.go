@@ -57,9 +57,7 @@ func (h *Handler) RefuseHost(ctx *fasthttp.RequestCtx) bool {
 		}
 		ev.Msg("request for a host name this server does not serve refused (421)")
 	}
-	if len(ctx.Response.Header.Peek("X-Request-Id")) == 0 {
-		ctx.Response.Header.Set("X-Request-Id", newRequestID())
-	}
+	requestID(ctx)
 	h.errorPage(ctx, fasthttp.StatusMisdirectedRequest, "Misdirected Request")
 	ctx.SetConnectionClose()
 	return true
