@@ -14,6 +14,11 @@ import (
 type Config struct {
 	// Root is Laravel's public/ directory; files under it are served directly. Empty serves none.
 	Root string
+	// SymlinkRoots are directories outside Root that symlinks under Root may lead to and be
+	// served from (absolute, or relative to Root); nil means Laravel's storage/app/public
+	// (../storage/app/public), which `php artisan storage:link` links as public/storage.
+	// Symlinks leading anywhere else are never followed.
+	SymlinkRoots []string
 	// FrontController is the only PHP file that runs (default index.php).
 	FrontController string
 	// Upstreams are where the app runs, balanced round-robin with passive health:
@@ -54,6 +59,9 @@ const DefaultUpstream = "http://127.0.0.1:8000"
 func (c Config) withDefaults() Config {
 	if c.FrontController == "" {
 		c.FrontController = "index.php"
+	}
+	if c.SymlinkRoots == nil {
+		c.SymlinkRoots = []string{defaultSymlinkRoot}
 	}
 	if len(c.Upstreams) == 0 {
 		c.Upstreams = []string{DefaultUpstream}

@@ -105,7 +105,7 @@ func New(cfg Config, log zerolog.Logger) (*Handler, error) {
 	}
 	if cfg.Root != "" {
 		var err error
-		if h.docRoot, err = openDocRoot(cfg.Root); err != nil {
+		if h.docRoot, err = openDocRoot(cfg.Root, cfg.SymlinkRoots); err != nil {
 			return nil, fmt.Errorf("root: %w", err)
 		}
 	}

@@ -102,6 +102,7 @@ type fileProxy struct {
 	BodyBufferLimit     *byteSize      `yaml:"body_buffer_limit"`
 	StreamRequestBodies *bool          `yaml:"stream_request_bodies"`
 	AllowAnyHost        *bool          `yaml:"allow_any_host"`
+	SymlinkRoots        []string       `yaml:"symlink_roots"`
 }
 
 type fileTLS struct {
@@ -164,6 +165,9 @@ func (s *settings) applyYAML(path string) error {
 		}
 		setIf(&s.Proxy.StreamRequestBodies, p.StreamRequestBodies)
 		setIf(&s.Proxy.AllowAnyHost, p.AllowAnyHost)
+		if p.SymlinkRoots != nil {
+			s.Proxy.SymlinkRoots = p.SymlinkRoots
+		}
 	}
 	if r := fc.Redis; r != nil {
 		setIf(&s.Redis.URL, r.URL)

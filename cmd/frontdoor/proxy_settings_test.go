@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -27,5 +28,23 @@ func TestRequestBodySettings(t *testing.T) {
 	}
 	if _, err := load(t, []string{"--body-timeout", "soon"}, env()); err == nil || !strings.Contains(err.Error(), "--body-timeout") {
 		t.Fatalf("--body-timeout soon: %v", err)
+	}
+}
+
+// TestSymlinkRootSetting: --symlink-root repeats, FRONTDOOR_SYMLINK_ROOT is a comma list, YAML a list.
+func TestSymlinkRootSetting(t *testing.T) {
+	want := "[/srv/media /srv/shared/storage]"
+	s, err := load(t, []string{"--symlink-root", "/srv/media", "--symlink-root", "/srv/shared/storage"}, env())
+	if err != nil || fmt.Sprint(s.Proxy.SymlinkRoots) != want {
+		t.Fatalf("flags: %v, %v", s.Proxy.SymlinkRoots, err)
+	}
+	s, err = load(t, nil, env("FRONTDOOR_SYMLINK_ROOT", "/srv/media,/srv/shared/storage"))
+	if err != nil || fmt.Sprint(s.Proxy.SymlinkRoots) != want {
+		t.Fatalf("env: %v, %v", s.Proxy.SymlinkRoots, err)
+	}
+	yml := writeFile(t, "frontdoor.yaml", "proxy:\n  symlink_roots: [/srv/media, /srv/shared/storage]\n")
+	s, err = load(t, []string{"--config", yml, "--env-file", ""}, env())
+	if err != nil || fmt.Sprint(s.Proxy.SymlinkRoots) != want {
+		t.Fatalf("yaml: %v, %v", s.Proxy.SymlinkRoots, err)
 	}
 }

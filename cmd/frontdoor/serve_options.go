@@ -98,6 +98,7 @@ func serveOptions() []*option {
 		// PHP.
 		{name: "upstream", repeated: true, usage: "PHP `upstream`: fastcgi://127.0.0.1:9000, fastcgi:///run/php/php8.2-fpm.sock or http://127.0.0.1:8000 (repeatable)", apply: list(func(s *settings) *[]string { return &s.Proxy.Upstreams })},
 		{name: "root", usage: "Laravel's public/ `directory`, served as static files", apply: str(func(s *settings) *string { return &s.Proxy.Root })},
+		{name: "symlink-root", repeated: true, usage: "`directory` that symlinks under --root may lead to and be served from (repeatable; default ../storage/app/public, Laravel's storage:link)", apply: list(func(s *settings) *[]string { return &s.Proxy.SymlinkRoots })},
 		{name: "max-body", usage: "largest request body passed to PHP: a `size` in bytes or with K, M, G as in Nginx's client_max_body_size (64M)", apply: func(s *settings, v []string) error {
 			n, err := parseByteSize(v[len(v)-1])
 			if err != nil {
