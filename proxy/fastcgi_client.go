@@ -402,9 +402,8 @@ func (c *fcgiConn) writeStdin(body requestBody, done chan<- error) {
 }
 
 func (c *fcgiConn) copyStdin(body requestBody) error {
-	if body.stream == nil {
-		out := appendStream(nil, fcgiStdin, body.mem)
-		return c.write(appendRecordHeader(out, fcgiStdin, 0))
+	if body.stream == nil { // in memory (up to bodyMemory): through the same pooled records
+		body.stream, body.length = bytes.NewReader(body.mem), int64(len(body.mem))
 	}
 	bp := chunkPool.Get().(*[]byte)
 	defer chunkPool.Put(bp)
