@@ -126,7 +126,7 @@ func TestStalledBodyGets408(t *testing.T) {
 	front := serveFront(t, h)
 	// fasthttp reads the first 8 KiB of a body itself (under the server's ReadTimeout) before the
 	// handler runs: stall after that, once early and once past the memory part.
-	for _, sent := range []int{16 << 10, 1<<20 - 5} {
+	for _, sent := range []int{16 << 10, 1<<20 + 300<<10} {
 		c := startSlowUpload(t, front, "/upload", make([]byte, 2<<20), sent)
 		resp, b := readConnResponse(t, c)
 		if resp.StatusCode != 408 || !strings.Contains(b, "Request body timeout") {
