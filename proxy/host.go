@@ -60,5 +60,7 @@ func (h *Handler) RefuseHost(ctx *fasthttp.RequestCtx) bool {
 	requestID(ctx)
 	h.errorPage(ctx, fasthttp.StatusMisdirectedRequest, "Misdirected Request")
 	ctx.SetConnectionClose()
+	// Counted with the requests (status 421), on no upstream.
+	h.observer.Load().ObserveRequest("-", fasthttp.StatusMisdirectedRequest, 0, int64(len(ctx.Response.Body())))
 	return true
 }

@@ -3,7 +3,9 @@ package proxy
 import (
 	"net"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/rs/zerolog"
 	"github.com/valyala/fasthttp"
@@ -36,6 +38,8 @@ func TestHostNamesAndServerName(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	seen := &statusCounter{}
+	h.SetObserver(seen)
 	front := serveChecked(t, h)
 	for host, name := range map[string]string{
 		"www.example.com:8443": "www.example.com",
@@ -58,6 +62,9 @@ func TestHostNamesAndServerName(t *testing.T) {
 		if resp.StatusCode != 421 || !strings.Contains(string(b), `"message":"Misdirected Request"`) || strings.Contains(string(b), "SERVER_NAME") {
 			t.Errorf("Host %s: %d %q", host, resp.StatusCode, b)
 		}
+	}
+	if n := seen.count(421); n != 4 {
+		t.Errorf("%d refusals counted, want 4", n)
 	}
 	// An absolute-form target names the host too (RFC 9112 §3.2.2), whatever Host says.
 	c, err := net.Dial("tcp", strings.TrimPrefix(front, "http://"))
@@ -94,4 +101,27 @@ func FuzzHostName(f *testing.F) {
 			t.Fatalf("hostName(%q) = %q", host, n)
 		}
 	})
+}
+
+// statusCounter is an Observer that counts requests by status.
+type statusCounter struct {
+	mu sync.Mutex
+	n  map[int]int
+}
+
+func (c *statusCounter) ObserveRequest(_ string, status int, _ time.Duration, _ int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.n == nil {
+		c.n = map[int]int{}
+	}
+	c.n[status]++
+}
+
+func (c *statusCounter) ObserveUpstreamError(string, string) {}
+
+func (c *statusCounter) count(status int) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.n[status]
 }
