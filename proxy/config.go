@@ -14,6 +14,11 @@ import (
 type Config struct {
 	// Root is Laravel's public/ directory; files under it are served directly. Empty serves none.
 	Root string
+	// SymlinkRoots are directories outside Root that symlinks under Root may lead to and be
+	// served from (absolute, or relative to Root); nil means Laravel's storage/app/public
+	// (../storage/app/public), which `php artisan storage:link` links as public/storage.
+	// Symlinks leading anywhere else are never followed.
+	SymlinkRoots []string
 	// FrontController is the only PHP file that runs (default index.php).
 	FrontController string
 	// Upstreams are where the app runs, balanced round-robin with passive health:
@@ -27,6 +32,23 @@ type Config struct {
 	// ConnectTimeout, ReadTimeout and WriteTimeout bound an upstream exchange (502/504 beyond).
 	// Zero means 5 s, 60 s and 60 s.
 	ConnectTimeout, ReadTimeout, WriteTimeout time.Duration
+	// BodyTimeout is the longest a client may stay silent while sending a request body
+	// (Nginx's client_body_timeout): 408 beyond, and PHP never sees the request. Zero means 60 s.
+	BodyTimeout time.Duration
+	// BodyBufferLimit bounds the bytes of request bodies held at once, in memory and in
+	// temporary files, while they are read before going upstream: 503 beyond. Zero means
+	// 1 GiB or MaxBody, whichever is larger.
+	BodyBufferLimit int64
+	// StreamRequestBodies passes request bodies to HTTP upstreams as they arrive instead of
+	// reading them first (Nginx's proxy_request_buffering off): for an upstream that handles
+	// slow clients itself. php-fpm always gets whole bodies.
+	StreamRequestBodies bool
+	// Hosts are the names this site answers to (cmd/frontdoor passes the TLS --domain names).
+	// When set, RefuseHost answers 421 to any other Host, and SERVER_NAME is the configured name
+	// the request matched, else the first. Empty: any Host, and SERVER_NAME is the client's.
+	Hosts []string
+	// AllowAnyHost lets requests for names outside Hosts through (a catch-all site).
+	AllowAnyHost bool
 	// AccessLog writes one line per request.
 	AccessLog bool
 }
@@ -37,6 +59,9 @@ const DefaultUpstream = "http://127.0.0.1:8000"
 func (c Config) withDefaults() Config {
 	if c.FrontController == "" {
 		c.FrontController = "index.php"
+	}
+	if c.SymlinkRoots == nil {
+		c.SymlinkRoots = []string{defaultSymlinkRoot}
 	}
 	if len(c.Upstreams) == 0 {
 		c.Upstreams = []string{DefaultUpstream}
@@ -52,6 +77,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.WriteTimeout == 0 {
 		c.WriteTimeout = 60 * time.Second
+	}
+	if c.BodyTimeout == 0 {
+		c.BodyTimeout = 60 * time.Second
+	}
+	if c.BodyBufferLimit == 0 {
+		c.BodyBufferLimit = max(1<<30, c.MaxBody)
 	}
 	return c
 }
@@ -91,8 +122,11 @@ func (c *Config) Validate() error {
 			break
 		}
 	}
-	if c.MaxBody < 0 || c.ConnectTimeout < 0 || c.ReadTimeout < 0 || c.WriteTimeout < 0 {
-		errs = append(errs, errors.New("max_body and the upstream timeouts: must be ≥ 0"))
+	if c.MaxBody < 0 || c.ConnectTimeout < 0 || c.ReadTimeout < 0 || c.WriteTimeout < 0 || c.BodyTimeout < 0 {
+		errs = append(errs, errors.New("max_body, body_timeout and the upstream timeouts: must be ≥ 0"))
+	}
+	if c.BodyBufferLimit != 0 && c.BodyBufferLimit < c.MaxBody {
+		errs = append(errs, fmt.Errorf("body_buffer_limit: invalid value %d: must be at least max_body (%d), or one largest body could never be read", c.BodyBufferLimit, c.MaxBody))
 	}
 	return errors.Join(errs...)
 }

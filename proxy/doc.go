@@ -7,6 +7,8 @@
 // access log); an upstream only moves one request. Upstreams are php-fpm over FastCGI (our own
 // client: fastcgi.go is the wire format, fastcgi_params.go the CGI variables,
 // fastcgi_client.go one exchange, fastcgi_pool.go the kept connections) or an HTTP server
-// (upstream.go, with tunnel.go for WebSocket upgrades). Bodies stream both ways; docroot.go
-// follows deploys that swap a release symlink.
+// (upstream.go, with tunnel.go for WebSocket upgrades). Request bodies are read in full before
+// an upstream is involved (body.go), responses stream; host.go checks the Host against the
+// configured names; docroot.go follows deploys that swap a release symlink, and symlinks into
+// storage/app/public.
 package proxy

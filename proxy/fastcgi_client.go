@@ -9,7 +9,6 @@ import (
 	"io"
 	"net"
 	"net/url"
-	"os"
 	"strconv"
 	"sync"
 	"syscall"
@@ -33,9 +32,6 @@ const (
 	// bodies are written by a goroutine while the response is read, so neither side can block
 	// the other on full socket buffers.
 	fcgiInlineStdin = 64 << 10
-	// fcgiSpoolMemory is how much of a chunked request body is held in memory before it spills
-	// to a temporary file (FastCGI needs CONTENT_LENGTH up front; Nginx spools the same way).
-	fcgiSpoolMemory = 1 << 20
 	// fcgiMaxHeader bounds the CGI header block (Nginx's fastcgi_buffer_size is 4–8 KiB; Laravel
 	// cookies can be large, so allow more). Beyond it: 502.
 	fcgiMaxHeader = 256 << 10
@@ -169,9 +165,9 @@ const (
 	kindProtocol = "protocol"  // the upstream broke the protocol or closed early: 502
 	kindClient   = "client"    // the client's request body failed: 400
 	kindTooLarge = "too_large" // the body went over MaxBody while it streamed: 413
+	kindSlow     = "slow_body" // the client stalled mid-body past BodyTimeout: 408
+	kindBusy     = "busy"      // buffered bodies are over BodyBufferLimit: 503
 )
-
-var errBodyTooLarge = errors.New("request body over max_body")
 
 // clientError marks a failure reading the client's body, not the upstream's fault.
 type clientError struct{ error }
@@ -184,6 +180,10 @@ func failureKind(err error) string {
 	switch {
 	case errors.Is(err, errBodyTooLarge):
 		return kindTooLarge
+	case errors.Is(err, errBodyBudget):
+		return kindBusy
+	case errors.As(err, &ce) && errors.As(err, &ne) && ne.Timeout():
+		return kindSlow
 	case errors.As(err, &ce):
 		return kindClient
 	case errors.As(err, &ne) && ne.Timeout():
@@ -197,86 +197,15 @@ var (
 	chunkPool  = sync.Pool{New: func() any { b := make([]byte, fcgiHeaderLen+fcgiChunk); return &b }}
 )
 
-// requestBody is the body to send on STDIN.
-type requestBody struct {
-	mem    []byte    // the whole body, when it is in memory
-	stream io.Reader // else this many bytes...
-	length int64     // ...in total
-	file   *os.File  // a spooled chunked body, removed on close
-}
-
-func (b *requestBody) close() {
-	if b.file != nil {
-		b.file.Close()
-	}
-}
-
-// bodyOf picks how the request body reaches php-fpm: straight from the client stream when its
-// length is known, spooled first when it is chunked (CONTENT_LENGTH must be known up front).
-func bodyOf(ctx *fasthttp.RequestCtx, maxBody int64) (requestBody, error) {
-	s := ctx.RequestBodyStream()
-	if s == nil {
-		return requestBody{mem: ctx.Request.Body()}, nil
-	}
-	if cl := ctx.Request.Header.ContentLength(); cl >= 0 {
-		return requestBody{stream: s, length: int64(cl)}, nil
-	}
-	return spool(s, maxBody)
-}
-
-// spool reads a body of unknown length: in memory up to fcgiSpoolMemory, then into an unlinked
-// temporary file. Above maxBody: errBodyTooLarge.
-func spool(r io.Reader, maxBody int64) (requestBody, error) {
-	var mem bytes.Buffer
-	n, err := io.Copy(&mem, io.LimitReader(r, min(fcgiSpoolMemory, maxBody)+1))
-	if err != nil {
-		return requestBody{}, clientError{err}
-	}
-	if n <= min(fcgiSpoolMemory, maxBody) {
-		return requestBody{mem: mem.Bytes()}, nil
-	}
-	if n > maxBody {
-		return requestBody{}, errBodyTooLarge
-	}
-	f, err := os.CreateTemp("", "frontdoor-body-*")
-	if err != nil {
-		return requestBody{}, err
-	}
-	os.Remove(f.Name()) // the open descriptor keeps it; nothing is left behind on a crash
-	body := requestBody{file: f}
-	if _, err := f.Write(mem.Bytes()); err != nil {
-		body.close()
-		return requestBody{}, err
-	}
-	m, err := io.Copy(f, io.LimitReader(r, maxBody-n+1))
-	if err != nil {
-		body.close()
-		return requestBody{}, clientError{err}
-	}
-	if n+m > maxBody {
-		body.close()
-		return requestBody{}, errBodyTooLarge
-	}
-	if _, err := f.Seek(0, io.SeekStart); err != nil {
-		body.close()
-		return requestBody{}, err
-	}
-	body.stream, body.length = f, n+m
-	return body, nil
-}
-
-// serve runs the front controller for ctx. On success the response is set on ctx, either in
-// full or as a body stream that keeps the connection until fasthttp has written it.
+// serve runs the front controller for ctx with the body the handler buffered (x.body). On
+// success the response is set on ctx, either in full or as a body stream that keeps the
+// connection until fasthttp has written it.
 func (u *fcgiUpstream) serve(ctx *fasthttp.RequestCtx, x *exchange) (string, error) {
-	body, err := bodyOf(ctx, u.cfg.MaxBody)
-	if err != nil {
-		return failureKind(err), err
+	body := x.body
+	if body == nil {
+		body = &requestBody{mem: ctx.Request.Body()}
 	}
-	defer body.close()
-	length := int64(len(body.mem))
-	if body.stream != nil {
-		length = body.length
-	}
+	length := body.size()
 
 	pp := paramsPool.Get().(*[]byte)
 	defer paramsPool.Put(pp)
@@ -284,7 +213,7 @@ func (u *fcgiUpstream) serve(ctx *fasthttp.RequestCtx, x *exchange) (string, err
 	if d := x.h.docRoot; d != nil {
 		real = d.get().real
 	}
-	pairs := appendParams((*pp)[:0], ctx, u.cfg.Root, real, u.cfg.FrontController, length)
+	pairs := appendParams((*pp)[:0], ctx, u.cfg.Root, real, u.cfg.FrontController, x.h.serverName(ctx), length)
 	// The request's first bytes: BEGIN_REQUEST, the PARAMS stream and its end (§5.1, §5.2), and
 	// a small in-memory body with the end of STDIN.
 	out := appendBeginRequest(make([]byte, 0, 2*fcgiHeaderLen+len(pairs)+len(body.mem)+64))
@@ -312,7 +241,7 @@ func (u *fcgiUpstream) serve(ctx *fasthttp.RequestCtx, x *exchange) (string, err
 		}
 		c.reqID = x.reqID
 		c.r.reset(c.br, c.onStderr)
-		kind, err, retry := u.roundTrip(ctx, x, c, out, body, inline)
+		kind, err, retry := u.roundTrip(ctx, x, c, out, *body, inline)
 		if err == nil {
 			return "", nil
 		}
@@ -473,9 +402,8 @@ func (c *fcgiConn) writeStdin(body requestBody, done chan<- error) {
 }
 
 func (c *fcgiConn) copyStdin(body requestBody) error {
-	if body.stream == nil {
-		out := appendStream(nil, fcgiStdin, body.mem)
-		return c.write(appendRecordHeader(out, fcgiStdin, 0))
+	if body.stream == nil { // in memory (up to bodyMemory): through the same pooled records
+		body.stream, body.length = bytes.NewReader(body.mem), int64(len(body.mem))
 	}
 	bp := chunkPool.Get().(*[]byte)
 	defer chunkPool.Put(bp)

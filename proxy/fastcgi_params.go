@@ -23,9 +23,10 @@ var fcgiHopByHop = []string{"Connection", "Proxy-Connection", "Keep-Alive", "Pro
 // SCRIPT_FILENAME as Laravel's server block sets it ($realpath_root$fastcgi_script_name), as if
 // try_files had sent the request to the front controller. Only the front controller ever runs:
 // SCRIPT_FILENAME is always realRoot/index.php, whatever the path asks for. root is the
-// configured document root, realRoot the same with symlinks resolved; contentLength is the
-// body length that will follow on STDIN.
-func appendParams(b []byte, ctx *fasthttp.RequestCtx, root, realRoot, front string, contentLength int64) []byte {
+// configured document root, realRoot the same with symlinks resolved; serverName is
+// SERVER_NAME (Handler.serverName: a configured name, never the client's when there are
+// some); contentLength is the body length that will follow on STDIN.
+func appendParams(b []byte, ctx *fasthttp.RequestCtx, root, realRoot, front, serverName string, contentLength int64) []byte {
 	uri := ctx.Request.Header.RequestURI() // original, as Nginx's $request_uri
 	_, query, _ := strings.Cut(string(uri), "?")
 	if i := strings.IndexByte(query, '#'); i >= 0 {
@@ -74,11 +75,7 @@ func appendParams(b []byte, ctx *fasthttp.RequestCtx, root, realRoot, front stri
 	laddr, lport := splitAddr(ctx.LocalAddr())
 	b = appendPair(b, "SERVER_ADDR", laddr)
 	b = appendPair(b, "SERVER_PORT", lport)
-	host := string(ctx.Host())
-	if h, _, err := net.SplitHostPort(host); err == nil {
-		host = h
-	}
-	b = appendPair(b, "SERVER_NAME", strings.Trim(host, "[]"))
+	b = appendPair(b, "SERVER_NAME", serverName)
 	b = appendPair(b, "REDIRECT_STATUS", "200") // php-cgi's force-redirect check
 	// HTTP_HOST is the request's host: for an absolute-form target ("GET http://a/ HTTP/1.1")
 	// that is the target's, whatever the Host header says (RFC 9112 §3.2.2).
@@ -105,7 +102,9 @@ func hasRawHeader(raw []byte, name string) bool {
 // appendHeaderParams appends every request header as HTTP_NAME (RFC 3875 §4.1.18). Repeated
 // headers are joined (Cookie with "; ", others with ", ") as Nginx does. A header whose name
 // holds an underscore or a character outside a token is dropped, as Nginx's default
-// ignore_invalid_headers does: X-Forwarded_For must not land on HTTP_X_FORWARDED_FOR.
+// ignore_invalid_headers does: X-Forwarded_For must not land on HTTP_X_FORWARDED_FOR. The
+// client's forwarding headers (clientForwarding) are dropped: PHP reads the client from
+// REMOTE_ADDR, HTTPS and HTTP_HOST, which frontdoor sets.
 func appendHeaderParams(b []byte, h *fasthttp.RequestHeader, sentLength bool) []byte {
 	type kv struct {
 		name  string
@@ -117,7 +116,7 @@ func appendHeaderParams(b []byte, h *fasthttp.RequestHeader, sentLength bool) []
 outer:
 	for k, v := range h.All() {
 		if !validFieldName(k) || strings.IndexByte(string(k), '_') >= 0 || asciiEqualFold(k, "Host") ||
-			!sentLength && asciiEqualFold(k, "Content-Length") {
+			!sentLength && asciiEqualFold(k, "Content-Length") || clientForwarding(k) {
 			continue
 		}
 		for _, hop := range fcgiHopByHop {

@@ -50,8 +50,15 @@ const (
 	largeFile                 // regular, too large to keep: open it per request
 )
 
+// fileRoot is where the cache opens files: an os.Root, or a rootState, which also follows
+// symlinks into its link roots.
+type fileRoot interface {
+	Open(name string) (*os.File, error)
+	Stat(name string) (fs.FileInfo, error)
+}
+
 // lookup returns what rel is under root, loading or revalidating it when needed.
-func (c *fileCache) lookup(root *os.Root, rel string) *cachedFile {
+func (c *fileCache) lookup(root fileRoot, rel string) *cachedFile {
 	now := time.Now().UnixNano()
 	if v, ok := c.m.Load(rel); ok {
 		cf := v.(*cachedFile)
@@ -77,7 +84,7 @@ func unchanged(cf *cachedFile, st fs.FileInfo, err error) bool {
 	return cf.kind != noFile && st.Size() == cf.size && st.ModTime().Equal(cf.mod)
 }
 
-func load(root *os.Root, rel string) *cachedFile {
+func load(root fileRoot, rel string) *cachedFile {
 	f, err := root.Open(rel)
 	if err != nil {
 		return &cachedFile{kind: noFile}

@@ -4,8 +4,10 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"html"
 	"io"
 	"path/filepath"
 	"strings"
@@ -36,6 +38,9 @@ type Handler struct {
 	upstreams []backend
 	next      atomic.Uint64
 	observer  atomic.Pointer[observerBox]
+	hosts     []string   // Config.Hosts as hostName gives them
+	bodies    bodyBudget // request bodies being buffered
+	refusals  logLimiter // lines about refused requests
 }
 
 // backend is one upstream running the app: php-fpm over FastCGI, or an HTTP server.
@@ -56,20 +61,26 @@ type exchange struct {
 	h        *Handler
 	start    time.Time
 	method   string
-	path     string
+	path     string // cleaned, for routing
 	reqID    string
-	remote   string
 	upstream string
 	deferred bool
+	body     *requestBody // the buffered request body, released by finish
+	// For the access log only (noteAccess).
+	target, query, remote, userAgent, referer string
 }
 
 // finish records the request once its response is complete.
 func (x *exchange) finish(status int, bytes int64) {
+	if x.body != nil {
+		x.body.close()
+	}
 	d := time.Since(x.start)
 	x.h.observer.Load().ObserveRequest(x.upstream, status, d, max(bytes, 0))
 	if x.h.cfg.AccessLog {
-		x.h.log.Info().Str("method", x.method).Str("path", x.path).Int("status", status).Int64("bytes", max(bytes, 0)).
-			Dur("duration", d).Str("upstream", x.upstream).Str("request_id", x.reqID).Str("remote", x.remote).Msg("request")
+		x.h.log.Info().Str("method", x.method).Str("path", x.target).Str("query", x.query).Int("status", status).
+			Int64("bytes", max(bytes, 0)).Float64("duration_ms", float64(d.Microseconds())/1000).Str("upstream", x.upstream).
+			Str("request_id", x.reqID).Str("remote", x.remote).Str("user_agent", x.userAgent).Str("referer", x.referer).Msg("request")
 	}
 }
 
@@ -90,9 +101,13 @@ func New(cfg Config, log zerolog.Logger) (*Handler, error) {
 		}
 	}
 	h := &Handler{cfg: cfg, log: log}
+	h.bodies.limit = cfg.BodyBufferLimit
+	for _, n := range cfg.Hosts {
+		h.hosts = append(h.hosts, hostName(n))
+	}
 	if cfg.Root != "" {
 		var err error
-		if h.docRoot, err = openDocRoot(cfg.Root); err != nil {
+		if h.docRoot, err = openDocRoot(cfg.Root, cfg.SymlinkRoots); err != nil {
 			return nil, fmt.Errorf("root: %w", err)
 		}
 	}
@@ -150,16 +165,11 @@ func (h *Handler) Close() error {
 // upstream. Dotfiles are 404 (Nginx's Laravel block denies them); .php paths run index.php only.
 func (h *Handler) ServeHTTP(ctx *fasthttp.RequestCtx) {
 	x := &exchange{h: h, start: time.Now(), upstream: "static"}
-	x.reqID = string(ctx.Request.Header.Peek("X-Request-Id"))
-	if x.reqID == "" || len(x.reqID) > 128 {
-		x.reqID = newRequestID()
-		ctx.Request.Header.Set("X-Request-Id", x.reqID)
-	}
-	ctx.Response.Header.Set("X-Request-Id", x.reqID)
+	x.reqID = requestID(ctx)
 	x.path = string(ctx.Path())
 	x.method = string(ctx.Method())
 	if h.cfg.AccessLog {
-		x.remote = ctx.RemoteIP().String()
+		x.noteAccess(ctx)
 	}
 	switch {
 	case hiddenPath(x.path):
@@ -175,25 +185,23 @@ func (h *Handler) ServeHTTP(ctx *fasthttp.RequestCtx) {
 			}
 		}
 		if cl := ctx.Request.Header.ContentLength(); int64(cl) > h.cfg.MaxBody {
-			h.log.Info().Str("request_id", x.reqID).Str("path", x.path).Int("content_length", cl).Msg("request body refused")
-			lingerDrain(ctx)
-			h.errorPage(ctx, fasthttp.StatusRequestEntityTooLarge, "Request body too large")
+			x.upstream = "-" // refused before any upstream was chosen
+			h.refuseBody(ctx, x, kindTooLarge, fmt.Errorf("%w: Content-Length %d", errBodyTooLarge, cl))
 			break
 		}
 		u := h.pick()
 		x.upstream = u.id()
+		if h.buffers(ctx, u) {
+			var err error
+			if x.body, err = h.bufferBody(ctx); err != nil {
+				h.refuseBody(ctx, x, failureKind(err), err)
+				break
+			}
+		}
 		if kind, err := u.serve(ctx, x); err != nil {
 			switch kind {
-			case kindTooLarge, kindClient:
-				// The client's fault (a chunked body past --max-body, a broken body), not PHP's:
-				// no upstream error, and info as every refused input.
-				status, msg := fasthttp.StatusBadRequest, "Bad request body"
-				if kind == kindTooLarge {
-					status, msg = fasthttp.StatusRequestEntityTooLarge, "Request body too large"
-					lingerDrain(ctx)
-				}
-				h.log.Info().Err(err).Str("request_id", x.reqID).Str("path", x.path).Msg("request body refused")
-				h.errorPage(ctx, status, msg)
+			case kindTooLarge, kindClient, kindSlow, kindBusy:
+				h.refuseBody(ctx, x, kind, err)
 			default:
 				h.observer.Load().ObserveUpstreamError(x.upstream, kind)
 				status := fasthttp.StatusBadGateway
@@ -215,6 +223,48 @@ func (h *Handler) ServeHTTP(ctx *fasthttp.RequestCtx) {
 	}
 }
 
+// buffers reports whether the request body is read in full before u sees the request: always
+// for php-fpm, and for an HTTP upstream unless the operator chose streaming. A WebSocket
+// upgrade has no body and tunnels as it is.
+func (h *Handler) buffers(ctx *fasthttp.RequestCtx, u backend) bool {
+	if _, ok := u.(*httpUpstream); ok {
+		return !h.cfg.StreamRequestBodies && !isWebSocketUpgrade(ctx)
+	}
+	return true
+}
+
+// refuseBody answers a request whose body could not be taken: the client's fault (too large,
+// broken, too slow) or ours (the buffers are full), never PHP's, so no upstream error.
+func (h *Handler) refuseBody(ctx *fasthttp.RequestCtx, x *exchange, kind string, err error) {
+	status, msg := fasthttp.StatusBadRequest, "Bad request body"
+	switch kind {
+	case kindTooLarge:
+		status, msg = fasthttp.StatusRequestEntityTooLarge, "Request body too large"
+		lingerDrain(ctx)
+	case kindSlow:
+		status, msg = fasthttp.StatusRequestTimeout, "Request body timeout"
+		ctx.SetConnectionClose()
+	case kindBusy:
+		status, msg = fasthttp.StatusServiceUnavailable, "Server busy, try again"
+		lingerDrain(ctx)
+	default:
+		if kind != kindClient { // reading into the temporary file failed: ours
+			status, msg = fasthttp.StatusInternalServerError, "Internal Server Error"
+			h.log.Error().Err(err).Str("request_id", x.reqID).Msg("cannot buffer the request body")
+			h.errorPage(ctx, status, msg)
+			return
+		}
+	}
+	if ok, dropped := h.refusals.allow(); ok {
+		ev := h.log.Info().Err(err).Str("request_id", x.reqID).Str("path", x.path).Int("status", status)
+		if dropped > 0 {
+			ev = ev.Int("suppressed", dropped)
+		}
+		ev.Msg("request body refused")
+	}
+	h.errorPage(ctx, status, msg)
+}
+
 // pick chooses the next healthy upstream round-robin; when all are cooling down, the next anyway.
 func (h *Handler) pick() backend {
 	n := len(h.upstreams)
@@ -229,7 +279,8 @@ func (h *Handler) pick() backend {
 }
 
 // errorPage answers with a small page: JSON when the client asks for JSON (Laravel's API
-// clients), HTML otherwise. Never upstream details.
+// clients), HTML otherwise. Never upstream details. The request id was checked by requestID;
+// it is escaped here all the same, so no path can put markup or quotes into the page.
 func (h *Handler) errorPage(ctx *fasthttp.RequestCtx, status int, msg string) {
 	id := string(ctx.Response.Header.Peek("X-Request-Id"))
 	ctx.Response.Reset() // nothing of a failed upstream answer survives
@@ -237,11 +288,42 @@ func (h *Handler) errorPage(ctx *fasthttp.RequestCtx, status int, msg string) {
 	ctx.SetStatusCode(status)
 	if strings.Contains(string(ctx.Request.Header.Peek("Accept")), "json") {
 		ctx.SetContentType("application/json")
-		ctx.SetBodyString(`{"message":"` + msg + `","request_id":"` + id + `"}` + "\n")
+		b, _ := json.Marshal(struct {
+			Message   string `json:"message"`
+			RequestID string `json:"request_id"`
+		}{msg, id})
+		ctx.SetBody(append(b, '\n'))
 		return
 	}
 	ctx.SetContentType("text/html; charset=utf-8")
-	ctx.SetBodyString("<!doctype html><title>" + msg + "</title><h1>" + msg + "</h1><p>Request id: " + id + "</p>\n")
+	m, i := html.EscapeString(msg), html.EscapeString(id)
+	ctx.SetBodyString("<!doctype html><title>" + m + "</title><h1>" + m + "</h1><p>Request id: " + i + "</p>\n")
+}
+
+// requestID returns the request's id: the client's X-Request-Id when it is an id (1 to 128 of
+// A-Z a-z 0-9 . _ -, what load balancers and tracing libraries send), else a new one, which
+// then replaces the client's on the way upstream. It is set on the response too. Anything
+// else (markup, quotes, control bytes) would reach logs, error pages and PHP as it came.
+func requestID(ctx *fasthttp.RequestCtx) string {
+	id := ctx.Request.Header.Peek("X-Request-Id")
+	if !validRequestID(id) {
+		id = []byte(newRequestID())
+		ctx.Request.Header.SetBytesV("X-Request-Id", id)
+	}
+	ctx.Response.Header.SetBytesV("X-Request-Id", id)
+	return string(id)
+}
+
+func validRequestID(id []byte) bool {
+	if len(id) == 0 || len(id) > 128 {
+		return false
+	}
+	for _, c := range id {
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
 }
 
 // Request ids are a random per-process prefix and a counter: unique across processes and

@@ -71,14 +71,14 @@ func (s staticSource) close() {
 // it is not a static file.
 func openStatic(rs *rootState, rel string) (staticSource, bool) {
 	if rs.files != nil {
-		switch cf := rs.files.lookup(rs.root, rel); cf.kind {
+		switch cf := rs.files.lookup(rs, rel); cf.kind {
 		case noFile:
 			return staticSource{}, false
 		case smallFile:
 			return staticSource{data: cf.body, size: cf.size, mod: cf.mod}, true
 		}
 	}
-	f, err := rs.root.Open(rel)
+	f, err := rs.Open(rel)
 	if err != nil {
 		return staticSource{}, false
 	}

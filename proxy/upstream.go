@@ -130,8 +130,8 @@ func (u *httpUpstream) ready(ctx context.Context) error {
 var hopByHop = []string{"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
 	"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade"}
 
-// serve forwards the request with its body streaming from the client, and streams the response
-// back: fasthttp flushes each piece of a chunked body as it is read, so SSE and Laravel's
+// serve forwards the request with the body the handler buffered, or streaming from the client
+// when the operator chose that, and streams the response back: fasthttp flushes each piece of a chunked body as it is read, so SSE and Laravel's
 // StreamedResponse reach the client as the upstream sends them.
 func (u *httpUpstream) serve(ctx *fasthttp.RequestCtx, x *exchange) (string, error) {
 	if isWebSocketUpgrade(ctx) {
@@ -144,7 +144,13 @@ func (u *httpUpstream) serve(ctx *fasthttp.RequestCtx, x *exchange) (string, err
 	ctx.Request.Header.CopyTo(&req.Header)
 	req.SetRequestURIBytes(ctx.Request.Header.RequestURI())
 	var limited *limitReader
-	if stream := ctx.RequestBodyStream(); stream != nil {
+	if b := x.body; b != nil { // read in full by the handler
+		if b.stream != nil {
+			req.SetBodyStream(b.stream, int(b.length))
+		} else {
+			req.SetBodyRaw(b.mem)
+		}
+	} else if stream := ctx.RequestBodyStream(); stream != nil { // --stream-request-bodies
 		cl := ctx.Request.Header.ContentLength()
 		if cl < 0 { // chunked: the limit is enforced as it streams
 			limited = &limitReader{r: stream, left: u.cfg.MaxBody}
@@ -285,13 +291,14 @@ func stripHopByHop(h interface {
 }
 
 // dropUnsafeHeaders removes what a PHP server behind us would misread: Proxy, which becomes
-// HTTP_PROXY (httpoxy, CVE-2016-5385), and names with an underscore, which CGI-style servers
+// HTTP_PROXY (httpoxy, CVE-2016-5385); names with an underscore, which CGI-style servers
 // (php artisan serve, FrankenPHP) map onto the same HTTP_* variable as the hyphenated name, so
-// X-Forwarded_For could pass for X-Forwarded-For. Nginx drops both by default too.
+// X-Forwarded_For could pass for X-Forwarded-For (Nginx drops both by default too); and every
+// forwarding header the client sent (clientForwarding), which setForwarded then sets fresh.
 func dropUnsafeHeaders(h *fasthttp.RequestHeader) {
 	var drop []string
 	for k := range h.All() {
-		if bytes.IndexByte(k, '_') >= 0 {
+		if bytes.IndexByte(k, '_') >= 0 || clientForwarding(k) {
 			drop = append(drop, string(k))
 		}
 	}
@@ -301,15 +308,12 @@ func dropUnsafeHeaders(h *fasthttp.RequestHeader) {
 	h.Del("Proxy")
 }
 
-// setForwarded sets the X-Forwarded-* headers fresh (a client cannot spoof them), appending the
-// client to X-Forwarded-For as Nginx's $proxy_add_x_forwarded_for does.
+// setForwarded sets the X-Forwarded-* headers fresh, after dropUnsafeHeaders removed the
+// client's: frontdoor is the edge, so the peer is the client and X-Forwarded-For is its
+// address alone.
 func setForwarded(ctx *fasthttp.RequestCtx, h *fasthttp.RequestHeader) {
 	ip := ctx.RemoteIP().String()
-	if prior := string(h.Peek("X-Forwarded-For")); prior != "" {
-		h.Set("X-Forwarded-For", prior+", "+ip)
-	} else {
-		h.Set("X-Forwarded-For", ip)
-	}
+	h.Set("X-Forwarded-For", ip)
 	proto, port := "http", "80"
 	if ctx.IsTLS() {
 		proto, port = "https", "443"
@@ -321,5 +325,26 @@ func setForwarded(ctx *fasthttp.RequestCtx, h *fasthttp.RequestHeader) {
 	h.Set("X-Forwarded-Host", string(ctx.Host()))
 	h.Set("X-Forwarded-Port", port)
 	h.Set("X-Real-IP", ip)
-	h.Del("Forwarded")
 }
+
+// clientForwarding reports a header that describes the connection as a proxy saw it: the
+// client's address, scheme, host, port or path prefix (X-Forwarded-* whatever the suffix,
+// Forwarded, X-Real-IP, Client-IP and the CDN variants, X-Original-URL and X-Rewrite-URL,
+// which IIS-style routers read as the path). frontdoor is the edge, so a client that sends one
+// is lying about itself: Laravel's TrustProxies (X-Forwarded-Prefix by default) and Symfony's
+// request would believe it. Both upstream kinds drop these; a trusted-proxies setting would
+// make its exception here.
+func clientForwarding(name []byte) bool {
+	if len(name) > len("X-Forwarded-") && asciiEqualFold(name[:len("X-Forwarded-")], "X-Forwarded-") {
+		return true
+	}
+	for _, n := range forwardingHeaders {
+		if asciiEqualFold(name, n) {
+			return true
+		}
+	}
+	return false
+}
+
+var forwardingHeaders = []string{"Forwarded", "X-Real-IP", "X-Original-URL", "X-Rewrite-URL",
+	"Client-IP", "CF-Connecting-IP", "True-Client-IP"}

@@ -71,7 +71,7 @@ func TestHTTPUpstreamStreamsResponse(t *testing.T) {
 	}
 }
 
-// TestHTTPUpstreamStreamsRequestBody: the upstream reads the start of an upload before the client
+// TestHTTPUpstreamStreamsRequestBody: with StreamRequestBodies, the upstream reads the start of an upload before the client
 // has sent the rest, so the body is not buffered on the way; a large body arrives intact.
 func TestHTTPUpstreamStreamsRequestBody(t *testing.T) {
 	gotFirst := make(chan struct{})
@@ -90,7 +90,7 @@ func TestHTTPUpstreamStreamsRequestBody(t *testing.T) {
 		n, _ := io.Copy(h, r.Body)
 		fmt.Fprintf(w, "%d %s", n+5, hex.EncodeToString(h.Sum(nil)))
 	}))
-	h, err := New(Config{Upstreams: []string{up}}, zerolog.Nop())
+	h, err := New(Config{Upstreams: []string{up}, StreamRequestBodies: true}, zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)
 	}

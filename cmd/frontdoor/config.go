@@ -99,6 +99,12 @@ type fileProxy struct {
 	ConnectTimeout  *time.Duration `yaml:"connect_timeout"`
 	ReadTimeout     *time.Duration `yaml:"read_timeout"`
 	WriteTimeout    *time.Duration `yaml:"write_timeout"`
+	// Request bodies and hosts (docs/configuration.md "Request bodies", "Host names").
+	BodyTimeout         *time.Duration `yaml:"body_timeout"`
+	BodyBufferLimit     *byteSize      `yaml:"body_buffer_limit"`
+	StreamRequestBodies *bool          `yaml:"stream_request_bodies"`
+	AllowAnyHost        *bool          `yaml:"allow_any_host"`
+	SymlinkRoots        []string       `yaml:"symlink_roots"`
 }
 
 type fileTLS struct {
@@ -155,6 +161,15 @@ func (s *settings) applyYAML(path string) error {
 		setIf(&s.Proxy.ConnectTimeout, p.ConnectTimeout)
 		setIf(&s.Proxy.ReadTimeout, p.ReadTimeout)
 		setIf(&s.Proxy.WriteTimeout, p.WriteTimeout)
+		setIf(&s.Proxy.BodyTimeout, p.BodyTimeout)
+		if p.BodyBufferLimit != nil {
+			s.Proxy.BodyBufferLimit = int64(*p.BodyBufferLimit)
+		}
+		setIf(&s.Proxy.StreamRequestBodies, p.StreamRequestBodies)
+		setIf(&s.Proxy.AllowAnyHost, p.AllowAnyHost)
+		if p.SymlinkRoots != nil {
+			s.Proxy.SymlinkRoots = p.SymlinkRoots
+		}
 	}
 	if r := fc.Redis; r != nil {
 		setIf(&s.Redis.URL, r.URL)
@@ -257,7 +272,7 @@ type byteSize int64
 func (b *byteSize) UnmarshalYAML(n *yaml.Node) error {
 	v, err := parseByteSize(n.Value)
 	if err != nil {
-		return fmt.Errorf("line %d: max_body: invalid value %q: %v", n.Line, n.Value, err)
+		return fmt.Errorf("line %d: invalid size %q: %v", n.Line, n.Value, err)
 	}
 	*b = byteSize(v)
 	return nil

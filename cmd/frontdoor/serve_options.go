@@ -98,6 +98,7 @@ func serveOptions() []*option {
 		// PHP.
 		{name: "upstream", repeated: true, usage: "PHP `upstream`: fastcgi://127.0.0.1:9000, fastcgi:///run/php/php8.2-fpm.sock or http://127.0.0.1:8000 (repeatable)", apply: list(func(s *settings) *[]string { return &s.Proxy.Upstreams })},
 		{name: "root", usage: "Laravel's public/ `directory`, served as static files", apply: str(func(s *settings) *string { return &s.Proxy.Root })},
+		{name: "symlink-root", repeated: true, usage: "`directory` that symlinks under --root may lead to and be served from (repeatable; default ../storage/app/public, Laravel's storage:link)", apply: list(func(s *settings) *[]string { return &s.Proxy.SymlinkRoots })},
 		{name: "max-body", usage: "largest request body passed to PHP: a `size` in bytes or with K, M, G as in Nginx's client_max_body_size (64M)", apply: func(s *settings, v []string) error {
 			n, err := parseByteSize(v[len(v)-1])
 			if err != nil {
@@ -106,6 +107,17 @@ func serveOptions() []*option {
 			s.Proxy.MaxBody = n
 			return nil
 		}},
+		{name: "body-timeout", usage: "longest silence while a client sends a request body (408 beyond; bodies are read in full before PHP sees them)", apply: duration("body-timeout", func(s *settings) *time.Duration { return &s.Proxy.BodyTimeout })},
+		{name: "body-buffer-limit", usage: "`size` of request bodies held at once in memory and temporary files while they arrive (503 beyond; default 1G or --max-body)", apply: func(s *settings, v []string) error {
+			n, err := parseByteSize(v[len(v)-1])
+			if err != nil {
+				return badValue("--body-buffer-limit", v[len(v)-1], err.Error())
+			}
+			s.Proxy.BodyBufferLimit = n
+			return nil
+		}},
+		{name: "stream-request-bodies", isBool: true, usage: "pass request bodies to an http:// upstream as they arrive instead of reading them first", apply: boolean("stream-request-bodies", func(s *settings) *bool { return &s.Proxy.StreamRequestBodies })},
+		{name: "allow-any-host", isBool: true, usage: "serve requests for any Host, not only the --domain names (421 otherwise)", apply: boolean("allow-any-host", func(s *settings) *bool { return &s.Proxy.AllowAnyHost })},
 		{name: "upstream-connect-timeout", usage: "time limit to connect to PHP", apply: duration("upstream-connect-timeout", func(s *settings) *time.Duration { return &s.Proxy.ConnectTimeout })},
 		{name: "upstream-read-timeout", usage: "time limit for PHP's response", apply: duration("upstream-read-timeout", func(s *settings) *time.Duration { return &s.Proxy.ReadTimeout })},
 		{name: "upstream-write-timeout", usage: "time limit to send the request to PHP", apply: duration("upstream-write-timeout", func(s *settings) *time.Duration { return &s.Proxy.WriteTimeout })},

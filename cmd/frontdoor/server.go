@@ -130,13 +130,15 @@ func newServer(s settings, log zerolog.Logger) (_ *server, err error) {
 	}
 	proxyCfg := s.Proxy
 	proxyCfg.AccessLog = s.AccessLog
+	proxyCfg.Hosts = s.TLS.Domains // 421 for other names on the public listeners
 	if srv.proxy, err = proxy.New(proxyCfg, log.With().Str("component", "proxy").Logger()); err != nil {
 		return nil, err
 	}
 	srv.proxy.SetObserver(srv.metrics)
 	srv.metrics.register(srv)
 
-	app := srv.router()
+	all := srv.router()
+	app := srv.checkHost(all)
 	if s.TLS.Mode != "off" {
 		if srv.tls, err = fdtls.New(s.TLS, log.With().Str("component", "tls").Logger()); err != nil {
 			return nil, err
@@ -152,7 +154,8 @@ func newServer(s settings, log zerolog.Logger) (_ *server, err error) {
 			return nil, err
 		}
 		ln80 = fdtls.GuardAccept(ln80, fdtls.AcceptGuard{Name: "http", RefuseHTTP: true, Log: log})
-		srv.listeners = append(srv.listeners, boundListener{"http", ln80, srv.httpServer(srv.tls.HTTPHandler(app))})
+		// Checked before the redirect too: only configured names are sent on to https.
+		srv.listeners = append(srv.listeners, boundListener{"http", ln80, srv.httpServer(srv.checkHost(srv.tls.HTTPHandler(app)))})
 	}
 	if s.Listen != "" {
 		ln, err := fdtls.Listen(s.Listen)
@@ -160,7 +163,11 @@ func newServer(s settings, log zerolog.Logger) (_ *server, err error) {
 			return nil, err
 		}
 		ln = fdtls.GuardAccept(ln, fdtls.AcceptGuard{Name: "plain", RefuseHTTP: true, Log: log})
-		srv.listeners = append(srv.listeners, boundListener{"plain", ln, srv.httpServer(app)})
+		h := app
+		if isLoopback(s.Listen) {
+			h = all // the broadcaster posts to 127.0.0.1 beside TLS: its Host is not a --domain
+		}
+		srv.listeners = append(srv.listeners, boundListener{"plain", ln, srv.httpServer(h)})
 	}
 	if s.Admin != "" && s.Admin != "off" {
 		// SO_REUSEPORT here too, so an upgrade's new process can bind it while this one drains.
@@ -192,9 +199,37 @@ func (srv *server) router() fasthttp.RequestHandler {
 	}
 }
 
+// checkHost refuses, with 421, requests whose Host is not one of the --domain names (unless
+// --allow-any-host), before any of the three jobs sees them: PHP builds links from the Host,
+// and a Pusher socket or API call for another name is not for this server either.
+func (srv *server) checkHost(h fasthttp.RequestHandler) fasthttp.RequestHandler {
+	if len(srv.settings.TLS.Domains) == 0 || srv.settings.Proxy.AllowAnyHost {
+		return h
+	}
+	return func(ctx *fasthttp.RequestCtx) {
+		if !srv.proxy.RefuseHost(ctx) {
+			h(ctx)
+		}
+	}
+}
+
+// isLoopback reports a listen address on the loopback interface (127.0.0.1:8080, [::1]:8080,
+// localhost:8080).
+func isLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
 // httpServer holds the settings every listener shares. KeepHijackedConns is the idle-socket
-// budget in docs/architecture.md; StreamRequestBody lets uploads stream instead of sitting in
-// memory. ReadBufferSize is also the largest request header (Nginx accepts 8 KiB a line and 32 KiB
+// budget in docs/architecture.md; StreamRequestBody hands large uploads to the proxy as a stream,
+// which it spools to a temporary file instead of holding in memory. ReadBufferSize is also the largest request header (Nginx accepts 8 KiB a line and 32 KiB
 // in all; Laravel apps with several cookies pass 4 KiB): beyond it the client gets 431. An
 // upgraded WebSocket does not keep this buffer (ws drains it at adoption).
 func (srv *server) httpServer(h fasthttp.RequestHandler) *fasthttp.Server {

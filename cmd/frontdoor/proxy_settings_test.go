@@ -1,0 +1,50 @@
+package main
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+)
+
+// TestRequestBodySettings: body_timeout, body_buffer_limit and stream_request_bodies reach the
+// proxy from a flag, FRONTDOOR_* and YAML, and a bad value names its key.
+func TestRequestBodySettings(t *testing.T) {
+	s, err := load(t, []string{"--body-timeout", "15s", "--body-buffer-limit", "2G", "--stream-request-bodies"}, env())
+	if err != nil || s.Proxy.BodyTimeout != 15*time.Second || s.Proxy.BodyBufferLimit != 2<<30 || !s.Proxy.StreamRequestBodies {
+		t.Fatalf("flags: %+v, %v", s.Proxy, err)
+	}
+	s, err = load(t, nil, env("FRONTDOOR_BODY_TIMEOUT", "20s", "FRONTDOOR_BODY_BUFFER_LIMIT", "512M", "FRONTDOOR_STREAM_REQUEST_BODIES", "true"))
+	if err != nil || s.Proxy.BodyTimeout != 20*time.Second || s.Proxy.BodyBufferLimit != 512<<20 || !s.Proxy.StreamRequestBodies {
+		t.Fatalf("env: %+v, %v", s.Proxy, err)
+	}
+	yml := writeFile(t, "frontdoor.yaml", "proxy:\n  body_timeout: 5s\n  body_buffer_limit: 256M\n  stream_request_bodies: true\n")
+	s, err = load(t, []string{"--config", yml, "--env-file", ""}, env())
+	if err != nil || s.Proxy.BodyTimeout != 5*time.Second || s.Proxy.BodyBufferLimit != 256<<20 || !s.Proxy.StreamRequestBodies {
+		t.Fatalf("yaml: %+v, %v", s.Proxy, err)
+	}
+	if _, err := load(t, []string{"--body-buffer-limit", "1M"}, env()); err == nil || !strings.Contains(err.Error(), "body_buffer_limit") {
+		t.Fatalf("a buffer limit below max_body: %v", err)
+	}
+	if _, err := load(t, []string{"--body-timeout", "soon"}, env()); err == nil || !strings.Contains(err.Error(), "--body-timeout") {
+		t.Fatalf("--body-timeout soon: %v", err)
+	}
+}
+
+// TestSymlinkRootSetting: --symlink-root repeats, FRONTDOOR_SYMLINK_ROOT is a comma list, YAML a list.
+func TestSymlinkRootSetting(t *testing.T) {
+	want := "[/srv/media /srv/shared/storage]"
+	s, err := load(t, []string{"--symlink-root", "/srv/media", "--symlink-root", "/srv/shared/storage"}, env())
+	if err != nil || fmt.Sprint(s.Proxy.SymlinkRoots) != want {
+		t.Fatalf("flags: %v, %v", s.Proxy.SymlinkRoots, err)
+	}
+	s, err = load(t, nil, env("FRONTDOOR_SYMLINK_ROOT", "/srv/media,/srv/shared/storage"))
+	if err != nil || fmt.Sprint(s.Proxy.SymlinkRoots) != want {
+		t.Fatalf("env: %v, %v", s.Proxy.SymlinkRoots, err)
+	}
+	yml := writeFile(t, "frontdoor.yaml", "proxy:\n  symlink_roots: [/srv/media, /srv/shared/storage]\n")
+	s, err = load(t, []string{"--config", yml, "--env-file", ""}, env())
+	if err != nil || fmt.Sprint(s.Proxy.SymlinkRoots) != want {
+		t.Fatalf("yaml: %v, %v", s.Proxy.SymlinkRoots, err)
+	}
+}
