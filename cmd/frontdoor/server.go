@@ -24,6 +24,8 @@ import (
 	"github.com/frontdoorhq/frontdoor/pusher"
 	redisbroker "github.com/frontdoorhq/frontdoor/pusher/redis"
 	fdtls "github.com/frontdoorhq/frontdoor/tls"
+
+	"github.com/frontdoorhq/frontdoor/cmd/frontdoor/internal/workers"
 )
 
 func cmdServe(args []string, stdout, stderr io.Writer) int {
@@ -88,6 +90,7 @@ type server struct {
 	broker   *redisbroker.Broker // nil on a single node; the pusher server closes it
 	tls      *fdtls.Manager      // nil when TLS is off
 	metrics  *metrics
+	workers  *workers.Supervisor // the app's queue workers and the like; started once listeners serve
 
 	listeners []boundListener
 	admin     *fasthttp.Server
@@ -106,7 +109,8 @@ type boundListener struct {
 }
 
 func newServer(s settings, log zerolog.Logger) (_ *server, err error) {
-	srv := &server{log: log, settings: s, metrics: newMetrics(), malformedLogs: ratelog.New(10 * time.Second)}
+	srv := &server{log: log, settings: s, metrics: newMetrics(), malformedLogs: ratelog.New(10 * time.Second),
+		workers: workers.New(workers.DefaultOptions(), log.With().Str("component", "workers").Logger())}
 	defer func() {
 		if err != nil {
 			srv.closeListeners()
@@ -266,6 +270,9 @@ func (srv *server) run(ctx context.Context) error {
 	}
 	srv.ready.Store(true)
 	announceReady(srv.log)
+	// After the announcement: in an upgrade the old process now stops its workers (each finishes
+	// its job) while these start, so the two sets overlap by at most one job.
+	srv.workers.Start(srv.settings.Workers)
 
 	var runErr error
 	select {
@@ -290,6 +297,13 @@ func (srv *server) shutdown() {
 			}
 		})
 	}
+	// Workers finish their current job (SIGTERM) or are killed after their stop_timeout; the
+	// bound only matters if one cannot even be reaped.
+	wg.Go(func() {
+		wctx, cancel := context.WithTimeout(context.Background(), maxStopTimeout(srv.settings.Workers)+5*time.Second)
+		defer cancel()
+		srv.workers.Stop(wctx)
+	})
 	// fasthttp neither waits for nor closes hijacked connections: the hub closes its sockets.
 	wg.Go(func() {
 		if err := srv.pusher.Shutdown(ctx); err != nil {
@@ -349,7 +363,18 @@ func (srv *server) reload(args []string) {
 		srv.log.Warn().Msg("listener addresses changed: they apply after a restart")
 	}
 	srv.settings.Pusher = s.Pusher
+	// A reload after a deploy is also `php artisan queue:restart`: workers pick up the new code.
+	srv.workers.Reload(s.Workers)
+	srv.settings.Workers = s.Workers
 	srv.log.Info().Int("apps", len(s.Pusher.Apps)).Msg("configuration reloaded")
+}
+
+func maxStopTimeout(cfgs []workers.Config) time.Duration {
+	var d time.Duration
+	for _, c := range cfgs {
+		d = max(d, c.StopTimeout)
+	}
+	return d
 }
 
 func (srv *server) closeListeners() {

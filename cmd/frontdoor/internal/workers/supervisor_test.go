@@ -7,11 +7,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -19,27 +16,9 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
-)
 
-// needPHP returns the php binary, which must have pcntl (Debian's php-cli does). Missing, the test
-// skips, or fails under FRONTDOOR_REQUIRE_INTEGRATION=1.
-func needPHP(t *testing.T) string {
-	t.Helper()
-	php, err := exec.LookPath("php")
-	if err == nil {
-		err = exec.Command(php, "-r", `exit(function_exists("pcntl_async_signals") ? 0 : 1);`).Run()
-		if err != nil {
-			err = errors.New("php has no pcntl extension")
-		}
-	}
-	if err != nil {
-		if os.Getenv("FRONTDOOR_REQUIRE_INTEGRATION") == "1" {
-			t.Fatalf("php-cli with pcntl needed (apt-get install php8.2-cli): %v; FRONTDOOR_REQUIRE_INTEGRATION=1", err)
-		}
-		t.Skipf("php-cli with pcntl needed: %v", err)
-	}
-	return php
-}
+	"github.com/frontdoorhq/frontdoor/cmd/frontdoor/internal/workers/workerstest"
+)
 
 // logBuf collects the supervisor's JSON log lines.
 type logBuf struct {
@@ -104,32 +83,12 @@ func newSupervisor(t *testing.T, opts Options) (*Supervisor, *logBuf) {
 // phpWorker is a resolved worker running testdata/worker.php on dir.
 func phpWorker(t *testing.T, dir string, env map[string]string) Config {
 	t.Helper()
-	script, err := filepath.Abs("testdata/worker.php")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfgs := Resolve([]Config{{Name: "queue", Command: Command{needPHP(t), script, dir}, Environment: env}}, dir)
+	cfgs := Resolve([]Config{{Name: "queue", Command: Command{workerstest.NeedPHP(t), workerstest.Script(), dir}, Environment: env}}, dir)
 	cfgs[0].StopTimeout = 15 * time.Second
 	if err := Validate(cfgs); err != nil {
 		t.Fatal(err)
 	}
 	return cfgs[0]
-}
-
-func addJob(t *testing.T, dir, name string, ms int) {
-	t.Helper()
-	content := ""
-	if ms > 0 {
-		content = strconv.Itoa(ms)
-	}
-	// Written aside and renamed in, so the worker never sees half a file.
-	tmp := filepath.Join(dir, ".tmp-"+name)
-	if err := os.WriteFile(tmp, []byte(content), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Rename(tmp, filepath.Join(dir, name)); err != nil {
-		t.Fatal(err)
-	}
 }
 
 func exists(path string) bool {
@@ -149,21 +108,6 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-// gone reports whether pid has exited: no such process, or a zombie nobody reaped yet.
-func gone(pid int) bool {
-	if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
-		return true
-	}
-	raw, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
-	if err != nil {
-		return true
-	}
-	if i := bytes.LastIndexByte(raw, ')'); i >= 0 && i+2 < len(raw) {
-		return raw[i+2] == 'Z'
-	}
-	return false
-}
-
 func running(s *Supervisor) []Status {
 	var out []Status
 	for _, st := range s.Status() {
@@ -180,7 +124,7 @@ func TestWorkersProcessJobs(t *testing.T) {
 	w := phpWorker(t, dir, nil)
 	w.Count = 2
 	for _, j := range []string{"job-1", "job-2", "job-3", "job-4"} {
-		addJob(t, dir, j, 0)
+		workerstest.AddJob(t, dir, j, 0)
 	}
 	s.Start([]Config{w})
 	waitFor(t, "four jobs in done/", func() bool {
@@ -206,7 +150,7 @@ func TestCrashIsRestartedAfterBackoff(t *testing.T) {
 	waitFor(t, "the worker to run", func() bool { return len(running(s)) == 1 })
 	first := running(s)[0].PID
 
-	addJob(t, dir, "job-crash", 0)
+	workerstest.AddJob(t, dir, "job-crash", 0)
 	waitFor(t, "the crash to be recorded", func() bool {
 		st := s.Status()[0]
 		return st.Restarts == 1 && st.LastExit != nil
@@ -215,7 +159,7 @@ func TestCrashIsRestartedAfterBackoff(t *testing.T) {
 		t.Fatalf("last exit code %d, want 3", *st.LastExit)
 	}
 	waitFor(t, "a new copy", func() bool { r := running(s); return len(r) == 1 && r[0].PID != first })
-	addJob(t, dir, "job-after", 0)
+	workerstest.AddJob(t, dir, "job-after", 0)
 	waitFor(t, "the restarted worker to process a job", func() bool { return exists(filepath.Join(dir, "done", "job-after")) })
 
 	exits := lb.find("starting it again after the backoff")
@@ -232,7 +176,7 @@ func TestCrashIsRestartedAfterBackoff(t *testing.T) {
 // spinning. With 1 s doubling, starts happen at about 0, 1, 3 and 7 s.
 func TestCrashLoopBacksOff(t *testing.T) {
 	dir := t.TempDir()
-	addJob(t, dir, "job-crashloop", 0)
+	workerstest.AddJob(t, dir, "job-crashloop", 0)
 	s, lb := newSupervisor(t, DefaultOptions())
 	s.Start([]Config{phpWorker(t, dir, nil)})
 	waitFor(t, "the third exit", func() bool { return s.Status()[0].Restarts >= 3 })
@@ -262,8 +206,8 @@ func TestStopLetsTheCurrentJobFinish(t *testing.T) {
 	dir := t.TempDir()
 	s, lb := newSupervisor(t, DefaultOptions())
 	s.Start([]Config{phpWorker(t, dir, nil)})
-	addJob(t, dir, "job-a-slow", 1500)
-	addJob(t, dir, "job-b-next", 0)
+	workerstest.AddJob(t, dir, "job-a-slow", 1500)
+	workerstest.AddJob(t, dir, "job-b-next", 0)
 	waitFor(t, "the slow job to start", func() bool { return len(lb.find("start job-a-slow")) > 0 })
 	pid := s.Status()[0].PID
 
@@ -274,7 +218,7 @@ func TestStopLetsTheCurrentJobFinish(t *testing.T) {
 	if exists(filepath.Join(dir, "done", "job-b-next")) || !exists(filepath.Join(dir, "job-b-next")) {
 		t.Fatal("a stopping worker took a new job")
 	}
-	if !gone(pid) {
+	if !workerstest.Gone(pid) {
 		t.Fatalf("pid %d still running after Stop", pid)
 	}
 	st := s.Status()[0]
@@ -289,7 +233,7 @@ func TestStopKillsAWorkerThatIgnoresSIGTERM(t *testing.T) {
 	w := phpWorker(t, dir, map[string]string{"WORKER_IGNORE_TERM": "1"})
 	w.StopTimeout = 300 * time.Millisecond
 	s.Start([]Config{w})
-	addJob(t, dir, "job-long", 60000)
+	workerstest.AddJob(t, dir, "job-long", 60000)
 	waitFor(t, "the long job to start", func() bool { return len(lb.find("start job-long")) > 0 })
 	pid := s.Status()[0].PID
 
@@ -299,7 +243,7 @@ func TestStopKillsAWorkerThatIgnoresSIGTERM(t *testing.T) {
 	if ctx.Err() != nil {
 		t.Fatal("Stop did not return: the worker was not killed")
 	}
-	if !gone(pid) {
+	if !workerstest.Gone(pid) {
 		t.Fatalf("pid %d survived", pid)
 	}
 	if st := s.Status()[0]; st.LastExit == nil || *st.LastExit != 128+int(syscall.SIGKILL) {
@@ -319,7 +263,7 @@ func TestReloadRestartsAfterTheCurrentJob(t *testing.T) {
 	s, lb := newSupervisor(t, DefaultOptions())
 	w := phpWorker(t, dir, nil)
 	s.Start([]Config{w})
-	addJob(t, dir, "job-slow", 1500)
+	workerstest.AddJob(t, dir, "job-slow", 1500)
 	waitFor(t, "the slow job to start", func() bool { return len(lb.find("start job-slow")) > 0 })
 	old := s.Status()[0].PID
 
@@ -328,14 +272,14 @@ func TestReloadRestartsAfterTheCurrentJob(t *testing.T) {
 	if !exists(filepath.Join(dir, "done", "job-slow")) {
 		t.Fatal("the new copy started before the old one finished its job")
 	}
-	if !gone(old) {
+	if !workerstest.Gone(old) {
 		t.Fatalf("old pid %d still running beside the new one", old)
 	}
 	st := s.Status()[0]
 	if st.Restarts != 0 || st.LastExit == nil || *st.LastExit != 0 {
 		t.Fatalf("status %+v: a reload is no crash (restarts 0, exit 0)", st)
 	}
-	addJob(t, dir, "job-after", 0)
+	workerstest.AddJob(t, dir, "job-after", 0)
 	waitFor(t, "the new copy to work", func() bool { return exists(filepath.Join(dir, "done", "job-after")) })
 
 	// A reload may also change the set: count 2 adds a copy, a removed worker stops.
@@ -356,7 +300,7 @@ func TestOutputFloodIsRateLimited(t *testing.T) {
 	opts.LogLinesPerSecond = 50
 	s, lb := newSupervisor(t, opts)
 	s.Start([]Config{phpWorker(t, dir, map[string]string{"WORKER_FLOOD": "5000"})})
-	addJob(t, dir, "job-a", 0)
+	workerstest.AddJob(t, dir, "job-a", 0)
 	waitFor(t, "the job", func() bool { return exists(filepath.Join(dir, "done", "job-a")) })
 	s.Stop(context.Background())
 
