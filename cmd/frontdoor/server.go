@@ -287,6 +287,7 @@ func (srv *server) run(ctx context.Context) error {
 }
 
 func (srv *server) shutdown() {
+	srv.stopWorkers()
 	ctx, cancel := context.WithTimeout(context.Background(), srv.settings.ShutdownTimeout)
 	defer cancel()
 	var wg sync.WaitGroup
@@ -297,13 +298,6 @@ func (srv *server) shutdown() {
 			}
 		})
 	}
-	// Workers finish their current job (SIGTERM) or are killed after their stop_timeout; the
-	// bound only matters if one cannot even be reaped.
-	wg.Go(func() {
-		wctx, cancel := context.WithTimeout(context.Background(), maxStopTimeout(srv.settings.Workers)+5*time.Second)
-		defer cancel()
-		srv.workers.Stop(wctx)
-	})
 	// fasthttp neither waits for nor closes hijacked connections: the hub closes its sockets.
 	wg.Go(func() {
 		if err := srv.pusher.Shutdown(ctx); err != nil {
@@ -367,6 +361,20 @@ func (srv *server) reload(args []string) {
 	srv.workers.Reload(s.Workers)
 	srv.settings.Workers = s.Workers
 	srv.log.Info().Int("apps", len(s.Pusher.Apps)).Msg("configuration reloaded")
+}
+
+// stopWorkers lets each worker finish its current job (SIGTERM; SIGKILL after its stop_timeout)
+// before the listeners close: a job that broadcasts when it ends still reaches the Pusher API on
+// this process. /readyz already says not ready, so a load balancer drains the node meanwhile.
+// The bound only matters if a killed process cannot even be reaped.
+func (srv *server) stopWorkers() {
+	if len(srv.workers.Status()) == 0 {
+		return
+	}
+	srv.log.Info().Msg("stopping workers: each finishes its current job")
+	ctx, cancel := context.WithTimeout(context.Background(), maxStopTimeout(srv.settings.Workers)+5*time.Second)
+	defer cancel()
+	srv.workers.Stop(ctx)
 }
 
 func maxStopTimeout(cfgs []workers.Config) time.Duration {

@@ -134,7 +134,8 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-// serveWithWorker starts frontdoor with two copies of the PHP worker on a jobs directory.
+// serveWithWorker starts frontdoor with two copies of the PHP worker on a jobs directory. After
+// each job the worker makes an HTTP request to frontdoor, as a job that broadcasts would.
 func serveWithWorker(t *testing.T, args ...string) (p *proc, admin, jobs string) {
 	php := workerstest.NeedPHP(t)
 	dir := t.TempDir()
@@ -142,8 +143,9 @@ func serveWithWorker(t *testing.T, args ...string) (p *proc, admin, jobs string)
 	if err := os.Mkdir(jobs, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	admin = freeAddr(t)
-	p = startFrontdoor(t, dir, append([]string{"serve", "--listen", freeAddr(t), "--admin", admin, "--env-file", "",
+	admin, listen := freeAddr(t), freeAddr(t)
+	t.Setenv("WORKER_PING_URL", "http://"+listen+"/ping") // inherited through frontdoor
+	p = startFrontdoor(t, dir, append([]string{"serve", "--listen", listen, "--admin", admin, "--env-file", "",
 		"--app-id", "1", "--app-key", "key1", "--app-secret", "secret1",
 		"--worker", "queue*2=" + php + " '" + workerstest.Script() + "' '" + jobs + "'"}, args...)...)
 	p.waitLog(t, `"worker started"`, `"worker":"queue"`, `"index":1`)
@@ -197,6 +199,10 @@ func TestServeSupervisesWorkers(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(jobs, "done", "job-slow")); err != nil {
 		t.Fatal("frontdoor exited before the worker finished its job")
+	}
+	// The job's request after it finished still found frontdoor listening.
+	if strings.Contains(p.log(), "ping failed") || !strings.Contains(p.log(), "ping reached") {
+		t.Fatalf("a job finishing during shutdown could not reach frontdoor:\n%s", grepLines(p.log(), "ping"))
 	}
 	for _, pid := range pids {
 		if !workerstest.Gone(pid) {

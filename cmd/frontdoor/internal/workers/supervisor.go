@@ -357,7 +357,7 @@ func (in *instance) run() {
 // it stops the process (SIGTERM, then SIGKILL after StopTimeout). It returns the exit code and
 // whether the exit was asked for.
 func (in *instance) runOnce(cfg Config) (code int, planned bool) {
-	cmd, err := in.start(cfg)
+	cmd, pumped, err := in.start(cfg)
 	if err != nil {
 		in.log.Error().Err(err).Strs("command", cfg.Command).Str("directory", cfg.Directory).Msg("worker did not start")
 		return -1, false
@@ -367,7 +367,18 @@ func (in *instance) runOnce(cfg Config) (code int, planned bool) {
 	in.log.Info().Int("pid", pid).Msg("worker started")
 
 	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
+	go func() {
+		err := cmd.Wait()
+		// The last lines it wrote belong in the log before its exit (and frontdoor's) is. A process
+		// it left behind may hold the pipe open: then wait no longer.
+		t := time.NewTimer(pumpGrace)
+		select {
+		case <-pumped:
+		case <-t.C:
+		}
+		t.Stop()
+		exited <- err
+	}()
 	select {
 	case err = <-exited:
 		return exitCode(err), false
@@ -389,8 +400,12 @@ func (in *instance) runOnce(cfg Config) (code int, planned bool) {
 	return exitCode(err), true
 }
 
-func (in *instance) start(cfg Config) (*exec.Cmd, error) {
-	cmd := exec.Command(cfg.Command[0], cfg.Command[1:]...)
+// pumpGrace bounds the wait for a copy's output after it exited.
+const pumpGrace = 2 * time.Second
+
+// start runs a copy; pumped is closed once its output has been logged to the end.
+func (in *instance) start(cfg Config) (cmd *exec.Cmd, pumped <-chan struct{}, err error) {
+	cmd = exec.Command(cfg.Command[0], cfg.Command[1:]...)
 	cmd.Dir = cfg.Directory
 	cmd.Env = environ(cfg.Environment)
 	// Its own process group, so SIGTERM reaches what the worker started and a Ctrl-C in
@@ -399,13 +414,13 @@ func (in *instance) start(cfg Config) (*exec.Cmd, error) {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	outR, outW, err := os.Pipe()
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	errR, errW, err := os.Pipe()
 	if err != nil {
 		outR.Close()
 		outW.Close()
-		return nil, err
+		return nil, nil, err
 	}
 	cmd.Stdout, cmd.Stderr = outW, errW
 	err = spawn(cmd)
@@ -414,21 +429,24 @@ func (in *instance) start(cfg Config) (*exec.Cmd, error) {
 	if err != nil {
 		outR.Close()
 		errR.Close()
-		return nil, err
+		return nil, nil, err
 	}
 	lim := &lineLimiter{perSecond: in.sup.opts.LogLinesPerSecond}
 	log := in.log.With().Int("pid", cmd.Process.Pid).Logger()
 	dropped := func() { in.st.droppedLogs.Add(1) }
+	var wg sync.WaitGroup
 	for _, p := range []struct {
 		r      *os.File
 		stream string
 	}{{outR, "stdout"}, {errR, "stderr"}} {
-		go func() {
+		wg.Go(func() {
 			defer p.r.Close()
 			pump(p.r, in.sup.opts.MaxLineBytes, p.stream, lim, log, dropped)
-		}()
+		})
 	}
-	return cmd, nil
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	return cmd, done, nil
 }
 
 // exitCode is the process's exit status, 128+N when signal N ended it (as shells report it), -1

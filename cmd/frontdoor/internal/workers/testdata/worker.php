@@ -11,7 +11,8 @@
 // exit 3 and stays, so every restart crashes again.
 //
 // Environment: WORKER_IGNORE_TERM=1 ignores SIGTERM (to be SIGKILLed); WORKER_FLOOD=N prints N
-// lines at start.
+// lines at start; WORKER_PING_URL=url is fetched after each job, printing "ping reached" or
+// "ping failed".
 declare(strict_types=1);
 
 $dir = $argv[1] ?? null;
@@ -71,6 +72,11 @@ while (!$stop) {
     }
     rename("$dir/claimed/$name", "$dir/done/$name");
     echo "done $name\n";
+    if (($url = getenv('WORKER_PING_URL')) !== false && $url !== '') {
+        // As a job that broadcasts when it ends: any HTTP answer means frontdoor still listened.
+        $ctx = stream_context_create(['http' => ['ignore_errors' => true, 'timeout' => 5]]);
+        echo @file_get_contents($url, false, $ctx) === false ? "ping failed\n" : "ping reached\n";
+    }
 }
 echo "stopped after SIGTERM\n";
 exit(0);
