@@ -359,30 +359,19 @@ func (srv *server) reload(args []string) {
 	srv.settings.Pusher = s.Pusher
 	// A reload after a deploy is also `php artisan queue:restart`: workers pick up the new code.
 	srv.workers.Reload(s.Workers)
-	srv.settings.Workers = s.Workers
 	srv.log.Info().Int("apps", len(s.Pusher.Apps)).Msg("configuration reloaded")
 }
 
 // stopWorkers lets each worker finish its current job (SIGTERM; SIGKILL after its stop_timeout)
 // before the listeners close: a job that broadcasts when it ends still reaches the Pusher API on
 // this process. /readyz already says not ready, so a load balancer drains the node meanwhile.
-// The bound only matters if a killed process cannot even be reaped.
+// Stop is bounded by the longest stop_timeout.
 func (srv *server) stopWorkers() {
 	if len(srv.workers.Status()) == 0 {
 		return
 	}
 	srv.log.Info().Msg("stopping workers: each finishes its current job")
-	ctx, cancel := context.WithTimeout(context.Background(), maxStopTimeout(srv.settings.Workers)+5*time.Second)
-	defer cancel()
-	srv.workers.Stop(ctx)
-}
-
-func maxStopTimeout(cfgs []workers.Config) time.Duration {
-	var d time.Duration
-	for _, c := range cfgs {
-		d = max(d, c.StopTimeout)
-	}
-	return d
+	srv.workers.Stop(context.Background())
 }
 
 func (srv *server) closeListeners() {

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/rs/zerolog"
 	"go.yaml.in/yaml/v3"
@@ -186,4 +187,46 @@ func TestPumpTruncatesLongLines(t *testing.T) {
 	if got[1]["message"] != "short" || got[2]["message"] != strings.Repeat("y", 100) {
 		t.Fatalf("lines after the long one: %v", got[1:])
 	}
+}
+
+// pump never logs a line longer than its cap or with a line break in it, and accounts for every
+// non-empty line: logged or suppressed.
+func FuzzPump(f *testing.F) {
+	for _, s := range []string{"a\nb\n", strings.Repeat("x", 100) + "\n\n\r\ny", "\r\r\n", ""} {
+		f.Add(s, uint8(3))
+	}
+	f.Fuzz(func(t *testing.T, in string, perSecond uint8) {
+		const maxLine = 16
+		var buf bytes.Buffer
+		dropped := 0
+		pump(strings.NewReader(in), maxLine, "stdout", &lineLimiter{perSecond: int(perSecond)}, zerolog.New(&buf), func() { dropped++ })
+		logged, suppressed := 0, 0
+		for _, l := range strings.Split(strings.TrimSpace(buf.String()), "\n") {
+			if l == "" {
+				continue
+			}
+			var m map[string]any
+			if err := json.Unmarshal([]byte(l), &m); err != nil {
+				t.Fatal(err)
+			}
+			if n, ok := m["suppressed_lines"].(float64); ok {
+				suppressed += int(n)
+			}
+			if m["message"] == "worker output over the log rate limit was not logged" {
+				continue
+			}
+			msg, _ := m["message"].(string)
+			// Invalid UTF-8 reaches JSON as U+FFFD, one rune per byte.
+			if utf8.RuneCountInString(msg) > maxLine || strings.ContainsAny(msg, "\n") {
+				t.Fatalf("logged %q", msg)
+			}
+			logged++
+		}
+		if suppressed != dropped {
+			t.Fatalf("%d dropped, %d reported as suppressed", dropped, suppressed)
+		}
+		if logged+dropped > strings.Count(in, "\n")+1 {
+			t.Fatalf("%d logged + %d dropped from %d lines", logged, dropped, strings.Count(in, "\n")+1)
+		}
+	})
 }

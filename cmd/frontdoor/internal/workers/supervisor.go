@@ -140,24 +140,37 @@ func (s *Supervisor) apply(cfgs []Config) {
 }
 
 // Stop sends every copy SIGTERM and waits until all have exited: each gets its StopTimeout before
-// SIGKILL, so Stop returns within the longest StopTimeout plus the time to reap. ctx bounds the
-// wait further; copies still running when it ends are left to their Pdeathsig.
+// SIGKILL. The wait is bounded by the longest StopTimeout plus stopGrace (a killed process that
+// cannot even be reaped, say in uninterruptible I/O, is not waited for), and by ctx; copies still
+// running then are left to their Pdeathsig when frontdoor exits.
 func (s *Supervisor) Stop(ctx context.Context) {
 	s.mu.Lock()
 	s.stopped = true
 	all := append(append([]*instance(nil), s.current...), s.retiring...)
 	s.mu.Unlock()
+	var longest time.Duration
 	for _, in := range all {
 		in.request(reqStop)
+		in.mu.Lock()
+		longest = max(longest, in.cfg.StopTimeout)
+		in.mu.Unlock()
 	}
+	bound := time.NewTimer(longest + stopGrace)
+	defer bound.Stop()
 	for _, in := range all {
 		select {
 		case <-in.done:
 		case <-ctx.Done():
 			return
+		case <-bound.C:
+			s.log.Warn().Str("worker", in.name).Int("index", in.index).Msg("worker not reaped after SIGKILL; not waiting for it")
+			return
 		}
 	}
 }
+
+// stopGrace is what Stop waits beyond the longest StopTimeout: SIGKILL, reaping, the last output.
+const stopGrace = pumpGrace + 3*time.Second
 
 // Status is one copy as /readyz shows it.
 type Status struct {
