@@ -25,7 +25,9 @@ import (
 
 // DefaultStopTimeout is how long a stopping worker may finish its current job before SIGKILL.
 // Supervisor's stopwaitsecs defaults to 10 s, which cuts most real jobs short; Laravel's own
-// queue:work --timeout defaults to 60 s. 30 s is between the two and matches Forge's template.
+// queue:work --timeout defaults to 60 s. 30 s covers typical jobs without making every shutdown
+// slow; an app with longer jobs sets stop_timeout above its --timeout, as Laravel's docs advise
+// for stopwaitsecs.
 const DefaultStopTimeout = 30 * time.Second
 
 // MaxCount bounds Count: each copy is a PHP process with its own memory.
