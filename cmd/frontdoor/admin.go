@@ -88,7 +88,13 @@ func (srv *server) serveReady(ctx *fasthttp.RequestCtx) {
 		ctx.SetStatusCode(fasthttp.StatusServiceUnavailable)
 	}
 	ctx.SetContentType("application/json")
-	body, _ := json.Marshal(map[string]any{"ready": ok, "checks": checks})
+	report := map[string]any{"ready": ok, "checks": checks}
+	// Workers are reported, not checked: a crashing queue worker is no reason to take the node's
+	// HTTP and WebSockets out of a load balancer.
+	if ws := srv.workers.Status(); len(ws) > 0 {
+		report["workers"] = ws
+	}
+	body, _ := json.Marshal(report)
 	ctx.SetBody(append(body, '\n'))
 }
 

@@ -17,6 +17,8 @@ import (
 	"github.com/frontdoorhq/frontdoor/pusher"
 	redisbroker "github.com/frontdoorhq/frontdoor/pusher/redis"
 	fdtls "github.com/frontdoorhq/frontdoor/tls"
+
+	"github.com/frontdoorhq/frontdoor/cmd/frontdoor/internal/workers"
 )
 
 // settings is everything `serve` runs with. It is assembled in one place, in the order
@@ -37,6 +39,8 @@ type settings struct {
 	TLS    fdtls.Config
 	// Redis joins this node to others when its URL is set (pusher/redis); empty is a single node.
 	Redis redisbroker.Config
+	// Workers are the app's own processes frontdoor supervises (queue:work, horizon).
+	Workers []workers.Config
 
 	// devCredentials is set when no app was configured and one was generated for this run.
 	devCredentials bool
@@ -44,6 +48,9 @@ type settings struct {
 	primary string
 	// hstsChosen is set when the YAML file named tls.hsts (flags and env are asked directly).
 	hstsChosen bool
+	// appRoot is the Laravel project directory: the .env's, else --root's parent, else the
+	// current one. Workers run there unless they name a directory.
+	appRoot string
 	// notices are things worth one log line at start-up (duplicate .env keys, ignored variables).
 	notices []string
 }
@@ -78,6 +85,7 @@ type fileConfig struct {
 	Proxy           *fileProxy         `yaml:"proxy"`
 	TLS             *fileTLS           `yaml:"tls"`
 	Redis           *fileRedis         `yaml:"redis"`
+	Workers         []workers.Config   `yaml:"workers"`
 }
 
 type fileRedis struct {
@@ -171,6 +179,9 @@ func (s *settings) applyYAML(path string) error {
 			s.Proxy.SymlinkRoots = p.SymlinkRoots
 		}
 	}
+	if fc.Workers != nil {
+		s.Workers = fc.Workers
+	}
 	if r := fc.Redis; r != nil {
 		setIf(&s.Redis.URL, r.URL)
 		setIf(&s.Redis.Prefix, r.Prefix)
@@ -254,6 +265,9 @@ func (s *settings) validate() error {
 		if err := s.Redis.Validate(); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	if err := workers.Validate(s.Workers); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }

@@ -8,8 +8,10 @@ import (
 	"io"
 	"math/big"
 	"os"
+	"path/filepath"
 	"time"
 
+	"github.com/frontdoorhq/frontdoor/cmd/frontdoor/internal/workers"
 	"github.com/frontdoorhq/frontdoor/internal/dotenv"
 	"github.com/frontdoorhq/frontdoor/pusher"
 )
@@ -102,7 +104,25 @@ func loadSettings(args []string, lookup func(string) (string, bool), stderr io.W
 		s.Pusher.Apps = []pusher.AppConfig{devApp()}
 		s.devCredentials = true
 	}
+	s.appRoot = appRoot(envPath, s.Proxy.Root)
+	s.Workers = workers.Resolve(s.Workers, s.appRoot)
 	return s, s.validate()
+}
+
+// appRoot is where `php artisan` runs: the directory of the .env that was read, else the parent
+// of --root (Laravel's public/), else the current directory.
+func appRoot(envPath, publicRoot string) string {
+	dir := "."
+	switch {
+	case envPath != "":
+		dir = filepath.Dir(envPath)
+	case publicRoot != "":
+		dir = filepath.Dir(filepath.Clean(publicRoot))
+	}
+	if abs, err := filepath.Abs(dir); err == nil {
+		return abs
+	}
+	return dir
 }
 
 // defaultACMEHSTS is one year, the max-age browsers' preload rules and Mozilla's guidance use.

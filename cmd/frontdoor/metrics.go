@@ -63,6 +63,39 @@ func newMetrics() *metrics {
 // register adds the collectors that read the running server's state at scrape time.
 func (m *metrics) register(srv *server) {
 	m.registry.MustRegister(&pusherCollector{srv: srv}, &certCollector{srv: srv}, &clusterCollector{srv: srv})
+	m.registry.MustRegister(&workersCollector{srv: srv})
+}
+
+var (
+	workersRunningDesc = prometheus.NewDesc("frontdoor_workers_running",
+		"Running copies of each supervised worker.", []string{"worker"}, nil)
+	workerRestartsDesc = prometheus.NewDesc("frontdoor_worker_restarts_total",
+		"Times a worker exited on its own and was started again (reloads and shutdowns not counted).", []string{"worker"}, nil)
+	workerExitDesc = prometheus.NewDesc("frontdoor_worker_last_exit_code",
+		"The last exit code of any copy of a worker (128+N after signal N); absent before the first exit.", []string{"worker"}, nil)
+	workerSuppressedDesc = prometheus.NewDesc("frontdoor_worker_log_lines_suppressed_total",
+		"Worker output lines not logged because the worker was over its log rate limit.", []string{"worker"}, nil)
+)
+
+// workersCollector exposes the supervisor's per-worker totals, read once per scrape.
+type workersCollector struct{ srv *server }
+
+func (c *workersCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- workersRunningDesc
+	ch <- workerRestartsDesc
+	ch <- workerExitDesc
+	ch <- workerSuppressedDesc
+}
+
+func (c *workersCollector) Collect(ch chan<- prometheus.Metric) {
+	for _, w := range c.srv.workers.Summaries() {
+		ch <- prometheus.MustNewConstMetric(workersRunningDesc, prometheus.GaugeValue, float64(w.Running), w.Name)
+		ch <- prometheus.MustNewConstMetric(workerRestartsDesc, prometheus.CounterValue, float64(w.Restarts), w.Name)
+		ch <- prometheus.MustNewConstMetric(workerSuppressedDesc, prometheus.CounterValue, float64(w.DroppedLines), w.Name)
+		if w.HasExited {
+			ch <- prometheus.MustNewConstMetric(workerExitDesc, prometheus.GaugeValue, float64(w.LastExit), w.Name)
+		}
+	}
 }
 
 var (

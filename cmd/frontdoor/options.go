@@ -17,7 +17,8 @@ type option struct {
 	name     string
 	usage    string
 	isBool   bool
-	repeated bool // a repeatable flag; in FRONTDOOR_* the values are comma-separated
+	repeated bool   // a repeatable flag; in FRONTDOOR_* the values are comma-separated
+	envSep   string // for a repeated option whose values contain commas: FRONTDOOR_* splits on this instead
 	apply    func(s *settings, values []string) error
 
 	values []string
@@ -51,9 +52,17 @@ func (o *option) fromEnv(lookup func(string) (string, bool)) {
 	if !ok {
 		return
 	}
-	if o.repeated {
+	switch {
+	case o.envSep != "":
+		o.values = o.values[:0]
+		for _, p := range strings.Split(v, o.envSep) {
+			if p = strings.TrimSpace(p); p != "" {
+				o.values = append(o.values, p)
+			}
+		}
+	case o.repeated:
 		o.values = splitList(v)
-	} else {
+	default:
 		o.values = []string{v}
 	}
 	o.source = o.envName()

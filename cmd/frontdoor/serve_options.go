@@ -1,6 +1,7 @@
 package main
 
 import (
+	"github.com/frontdoorhq/frontdoor/cmd/frontdoor/internal/workers"
 	"github.com/frontdoorhq/frontdoor/pusher"
 
 	"strconv"
@@ -121,6 +122,19 @@ func serveOptions() []*option {
 		{name: "upstream-connect-timeout", usage: "time limit to connect to PHP", apply: duration("upstream-connect-timeout", func(s *settings) *time.Duration { return &s.Proxy.ConnectTimeout })},
 		{name: "upstream-read-timeout", usage: "time limit for PHP's response", apply: duration("upstream-read-timeout", func(s *settings) *time.Duration { return &s.Proxy.ReadTimeout })},
 		{name: "upstream-write-timeout", usage: "time limit to send the request to PHP", apply: duration("upstream-write-timeout", func(s *settings) *time.Duration { return &s.Proxy.WriteTimeout })},
+
+		// The app's own processes (queue workers, Horizon, the scheduler), supervised.
+		{name: "worker", repeated: true, envSep: ";", usage: "`command` to run and keep running, e.g. \"php artisan queue:work --tries=3\" (repeatable; prefix name= or name*count= to name it or run several; FRONTDOOR_WORKER separates commands with ;)", apply: func(s *settings, v []string) error {
+			s.Workers = s.Workers[:0:0]
+			for _, x := range v {
+				c, err := workers.ParseFlag(x)
+				if err != nil {
+					return badValue("--worker", x, err.Error()+` (want a command, optionally prefixed name= or name*count=)`)
+				}
+				s.Workers = append(s.Workers, c)
+			}
+			return nil
+		}},
 
 		// TLS.
 		{name: "tls", usage: "off, auto (ACME, default with --domain), files or self-signed", apply: str(func(s *settings) *string { return &s.TLS.Mode })},

@@ -24,6 +24,8 @@ import (
 	"github.com/frontdoorhq/frontdoor/pusher"
 	redisbroker "github.com/frontdoorhq/frontdoor/pusher/redis"
 	fdtls "github.com/frontdoorhq/frontdoor/tls"
+
+	"github.com/frontdoorhq/frontdoor/cmd/frontdoor/internal/workers"
 )
 
 func cmdServe(args []string, stdout, stderr io.Writer) int {
@@ -88,6 +90,7 @@ type server struct {
 	broker   *redisbroker.Broker // nil on a single node; the pusher server closes it
 	tls      *fdtls.Manager      // nil when TLS is off
 	metrics  *metrics
+	workers  *workers.Supervisor // the app's queue workers and the like; started once listeners serve
 
 	listeners []boundListener
 	admin     *fasthttp.Server
@@ -106,7 +109,8 @@ type boundListener struct {
 }
 
 func newServer(s settings, log zerolog.Logger) (_ *server, err error) {
-	srv := &server{log: log, settings: s, metrics: newMetrics(), malformedLogs: ratelog.New(10 * time.Second)}
+	srv := &server{log: log, settings: s, metrics: newMetrics(), malformedLogs: ratelog.New(10 * time.Second),
+		workers: workers.New(workers.DefaultOptions(), log.With().Str("component", "workers").Logger())}
 	defer func() {
 		if err != nil {
 			srv.closeListeners()
@@ -301,6 +305,9 @@ func (srv *server) run(ctx context.Context) error {
 	}
 	srv.ready.Store(true)
 	announceReady(srv.log)
+	// After the announcement: in an upgrade the old process now stops its workers (each finishes
+	// its job) while these start, so the two sets overlap by at most one job.
+	srv.workers.Start(srv.settings.Workers)
 
 	var runErr error
 	select {
@@ -315,6 +322,7 @@ func (srv *server) run(ctx context.Context) error {
 }
 
 func (srv *server) shutdown() {
+	srv.stopWorkers()
 	ctx, cancel := context.WithTimeout(context.Background(), srv.settings.ShutdownTimeout)
 	defer cancel()
 	var wg sync.WaitGroup
@@ -384,7 +392,21 @@ func (srv *server) reload(args []string) {
 		srv.log.Warn().Msg("listener addresses changed: they apply after a restart")
 	}
 	srv.settings.Pusher = s.Pusher
+	// A reload after a deploy is also `php artisan queue:restart`: workers pick up the new code.
+	srv.workers.Reload(s.Workers)
 	srv.log.Info().Int("apps", len(s.Pusher.Apps)).Msg("configuration reloaded")
+}
+
+// stopWorkers lets each worker finish its current job (SIGTERM; SIGKILL after its stop_timeout)
+// before the listeners close: a job that broadcasts when it ends still reaches the Pusher API on
+// this process. /readyz already says not ready, so a load balancer drains the node meanwhile.
+// Stop is bounded by the longest stop_timeout.
+func (srv *server) stopWorkers() {
+	if len(srv.workers.Status()) == 0 {
+		return
+	}
+	srv.log.Info().Msg("stopping workers: each finishes its current job")
+	srv.workers.Stop(context.Background())
 }
 
 func (srv *server) closeListeners() {
