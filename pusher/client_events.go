@@ -21,8 +21,8 @@ func (s *Socket) handleClientEvent(m *inbound) {
 	}
 	typ := typeOf(m.Channel)
 	if m.Channel == "" || !typ.acceptsClientEvents() {
-		s.refuse("client_event_channel", "client event on a channel that does not take them: "+truncate(m.Channel, 64))
-		s.sendError(0, "Client events are only accepted on private and presence channels (not public or encrypted)")
+		s.protocolError("client_event_channel", "client event on a channel that does not take them: "+truncate(m.Channel, 64), 0,
+			"Client events are only accepted on private and presence channels (not public or encrypted)")
 		return
 	}
 	s.mu.Lock()

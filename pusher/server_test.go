@@ -34,7 +34,13 @@ func startServer(t *testing.T, cfg Config) *testServer {
 // startServerOn is startServer with the listener wrapped (TLS, say) by wrap when it is not nil.
 func startServerOn(t *testing.T, cfg Config, wrap func(net.Listener) net.Listener) *testServer {
 	t.Helper()
-	s, err := NewServer(cfg, zerolog.Nop())
+	return startServerLog(t, cfg, wrap, zerolog.Nop())
+}
+
+// startServerLog is startServerOn with the server logging to log.
+func startServerLog(t *testing.T, cfg Config, wrap func(net.Listener) net.Listener, log zerolog.Logger) *testServer {
+	t.Helper()
+	s, err := NewServer(cfg, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -653,6 +659,10 @@ func TestSlowConsumerIsClosedOthersUnaffected(t *testing.T) {
 	}
 	if ts.srv.Stats().Apps["app1"].Connections != 1 {
 		t.Fatal("stats disagree")
+	}
+	// It was closed as a slow consumer, 4100: the one close OnClose counts under that reason.
+	if k := ts.srv.Stats().Kicked; k["slow_consumer"] != 1 {
+		t.Fatalf("kicks %v, want one slow_consumer (close 4100)", k)
 	}
 	fast.expectNothing()
 }
