@@ -438,6 +438,28 @@ func (c *Conn) failRead(err error) {
 	}
 }
 
+// resetIfUnsent makes the close a reset (SO_LINGER 0) when the kernel still holds bytes the
+// client has not acknowledged. finish calls it when the client never answered our close: a slow
+// consumer, a dead peer. A plain close would leave the socket in FIN-WAIT-1 holding those bytes
+// (up to the send buffer, megabytes) for as long as the client keeps its window shut; nothing in
+// them is still owed to a client the server is dropping.
+func (c *Conn) resetIfUnsent() {
+	rc, tc := c.rc, (*net.TCPConn)(nil)
+	if t, ok := c.nc.(*net.TCPConn); ok {
+		tc = t
+	} else if c.base != nil {
+		rc, tc = c.base.rc, c.base.TCPConn
+	}
+	if rc == nil || tc == nil {
+		return
+	}
+	unsent := 0
+	_ = rc.Control(func(fd uintptr) { unsent, _ = unix.IoctlGetInt(int(fd), unix.SIOCOUTQ) })
+	if unsent > 0 {
+		_ = tc.SetLinger(0)
+	}
+}
+
 // finish closes the fd (if still open) and reports the close once.
 func (c *Conn) finish(code int, reason string) {
 	c.mu.Lock()
@@ -446,6 +468,9 @@ func (c *Conn) finish(code int, reason string) {
 		c.closing = true
 		c.queue, c.queued = nil, 0
 		c.unpoll()
+		if !c.peerClose {
+			c.resetIfUnsent()
+		}
 		_ = c.nc.Close()
 	}
 	if c.closeCode != 0 {
