@@ -2,8 +2,10 @@ package pusher
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -298,4 +300,69 @@ func TestRefusalFloodLogBoundedAndSocketClosed(t *testing.T) {
 	}
 	clients[1].expectNothing()
 	ts.connect(t, "key1").expectNothing()
+}
+
+// The signature covers query keys lower-cased and repeated keys joined, but the handlers read
+// exact keys: a signed request replayed with Filter_By_Prefix (or a second info=) would pass the
+// signature and be read differently. Both are refused with 400 naming the key.
+func TestAPIQueryKeysMustBeExact(t *testing.T) {
+	ts := startServer(t, oneApp())
+	c := ts.connect(t, "key1")
+	c.subscribe("presence-room", `{"user_id":"1"}`)
+	c.subscribe("public-room", "")
+
+	path := "/apps/app1/channels"
+	signed := SignAPIRequest("key1", "secret1", "GET", path, url.Values{"filter_by_prefix": {"presence-"}, "info": {"user_count"}}, nil, time.Now())
+	if code, out := ts.rawAPI(t, "GET", path+"?"+signed.Encode(), ""); code != 200 || len(out["channels"].(map[string]any)) != 1 {
+		t.Fatalf("signed filter: %d %v", code, out)
+	}
+	replay := strings.Replace(signed.Encode(), "filter_by_prefix=", "Filter_By_Prefix=", 1)
+	code, out := ts.rawAPI(t, "GET", path+"?"+replay, "")
+	if code != 400 || !strings.Contains(fmt.Sprint(out["error"]), `"Filter_By_Prefix"`) {
+		t.Fatalf("replay with an upper-case key: %d %v, want 400 naming the key", code, out)
+	}
+	dup := SignAPIRequest("key1", "secret1", "GET", "/apps/app1/channels/presence-room", url.Values{"info": {"user_count", "subscription_count"}}, nil, time.Now())
+	code, out = ts.rawAPI(t, "GET", "/apps/app1/channels/presence-room?"+dup.Encode(), "")
+	if code != 400 || !strings.Contains(fmt.Sprint(out["error"]), `"info"`) {
+		t.Fatalf("repeated key: %d %v, want 400 naming it", code, out)
+	}
+	if n := ts.srv.Stats().Refused["api_query_key"]; n != 2 {
+		t.Fatalf("api_query_key counted %d times", n)
+	}
+}
+
+// rogueBroker is a one-node "cluster" whose member store holds a member with user_info that is
+// not JSON, as a foreign or corrupted write to Redis would. Only what a presence subscribe calls
+// is implemented; the embedded nil Broker panics on anything else.
+type rogueBroker struct{ Broker }
+
+func (rogueBroker) Start(Node) error                                { return nil }
+func (rogueBroker) Close() error                                    { return nil }
+func (rogueBroker) Broadcast([]byte)                                {}
+func (rogueBroker) RemoteConnections(string) int64                  { return 0 }
+func (rogueBroker) Join(context.Context, Membership) (bool, error)  { return true, nil }
+func (rogueBroker) Leave(context.Context, Membership) (bool, error) { return true, nil }
+func (rogueBroker) Members(context.Context, string, string) ([]Member, error) {
+	return []Member{{ID: "9", Info: []byte(`{"name":"x"}],"hash":{"admin":true`)}}, nil
+}
+
+// Presence user_info from the broker is checked before it is embedded in a frame: invalid JSON
+// goes out as null, so subscription_succeeded stays parseable.
+func TestBrokerMemberInfoIsValidated(t *testing.T) {
+	cfg := oneApp()
+	cfg.Broker = rogueBroker{}
+	ts := startServer(t, cfg)
+	c := ts.connect(t, "key1")
+	f := c.subscribe("presence-room", `{"user_id":"1","user_info":{"name":"Ann"}}`)
+	var pd struct {
+		Presence struct {
+			Hash map[string]json.RawMessage `json:"hash"`
+		} `json:"presence"`
+	}
+	if err := json.Unmarshal([]byte(f.Data), &pd); err != nil {
+		t.Fatalf("subscription_succeeded data is not JSON: %q", f.Data)
+	}
+	if string(pd.Presence.Hash["9"]) != "null" || string(pd.Presence.Hash["1"]) != `{"name":"Ann"}` {
+		t.Fatalf("members %v", pd.Presence.Hash)
+	}
 }
