@@ -32,7 +32,8 @@ type AppConfig struct {
 	PingInterval int `yaml:"ping_interval"`
 	// AllowedOrigins are Origin host patterns with * wildcards (§1.2); ["*"] allows all.
 	AllowedOrigins []string `yaml:"allowed_origins"`
-	// AcceptClientEventsFrom is members (sender must be subscribed), all, or none (§6).
+	// AcceptClientEventsFrom is members or all (either way the sender must be subscribed to the
+	// channel), or none (§6).
 	AcceptClientEventsFrom string `yaml:"accept_client_events_from"`
 	// ClientEventRate is client events per second per socket (4301 above it).
 	ClientEventRate int `yaml:"client_event_rate"`

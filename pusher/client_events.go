@@ -28,7 +28,9 @@ func (s *Socket) handleClientEvent(m *inbound) {
 	s.mu.Lock()
 	userID, subscribed := s.subs.get(m.Channel)
 	s.mu.Unlock()
-	if !subscribed && cfg.AcceptClientEventsFrom != "all" {
+	// In every mode, all included: a socket that never joined a private or presence channel
+	// passed no authorization for it, so it may not speak there (Pusher's rule).
+	if !subscribed {
 		s.refuse("client_event_not_subscribed", "client event on a channel the socket has not joined")
 		s.sendError(4009, "Client event rejected: subscribe to "+truncate(m.Channel, 64)+" first")
 		return

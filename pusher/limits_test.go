@@ -366,3 +366,27 @@ func TestBrokerMemberInfoIsValidated(t *testing.T) {
 		t.Fatalf("members %v", pd.Presence.Hash)
 	}
 }
+
+// accept_client_events_from: all does not let a socket that never authorized speak on a private
+// or presence channel: the sender must be subscribed in every mode (4009), nothing is relayed.
+func TestClientEventsNeedSubscriptionInAllMode(t *testing.T) {
+	ts := startServer(t, oneApp(func(a *AppConfig) { a.AcceptClientEventsFrom = "all" }))
+	member, intruder := ts.connect(t, "key1"), ts.connect(t, "key1")
+	member.subscribe("private-orders", "")
+	member.subscribe("presence-room", `{"user_id":"1"}`)
+	for _, ch := range []string{"private-orders", "presence-room"} {
+		intruder.send(`{"event":"client-fake","channel":"` + ch + `","data":{"forged":true}}`)
+		if code := errorCode(t, intruder.read()); code != float64(4009) {
+			t.Fatalf("%s: code %v, want 4009", ch, code)
+		}
+	}
+	member.expectNothing() // nothing was relayed
+
+	// A subscribed sender still reaches the others.
+	other := ts.connect(t, "key1")
+	other.subscribe("private-orders", "")
+	other.send(`{"event":"client-typing","channel":"private-orders","data":{}}`)
+	if f := member.read(); f.Event != "client-typing" {
+		t.Fatalf("relay from a subscriber: %+v", f)
+	}
+}
