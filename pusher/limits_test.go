@@ -390,3 +390,58 @@ func TestClientEventsNeedSubscriptionInAllMode(t *testing.T) {
 		t.Fatalf("relay from a subscriber: %+v", f)
 	}
 }
+
+// At debug level, connects, closes (code, socket id, app, remote) and API publishes (app,
+// channel count, event name; never data or signatures) are logged; at info level they cost a
+// publish nothing.
+func TestDebugLogs(t *testing.T) {
+	var sink logSink
+	ts := startServerLog(t, oneApp(), nil, zerolog.New(&sink).Level(zerolog.DebugLevel))
+	c := ts.connect(t, "key1")
+	c.subscribe("orders", "")
+	if code, _ := ts.api(t, "POST", "/apps/app1/events", nil, `{"name":"order.shipped","channels":["orders","other"],"data":"secret-payload"}`); code != 200 {
+		t.Fatal(code)
+	}
+	c.read()
+	_ = c.c.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(4321, "bye"), time.Now().Add(time.Second))
+	deadline := time.Now().Add(5 * time.Second)
+	for len(sink.lines(t, "socket closed")) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("no close line")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	conn := sink.lines(t, "socket connected")
+	closed := sink.lines(t, "socket closed")
+	pub := sink.lines(t, "API publish")
+	if len(conn) != 1 || conn[0]["socket_id"] != c.socketID || conn[0]["app"] != "app1" || !strings.HasPrefix(fmt.Sprint(conn[0]["remote"]), "127.0.0.1:") {
+		t.Fatalf("connect lines %v", conn)
+	}
+	if len(closed) != 1 || closed[0]["socket_id"] != c.socketID || closed[0]["code"] != float64(4321) || closed[0]["app"] != "app1" || closed[0]["remote"] != conn[0]["remote"] {
+		t.Fatalf("close lines %v", closed)
+	}
+	if len(pub) != 1 || pub[0]["channels"] != float64(2) || pub[0]["event"] != "order.shipped" || pub[0]["app"] != "app1" {
+		t.Fatalf("publish lines %v", pub)
+	}
+	sink.mu.Lock()
+	all := sink.buf.String()
+	sink.mu.Unlock()
+	if strings.Contains(all, "secret-payload") || strings.Contains(all, "auth_signature") {
+		t.Fatalf("data or signature in the log:\n%s", all)
+	}
+
+	// Debug off: a publish allocates what it does with no logger at all.
+	measure := func(log zerolog.Logger) float64 {
+		s, err := NewServer(oneApp(), log)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.stopOnce.Do(func() { close(s.stop) })
+		attach(t, s, "orders", 10)
+		app := s.appByID("app1")
+		return testing.AllocsPerRun(50, func() { s.publish(app, "e", []string{"orders"}, "payload", "") })
+	}
+	if nop, info := measure(zerolog.Nop()), measure(zerolog.New(&sink).Level(zerolog.InfoLevel)); info != nop {
+		t.Fatalf("allocations per publish: %v at info level, %v with no logger", info, nop)
+	}
+}

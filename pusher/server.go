@@ -258,6 +258,9 @@ func (s *Server) HandleWebSocket(ctx *fasthttp.RequestCtx) {
 		sock := newSocket(s, app, s.newSocketID(), ip)
 		opts.First = [][]byte{eventFrame("pusher:connection_established", "",
 			`{"socket_id":"`+sock.id+`","activity_timeout":`+strconv.Itoa(cfg.ActivityTimeout)+`}`, "")}
+		if e := s.log.Debug(); e.Enabled() { // before Adopt, so it precedes the socket's "closed"
+			e.Str("app", cfg.ID).Str("socket_id", sock.id).Str("remote", wc.NetConn().RemoteAddr().String()).Msg("socket connected")
+		}
 		ws.Adopt(wc.NetConn(), sock, opts, s.flusher) // sock.Adopted registers it
 	})
 	if err != nil && refuse == nil {
