@@ -351,20 +351,22 @@ func (s *Socket) allowClientEvent(rate int, now time.Time) bool {
 	return s.clientEvents.take(float64(rate), float64(rate), now)
 }
 
-// tokenBucket is a per-socket rate limit; the socket's mutex guards it.
+// tokenBucket is a per-socket rate limit; the socket's mutex guards it. 16 bytes: every socket
+// has two.
 type tokenBucket struct {
 	tokens float64
-	refill time.Time
+	refill int64 // Unix ns of the last take; 0 for a new bucket
 }
 
 // take reports whether a token was available at rate per second with the given burst, and
 // takes it. A new bucket starts full.
 func (b *tokenBucket) take(rate, burst float64, now time.Time) bool {
-	if b.refill.IsZero() {
-		b.tokens, b.refill = burst, now
+	ns := now.UnixNano()
+	if b.refill == 0 {
+		b.tokens, b.refill = burst, ns
 	}
-	b.tokens = min(burst, b.tokens+now.Sub(b.refill).Seconds()*rate)
-	b.refill = now
+	b.tokens = min(burst, b.tokens+float64(ns-b.refill)/1e9*rate)
+	b.refill = ns
 	if b.tokens < 1 {
 		return false
 	}

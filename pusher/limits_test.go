@@ -259,9 +259,16 @@ func TestRefusalFloodLogBoundedAndSocketClosed(t *testing.T) {
 	late := ts.connect(t, "key1")
 	late.send(`{}`)
 	late.read()
+	// Every refusal is either a line or in the next line's suppressed count.
 	lines = sink.lines(t, "malformed_frame")
-	if last := lines[len(lines)-1]; last["suppressed"] == nil || last["suppressed"].(float64) < 500 {
-		t.Fatalf("last line %v: want a suppressed count", last)
+	accounted := len(lines)
+	for _, l := range lines {
+		if n, ok := l["suppressed"].(float64); ok {
+			accounted += int(n)
+		}
+	}
+	if last := lines[len(lines)-1]; last["suppressed"] == nil || accounted != sockets*each+1 {
+		t.Fatalf("%d lines and suppressed counts account for %d of %d refusals (last line %v)", len(lines), accounted, sockets*each+1, last)
 	}
 
 	// One socket floods: it is closed with 4009 after 20 errors; the log barely grows.
@@ -443,5 +450,25 @@ func TestDebugLogs(t *testing.T) {
 	}
 	if nop, info := measure(zerolog.Nop()), measure(zerolog.New(&sink).Level(zerolog.InfoLevel)); info != nop {
 		t.Fatalf("allocations per publish: %v at info level, %v with no logger", info, nop)
+	}
+}
+
+// Refused handshakes are counted each and logged rate-limited too.
+func TestHandshakeRefusalLogBounded(t *testing.T) {
+	var sink logSink
+	ts := startServerLog(t, oneApp(), nil, zerolog.New(&sink).Level(zerolog.InfoLevel))
+	const n = 60
+	for range n {
+		cl := &client{t: t, c: ts.dialRaw(t, "/app/nokey?protocol=7", nil)}
+		if code := errorCode(t, cl.read()); code != float64(4001) {
+			t.Fatalf("code %v", code)
+		}
+		cl.c.Close()
+	}
+	if got := ts.srv.Stats().Refused["unknown_app_key"]; got != n {
+		t.Fatalf("%d refusals counted, want %d", got, n)
+	}
+	if lines := sink.lines(t, "connection refused"); len(lines) > logBurst+5 {
+		t.Fatalf("%d log lines for %d refused handshakes", len(lines), n)
 	}
 }

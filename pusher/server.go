@@ -346,14 +346,12 @@ func (s *Server) releaseIP(ip string) {
 
 // ipKey is the per-address cap's key: the IPv4 address, or an IPv6 address's /64, which is what
 // one subscriber is usually handed (one address each would be no cap at all). "" means the
-// address is not capped: no cap configured, or a loopback client.
+// address is not capped: no cap configured, or a local client (loopback, a Unix socket).
 func (s *Server) ipKey(addr net.Addr) string {
 	ta, ok := addr.(*net.TCPAddr)
 	switch {
-	case s.maxPerIP <= 0:
+	case s.maxPerIP <= 0, !ok:
 		return ""
-	case !ok:
-		return addr.String()
 	case ta.IP.IsLoopback() && !s.capLoopback:
 		return ""
 	}

@@ -38,9 +38,9 @@ type Socket struct {
 
 	clientEvents tokenBucket // client events (§6)
 	subscribes   tokenBucket // pusher:subscribe (subscribe_rate)
-	msgWindow    time.Time   // rate_limiting: when the current window began
-	msgCount     int         // rate_limiting: messages accepted in the window
-	protoErrors  int         // malformed or unknown frames so far (max_protocol_errors)
+	msgWindow    int64       // rate_limiting: when the current window began (Unix ns)
+	msgCount     int32       // rate_limiting: messages accepted in the window
+	protoErrors  int32       // malformed or unknown frames so far (max_protocol_errors)
 
 	ip       string       // the per-address cap's key (ipKey)
 	kicked   atomic.Bool  // closed by kick: OnClose does not count it again
@@ -83,7 +83,7 @@ func (s *Socket) protocolError(reason, detail string, code int, message string) 
 	s.protoErrors++
 	n := s.protoErrors
 	s.mu.Unlock()
-	if n >= s.app.config().MaxProtocolErrors {
+	if int(n) >= s.app.config().MaxProtocolErrors {
 		s.kick("protocol_errors", ErrProtocolErrors)
 	}
 }
@@ -104,10 +104,10 @@ func (s *Socket) kick(reason string, e *Error) {
 func (s *Socket) allowMessage(rl *RateLimitConfig, now time.Time) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.msgWindow.IsZero() || now.Sub(s.msgWindow) >= time.Duration(rl.DecaySeconds)*time.Second {
-		s.msgWindow, s.msgCount = now, 0
+	if ns := now.UnixNano(); s.msgWindow == 0 || ns-s.msgWindow >= int64(rl.DecaySeconds)*int64(time.Second) {
+		s.msgWindow, s.msgCount = ns, 0
 	}
-	if s.msgCount >= rl.MaxAttempts {
+	if int(s.msgCount) >= rl.MaxAttempts {
 		return false
 	}
 	s.msgCount++
@@ -197,13 +197,13 @@ func (s *Socket) OnClose(code int, reason string) {
 	s.app.sockets.Delete(s)
 	s.srv.byID.Delete(s.id)
 	s.srv.release(s.app, s.ip)
-	if code == ws.CloseOverCapacity && !s.kicked.Load() {
+	if code == ws.CloseOverCapacity && reason == ws.ReasonSlowConsumer && !s.kicked.Load() {
 		// ws closed it: the send queue overflowed (Send's 4100).
 		s.srv.kicked(s, "slow_consumer", code)
 	}
 	if e := s.srv.log.Debug(); e.Enabled() {
 		e.Str("app", s.app.config().ID).Str("socket_id", s.id).Str("remote", s.remoteAddr()).Int("code", code).
-			Str("reason", reason).Msg("socket closed")
+			Str("reason", truncate(reason, 100)).Msg("socket closed")
 	}
 }
 

@@ -48,6 +48,10 @@ var (
 // (pusher-protocol.md §4, 4100).
 const CloseOverCapacity = 4100
 
+// ReasonSlowConsumer is the close reason OnClose reports for a conn closed because its send
+// queue overflowed, so the handler can tell it from a client that closed with 4100 itself.
+const ReasonSlowConsumer = "Over capacity: the client is not reading fast enough"
+
 // closeLinger bounds how long a closing conn waits for the client's close reply, and how long the
 // final frames may take to write.
 const closeLinger = 3 * time.Second
@@ -197,7 +201,7 @@ func (c *Conn) Send(frame []byte) error {
 	}
 	if c.queued+len(frame) > c.maxQ || len(c.queue) >= c.maxQN {
 		c.mu.Unlock()
-		c.abort(CloseOverCapacity, "Over capacity: the client is not reading fast enough", c.ovf)
+		c.abort(CloseOverCapacity, ReasonSlowConsumer, c.ovf)
 		return ErrQueueFull
 	}
 	c.push(frame)
