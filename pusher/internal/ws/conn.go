@@ -461,6 +461,9 @@ func (c *Conn) resetIfUnsent() {
 	_ = rc.Control(func(fd uintptr) { unsent, _ = unix.IoctlGetInt(int(fd), unix.SIOCOUTQ) })
 	if unsent > 0 {
 		_ = tc.SetLinger(0)
+		// Closed here, under TLS the caller's tls.Conn.Close fails at once on its close_notify
+		// instead of waiting up to 5 s to write it into a window the client keeps shut.
+		_ = tc.Close()
 	}
 }
 
