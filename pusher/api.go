@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"io"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 
+	"github.com/rs/zerolog"
 	"github.com/valyala/fasthttp"
 )
 
@@ -49,16 +51,36 @@ func (s *Server) serveAPI(ctx *fasthttp.RequestCtx, id, route, endpoint, method 
 	}
 	q := url.Values{}
 	for k, v := range ctx.QueryArgs().All() {
-		q.Add(string(k), string(v))
+		// The string to sign lower-cases keys and joins repeated ones (§8.2), while the handlers
+		// read exact, single keys: a signed filter_by_prefix replayed as Filter_By_Prefix, or a
+		// second info=, would verify and then be read differently. The SDKs send neither.
+		key := string(k)
+		switch {
+		case key != strings.ToLower(key):
+			return s.apiRefused(ctx, cfg.ID, endpoint, "api_query_key", fasthttp.StatusBadRequest,
+				"Query parameter "+strconv.Quote(truncate(key, 64))+" is not lower case; the signature covers keys lower-cased, so only lower-case keys are accepted")
+		case q.Has(key):
+			return s.apiRefused(ctx, cfg.ID, endpoint, "api_query_key", fasthttp.StatusBadRequest,
+				"Query parameter "+strconv.Quote(truncate(key, 64))+" is given more than once")
+		}
+		q.Add(key, string(v))
 	}
 	// The SDKs sign the path without the mount prefix (§8.2).
 	signedPath := "/apps/" + id + "/" + route
 	if err := verifyAPIRequest(cfg.Key, cfg.Secret, method, signedPath, q, body, time.Now()); err != nil {
-		s.stats.refused("api_signature")
-		s.log.Info().Str("app", cfg.ID).Str("endpoint", endpoint).Str("reason", "api_signature").Msg(err.Error())
-		return jsonError(ctx, fasthttp.StatusUnauthorized, err.Error())
+		return s.apiRefused(ctx, cfg.ID, endpoint, "api_signature", fasthttp.StatusUnauthorized, err.Error())
 	}
 	return h(&apiRequest{ctx: ctx, app: app, body: body, q: q})
+}
+
+// apiRefused answers a refused API request with a JSON error, counts it by reason and logs it
+// rate-limited. The log line names the reason only: the message may quote the client's
+// signature.
+func (s *Server) apiRefused(ctx *fasthttp.RequestCtx, app, endpoint, reason string, status int, msg string) int {
+	s.stats.refused(reason)
+	s.rlog.event(zerolog.InfoLevel, reason).Str("reason", reason).Str("app", app).Str("endpoint", endpoint).
+		Str("remote", ctx.RemoteAddr().String()).Int("status", status).Msg("API request refused")
+	return jsonError(ctx, status, msg)
 }
 
 // route maps the path after /apps/{id}/ to an endpoint (Reverb's controller list, §8).

@@ -147,7 +147,7 @@ func (a *App) terminate(user string) {
 		return true
 	})
 	for sock := range victims {
-		sock.closeWith(ErrTerminated)
+		sock.kick("terminated", ErrTerminated)
 	}
 }
 

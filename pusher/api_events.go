@@ -170,6 +170,10 @@ func (s *Server) publish(app *App, name string, channels []string, data, socketI
 		}
 	}
 	app.stats.apiEvents.Add(1)
+	if e := s.log.Debug(); e.Enabled() {
+		// Never the data: it is the application's, and may be anything.
+		e.Str("app", app.config().ID).Int("channels", len(channels)).Str("event", truncate(name, 64)).Msg("API publish")
+	}
 	s.deliver(app, name, channels, data, "", except, true)
 	if s.broker == nil {
 		return

@@ -32,7 +32,8 @@ type AppConfig struct {
 	PingInterval int `yaml:"ping_interval"`
 	// AllowedOrigins are Origin host patterns with * wildcards (§1.2); ["*"] allows all.
 	AllowedOrigins []string `yaml:"allowed_origins"`
-	// AcceptClientEventsFrom is members (sender must be subscribed), all, or none (§6).
+	// AcceptClientEventsFrom is members or all (either way the sender must be subscribed to the
+	// channel), or none (§6).
 	AcceptClientEventsFrom string `yaml:"accept_client_events_from"`
 	// ClientEventRate is client events per second per socket (4301 above it).
 	ClientEventRate int `yaml:"client_event_rate"`
@@ -56,6 +57,29 @@ type AppConfig struct {
 	// WebhookDelay is how long channel_vacated and member_removed wait for a re-subscription
 	// that cancels them (a page reload), Pusher's "up to 3 s". Default 3 s.
 	WebhookDelay time.Duration `yaml:"webhook_delay"`
+	// MaxSubscriptionsPerConnection caps one socket's channels (default 100; a page never needs
+	// that many), so one socket cannot create channels without bound.
+	MaxSubscriptionsPerConnection int `yaml:"max_subscriptions_per_connection"`
+	// MaxChannels caps the app's occupied channels on this node; zero means unlimited.
+	MaxChannels int `yaml:"max_channels"`
+	// SubscribeRate is pusher:subscribe messages per second per socket, with a burst of
+	// MaxSubscriptionsPerConnection so a page joins all its channels at once (default 10).
+	SubscribeRate int `yaml:"subscribe_rate"`
+	// MaxProtocolErrors closes a socket with 4009 after this many malformed or unknown frames
+	// (default 20): a working client sends none.
+	MaxProtocolErrors int `yaml:"max_protocol_errors"`
+	// RateLimiting is Reverb 1.9's per-connection message limit (REVERB_APP_RATE_LIMITING_*).
+	RateLimiting RateLimitConfig `yaml:"rate_limiting"`
+}
+
+// RateLimitConfig is Reverb's rate_limiting block: at most MaxAttempts client messages in a
+// window of DecaySeconds that starts with the first one (Laravel's RateLimiter). Messages over
+// it get pusher:error 4301 and are not processed; with TerminateOnLimit the socket is closed.
+type RateLimitConfig struct {
+	Enabled          bool `yaml:"enabled"`
+	MaxAttempts      int  `yaml:"max_attempts"`       // default 60
+	DecaySeconds     int  `yaml:"decay_seconds"`      // default 60
+	TerminateOnLimit bool `yaml:"terminate_on_limit"` // close with 4100 after the 4301
 }
 
 // Config is the Pusher side of frontdoor.
@@ -79,6 +103,11 @@ type Config struct {
 	// WebhookTimeout bounds one delivery attempt (default 10 s); WebhookRetryFor is how long a
 	// batch is retried before it is dropped (default 5 minutes, as Pusher).
 	WebhookTimeout, WebhookRetryFor time.Duration `yaml:"-"`
+	// MaxConnectionsPerIP caps sockets from one client address (an IPv6 client's /64), refused
+	// with 4100. Zero means 1000; negative means unlimited.
+	MaxConnectionsPerIP int
+	// capLoopback applies MaxConnectionsPerIP to loopback clients too (tests; see Server).
+	capLoopback bool
 	// PongTimeout is how long a pinged socket may stay silent before it is closed with 4201
 	// (§3; default 30 s, the documented recommendation).
 	PongTimeout time.Duration `yaml:"-"`
@@ -97,6 +126,13 @@ const (
 	defaultMaxRequestBytes = 1 << 20
 	defaultCacheTTL        = 1800
 	defaultPongTimeout     = 30 * time.Second
+
+	defaultMaxSubscriptions    = 100
+	defaultSubscribeRate       = 10
+	defaultMaxProtocolErrors   = 20
+	defaultRateLimitAttempts   = 60 // Reverb's REVERB_APP_RATE_LIMIT_MAX_ATTEMPTS
+	defaultRateLimitDecay      = 60 // Reverb's REVERB_APP_RATE_LIMIT_DECAY_SECONDS
+	defaultMaxConnectionsPerIP = 1000
 )
 
 // withDefaults fills zero fields with the documented defaults.
@@ -113,6 +149,11 @@ func (a AppConfig) withDefaults() AppConfig {
 	setDefault(&a.MaxEventBytes, defaultMaxEventBytes)
 	setDefault(&a.MaxRequestBytes, defaultMaxRequestBytes)
 	setDefault(&a.CacheTTL, defaultCacheTTL)
+	setDefault(&a.MaxSubscriptionsPerConnection, defaultMaxSubscriptions)
+	setDefault(&a.SubscribeRate, defaultSubscribeRate)
+	setDefault(&a.MaxProtocolErrors, defaultMaxProtocolErrors)
+	setDefault(&a.RateLimiting.MaxAttempts, defaultRateLimitAttempts)
+	setDefault(&a.RateLimiting.DecaySeconds, defaultRateLimitDecay)
 	if len(a.AllowedOrigins) == 0 {
 		a.AllowedOrigins = []string{"*"}
 	}
@@ -166,7 +207,10 @@ func (c *Config) Validate() error {
 		}{{"max_connections", a.MaxConnections}, {"max_message_size", a.MaxMessageSize}, {"activity_timeout", a.ActivityTimeout},
 			{"ping_interval", a.PingInterval}, {"client_event_rate", a.ClientEventRate}, {"max_presence_members", a.MaxPresenceMembers},
 			{"max_presence_user_bytes", a.MaxPresenceUserBytes}, {"max_event_bytes", a.MaxEventBytes}, {"max_request_bytes", a.MaxRequestBytes},
-			{"cache_ttl", a.CacheTTL}, {"authorization_timeout", a.AuthorizationTimeout}} {
+			{"cache_ttl", a.CacheTTL}, {"authorization_timeout", a.AuthorizationTimeout},
+			{"max_subscriptions_per_connection", a.MaxSubscriptionsPerConnection}, {"max_channels", a.MaxChannels},
+			{"subscribe_rate", a.SubscribeRate}, {"max_protocol_errors", a.MaxProtocolErrors},
+			{"rate_limiting.max_attempts", a.RateLimiting.MaxAttempts}, {"rate_limiting.decay_seconds", a.RateLimiting.DecaySeconds}} {
 			if f.v < 0 {
 				errs = append(errs, fmt.Errorf("%s: invalid value %d: want ≥ 0", at(f.name), f.v))
 			}

@@ -47,7 +47,7 @@ func attach(tb testing.TB, s *Server, channel string, n int) []*countingTranspor
 	out := make([]*countingTransport, n)
 	for i := range out {
 		tr := &countingTransport{}
-		sock := newSocket(s, app, s.newSocketID())
+		sock := newSocket(s, app, s.newSocketID(), "")
 		sock.conn = tr
 		app.sockets.Store(sock, struct{}{})
 		app.conns.Add(1)
@@ -105,7 +105,7 @@ func FuzzClientEvent(f *testing.F) {
 		app := s.appByID("app1")
 		mk := func() (*Socket, *countingTransport) {
 			tr := &countingTransport{record: true}
-			sock := newSocket(s, app, s.newSocketID())
+			sock := newSocket(s, app, s.newSocketID(), "")
 			sock.conn = tr
 			app.sockets.Store(sock, struct{}{})
 			d, _ := json.Marshal(map[string]string{"channel": "private-chat", "auth": ChannelAuth("key1", "secret1", sock.id, "private-chat", "")})

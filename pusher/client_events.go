@@ -21,14 +21,16 @@ func (s *Socket) handleClientEvent(m *inbound) {
 	}
 	typ := typeOf(m.Channel)
 	if m.Channel == "" || !typ.acceptsClientEvents() {
-		s.refuse("client_event_channel", "client event on a channel that does not take them: "+truncate(m.Channel, 64))
-		s.sendError(0, "Client events are only accepted on private and presence channels (not public or encrypted)")
+		s.protocolError("client_event_channel", "client event on a channel that does not take them: "+truncate(m.Channel, 64), 0,
+			"Client events are only accepted on private and presence channels (not public or encrypted)")
 		return
 	}
 	s.mu.Lock()
 	userID, subscribed := s.subs.get(m.Channel)
 	s.mu.Unlock()
-	if !subscribed && cfg.AcceptClientEventsFrom != "all" {
+	// In every mode, all included: a socket that never joined a private or presence channel
+	// passed no authorization for it, so it may not speak there (Pusher's rule).
+	if !subscribed {
 		s.refuse("client_event_not_subscribed", "client event on a channel the socket has not joined")
 		s.sendError(4009, "Client event rejected: subscribe to "+truncate(m.Channel, 64)+" first")
 		return

@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/rs/zerolog"
 )
 
 // busMsg is what one node tells the others (Broker.Broadcast). One message per publish, never
@@ -310,8 +312,15 @@ func (s *Server) members(app *App, ch *Channel, name string) []Member {
 		return local
 	}
 	seen := make(map[string]bool, len(remote))
-	for _, m := range remote {
+	for i, m := range remote {
 		seen[m.ID] = true
+		if len(m.Info) > 0 && !json.Valid(m.Info) {
+			// The broker's store is written by every node (and by anyone else who can write to
+			// Redis): user_info that is not JSON would corrupt each frame it is embedded in.
+			s.rlog.event(zerolog.WarnLevel, "cluster_member_info").Str("app", app.config().ID).Str("channel", name).
+				Str("user_id", truncate(m.ID, 64)).Msg("cluster: presence member from the broker has invalid user_info JSON; sent as null")
+			remote[i].Info = []byte("null")
+		}
 	}
 	for _, m := range local {
 		if !seen[m.ID] {

@@ -33,6 +33,18 @@ var (
 	ErrClientEventRate   = &Error{4301, "Client event rejected due to rate limit"}
 	ErrNotAuthorizedTime = &Error{4009, "Connection not authorized within timeout"}
 	ErrTerminated        = &Error{4009, "Connection terminated by the server (terminate_connections)"}
+	// ErrTooManyFromIP refuses a handshake over max_connections_per_ip: 4100, so pusher-js backs
+	// off and retries, and a crowd behind one NAT gets in as others leave.
+	ErrTooManyFromIP = &Error{4100, "Over capacity: too many connections from this address"}
+	// ErrProtocolErrors closes a socket that sent max_protocol_errors malformed or unknown frames:
+	// 4009, so pusher-js does not reconnect to repeat them.
+	ErrProtocolErrors = &Error{4009, "Too many invalid messages; closing the connection"}
+	// ErrMessageRate answers a message over the app's rate_limiting window (Reverb 1.9's per
+	// connection limit; Reverb sends 429, which is no Pusher code: 4301 is the rate-limit code).
+	ErrMessageRate = &Error{4301, "Rate limit exceeded: too many messages"}
+	// ErrMessageRateClose closes the socket when rate_limiting.terminate_on_limit is set: 4100, so
+	// pusher-js reconnects after backing off (a close code ≥4300 would make it give up, §4).
+	ErrMessageRateClose = &Error{4100, "Over capacity: message rate limit exceeded; reconnect later"}
 )
 
 // appendErrorFrame renders e as a pusher:error frame payload (data is a JSON string, §2).

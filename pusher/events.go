@@ -48,7 +48,12 @@ type subscribeData struct {
 // subscriptionError answers a refused subscription on the channel, keeping the socket (§5.2):
 // pusher-js routes it to the channel, where Echo's .error() callback sees it.
 func (s *Socket) subscriptionError(channel, typ, msg string, status int) {
-	s.refuse("subscription_"+strings.ToLower(typ), channel+": "+msg)
+	s.subscriptionRefused("subscription_"+strings.ToLower(typ), channel, typ, msg, status)
+}
+
+// subscriptionRefused is subscriptionError counted and logged under its own reason.
+func (s *Socket) subscriptionRefused(reason, channel, typ, msg string, status int) {
+	s.refuse(reason, truncate(channel, 64)+": "+msg)
 	inner := `{"type":` + string(appendJSONString(nil, typ)) + `,"error":` + string(appendJSONString(nil, msg)) + `,"status":` + strconv.Itoa(status) + `}`
 	s.send(eventFrame("pusher:subscription_error", channel, inner, ""))
 }
@@ -57,17 +62,31 @@ func (s *Socket) subscriptionError(channel, typ, msg string, status int) {
 func (s *Socket) handleSubscribe(raw json.RawMessage) {
 	var d subscribeData
 	if err := decodeData(raw, &d); err != nil || d.Channel == "" {
-		s.refuse("malformed_subscribe", "pusher:subscribe without data.channel")
-		s.sendError(0, "Invalid pusher:subscribe: data.channel is required")
+		s.protocolError("malformed_subscribe", "pusher:subscribe without data.channel", 0, "Invalid pusher:subscribe: data.channel is required")
 		return
 	}
 	name := d.Channel
+	cfg := s.app.config()
+	// One socket could otherwise create channels without bound (each one memory, and a
+	// channel_occupied webhook): its subscribes are rate-limited, its channels capped.
+	s.mu.Lock()
+	_, already := s.subs.get(name)
+	have := s.subs.len()
+	allowed := s.subscribes.take(float64(cfg.SubscribeRate), float64(max(cfg.SubscribeRate, cfg.MaxSubscriptionsPerConnection)), time.Now())
+	s.mu.Unlock()
+	if !allowed {
+		s.subscriptionRefused("subscribe_rate", name, "LimitReached", "Subscription rejected due to rate limit ("+strconv.Itoa(cfg.SubscribeRate)+" per second)", 4301)
+		return
+	}
+	if !already && have >= cfg.MaxSubscriptionsPerConnection {
+		s.subscriptionRefused("max_subscriptions", name, "LimitReached", "This connection is on "+strconv.Itoa(have)+" channels, its limit; unsubscribe from one first", 4004)
+		return
+	}
 	if !validChannelName(name) {
 		s.subscriptionError(name, "InvalidChannel", "Invalid channel name: 1 to 200 characters of A-Z a-z 0-9 _ - = @ , . ;", 400)
 		return
 	}
 	typ := typeOf(name)
-	cfg := s.app.config()
 
 	var userID string
 	var userInfo []byte
@@ -110,7 +129,11 @@ func (s *Socket) handleSubscribe(raw json.RawMessage) {
 	}
 	s.mu.Unlock()
 
-	r, ch := s.app.hub.subscribe(name, typ, s, userID, userInfo, cfg.MaxPresenceMembers)
+	r, ch := s.app.hub.subscribe(name, typ, s, userID, userInfo, cfg.MaxPresenceMembers, cfg.MaxChannels)
+	if r.full {
+		s.subscriptionRefused("max_channels", name, "LimitReached", "The app is at its limit of "+strconv.Itoa(cfg.MaxChannels)+" channels", 4004)
+		return
+	}
 	if r.limit {
 		s.subscriptionError(name, "LimitReached", "Presence channel is full ("+strconv.Itoa(cfg.MaxPresenceMembers)+" members)", 4004)
 		return
@@ -219,8 +242,7 @@ func parseChannelData(channelData string, maxInfo int) (string, []byte, string) 
 func (s *Socket) handleUnsubscribe(raw json.RawMessage) {
 	var d subscribeData
 	if err := decodeData(raw, &d); err != nil || d.Channel == "" {
-		s.refuse("malformed_unsubscribe", "pusher:unsubscribe without data.channel")
-		s.sendError(0, "Invalid pusher:unsubscribe: data.channel is required")
+		s.protocolError("malformed_unsubscribe", "pusher:unsubscribe without data.channel", 0, "Invalid pusher:unsubscribe: data.channel is required")
 		return
 	}
 	s.mu.Lock()
@@ -281,8 +303,7 @@ func (s *Socket) handleSignin(raw json.RawMessage) {
 		UserData json.RawMessage `json:"user_data"`
 	}
 	if err := decodeData(raw, &d); err != nil {
-		s.refuse("malformed_signin", "pusher:signin data is not an object")
-		s.sendError(4009, "Invalid pusher:signin: data must hold auth and user_data")
+		s.protocolError("malformed_signin", "pusher:signin data is not an object", 4009, "Invalid pusher:signin: data must hold auth and user_data")
 		return
 	}
 	userData, ok := rawString(d.UserData)
@@ -327,17 +348,28 @@ func (s *Socket) handleSignin(raw json.RawMessage) {
 func (s *Socket) allowClientEvent(rate int, now time.Time) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.refill.IsZero() {
-		s.tokens, s.refill = float64(rate), now
+	return s.clientEvents.take(float64(rate), float64(rate), now)
+}
+
+// tokenBucket is a per-socket rate limit; the socket's mutex guards it. 16 bytes: every socket
+// has two.
+type tokenBucket struct {
+	tokens float64
+	refill int64 // Unix ns of the last take; 0 for a new bucket
+}
+
+// take reports whether a token was available at rate per second with the given burst, and
+// takes it. A new bucket starts full.
+func (b *tokenBucket) take(rate, burst float64, now time.Time) bool {
+	ns := now.UnixNano()
+	if b.refill == 0 {
+		b.tokens, b.refill = burst, ns
 	}
-	s.tokens += now.Sub(s.refill).Seconds() * float64(rate)
-	if s.tokens > float64(rate) {
-		s.tokens = float64(rate)
-	}
-	s.refill = now
-	if s.tokens < 1 {
+	b.tokens = min(burst, b.tokens+float64(ns-b.refill)/1e9*rate)
+	b.refill = ns
+	if b.tokens < 1 {
 		return false
 	}
-	s.tokens--
+	b.tokens--
 	return true
 }

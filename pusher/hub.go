@@ -2,6 +2,7 @@ package pusher
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -12,6 +13,9 @@ const numShards = 64
 // Hub is one app's channels.
 type Hub struct {
 	shards [numShards]shard
+	// count is the number of occupied channels, kept beside the shards so max_channels is one
+	// atomic load rather than a walk over every shard.
+	count atomic.Int64
 }
 
 type shard struct {
@@ -101,17 +105,27 @@ type subscribeResult struct {
 	occupied  bool // the channel went from empty to occupied
 	subsAfter int
 	limit     bool // presence member cap reached: refused
+	full      bool // the app is at max_channels and this channel is not occupied: refused
 	cached    []byte
 }
 
-// subscribe adds s to the channel, creating it when needed. For presence, userID and info
-// describe the member. It sends nothing; the caller announces under no lock.
-func (h *Hub) subscribe(name string, typ channelType, s *Socket, userID string, info []byte, maxMembers int) (subscribeResult, *Channel) {
+// subscribe adds s to the channel, creating it when needed unless the app already has
+// maxChannels (zero: no cap). For presence, userID and info describe the member. It sends
+// nothing; the caller announces under no lock.
+func (h *Hub) subscribe(name string, typ channelType, s *Socket, userID string, info []byte, maxMembers, maxChannels int) (subscribeResult, *Channel) {
 	sh := h.shard(name)
 	sh.mu.Lock()
 	ch := sh.channels[name]
 	var r subscribeResult
 	if ch == nil {
+		// Shards are locked one at a time, so two new channels may race past the cap together:
+		// it is exceeded by at most the number of concurrent subscribes.
+		if maxChannels > 0 && h.count.Load() >= int64(maxChannels) {
+			sh.mu.Unlock()
+			r.full = true
+			return r, nil
+		}
+		h.count.Add(1)
 		ch = &Channel{name: name, typ: typ, subs: map[*Socket]bool{}}
 		if typ.kind == kindPresence {
 			ch.members = map[string]*member{}
@@ -163,6 +177,7 @@ func (h *Hub) removeIfEmpty(ch *Channel) {
 	ch.mu.RLock()
 	if len(ch.subs) == 0 && sh.channels[ch.name] == ch {
 		delete(sh.channels, ch.name)
+		h.count.Add(-1)
 	}
 	ch.mu.RUnlock()
 	sh.mu.Unlock()
@@ -205,6 +220,7 @@ func (h *Hub) unsubscribe(name string, s *Socket, userID string) (unsubscribeRes
 	r.subsAfter = len(ch.subs)
 	if len(ch.subs) == 0 {
 		delete(sh.channels, name)
+		h.count.Add(-1)
 		r.vacated = true
 	}
 	return r, ch

@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"fmt"
+	"net"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -22,10 +23,18 @@ import (
 // alive or closes them.
 type Server struct {
 	log     zerolog.Logger
+	rlog    *rateLog // client-triggered lines (refusals, kicks), rate-limited per reason
 	prefix  string
 	maxConn int
 	qBytes  int
 	qFrames int
+
+	maxPerIP int // sockets per client address; 0: unlimited
+	// capLoopback applies maxPerIP to loopback clients too. Off outside tests: behind a reverse
+	// proxy on the same host, or under a local load test, loopback is many clients, not one.
+	capLoopback bool
+	ipMu        sync.Mutex
+	perIP       map[string]int32 // ipKey → open sockets; entries go at zero
 
 	mu      sync.RWMutex
 	byKey   map[string]*App
@@ -69,6 +78,8 @@ func NewServer(cfg Config, log zerolog.Logger) (*Server, error) {
 	_, _ = rand.Read(rnd[:])
 	s := &Server{
 		log:     log,
+		rlog:    newRateLog(log),
+		perIP:   map[string]int32{},
 		prefix:  cfg.PathPrefix,
 		maxConn: cfg.MaxConnections,
 		qBytes:  cfg.QueueBytes,
@@ -92,6 +103,13 @@ func NewServer(cfg Config, log zerolog.Logger) (*Server, error) {
 	}
 	s.flusher.OnPollError = func(err error) {
 		s.log.Error().Err(err).Msg("epoll_wait failed: that poller's sockets were closed (clients reconnect); new sockets get read goroutines")
+	}
+	s.capLoopback = cfg.capLoopback
+	switch {
+	case cfg.MaxConnectionsPerIP == 0:
+		s.maxPerIP = defaultMaxConnectionsPerIP
+	case cfg.MaxConnectionsPerIP > 0:
+		s.maxPerIP = cfg.MaxConnectionsPerIP
 	}
 	s.webhookLocal, s.webhookHost = cfg.WebhookLocal, cfg.WebhookHost
 	if s.webhookHost == "" {
@@ -201,6 +219,7 @@ func (s *Server) HandleWebSocket(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	app := s.appByKey(key)
+	ip := s.ipKey(ctx.RemoteAddr())
 	var refuse *Error
 	var reason string
 	switch proto := ctx.QueryArgs().Peek("protocol"); {
@@ -220,11 +239,11 @@ func (s *Server) HandleWebSocket(ctx *fasthttp.RequestCtx) {
 		refuse, reason = ErrRestarting, "shutting_down"
 	}
 	if refuse == nil {
-		refuse, reason = s.reserve(app)
+		refuse, reason = s.reserve(app, ip)
 	}
 	if refuse != nil {
 		s.stats.refused(reason)
-		s.log.Info().Str("reason", reason).Str("key", truncate(key, 64)).Str("remote", ctx.RemoteAddr().String()).
+		s.rlog.event(zerolog.InfoLevel, reason).Str("reason", reason).Str("key", truncate(key, 64)).Str("remote", ctx.RemoteAddr().String()).
 			Str("origin", truncate(string(ctx.Request.Header.Peek("Origin")), 100)).Int("code", refuse.Code).Msg("connection refused")
 	}
 	cfg := app.configOrDefault()
@@ -239,13 +258,16 @@ func (s *Server) HandleWebSocket(ctx *fasthttp.RequestCtx) {
 			ws.Adopt(wc.NetConn(), discard{}, opts, s.flusher).Close(refuse.Code, refuse.Message)
 			return
 		}
-		sock := newSocket(s, app, s.newSocketID())
+		sock := newSocket(s, app, s.newSocketID(), ip)
 		opts.First = [][]byte{eventFrame("pusher:connection_established", "",
 			`{"socket_id":"`+sock.id+`","activity_timeout":`+strconv.Itoa(cfg.ActivityTimeout)+`}`, "")}
+		if e := s.log.Debug(); e.Enabled() { // before Adopt, so it precedes the socket's "closed"
+			e.Str("app", cfg.ID).Str("socket_id", sock.id).Str("remote", wc.NetConn().RemoteAddr().String()).Msg("socket connected")
+		}
 		ws.Adopt(wc.NetConn(), sock, opts, s.flusher) // sock.Adopted registers it
 	})
 	if err != nil && refuse == nil {
-		s.release(app)
+		s.release(app, ip)
 	}
 }
 
@@ -270,10 +292,28 @@ func supportedProtocol(p []byte) bool {
 	return err == nil && v >= 5 && v <= 7
 }
 
-// reserve counts the connection against the app's and the server's caps (§1.2: 4004, 4100).
-// With a broker, the app's cap counts the other nodes' sockets as last reported: a few seconds
-// old, so a burst spread over nodes can pass the cap briefly (docs/configuration.md).
-func (s *Server) reserve(app *App) (*Error, string) {
+// reserve counts the connection against the app's, the server's and the client address's caps
+// (§1.2: 4004, 4100). With a broker, the app's cap counts the other nodes' sockets as last
+// reported: a few seconds old, so a burst spread over nodes can pass the cap briefly
+// (docs/configuration.md). The address cap is per node.
+func (s *Server) reserve(app *App, ip string) (*Error, string) {
+	if ip != "" {
+		s.ipMu.Lock()
+		if int(s.perIP[ip]) >= s.maxPerIP {
+			s.ipMu.Unlock()
+			return ErrTooManyFromIP, "ip_over_capacity"
+		}
+		s.perIP[ip]++
+		s.ipMu.Unlock()
+	}
+	if e, reason := s.reserveApp(app); e != nil {
+		s.releaseIP(ip)
+		return e, reason
+	}
+	return nil, ""
+}
+
+func (s *Server) reserveApp(app *App) (*Error, string) {
 	var remote int64
 	if s.broker != nil {
 		remote = s.broker.RemoteConnections(app.config().ID)
@@ -290,9 +330,45 @@ func (s *Server) reserve(app *App) (*Error, string) {
 	return nil, ""
 }
 
-func (s *Server) release(app *App) {
+func (s *Server) release(app *App, ip string) {
 	app.conns.Add(-1)
 	s.conns.Add(-1)
+	s.releaseIP(ip)
+}
+
+func (s *Server) releaseIP(ip string) {
+	if ip == "" {
+		return
+	}
+	s.ipMu.Lock()
+	if s.perIP[ip]--; s.perIP[ip] <= 0 {
+		delete(s.perIP, ip)
+	}
+	s.ipMu.Unlock()
+}
+
+// ipKey is the per-address cap's key: the IPv4 address, or an IPv6 address's /64, which is what
+// one subscriber is usually handed (one address each would be no cap at all). "" means the
+// address is not capped: no cap configured, or a local client (loopback, a Unix socket).
+func (s *Server) ipKey(addr net.Addr) string {
+	ta, ok := addr.(*net.TCPAddr)
+	switch {
+	case s.maxPerIP <= 0, !ok:
+		return ""
+	case ta.IP.IsLoopback() && !s.capLoopback:
+		return ""
+	}
+	if ip4 := ta.IP.To4(); ip4 != nil {
+		return ip4.String()
+	}
+	return ta.IP.Mask(net.CIDRMask(64, 128)).String() + "/64"
+}
+
+// kicked counts and logs (rate-limited) a socket the server closed on its own account.
+func (s *Server) kicked(sock *Socket, reason string, code int) {
+	s.stats.kicked(reason)
+	s.rlog.event(zerolog.InfoLevel, "kick "+reason).Str("reason", reason).Str("app", sock.app.config().ID).
+		Str("socket_id", sock.id).Int("code", code).Msg("socket closed by the server")
 }
 
 // newSocketID is "node.counter" (§1.3): digits only, unique per process and, through the random
@@ -364,8 +440,7 @@ func (sock *Socket) checkLiveness(now time.Time, cfg *AppConfig, pongTimeout tim
 		if last.UnixNano() > pinged {
 			sock.pingedAt.Store(0)
 		} else if now.Sub(time.Unix(0, pinged)) > pongTimeout {
-			sock.refuse("pong_timeout", "no frame within "+pongTimeout.String()+" of the server's ping")
-			sock.closeWith(ErrPongTimeout)
+			sock.kick("pong_timeout", ErrPongTimeout)
 			return
 		}
 	} else if now.Sub(last) > time.Duration(cfg.PingInterval)*time.Second {
@@ -377,8 +452,7 @@ func (sock *Socket) checkLiveness(now time.Time, cfg *AppConfig, pongTimeout tim
 		ok := sock.authorized || sock.closed
 		sock.mu.Unlock()
 		if !ok {
-			sock.refuse("not_authorized_in_time", "neither signed in nor joined a private channel in time")
-			sock.closeWith(ErrNotAuthorizedTime)
+			sock.kick("not_authorized_in_time", ErrNotAuthorizedTime)
 		}
 	}
 }

@@ -3,6 +3,7 @@ package pusher
 import (
 	"bufio"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -11,6 +12,7 @@ import (
 	"runtime"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -34,7 +36,13 @@ func startServer(t *testing.T, cfg Config) *testServer {
 // startServerOn is startServer with the listener wrapped (TLS, say) by wrap when it is not nil.
 func startServerOn(t *testing.T, cfg Config, wrap func(net.Listener) net.Listener) *testServer {
 	t.Helper()
-	s, err := NewServer(cfg, zerolog.Nop())
+	return startServerLog(t, cfg, wrap, zerolog.Nop())
+}
+
+// startServerLog is startServerOn with the server logging to log.
+func startServerLog(t *testing.T, cfg Config, wrap func(net.Listener) net.Listener, log zerolog.Logger) *testServer {
+	t.Helper()
+	s, err := NewServer(cfg, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -653,6 +661,18 @@ func TestSlowConsumerIsClosedOthersUnaffected(t *testing.T) {
 	}
 	if ts.srv.Stats().Apps["app1"].Connections != 1 {
 		t.Fatal("stats disagree")
+	}
+	// It was closed as a slow consumer, 4100: the one close OnClose counts under that reason.
+	if k := ts.srv.Stats().Kicked; k["slow_consumer"] != 1 {
+		t.Fatalf("kicks %v, want one slow_consumer (close 4100)", k)
+	}
+	// With megabytes still unsent, the server resets the connection instead of a FIN queued
+	// behind them (which would keep the socket and its buffer in FIN-WAIT-1): reading what
+	// arrived ends in ECONNRESET, not EOF.
+	_ = slow.SetReadDeadline(time.Now().Add(10 * time.Second))
+	_, err = io.Copy(io.Discard, slow)
+	if !errors.Is(err, syscall.ECONNRESET) {
+		t.Fatalf("slow client's read ended with %v, want ECONNRESET", err)
 	}
 	fast.expectNothing()
 }

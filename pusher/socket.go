@@ -2,9 +2,12 @@ package pusher
 
 import (
 	"encoding/json"
+	"net"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/rs/zerolog"
 
 	"github.com/frontdoorhq/frontdoor/pusher/internal/ws"
 )
@@ -32,14 +35,20 @@ type Socket struct {
 	watchTold  map[string]bool // what the watchlist was last told per user (under app.usersMu)
 	authorized bool            // signed in or joined a private/presence channel
 	closed     bool
-	tokens     float64 // client-event token bucket (§6)
-	refill     time.Time
 
+	clientEvents tokenBucket // client events (§6)
+	subscribes   tokenBucket // pusher:subscribe (subscribe_rate)
+	msgWindow    int64       // rate_limiting: when the current window began (Unix ns)
+	msgCount     int32       // rate_limiting: messages accepted in the window
+	protoErrors  int32       // malformed or unknown frames so far (max_protocol_errors)
+
+	ip       string       // the per-address cap's key (ipKey)
+	kicked   atomic.Bool  // closed by kick: OnClose does not count it again
 	pingedAt atomic.Int64 // janitor: when the server pinged (Unix ns); 0 when not waiting
 }
 
-func newSocket(srv *Server, app *App, id string) *Socket {
-	return &Socket{id: id, app: app, srv: srv, connectedAt: time.Now()}
+func newSocket(srv *Server, app *App, id, ip string) *Socket {
+	return &Socket{id: id, app: app, srv: srv, ip: ip, connectedAt: time.Now()}
 }
 
 func (s *Socket) send(frame []byte) {
@@ -56,10 +65,53 @@ func (s *Socket) sendError(code int, message string) {
 	s.send(ws.AppendFrame(nil, ws.OpText, appendErrorFrame(nil, code, message)))
 }
 
-// refuse logs a refused input at info with its reason (docs/architecture.md "Errors and logs") and counts it.
+// refuse counts a refused input by reason and logs it at info (docs/architecture.md "Errors and
+// logs"), rate-limited per reason: a client can send refused frames far faster than a log should grow.
 func (s *Socket) refuse(reason, detail string) {
 	s.srv.stats.refused(reason)
-	s.srv.log.Info().Str("app", s.app.config().ID).Str("socket_id", s.id).Str("reason", reason).Msg(detail)
+	s.srv.rlog.event(zerolog.InfoLevel, reason).Str("reason", reason).Str("app", s.app.config().ID).
+		Str("socket_id", s.id).Msg(detail)
+}
+
+// protocolError refuses a frame the protocol does not allow (malformed, unknown event) with a
+// pusher:error, and closes the socket with 4009 once it has sent max_protocol_errors of them: a
+// working client sends none, a broken or hostile one would otherwise repeat them forever.
+func (s *Socket) protocolError(reason, detail string, code int, message string) {
+	s.refuse(reason, detail)
+	s.sendError(code, message)
+	s.mu.Lock()
+	s.protoErrors++
+	n := s.protoErrors
+	s.mu.Unlock()
+	if int(n) >= s.app.config().MaxProtocolErrors {
+		s.kick("protocol_errors", ErrProtocolErrors)
+	}
+}
+
+// kick closes the socket for a reason of the server's (pong timeout, protocol errors, rate limit,
+// terminate_connections): counted by reason and logged rate-limited, so a dropped socket leaves
+// a trace. Slow consumers are closed inside ws and counted in OnClose.
+func (s *Socket) kick(reason string, e *Error) {
+	if s.kicked.Swap(true) {
+		return
+	}
+	s.srv.kicked(s, reason, e.Code)
+	s.closeWith(e)
+}
+
+// allowMessage applies rate_limiting as Laravel's RateLimiter does for Reverb: a window of
+// DecaySeconds opens with the first message, and MaxAttempts messages pass in it.
+func (s *Socket) allowMessage(rl *RateLimitConfig, now time.Time) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if ns := now.UnixNano(); s.msgWindow == 0 || ns-s.msgWindow >= int64(rl.DecaySeconds)*int64(time.Second) {
+		s.msgWindow, s.msgCount = ns, 0
+	}
+	if int(s.msgCount) >= rl.MaxAttempts {
+		return false
+	}
+	s.msgCount++
+	return true
 }
 
 // inbound is one client frame (§2). Data stays raw: pusher-js sends objects, other SDKs strings.
@@ -82,10 +134,21 @@ func (s *Socket) OnMessage(payload []byte) {
 	s.app.stats.messagesIn.Add(1)
 	s.app.stats.bytesIn.Add(uint64(len(payload)))
 	s.pingedAt.Store(0) // any frame is activity (§3)
+	if s.kicked.Load() {
+		return // closing: what the client still sends is not worth a refusal each
+	}
+	if rl := &s.app.config().RateLimiting; rl.Enabled && !s.allowMessage(rl, time.Now()) {
+		s.refuse("message_rate", "message over the app's rate_limiting window")
+		s.sendError(ErrMessageRate.Code, ErrMessageRate.Message)
+		if rl.TerminateOnLimit {
+			s.kick("message_rate", ErrMessageRateClose)
+		}
+		return
+	}
 	var m inbound
 	if err := json.Unmarshal(payload, &m); err != nil || m.Event == "" {
-		s.refuse("malformed_frame", "frame is not a JSON object with an event")
-		s.sendError(0, "Invalid message format: expected a JSON object with an \"event\" string")
+		s.protocolError("malformed_frame", "frame is not a JSON object with an event", 0,
+			"Invalid message format: expected a JSON object with an \"event\" string")
 		return
 	}
 	switch m.Event {
@@ -103,8 +166,7 @@ func (s *Socket) OnMessage(payload []byte) {
 			s.handleClientEvent(&m)
 			return
 		}
-		s.refuse("unknown_event", "unknown event "+truncate(m.Event, 64))
-		s.sendError(0, "Unknown event: "+truncate(m.Event, 64))
+		s.protocolError("unknown_event", "unknown event "+truncate(m.Event, 64), 0, "Unknown event: "+truncate(m.Event, 64))
 	}
 }
 
@@ -134,9 +196,23 @@ func (s *Socket) OnClose(code int, reason string) {
 	}
 	s.app.sockets.Delete(s)
 	s.srv.byID.Delete(s.id)
-	s.app.conns.Add(-1)
-	s.srv.conns.Add(-1)
-	s.srv.log.Debug().Str("socket_id", s.id).Int("code", code).Str("reason", reason).Msg("socket closed")
+	s.srv.release(s.app, s.ip)
+	if code == ws.CloseOverCapacity && reason == ws.ReasonSlowConsumer && !s.kicked.Load() {
+		// ws closed it: the send queue overflowed (Send's 4100).
+		s.srv.kicked(s, "slow_consumer", code)
+	}
+	if e := s.srv.log.Debug(); e.Enabled() {
+		e.Str("app", s.app.config().ID).Str("socket_id", s.id).Str("remote", s.remoteAddr()).Int("code", code).
+			Str("reason", truncate(reason, 100)).Msg("socket closed")
+	}
+}
+
+// remoteAddr is the client's address for debug lines; only they pay for formatting it.
+func (s *Socket) remoteAddr() string {
+	if c, ok := s.conn.(interface{ RemoteAddr() net.Addr }); ok {
+		return c.RemoteAddr().String()
+	}
+	return ""
 }
 
 // truncate keeps client-controlled strings short in logs and error messages.

@@ -21,6 +21,7 @@ type serverCounters struct {
 	mu       sync.Mutex
 	api      map[APIRequestKey]uint64
 	refusals map[string]uint64
+	kicks    map[string]uint64
 }
 
 // APIRequestKey labels an HTTP API request count.
@@ -47,11 +48,21 @@ func (c *serverCounters) refused(reason string) {
 	c.mu.Unlock()
 }
 
+func (c *serverCounters) kicked(reason string) {
+	c.mu.Lock()
+	if c.kicks == nil {
+		c.kicks = map[string]uint64{}
+	}
+	c.kicks[reason]++
+	c.mu.Unlock()
+}
+
 // Stats is a snapshot for Prometheus, read at scrape time so no metric sits on a hot path.
 type Stats struct {
 	Apps        map[string]AppStats // by app id
 	APIRequests map[APIRequestKey]uint64
 	Refused     map[string]uint64 // refused inputs by reason
+	Kicked      map[string]uint64 // sockets the server closed, by reason (slow_consumer, pong_timeout, ...)
 }
 
 // AppStats is one app's share of Stats.
@@ -69,7 +80,7 @@ type AppStats struct {
 
 // Stats returns the current counters.
 func (s *Server) Stats() Stats {
-	out := Stats{Apps: map[string]AppStats{}, APIRequests: map[APIRequestKey]uint64{}, Refused: map[string]uint64{}}
+	out := Stats{Apps: map[string]AppStats{}, APIRequests: map[APIRequestKey]uint64{}, Refused: map[string]uint64{}, Kicked: map[string]uint64{}}
 	for _, a := range s.appList() {
 		var channels int64
 		for i := range a.hub.shards {
@@ -96,6 +107,9 @@ func (s *Server) Stats() Stats {
 	}
 	for k, v := range s.stats.refusals {
 		out.Refused[k] = v
+	}
+	for k, v := range s.stats.kicks {
+		out.Kicked[k] = v
 	}
 	s.stats.mu.Unlock()
 	return out

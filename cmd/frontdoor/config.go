@@ -80,6 +80,7 @@ type fileConfig struct {
 	Pprof           *bool              `yaml:"pprof"`
 	ShutdownTimeout *time.Duration     `yaml:"shutdown_timeout"`
 	MaxConnections  *int               `yaml:"max_connections"`
+	MaxConnsPerIP   *int               `yaml:"max_connections_per_ip"`
 	Log             *fileLog           `yaml:"log"`
 	Apps            []pusher.AppConfig `yaml:"apps"`
 	Proxy           *fileProxy         `yaml:"proxy"`
@@ -149,6 +150,12 @@ func (s *settings) applyYAML(path string) error {
 	setIf(&s.Pprof, fc.Pprof)
 	setIf(&s.ShutdownTimeout, fc.ShutdownTimeout)
 	setIf(&s.Pusher.MaxConnections, fc.MaxConnections)
+	if n := fc.MaxConnsPerIP; n != nil {
+		if *n < 0 {
+			return fmt.Errorf("%s: max_connections_per_ip: invalid value %d: want a whole number ≥ 0 (0 = unlimited)", path, *n)
+		}
+		s.Pusher.MaxConnectionsPerIP = perIPSetting(*n)
+	}
 	if l := fc.Log; l != nil {
 		setIf(&s.LogLevel, l.Level)
 		setIf(&s.LogFormat, l.Format)

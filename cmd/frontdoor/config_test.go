@@ -343,3 +343,50 @@ func TestACMEDefaultsToHSTS(t *testing.T) {
 		})
 	}
 }
+
+// Reverb 1.9's rate limiting variables and the new per-socket limits reach the app; the limits
+// are reachable from YAML, FRONTDOOR_* and flags too.
+func TestRateLimitAndSocketLimits(t *testing.T) {
+	dotenv := writeFile(t, ".env", strings.Join([]string{
+		"REVERB_APP_ID=1", "REVERB_APP_KEY=k", "REVERB_APP_SECRET=s",
+		"REVERB_APP_RATE_LIMITING_ENABLED=true",
+		"REVERB_APP_RATE_LIMIT_MAX_ATTEMPTS=30",
+		"REVERB_APP_RATE_LIMIT_DECAY_SECONDS=10",
+		"REVERB_APP_RATE_LIMIT_TERMINATE=true",
+	}, "\n")+"\n")
+	s, err := load(t, []string{"--env-file", dotenv, "--max-channels", "500", "--max-connections-per-ip", "0"},
+		env("FRONTDOOR_MAX_SUBSCRIPTIONS_PER_CONNECTION", "40", "FRONTDOOR_SUBSCRIBE_RATE", "5", "FRONTDOOR_MAX_PROTOCOL_ERRORS", "3"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := s.Pusher.Apps[0]
+	if rl := a.RateLimiting; !rl.Enabled || rl.MaxAttempts != 30 || rl.DecaySeconds != 10 || !rl.TerminateOnLimit {
+		t.Fatalf("rate_limiting = %+v", rl)
+	}
+	if a.MaxChannels != 500 || a.MaxSubscriptionsPerConnection != 40 || a.SubscribeRate != 5 || a.MaxProtocolErrors != 3 {
+		t.Fatalf("app = %+v", a)
+	}
+	if s.Pusher.MaxConnectionsPerIP >= 0 {
+		t.Fatalf("--max-connections-per-ip 0 should be unlimited, got %d", s.Pusher.MaxConnectionsPerIP)
+	}
+
+	yml := writeFile(t, "f.yaml", `
+max_connections_per_ip: 50
+apps:
+  - id: one
+    key: k
+    secret: s
+    max_subscriptions_per_connection: 20
+    rate_limiting: {enabled: true, max_attempts: 100}
+`)
+	s, err = load(t, []string{"--config", yml}, env())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if a := s.Pusher.Apps[0]; s.Pusher.MaxConnectionsPerIP != 50 || a.MaxSubscriptionsPerConnection != 20 || !a.RateLimiting.Enabled || a.RateLimiting.MaxAttempts != 100 {
+		t.Fatalf("yaml: per-ip %d, app %+v", s.Pusher.MaxConnectionsPerIP, a)
+	}
+	if _, err := load(t, []string{"--env-file", dotenv, "--subscribe-rate", "-1"}, env()); err == nil || !strings.Contains(err.Error(), "--subscribe-rate") {
+		t.Fatalf("bad value: %v", err)
+	}
+}

@@ -133,6 +133,8 @@ func applyLaravelApp(app *pusher.AppConfig, env laravelEnv) error {
 		{"REVERB_APP_MAX_CONNECTIONS", &app.MaxConnections},
 		{"REVERB_APP_MAX_MESSAGE_SIZE", &app.MaxMessageSize},
 		{"REVERB_MAX_REQUEST_SIZE", &app.MaxRequestBytes},
+		{"REVERB_APP_RATE_LIMIT_MAX_ATTEMPTS", &app.RateLimiting.MaxAttempts},
+		{"REVERB_APP_RATE_LIMIT_DECAY_SECONDS", &app.RateLimiting.DecaySeconds},
 	}
 	for _, it := range ints {
 		v, src, ok := env.get(it.key)
@@ -144,6 +146,18 @@ func applyLaravelApp(app *pusher.AppConfig, env laravelEnv) error {
 			return err
 		}
 		*it.dst = n
+	}
+	// Reverb 1.9's per-connection message limit (config/reverb.php apps.*.rate_limiting).
+	for _, b := range []struct {
+		key string
+		dst *bool
+	}{
+		{"REVERB_APP_RATE_LIMITING_ENABLED", &app.RateLimiting.Enabled},
+		{"REVERB_APP_RATE_LIMIT_TERMINATE", &app.RateLimiting.TerminateOnLimit},
+	} {
+		if v, _, ok := env.get(b.key); ok && v != "" {
+			*b.dst = isTrue(v)
+		}
 	}
 	if v, src, ok := env.get("REVERB_APP_ACCEPT_CLIENT_EVENTS_FROM"); ok && v != "" {
 		switch v {

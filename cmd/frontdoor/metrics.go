@@ -184,11 +184,12 @@ var (
 	apiEventsDesc     = prometheus.NewDesc("frontdoor_api_events_total", "Events published through the HTTP API.", []string{"app"}, nil)
 	apiRequestsDesc   = prometheus.NewDesc("frontdoor_api_requests_total", "HTTP API requests by endpoint and status.", []string{"endpoint", "status"}, nil)
 	refusedDesc       = prometheus.NewDesc("frontdoor_refused_total", "Refused inputs (handshakes, frames, API calls) by reason.", []string{"reason"}, nil)
+	kickedDesc        = prometheus.NewDesc("frontdoor_kicked_total", "Sockets the server closed on its own account, by reason (slow_consumer, pong_timeout, protocol_errors, message_rate, ...).", []string{"reason"}, nil)
 )
 
 func (c *pusherCollector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{connectionsDesc, channelsDesc, subscriptionsDesc, messagesInDesc, bytesInDesc,
-		messagesOutDesc, bytesOutDesc, clientEventsDesc, apiEventsDesc, apiRequestsDesc, refusedDesc} {
+		messagesOutDesc, bytesOutDesc, clientEventsDesc, apiEventsDesc, apiRequestsDesc, refusedDesc, kickedDesc} {
 		ch <- d
 	}
 }
@@ -211,5 +212,8 @@ func (c *pusherCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	for reason, v := range st.Refused {
 		ch <- prometheus.MustNewConstMetric(refusedDesc, prometheus.CounterValue, float64(v), reason)
+	}
+	for reason, v := range st.Kicked {
+		ch <- prometheus.MustNewConstMetric(kickedDesc, prometheus.CounterValue, float64(v), reason)
 	}
 }

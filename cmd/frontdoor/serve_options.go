@@ -56,6 +56,23 @@ func serveOptions() []*option {
 			return nil
 		}
 	}
+	appInt := func(name string, dst func(a *pusher.AppConfig) *int) func(*settings, []string) error {
+		return func(s *settings, v []string) error {
+			n, err := parsePositiveInt("--"+name, v[len(v)-1])
+			*dst(s.primaryApp()) = n
+			return err
+		}
+	}
+	appBool := func(name string, dst func(a *pusher.AppConfig) *bool) func(*settings, []string) error {
+		return func(s *settings, v []string) error {
+			b, err := strconv.ParseBool(v[len(v)-1])
+			if err != nil {
+				return badValue("--"+name, v[len(v)-1], "want true or false")
+			}
+			*dst(s.primaryApp()) = b
+			return nil
+		}
+	}
 	return []*option{
 		// Listeners and process.
 		{name: "listen", usage: "plain-HTTP `address` (development, or a loopback listener for the broadcaster beside TLS)", apply: str(func(s *settings) *string { return &s.Listen })},
@@ -84,6 +101,19 @@ func serveOptions() []*option {
 			return nil
 		}},
 		{name: "max-connections", usage: "server-wide WebSocket connection cap, 0 = unlimited", apply: integer("max-connections", func(s *settings) *int { return &s.Pusher.MaxConnections })},
+		{name: "max-connections-per-ip", usage: "WebSocket connections from one client address (IPv6: one /64), 4100 above it; 0 = unlimited; loopback is exempt (default 1000)", apply: func(s *settings, v []string) error {
+			n, err := parsePositiveInt("--max-connections-per-ip", v[len(v)-1])
+			s.Pusher.MaxConnectionsPerIP = perIPSetting(n)
+			return err
+		}},
+		{name: "max-subscriptions-per-connection", usage: "channels one socket may join (default 100)", apply: appInt("max-subscriptions-per-connection", func(a *pusher.AppConfig) *int { return &a.MaxSubscriptionsPerConnection })},
+		{name: "max-channels", usage: "occupied channels the app may have on this node, 0 = unlimited", apply: appInt("max-channels", func(a *pusher.AppConfig) *int { return &a.MaxChannels })},
+		{name: "subscribe-rate", usage: "pusher:subscribe messages per second per socket, burst max-subscriptions-per-connection (default 10)", apply: appInt("subscribe-rate", func(a *pusher.AppConfig) *int { return &a.SubscribeRate })},
+		{name: "max-protocol-errors", usage: "malformed or unknown frames after which a socket is closed with 4009 (default 20)", apply: appInt("max-protocol-errors", func(a *pusher.AppConfig) *int { return &a.MaxProtocolErrors })},
+		{name: "rate-limiting", isBool: true, usage: "per-connection message rate limit, as Reverb's (REVERB_APP_RATE_LIMITING_ENABLED)", apply: appBool("rate-limiting", func(a *pusher.AppConfig) *bool { return &a.RateLimiting.Enabled })},
+		{name: "rate-limit-max-attempts", usage: "messages per window with --rate-limiting (REVERB_APP_RATE_LIMIT_MAX_ATTEMPTS, default 60)", apply: appInt("rate-limit-max-attempts", func(a *pusher.AppConfig) *int { return &a.RateLimiting.MaxAttempts })},
+		{name: "rate-limit-decay-seconds", usage: "window length in seconds with --rate-limiting (REVERB_APP_RATE_LIMIT_DECAY_SECONDS, default 60)", apply: appInt("rate-limit-decay-seconds", func(a *pusher.AppConfig) *int { return &a.RateLimiting.DecaySeconds })},
+		{name: "rate-limit-terminate", isBool: true, usage: "close a socket over the rate limit (REVERB_APP_RATE_LIMIT_TERMINATE)", apply: appBool("rate-limit-terminate", func(a *pusher.AppConfig) *bool { return &a.RateLimiting.TerminateOnLimit })},
 		{name: "webhook", repeated: true, usage: "webhook `url` for the app (repeatable): http(s)://… or a path such as /pusher/webhook, delivered to PHP directly; every event", apply: func(s *settings, v []string) error {
 			app := s.primaryApp()
 			for _, x := range v {
@@ -157,4 +187,13 @@ func serveOptions() []*option {
 		{name: "tls-key", usage: "private key `file` (PEM)", apply: str(func(s *settings) *string { return &s.TLS.KeyFile })},
 		{name: "hsts", usage: "Strict-Transport-Security max-age (0 = off)", apply: duration("hsts", func(s *settings) *time.Duration { return &s.TLS.HSTS })},
 	}
+}
+
+// perIPSetting maps the documented "0 = unlimited" of max_connections_per_ip onto pusher.Config,
+// where zero means the default.
+func perIPSetting(n int) int {
+	if n == 0 {
+		return -1
+	}
+	return n
 }

@@ -48,6 +48,10 @@ var (
 // (pusher-protocol.md §4, 4100).
 const CloseOverCapacity = 4100
 
+// ReasonSlowConsumer is the close reason OnClose reports for a conn closed because its send
+// queue overflowed, so the handler can tell it from a client that closed with 4100 itself.
+const ReasonSlowConsumer = "Over capacity: the client is not reading fast enough"
+
 // closeLinger bounds how long a closing conn waits for the client's close reply, and how long the
 // final frames may take to write.
 const closeLinger = 3 * time.Second
@@ -197,7 +201,7 @@ func (c *Conn) Send(frame []byte) error {
 	}
 	if c.queued+len(frame) > c.maxQ || len(c.queue) >= c.maxQN {
 		c.mu.Unlock()
-		c.abort(CloseOverCapacity, "Over capacity: the client is not reading fast enough", c.ovf)
+		c.abort(CloseOverCapacity, ReasonSlowConsumer, c.ovf)
 		return ErrQueueFull
 	}
 	c.push(frame)
@@ -438,6 +442,29 @@ func (c *Conn) failRead(err error) {
 	}
 }
 
+// resetIfUnsent makes the close a reset (SO_LINGER 0) when the kernel still holds bytes the
+// client has not acknowledged. finish calls it when the client never answered our close: a slow
+// consumer, a dead peer. A plain close would leave the socket in FIN-WAIT-1 holding those bytes
+// (up to the send buffer, megabytes) for as long as the client keeps its window shut; nothing in
+// them is still owed to a client the server is dropping.
+func (c *Conn) resetIfUnsent() {
+	rc, tc := c.rc, (*net.TCPConn)(nil)
+	if t, ok := c.nc.(*net.TCPConn); ok {
+		tc = t
+	} else if c.base != nil {
+		rc, tc = c.base.rc, c.base.TCPConn
+	}
+	if rc == nil || tc == nil {
+		return
+	}
+	unsent := 0
+	_ = rc.Control(func(fd uintptr) { unsent, _ = unix.IoctlGetInt(int(fd), unix.SIOCOUTQ) })
+	if unsent > 0 {
+		_ = tc.SetLinger(0)
+		_ = tc.Close()
+	}
+}
+
 // finish closes the fd (if still open) and reports the close once.
 //
 // The socket is detached under c.mu and closed after it is released: c.mu is what Send takes,
@@ -456,10 +483,14 @@ func (c *Conn) finish(code int, reason string) {
 		c.queue, c.queued = nil, 0
 		c.unpoll()
 	}
+	reset := detach && !c.peerClose
 	if c.closeCode != 0 {
 		code, reason = c.closeCode, c.closeWhy
 	}
 	c.mu.Unlock()
+	if reset {
+		c.resetIfUnsent()
+	}
 	if detach {
 		_ = socketOf(c.nc).Close()
 	}

@@ -384,42 +384,9 @@ func TestOnCloseOnce(t *testing.T) {
 // returns the conn with a reader positioned after the 101 response.
 func rawDial(t testing.TB, addr string, rcvbuf int) (net.Conn, *bufio.Reader) {
 	t.Helper()
-	d := net.Dialer{Timeout: 10 * time.Second}
-	if rcvbuf > 0 {
-		d.Control = func(_, _ string, rc syscall.RawConn) error {
-			var serr error
-			err := rc.Control(func(fd uintptr) {
-				serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, rcvbuf)
-			})
-			if err != nil {
-				return err
-			}
-			return serr
-		}
-	}
-	nc, err := d.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = nc.Close() })
-	req := "GET /app/key HTTP/1.1\r\nHost: " + addr + "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
-		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-	if _, err := nc.Write([]byte(req)); err != nil {
-		t.Fatal(err)
-	}
-	br := bufio.NewReaderSize(nc, 1024)
-	_ = nc.SetReadDeadline(time.Now().Add(10 * time.Second))
-	for {
-		line, err := br.ReadString('\n')
-		if err != nil {
-			t.Fatal(err)
-		}
-		if line == "\r\n" {
-			break
-		}
-	}
-	_ = nc.SetReadDeadline(time.Time{})
-	return nc, br
+	nc := dialSmallBuffer(t, addr, rcvbuf)
+	upgrade(t, nc, addr)
+	return nc, bufio.NewReaderSize(nc, 1024)
 }
 
 // readServerFrame reads one unmasked server frame.
@@ -783,4 +750,103 @@ func TestSendDoesNotWaitForClose(t *testing.T) {
 	}
 	close(sc.release)
 	rec.waitClosed(t)
+}
+
+// TestSlowConsumerIsReset: a conn closed as a slow consumer while the kernel still holds bytes
+// the client never read is reset, plain or over TLS: the client's read ends in ECONNRESET, where
+// a plain close would queue a FIN behind those bytes and keep the socket in FIN-WAIT-1.
+func TestSlowConsumerIsReset(t *testing.T) {
+	for _, overTLS := range []bool{false, true} {
+		t.Run(map[bool]string{false: "ws", true: "wss"}[overTLS], func(t *testing.T) {
+			var cfg *tls.Config
+			if overTLS {
+				cfg = &tls.Config{Certificates: []tls.Certificate{selfSigned(t)}}
+			}
+			s := startServer(t, Options{MaxQueueBytes: 64 << 10}, cfg)
+			raw := dialSmallBuffer(t, s.addr, 4096)
+			var client net.Conn = raw
+			if overTLS {
+				client = tls.Client(raw, &tls.Config{InsecureSkipVerify: true})
+			}
+			upgrade(t, client, s.addr)
+			conn, rec := s.next(t)
+			frame := AppendFrame(nil, OpText, bytes.Repeat([]byte("z"), 1000))
+			// Paced so the writer moves the frames into the kernel until the client's window is
+			// shut and the socket buffer full; only then does the queue overflow.
+			full := false
+			for sent := 0; conn.Send(frame) == nil; sent++ {
+				if sent > 100000 {
+					t.Fatal("the queue never overflowed")
+				}
+				if !full && sent%16 == 15 {
+					deadline := time.Now().Add(100 * time.Millisecond)
+					for conn.queuedBytes() > 0 && time.Now().Before(deadline) {
+						time.Sleep(time.Millisecond)
+					}
+					full = conn.queuedBytes() > 0
+				}
+			}
+			if code, _ := rec.waitClosed(t); code != CloseOverCapacity {
+				t.Fatalf("closed with %d, want 4100", code)
+			}
+			_ = client.SetReadDeadline(time.Now().Add(10 * time.Second))
+			if _, err := io.Copy(io.Discard, client); !errors.Is(err, syscall.ECONNRESET) {
+				t.Fatalf("client read ended with %v, want ECONNRESET", err)
+			}
+		})
+	}
+}
+
+func (c *Conn) queuedBytes() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.queued
+}
+
+// dialSmallBuffer dials addr with a receive buffer of rcvbuf bytes (0: the default), so a
+// client that stops reading soon leaves the server's bytes unsent.
+func dialSmallBuffer(t testing.TB, addr string, rcvbuf int) net.Conn {
+	t.Helper()
+	d := net.Dialer{Timeout: 10 * time.Second}
+	if rcvbuf > 0 {
+		d.Control = func(_, _ string, rc syscall.RawConn) error {
+			var serr error
+			if err := rc.Control(func(fd uintptr) {
+				serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, rcvbuf)
+			}); err != nil {
+				return err
+			}
+			return serr
+		}
+	}
+	nc, err := d.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = nc.Close() })
+	return nc
+}
+
+// upgrade sends the WebSocket handshake over c and reads the 101 response, byte by byte so
+// nothing after it is consumed.
+func upgrade(t testing.TB, c net.Conn, addr string) {
+	t.Helper()
+	req := "GET /app/key HTTP/1.1\r\nHost: " + addr + "\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n" +
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+	if _, err := c.Write([]byte(req)); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	var head []byte
+	b := make([]byte, 1)
+	for !bytes.HasSuffix(head, []byte("\r\n\r\n")) {
+		if _, err := c.Read(b); err != nil {
+			t.Fatalf("upgrade: %v after %q", err, head)
+		}
+		head = append(head, b[0])
+	}
+	if !bytes.Contains(head, []byte(" 101 ")) {
+		t.Fatalf("upgrade answered %q", head)
+	}
+	_ = c.SetReadDeadline(time.Time{})
 }
