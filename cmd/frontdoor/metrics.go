@@ -55,7 +55,9 @@ var (
 	clusterUpDesc = prometheus.NewDesc("frontdoor_cluster_up",
 		"1 while this node reaches Redis (absent on a single node).", nil, nil)
 	clusterDroppedDesc = prometheus.NewDesc("frontdoor_cluster_dropped_messages_total",
-		"Messages for other nodes dropped because Redis was down or the queue was full.", nil, nil)
+		"Messages for other nodes dropped: Redis down longer than redis.outage_max_age, more than redis.outage_queue waiting, or the publish queue full.", nil, nil)
+	clusterQueuedDesc = prometheus.NewDesc("frontdoor_cluster_queued_messages",
+		"Messages for other nodes waiting to be published (while Redis is down: kept for its return).", nil, nil)
 
 	webhookBatchesDesc = prometheus.NewDesc("frontdoor_webhook_batches_sent_total",
 		"Webhook requests acknowledged with 2xx.", nil, nil)
@@ -70,6 +72,7 @@ type clusterCollector struct{ srv *server }
 func (c *clusterCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- clusterUpDesc
 	ch <- clusterDroppedDesc
+	ch <- clusterQueuedDesc
 	ch <- webhookBatchesDesc
 	ch <- webhookFailuresDesc
 	ch <- webhookDroppedDesc
@@ -90,6 +93,7 @@ func (c *clusterCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(clusterUpDesc, prometheus.GaugeValue, up)
 	ch <- prometheus.MustNewConstMetric(clusterDroppedDesc, prometheus.CounterValue, float64(b.Dropped()))
+	ch <- prometheus.MustNewConstMetric(clusterQueuedDesc, prometheus.GaugeValue, float64(b.Queued()))
 }
 
 // ObserveRequest implements proxy.Observer.

@@ -28,6 +28,13 @@ type Config struct {
 	// QueueSize bounds messages waiting to be published; beyond it they are dropped (counted and
 	// logged) rather than slowing a socket. Default 16384.
 	QueueSize int
+	// OutageQueue bounds the messages for other nodes kept while Redis is unreachable; they are
+	// sent in order when it returns, so a short outage delays them instead of losing them. Past
+	// the bound the oldest are dropped (counted). Default 10000.
+	OutageQueue int
+	// OutageMaxAge is how long a message may wait for Redis to return; older ones are dropped
+	// (counted): an event minutes late is worse than none. Default 30 s.
+	OutageMaxAge time.Duration
 }
 
 // DefaultPrefix is the key prefix when none is set.
@@ -42,6 +49,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.QueueSize == 0 {
 		c.QueueSize = 16384
+	}
+	if c.OutageQueue == 0 {
+		c.OutageQueue = 10000
+	}
+	if c.OutageMaxAge == 0 {
+		c.OutageMaxAge = 30 * time.Second
 	}
 	return c
 }
@@ -60,6 +73,12 @@ func (c Config) Validate() error {
 	}
 	if c.QueueSize < 0 {
 		errs = append(errs, fmt.Errorf("redis_queue: invalid value %d: must be ≥ 0", c.QueueSize))
+	}
+	if c.OutageQueue < 0 {
+		errs = append(errs, fmt.Errorf("redis.outage_queue (--redis-outage-queue): invalid value %d: must be ≥ 0", c.OutageQueue))
+	}
+	if c.OutageMaxAge < 0 {
+		errs = append(errs, fmt.Errorf("redis.outage_max_age (--redis-outage-max-age): invalid value %s: must be ≥ 0", c.OutageMaxAge))
 	}
 	return errors.Join(errs...)
 }

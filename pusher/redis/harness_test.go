@@ -282,6 +282,13 @@ func member(id string) string {
 // api calls a node's HTTP API signed as the PHP SDK signs.
 func (n *node) api(method, path, body string) (int, map[string]any) {
 	n.t.Helper()
+	st, _, out := n.apiHeader(method, path, body)
+	return st, out
+}
+
+// apiHeader is api with the response's headers.
+func (n *node) apiHeader(method, path, body string) (int, http.Header, map[string]any) {
+	n.t.Helper()
 	path, rawQuery, _ := strings.Cut(path, "?")
 	params, _ := url.ParseQuery(rawQuery)
 	q := pusher.SignAPIRequest(appKey, secret, method, path, params, []byte(body), time.Now())
@@ -296,7 +303,7 @@ func (n *node) api(method, path, body string) (int, map[string]any) {
 	if err := json.Unmarshal(raw, &out); err != nil {
 		n.t.Fatalf("%s %s: %d %q", method, path, resp.StatusCode, raw)
 	}
-	return resp.StatusCode, out
+	return resp.StatusCode, resp.Header, out
 }
 
 func (n *node) publish(channel, event, data, socketID string) {
