@@ -105,6 +105,7 @@ func NewServer(cfg Config, log zerolog.Logger) (*Server, error) {
 	if s.webhookRetryFor == 0 {
 		s.webhookRetryFor = 5 * time.Minute
 	}
+	s.webhooks.drain = make(chan struct{})
 	s.webhooks.client = &fasthttp.Client{Name: "frontdoor-webhooks", MaxConnsPerHost: 8,
 		ReadTimeout: s.webhookTimeout, WriteTimeout: s.webhookTimeout, MaxIdleConnDuration: time.Minute}
 	s.setApps(cfg.Apps)
@@ -405,7 +406,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		}
 	}
 	defer s.stopOnce.Do(func() {
+		// The webhooks the sockets' departure made, and those still queued, go out while ctx
+		// allows (a deploy must not lose channel_vacated / member_removed).
+		s.flushWebhooks(ctx)
 		close(s.stop)
+		s.undeliveredAtStop()
 		if s.broker != nil {
 			// After the sockets left (their presence entries with them): leave the cluster.
 			if err := s.broker.Close(); err != nil {

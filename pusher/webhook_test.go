@@ -1,6 +1,7 @@
 package pusher
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
@@ -286,4 +287,65 @@ func TestWebhookLocalPath(t *testing.T) {
 	if err := bad.Validate(); err == nil || !strings.Contains(err.Error(), "webhooks[0]") || !strings.Contains(err.Error(), "ftp://x/hook") {
 		t.Fatalf("validate: %v", err)
 	}
+}
+
+// A deploy (Shutdown) does not lose webhooks: the batch being retried, and the member_removed and
+// channel_vacated that the sockets' own departure causes (not yet due: webhook_delay is 3 s) are
+// delivered before Shutdown returns.
+func TestShutdownFlushesWebhooks(t *testing.T) {
+	r := newReceiver(t)
+	r.status = []int{503} // the first attempt fails: a batch is waiting to be retried
+	ts := startServer(t, withWebhook(r.srv.URL, 3*time.Second))
+	a := ts.connect(t, "key1")
+	a.subscribe("presence-room", `{"user_id":"1"}`)
+	deadline := time.Now().Add(10 * time.Second)
+	for r.attempts() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("no webhook attempt")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := ts.srv.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	want := "channel_occupied presence-room|member_added presence-room 1|member_removed presence-room 1|channel_vacated presence-room"
+	if got := strings.Join(r.events(), "|"); got != want {
+		t.Fatalf("delivered by the time Shutdown returned:\n got %q\nwant %q", got, want)
+	}
+	if st := ts.srv.WebhookStats(); st.Dropped != 0 {
+		t.Fatalf("dropped %d", st.Dropped)
+	}
+}
+
+// Without Redis, what Shutdown could not deliver in time is counted dropped.
+func TestShutdownCountsUndeliveredWebhooks(t *testing.T) {
+	r := newReceiver(t)
+	r.status = []int{503, 503, 503, 503, 503, 503, 503, 503}
+	ts := startServer(t, withWebhook(r.srv.URL, time.Second))
+	a := ts.connect(t, "key1")
+	a.subscribe("orders", "")
+	deadline := time.Now().Add(10 * time.Second)
+	for r.attempts() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("no webhook attempt")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	_ = ts.srv.Shutdown(ctx)
+	for ts.srv.WebhookStats().Dropped == 0 { // channel_occupied, still being retried
+		if time.Now().After(deadline) {
+			t.Fatal("the undelivered channel_occupied is not counted")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func (r *receiver) attempts() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.calls
 }

@@ -26,17 +26,19 @@ type Broker struct {
 	id   string
 
 	queue   chan outbound
-	pending sync.Map // ask id → chan []byte
+	whq     chan whOp // webhook journal changes, for journaler
+	pending sync.Map  // ask id → chan []byte
 	askSeq  atomic.Uint64
 
-	health     atomic.Pointer[error] // nil pointer: commands succeed
-	listening  atomic.Bool           // subscribed to the bus: other nodes' messages arrive
-	errLogged  atomic.Int64          // when an error was last logged (Unix ns)
-	remote     atomic.Pointer[map[string]int64]
-	dropped    atomic.Uint64
-	dropLogged atomic.Int64 // when a drop was last logged (Unix ns)
-	backlog    atomic.Int64 // messages the publisher holds, for Queued
-	resyncMu   sync.Mutex
+	health      atomic.Pointer[error] // nil pointer: commands succeed
+	listening   atomic.Bool           // subscribed to the bus: other nodes' messages arrive
+	errLogged   atomic.Int64          // when an error was last logged (Unix ns)
+	remote      atomic.Pointer[map[string]int64]
+	dropped     atomic.Uint64
+	dropLogged  atomic.Int64  // when a drop was last logged (Unix ns)
+	backlog     atomic.Int64  // messages the publisher holds, for Queued
+	journalLost atomic.Uint64 // webhook journal changes not written
+	resyncMu    sync.Mutex
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -66,7 +68,7 @@ func New(cfg Config, log zerolog.Logger) (*Broker, error) {
 	opts.WriteTimeout = 2 * time.Second
 	opts.MaxRetries = 1
 	opts.ClientName = "frontdoor"
-	b := &Broker{cfg: cfg, log: log, rdb: goredis.NewClient(opts), queue: make(chan outbound, cfg.QueueSize)}
+	b := &Broker{cfg: cfg, log: log, rdb: goredis.NewClient(opts), queue: make(chan outbound, cfg.QueueSize), whq: make(chan whOp, cfg.QueueSize)}
 	goredisLog.log.Store(&b.log)
 	down := errors.New("not connected yet")
 	b.health.Store(&down)
@@ -88,10 +90,11 @@ func (b *Broker) Start(n pusher.Node) error {
 	b.node, b.id = n, n.NodeID()
 	b.ctx, b.cancel = context.WithCancel(context.Background())
 	b.ps = b.rdb.Subscribe(b.ctx) // subscribes lazily, inside receive, so a down Redis does not fail Start
-	b.wg.Add(3)
+	b.wg.Add(4)
 	go b.receive(b.ps)
 	go b.publisher()
 	go b.heartbeats()
+	go b.journaler()
 	b.log.Info().Str("redis", redact(b.cfg.URL)).Str("prefix", b.cfg.Prefix).Str("node", b.id).Msg("cluster: joining over Redis")
 	return nil
 }
@@ -104,8 +107,10 @@ func (b *Broker) Close() error {
 	b.wg.Wait()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	gone, err := reapScript.Run(ctx, b.rdb, []string{b.key("nodes")}, b.cfg.Prefix, b.id, "0", "0").StringSlice()
-	if err == nil && len(gone) > 0 {
+	err := b.leaveJournal(ctx)
+	gone, err2 := reapScript.Run(ctx, b.rdb, []string{b.key("nodes")}, b.cfg.Prefix, b.id, "0", "0").StringSlice()
+	err = errors.Join(err, err2)
+	if err2 == nil && len(gone) > 0 {
 		// Sockets normally leave before Close; whatever is left is announced by the others' view
 		// of the keys being gone. Nothing to publish: this node is leaving.
 		b.log.Info().Int("members", len(gone)).Msg("cluster: removed members still registered at exit")

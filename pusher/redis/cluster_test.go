@@ -317,9 +317,11 @@ func expectClose(t *testing.T, c *client, code int) {
 
 // hookReceiver records webhook events as "name channel [user]".
 type hookReceiver struct {
-	srv *httptest.Server
-	mu  sync.Mutex
-	got []string
+	srv      *httptest.Server
+	mu       sync.Mutex
+	got      []string
+	fail     bool // answer 503 and record nothing
+	attempts int
 }
 
 func newHookReceiver(t *testing.T) *hookReceiver {
@@ -333,6 +335,12 @@ func newHookReceiver(t *testing.T) *hookReceiver {
 		}
 		_ = json.NewDecoder(r.Body).Decode(&b)
 		h.mu.Lock()
+		h.attempts++
+		if h.fail {
+			h.mu.Unlock()
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
 		for _, e := range b.Events {
 			s := e.Name + " " + e.Channel
 			if e.UserID != "" {
@@ -344,6 +352,18 @@ func newHookReceiver(t *testing.T) *hookReceiver {
 	}))
 	t.Cleanup(h.srv.Close)
 	return h
+}
+
+func (h *hookReceiver) setFail(fail bool) {
+	h.mu.Lock()
+	h.fail = fail
+	h.mu.Unlock()
+}
+
+func (h *hookReceiver) tries() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.attempts
 }
 
 func (h *hookReceiver) events() []string {

@@ -160,14 +160,18 @@ func (n *node) shutdown() {
 	n.ln = nil
 }
 
-// crash stops the node's broker the way a killed process would: no goodbye to Redis, heartbeats
-// stop. Its sockets are cut without their Leave reaching Redis.
+// crash stops the node the way a killed process would: no goodbye to Redis, heartbeats stop,
+// no time to deliver webhooks. Its sockets are cut without their Leave reaching Redis.
 func (n *node) crash() {
 	n.broker.cancel()
 	_ = n.broker.ps.Close()
 	n.broker.wg.Wait()
 	_ = n.broker.rdb.Close()
-	n.shutdown()
+	n.ln.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // no time at all
+	_ = n.srv.Shutdown(ctx)
+	n.ln = nil
 }
 
 type client struct {

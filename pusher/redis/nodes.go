@@ -77,6 +77,8 @@ func (b *Broker) beat(registered bool) bool {
 		}
 	}
 
+	b.adoptOrphans(ctx)
+
 	remote := map[string]int64{}
 	for field, v := range conns.Val() {
 		app, node, ok := strings.Cut(field, "\x00")
@@ -105,6 +107,9 @@ func (b *Broker) reap(ctx context.Context, node string) {
 		return
 	}
 	b.log.Warn().Str("node", node).Int("members_gone", len(gone)).Msg("cluster: node stopped heartbeating; its presence members removed")
+	// Its webhooks first: a channel_occupied it never delivered comes before the
+	// channel_vacated its death causes.
+	b.adopt(ctx, node)
 	ms := make([]pusher.Membership, 0, len(gone))
 	for _, e := range gone {
 		if m, ok := parseEntry(e); ok {
