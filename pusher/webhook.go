@@ -39,10 +39,10 @@ func (w WebhookConfig) validate() error {
 	case w.URL == "":
 		errs = append(errs, errors.New("url: empty; an http(s):// URL or a path such as /pusher/webhook"))
 	case err != nil:
-		errs = append(errs, fmt.Errorf("url: invalid value %q: %v", redactURL(w.URL), err))
+		errs = append(errs, fmt.Errorf("url: invalid value %q: %v", RedactURL(w.URL), urlErrorReason(err)))
 	case strings.HasPrefix(w.URL, "/"):
 	case (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
-		errs = append(errs, fmt.Errorf("url: invalid value %q: want http(s)://host/path or a path such as /pusher/webhook", redactURL(w.URL)))
+		errs = append(errs, fmt.Errorf("url: invalid value %q: want http(s)://host/path or a path such as /pusher/webhook", RedactURL(w.URL)))
 	}
 	for _, e := range w.Events {
 		if !webhookEvents[e] {
@@ -196,7 +196,7 @@ func (s *Server) AdoptWebhooks(entries [][]byte) {
 		app := s.appByID(e.App)
 		if app == nil || !app.hasWebhook(e.URL) {
 			s.webhooks.dropped.Add(1)
-			s.log.Warn().Str("app", e.App).Str("url", redactURL(e.URL)).Str("event", e.Event.Name).
+			s.log.Warn().Str("app", e.App).Str("url", RedactURL(e.URL)).Str("event", e.Event.Name).
 				Msg("webhook left by a stopped node dropped: this node has no such app or target")
 			continue
 		}
@@ -381,12 +381,12 @@ func (s *Server) deliverWebhook(t *webhookTarget, batch []queuedWebhook) bool {
 		}
 		if !retry || time.Now().Add(backoff).After(deadline) {
 			s.webhooks.dropped.Add(uint64(len(events)))
-			s.log.Error().Str("app", cfg.ID).Str("url", redactURL(t.url)).Int("events", len(events)).Int("attempts", attempt).
+			s.log.Error().Str("app", cfg.ID).Str("url", RedactURL(t.url)).Int("events", len(events)).Int("attempts", attempt).
 				Str("reason", reason).Msg("webhook batch dropped")
 			s.webhooksSettled(batch)
 			return true
 		}
-		s.log.Warn().Str("app", cfg.ID).Str("url", redactURL(t.url)).Int("attempt", attempt).Str("reason", reason).
+		s.log.Warn().Str("app", cfg.ID).Str("url", RedactURL(t.url)).Int("attempt", attempt).Str("reason", reason).
 			Dur("retry_in", backoff).Msg("webhook delivery failed; retrying")
 		select {
 		case <-s.stop:
@@ -447,7 +447,7 @@ func (s *Server) logWebhookDrop(t *webhookTarget, n int, reason string) {
 	if now-last < int64(10*time.Second) || !s.webhooks.droppedLogged.CompareAndSwap(last, now) {
 		return
 	}
-	s.log.Error().Str("app", t.app.config().ID).Str("url", redactURL(t.url)).Int("events", n).Str("reason", reason).
+	s.log.Error().Str("app", t.app.config().ID).Str("url", RedactURL(t.url)).Int("events", n).Str("reason", reason).
 		Uint64("dropped_total", s.webhooks.dropped.Load()).Msg("webhook events dropped")
 }
 
@@ -458,17 +458,39 @@ type WebhookStats struct {
 	Dropped uint64 // events given up on: queue full, retries exhausted, or (without Redis) not delivered before shutdown
 }
 
-// redactURL hides the password of a URL's userinfo (https://user:pass@host/…) for logs and
-// errors; anything that does not parse is shown as its scheme and host only, or not at all.
-func redactURL(raw string) string {
-	u, err := url.Parse(raw)
-	if err != nil {
-		if i := strings.LastIndex(raw, "@"); i >= 0 {
-			return "xxxxx@" + raw[i+1:]
-		}
-		return raw
+// urlErrorReason is url.Parse's complaint without the URL it quotes (which may hold a password).
+func urlErrorReason(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
 	}
-	return u.Redacted()
+	return err
+}
+
+// RedactURL hides the password of a URL's userinfo (https://user:pass@host/…, redis://:p@ss@host)
+// for logs and error messages. The password ends at the last '@' of the authority, as url.Parse
+// reads it, whether or not the rest of the URL parses; the user name is kept, as url.URL.Redacted keeps it.
+func RedactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err == nil {
+		return u.Redacted()
+	}
+	scheme, rest, ok := strings.Cut(raw, "://")
+	if !ok {
+		scheme, rest = "", raw
+	} else {
+		scheme += "://"
+	}
+	authority, path := rest, ""
+	if i := strings.IndexAny(rest, "/?#"); i >= 0 {
+		authority, path = rest[:i], rest[i:]
+	}
+	if i := strings.LastIndex(authority, "@"); i >= 0 {
+		if user, _, hasPass := strings.Cut(authority[:i], ":"); hasPass {
+			return scheme + user + ":xxxxx@" + authority[i+1:] + path
+		}
+	}
+	return raw
 }
 
 // WebhookStats returns the webhook counters.

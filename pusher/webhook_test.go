@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -348,4 +349,75 @@ func (r *receiver) attempts() int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.calls
+}
+
+// lockedBuffer is a log sink shared by the server's goroutines and the test.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// A webhook URL's credentials never reach the log or a config error.
+func TestWebhookURLCredentialsRedacted(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	target := "http://hooks:p@ss-s3cret@" + ln.Addr().String() + "/hook" // refused once closed
+	ln.Close()
+	var logs lockedBuffer
+	cfg := withWebhook(target, 100*time.Millisecond)
+	cfg.WebhookRetryFor = 600 * time.Millisecond
+	s, err := NewServer(cfg, zerolog.New(&logs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Shutdown(context.Background())
+	s.emitWebhook(s.appByID("app1"), webhookEvent{Name: "channel_occupied", Channel: "orders"})
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(logs.String(), "webhook batch dropped") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no drop logged:\n%s", logs.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if out := logs.String(); strings.Contains(out, "s3cret") || !strings.Contains(out, "hooks:xxxxx@") {
+		t.Fatalf("log shows the webhook password or no redacted URL:\n%s", out)
+	}
+
+	bad := withWebhook("http://hooks:p@ss-s3cret@bad host/hook", time.Second)
+	if err := bad.Validate(); err == nil || strings.Contains(err.Error(), "s3cret") {
+		t.Fatalf("config error %v", err)
+	}
+}
+
+// FuzzRedactURL: whatever the URL, a password written in its userinfo does not come out.
+func FuzzRedactURL(f *testing.F) {
+	for _, s := range []string{"p@ssw0rd", "secret", "a:b@c", "pa%40ss", "p ss", "päss", "::::"} {
+		f.Add("redis", s)
+	}
+	f.Add("https", "hunter22")
+	f.Fuzz(func(t *testing.T, scheme, pw string) {
+		if len(pw) < 4 || strings.ContainsAny(pw, "/?#") || strings.ContainsAny(scheme, ":/?#@") {
+			return // not a password inside an authority
+		}
+		raw := scheme + "://u:" + pw + "@h.example:6379/0"
+		got := RedactURL(raw)
+		_, rest, _ := strings.Cut(got, "://") // the scheme may come back lower-cased
+		if strings.Contains(rest, pw) && !strings.Contains("u:xxxxx@h.example:6379/0", pw) {
+			t.Fatalf("RedactURL(%q) = %q shows the password", raw, got)
+		}
+	})
 }

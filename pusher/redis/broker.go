@@ -95,7 +95,7 @@ func (b *Broker) Start(n pusher.Node) error {
 	go b.publisher()
 	go b.heartbeats()
 	go b.journaler()
-	b.log.Info().Str("redis", redact(b.cfg.URL)).Str("prefix", b.cfg.Prefix).Str("node", b.id).Msg("cluster: joining over Redis")
+	b.log.Info().Str("redis", pusher.RedactURL(b.cfg.URL)).Str("prefix", b.cfg.Prefix).Str("node", b.id).Msg("cluster: joining over Redis")
 	return nil
 }
 
@@ -121,10 +121,10 @@ func (b *Broker) Close() error {
 // Healthy implements pusher.Broker.
 func (b *Broker) Healthy() error {
 	if p := b.health.Load(); p != nil {
-		return fmt.Errorf("redis %s: %w", redact(b.cfg.URL), *p)
+		return fmt.Errorf("redis %s: %w", pusher.RedactURL(b.cfg.URL), *p)
 	}
 	if !b.listening.Load() {
-		return fmt.Errorf("redis %s: not subscribed to the other nodes' messages yet", redact(b.cfg.URL))
+		return fmt.Errorf("redis %s: not subscribed to the other nodes' messages yet", pusher.RedactURL(b.cfg.URL))
 	}
 	return nil
 }
@@ -147,7 +147,7 @@ func (b *Broker) setHealth(err error) {
 	now := time.Now().UnixNano()
 	if last := b.errLogged.Load(); prev == nil || now-last > int64(10*time.Second) {
 		b.errLogged.Store(now)
-		b.log.Error().Err(err).Str("redis", redact(b.cfg.URL)).Msg("cluster: Redis unavailable; serving this node's sockets only, retrying")
+		b.log.Error().Err(err).Str("redis", pusher.RedactURL(b.cfg.URL)).Msg("cluster: Redis unavailable; serving this node's sockets only, retrying")
 	}
 }
 

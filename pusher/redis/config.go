@@ -9,10 +9,13 @@ package redis
 import (
 	"errors"
 	"fmt"
+	"net/url"
 	"strings"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/frontdoorhq/frontdoor/pusher"
 )
 
 // Config says which Redis to use and how often to prove this node is alive.
@@ -63,7 +66,11 @@ func (c Config) withDefaults() Config {
 func (c Config) Validate() error {
 	var errs []error
 	if _, err := goredis.ParseURL(c.URL); err != nil {
-		errs = append(errs, fmt.Errorf("redis: invalid value %q: want redis://[user:password@]host:port/db or rediss://…: %v", redact(c.URL), err))
+		var ue *url.Error
+		if errors.As(err, &ue) { // url.Parse quotes the URL, password included
+			err = ue.Err
+		}
+		errs = append(errs, fmt.Errorf("redis: invalid value %q: want redis://[user:password@]host:port/db or rediss://…: %v", pusher.RedactURL(c.URL), err))
 	}
 	if strings.ContainsAny(c.Prefix, " \n\r\t") {
 		errs = append(errs, fmt.Errorf("redis_prefix: invalid value %q: no spaces", c.Prefix))
@@ -81,21 +88,4 @@ func (c Config) Validate() error {
 		errs = append(errs, fmt.Errorf("redis.outage_max_age (--redis-outage-max-age): invalid value %s: must be ≥ 0", c.OutageMaxAge))
 	}
 	return errors.Join(errs...)
-}
-
-// redact hides the password in a Redis URL for error messages and logs.
-func redact(u string) string {
-	scheme, rest, ok := strings.Cut(u, "://")
-	if !ok {
-		return u
-	}
-	creds, host, ok := strings.Cut(rest, "@")
-	if !ok {
-		return u
-	}
-	user, _, hasPass := strings.Cut(creds, ":")
-	if !hasPass {
-		return u
-	}
-	return scheme + "://" + user + ":xxxxx@" + host
 }

@@ -2,6 +2,8 @@ package redis
 
 import (
 	"bytes"
+	"context"
+	"net"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -143,5 +145,41 @@ func TestGoRedisLogRateLimited(t *testing.T) {
 	// The broker installs it: go-redis keeps one process-wide logger.
 	if _, err := New(Config{URL: "redis://127.0.0.1:1/0"}, zl); err != nil || goredisLog.log.Load().GetLevel() != zl.GetLevel() {
 		t.Fatal(err)
+	}
+}
+
+// TestRedisURLPasswordRedacted: a password holding '@' (cut at the first '@' it used to show
+// half of it) appears in no log line, health error or config error.
+func TestRedisURLPasswordRedacted(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := "redis://:p@ssw0rd@" + ln.Addr().String() + "/0" // nobody listens once closed
+	ln.Close()
+	var buf syncBuffer
+	b, err := New(Config{URL: u, Heartbeat: 100 * time.Millisecond}, zerolog.New(&buf))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := pusher.NewServer(pusher.Config{Apps: []pusher.AppConfig{{ID: appID, Key: appKey, Secret: secret}}, Broker: b}, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = s.Shutdown(ctx)
+	}()
+	eventually(t, 10*time.Second, "the outage is logged", func() bool { return strings.Contains(buf.String(), "Redis unavailable") })
+	health := b.Healthy()
+	_, cfgErr := New(Config{URL: "redis://:p@ssw0rd@host:notaport/0"}, zerolog.Nop())
+	for what, s := range map[string]string{"log": buf.String(), "health": fmt.Sprint(health), "config error": fmt.Sprint(cfgErr)} {
+		if strings.Contains(s, "ssw0rd") || strings.Contains(s, "p@") {
+			t.Errorf("%s shows the password: %s", what, s)
+		}
+		if !strings.Contains(s, ":xxxxx@") {
+			t.Errorf("%s does not show the redacted URL: %s", what, s)
+		}
 	}
 }
