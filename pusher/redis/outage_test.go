@@ -3,9 +3,9 @@ package redis
 import (
 	"bytes"
 	"context"
-	"net"
 	"encoding/json"
 	"fmt"
+	"net"
 	"strings"
 	"sync"
 	"testing"
