@@ -14,7 +14,7 @@ import (
 // per subscriber: each receiving node frames the event once per channel and shares the bytes
 // among its own subscribers (DESIGN "Encode once, write many").
 type busMsg struct {
-	T        string          `json:"t"` // event, added, removed, terminate, online, offline
+	T        string          `json:"t"` // event, added, removed, terminate, online, offline, subcount
 	App      string          `json:"app"`
 	Name     string          `json:"name,omitempty"`
 	Channels []string        `json:"channels,omitempty"`
@@ -83,6 +83,8 @@ func (s *Server) Deliver(raw []byte) {
 		app.terminate(m.User)
 	case "online", "offline":
 		app.notifyWatchers(m.User, m.T == "online")
+	case "subcount":
+		s.deliverSubscriptionCount(app, first(m.Channels), m.Data)
 	}
 }
 

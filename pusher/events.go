@@ -172,7 +172,11 @@ func cacheMissFrame(channel string) []byte {
 }
 
 func (s *Socket) broadcastSubscriptionCount(ch *Channel, n int) {
-	ch.broadcast(eventFrame("pusher_internal:subscription_count", ch.name, `{"subscription_count":`+strconv.Itoa(n)+`}`, ""), nil)
+	if s.srv.broker != nil {
+		s.srv.clusterSubscriptionCount(s.app, ch.name) // the cluster's count, debounced
+		return
+	}
+	ch.broadcast(subscriptionCountFrame(ch.name, n), nil)
 }
 
 // parseChannelData reads presence channel_data (§5.4): user_id string or number (identity is its
@@ -244,7 +248,8 @@ func (s *Socket) leave(name, userID string) {
 		}
 		s.srv.broadcast(&busMsg{T: "removed", App: s.app.config().ID, Channels: []string{name}, User: userID})
 	}
-	if s.app.config().SubscriptionCount && ch.typ.kind != kindPresence && !r.vacated {
+	// Vacated here, the channel may still have subscribers on other nodes: they get the new count.
+	if s.app.config().SubscriptionCount && ch.typ.kind != kindPresence && (!r.vacated || s.srv.broker != nil) {
 		s.broadcastSubscriptionCount(ch, r.subsAfter)
 	}
 	if len(s.app.config().Webhooks) > 0 {

@@ -48,6 +48,7 @@ type Server struct {
 	pongTimeout     time.Duration
 	trans           transitions
 	cacheMisses     sync.Map // app id + "\x00" + channel → when cache_miss was last sent (Unix ns)
+	subCounts       subCounts
 
 	broker       Broker       // nil: a single node
 	clusterErrAt atomic.Int64 // when a broker failure was last logged (Unix ns)

@@ -214,6 +214,10 @@ func TestWebhookBatchingRetryAndIsolation(t *testing.T) {
 	if batches != 1 || calls != 3 {
 		t.Fatalf("want one batch after two failed attempts, got %d batches in %d calls", batches, calls)
 	}
+	// The receiver records the batch before it answers: the server counts it once the 200 is read.
+	for deadline := time.Now().Add(10 * time.Second); ts.srv.WebhookStats().Sent == 0 && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+	}
 	if st := ts.srv.WebhookStats(); st.Sent != 1 || st.Failed != 2 || st.Dropped != 0 {
 		t.Fatalf("stats %+v", st)
 	}

@@ -465,3 +465,33 @@ func TestWatchlistAcrossNodes(t *testing.T) {
 		t.Fatalf("offline users %v", got)
 	}
 }
+
+// TestSubscriptionCountClusterWide: pusher_internal:subscription_count carries the cluster's count,
+// the same number on both nodes, including after the last subscriber on one node leaves.
+func TestSubscriptionCountClusterWide(t *testing.T) {
+	r := startRedis(t)
+	counting := func(a *pusher.AppConfig) { a.SubscriptionCount = true }
+	n1, n2 := startNode(t, r.url(), counting), startNode(t, r.url(), counting)
+	count := func(c *client) string {
+		t.Helper()
+		return c.expect("pusher_internal:subscription_count", "orders").Data
+	}
+	a := n1.connect()
+	a.subscribe("orders", "")
+	if got := count(a); got != `{"subscription_count":1}` {
+		t.Fatalf("first subscriber sees %s", got)
+	}
+	b := n2.connect()
+	b.subscribe("orders", "")
+	for _, c := range []*client{b, a} {
+		if got := count(c); got != `{"subscription_count":2}` {
+			t.Fatalf("after a subscriber on the other node: %s", got)
+		}
+	}
+	b.send(map[string]any{"event": "pusher:unsubscribe", "data": map[string]string{"channel": "orders"}})
+	if got := count(a); got != `{"subscription_count":1}` {
+		t.Fatalf("after the other node's subscriber left: %s", got)
+	}
+	a.expectNothing()
+	b.expectNothing()
+}
