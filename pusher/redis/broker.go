@@ -99,8 +99,9 @@ func (b *Broker) Start(n pusher.Node) error {
 	return nil
 }
 
-// Close implements pusher.Broker: stop, then remove this node's entries so its members leave now
-// rather than after the heartbeat expires.
+// Close implements pusher.Broker: stop every goroutine the broker started (and wait for them:
+// an answer or a presence rebuild in progress finishes first), then remove this node's entries
+// so its members leave now rather than after the heartbeat expires.
 func (b *Broker) Close() error {
 	b.cancel()
 	_ = b.ps.Close() // a blocked Receive does not watch the context
@@ -181,12 +182,22 @@ func (b *Broker) receive(ps *goredis.PubSub) {
 			if m.Kind == "subscribe" && m.Channel == b.bus() {
 				b.log.Debug().Msg("cluster: subscribed")
 				b.listening.Store(true)
-				go b.resync()
+				b.spawn(b.resync)
 			}
 		case *goredis.Message:
 			b.handle(m.Channel, m.Payload)
 		}
 	}
+}
+
+// spawn runs f on its own goroutine, counted in wg so Close waits for it. Only the broker's own
+// goroutines call it, while wg is above zero, which is what WaitGroup.Add requires during a Wait.
+func (b *Broker) spawn(f func()) {
+	b.wg.Add(1)
+	go func() {
+		defer b.wg.Done()
+		f()
+	}()
 }
 
 func (b *Broker) sleep(d *time.Duration) {
@@ -215,14 +226,14 @@ func (b *Broker) handle(channel, payload string) {
 		id, body, ok2 := strings.Cut(rest, "\n")
 		if ok && ok2 && from != b.id {
 			// Answered off the receive loop, so deliveries never wait on a reply's round trip.
-			go func() {
+			b.spawn(func() {
 				ans := b.node.Answer([]byte(body))
 				ctx, cancel := context.WithTimeout(b.ctx, 2*time.Second)
 				defer cancel()
 				if err := b.rdb.Publish(ctx, b.inbox(from), "A"+id+"\n"+string(ans)).Err(); err != nil {
 					b.setHealth(err)
 				}
-			}()
+			})
 		}
 	case 'A':
 		id, body, ok := strings.Cut(rest, "\n")

@@ -49,7 +49,7 @@ func (b *Broker) beat(registered bool) bool {
 	if added.Val() == 1 && registered {
 		// Redis forgot this node: it restarted, or the others found our heartbeat expired and
 		// removed our members. Put them back.
-		go b.resync()
+		b.spawn(b.resync)
 	}
 
 	var others []string
