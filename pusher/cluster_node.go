@@ -250,10 +250,12 @@ func (s *Server) memberGone(m Membership) {
 }
 
 // presenceJoin is called when a user's first socket on this node joined a presence channel; it
-// reports whether member_added is due (the user's first socket cluster-wide, §5.4).
-func (s *Server) presenceJoin(app *App, ch *Channel, user string, info []byte) bool {
+// reports whether member_added is due (the user's first socket cluster-wide, §5.4), and whether
+// the other nodes are to be told now: not when the broker failed, because Reconnected tells them
+// once it is back (a message queued through the outage as well would announce the user twice).
+func (s *Server) presenceJoin(app *App, ch *Channel, user string, info []byte) (announce, tellOthers bool) {
 	if s.broker == nil {
-		return true
+		return true, false
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), clusterTimeout)
 	defer cancel()
@@ -263,25 +265,26 @@ func (s *Server) presenceJoin(app *App, ch *Channel, user string, info []byte) b
 		// other nodes once the broker is back.
 		s.clusterError(err)
 		ch.setUnannounced(user, true)
-		return true
+		return true, false
 	}
-	return first
+	return first, first
 }
 
 // presenceLeave is called when a user's last socket on this node left; it reports whether
-// member_removed is due cluster-wide.
-func (s *Server) presenceLeave(app *App, channel, user string) bool {
+// member_removed is due cluster-wide, and whether the other nodes are to be told now: not when
+// the broker failed, because Reconnected finds the member lost and announces it gone then.
+func (s *Server) presenceLeave(app *App, channel, user string) (announce, tellOthers bool) {
 	if s.broker == nil {
-		return true
+		return true, false
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), clusterTimeout)
 	defer cancel()
 	last, err := s.broker.Leave(ctx, Membership{App: app.config().ID, Channel: channel, User: user})
 	if err != nil {
 		s.clusterError(err)
-		return true
+		return true, false
 	}
-	return last
+	return last, last
 }
 
 // clusterError logs a broker failure at most once per interval, so an outage is one line, not
