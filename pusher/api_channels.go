@@ -33,7 +33,8 @@ func (s *Server) apiChannels(r *apiRequest) int {
 			subs[ch.name] += n
 		}
 	}
-	for _, a := range s.ask(question{Q: "channels", App: r.app.config().ID, Prefix: prefix}) {
+	answers, partial := s.ask(question{Q: "channels", App: r.app.config().ID, Prefix: prefix})
+	for _, a := range answers {
 		for name, n := range a.Channels {
 			subs[name] += n
 		}
@@ -45,10 +46,12 @@ func (s *Server) apiChannels(r *apiRequest) int {
 			info["subscription_count"] = n
 		}
 		if attrs["user_count"] {
-			info["user_count"] = len(s.members(r.app, r.app.hub.lookup(name), name))
+			ms, p := s.clusterMembers(r.app, r.app.hub.lookup(name), name)
+			info["user_count"], partial = len(ms), partial || p
 		}
 		out[name] = info
 	}
+	markPartial(r, partial)
 	return jsonOK(r.ctx, map[string]any{"channels": out})
 }
 
@@ -60,7 +63,8 @@ func (s *Server) apiChannel(r *apiRequest) int {
 	}
 	typ := typeOf(name)
 	out := map[string]any{}
-	subs, users := s.counts(r.app, name)
+	subs, users, partial := s.counts(r.app, name)
+	markPartial(r, partial)
 	out["occupied"] = subs > 0
 	for _, a := range strings.Split(r.q.Get("info"), ",") {
 		switch a = strings.TrimSpace(a); a {
@@ -102,7 +106,9 @@ func (s *Server) apiChannelUsers(r *apiRequest) int {
 		return jsonError(r.ctx, fasthttp.StatusBadRequest, "users are only listed for presence channels")
 	}
 	users := []map[string]string{}
-	for _, m := range s.members(r.app, r.app.hub.lookup(name), name) {
+	ms, partial := s.clusterMembers(r.app, r.app.hub.lookup(name), name)
+	markPartial(r, partial)
+	for _, m := range ms {
 		users = append(users, map[string]string{"id": m.ID})
 	}
 	return jsonOK(r.ctx, map[string]any{"users": users})
@@ -111,7 +117,9 @@ func (s *Server) apiChannelUsers(r *apiRequest) int {
 // apiConnections is Reverb's GET /apps/{id}/connections, kept for its users.
 func (s *Server) apiConnections(r *apiRequest) int {
 	n := r.app.conns.Load()
-	for _, a := range s.ask(question{Q: "connections", App: r.app.config().ID}) {
+	answers, partial := s.ask(question{Q: "connections", App: r.app.config().ID})
+	markPartial(r, partial)
+	for _, a := range answers {
 		n += a.Connections
 	}
 	return jsonOK(r.ctx, map[string]int64{"connections": n})

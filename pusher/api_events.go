@@ -227,7 +227,7 @@ func (s *Server) channelInfo(app *App, name string, attrs map[string]bool) map[s
 	if len(attrs) == 0 {
 		return out
 	}
-	subs, users := s.counts(app, name)
+	subs, users, _ := s.counts(app, name)
 	if attrs["user_count"] {
 		out["user_count"] = users
 	}

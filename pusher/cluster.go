@@ -60,6 +60,9 @@ type Node interface {
 	MembersGone(ms []Membership)
 	// Connections are this node's open sockets per app id, reported to the other nodes.
 	Connections() map[string]int64
+	// AdoptWebhooks is called on one surviving node with the webhook events a stopped or dead
+	// node journaled (WebhookJournal) and did not deliver, oldest first: this node delivers them.
+	AdoptWebhooks(entries [][]byte)
 }
 
 // Membership is one user in one presence channel on one node.

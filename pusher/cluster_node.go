@@ -3,6 +3,7 @@ package pusher
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"sort"
 	"strconv"
 	"strings"
@@ -15,7 +16,7 @@ import (
 // per subscriber: each receiving node frames the event once per channel and shares the bytes
 // among its own subscribers (docs/architecture.md "Encode once, write many").
 type busMsg struct {
-	T        string          `json:"t"` // event, added, removed, terminate, online, offline
+	T        string          `json:"t"` // event, added, removed, terminate, online, offline, subcount
 	App      string          `json:"app"`
 	Name     string          `json:"name,omitempty"`
 	Channels []string        `json:"channels,omitempty"`
@@ -84,6 +85,8 @@ func (s *Server) Deliver(raw []byte) {
 		app.terminate(m.User)
 	case "online", "offline":
 		app.notifyWatchers(m.User, m.T == "online")
+	case "subcount":
+		s.deliverSubscriptionCount(app, first(m.Channels), m.Data)
 	}
 }
 
@@ -123,26 +126,26 @@ func (s *Server) Answer(raw []byte) []byte {
 }
 
 // ask sums the other nodes' answers; on a broker error it logs and returns what arrived, so
-// an API answer degrades to this node's view rather than failing.
-func (s *Server) ask(q question) []answer {
+// an API answer degrades to this node's view rather than failing, and partial says so.
+func (s *Server) ask(q question) (out []answer, partial bool) {
 	if s.broker == nil {
-		return nil
+		return nil, false
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), clusterTimeout)
 	defer cancel()
 	b, _ := json.Marshal(q)
 	raws, err := s.broker.Ask(ctx, b)
 	if err != nil {
-		s.log.Warn().Err(err).Str("question", q.Q).Msg("cluster: answering from the nodes that replied")
+		s.clusterError(fmt.Errorf("%s: answering from the nodes that replied: %w", q.Q, err))
 	}
-	out := make([]answer, 0, len(raws))
+	out = make([]answer, 0, len(raws))
 	for _, r := range raws {
 		var a answer
 		if json.Unmarshal(r, &a) == nil {
 			out = append(out, a)
 		}
 	}
-	return out
+	return out, err != nil
 }
 
 // Connections implements Node.
@@ -249,10 +252,12 @@ func (s *Server) memberGone(m Membership) {
 }
 
 // presenceJoin is called when a user's first socket on this node joined a presence channel; it
-// reports whether member_added is due (the user's first socket cluster-wide, §5.4).
-func (s *Server) presenceJoin(app *App, ch *Channel, user string, info []byte) bool {
+// reports whether member_added is due (the user's first socket cluster-wide, §5.4), and whether
+// the other nodes are to be told now: not when the broker failed, because Reconnected tells them
+// once it is back (a message queued through the outage as well would announce the user twice).
+func (s *Server) presenceJoin(app *App, ch *Channel, user string, info []byte) (announce, tellOthers bool) {
 	if s.broker == nil {
-		return true
+		return true, false
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), clusterTimeout)
 	defer cancel()
@@ -262,25 +267,26 @@ func (s *Server) presenceJoin(app *App, ch *Channel, user string, info []byte) b
 		// other nodes once the broker is back.
 		s.clusterError(err)
 		ch.setUnannounced(user, true)
-		return true
+		return true, false
 	}
-	return first
+	return first, first
 }
 
 // presenceLeave is called when a user's last socket on this node left; it reports whether
-// member_removed is due cluster-wide.
-func (s *Server) presenceLeave(app *App, channel, user string) bool {
+// member_removed is due cluster-wide, and whether the other nodes are to be told now: not when
+// the broker failed, because Reconnected finds the member lost and announces it gone then.
+func (s *Server) presenceLeave(app *App, channel, user string) (announce, tellOthers bool) {
 	if s.broker == nil {
-		return true
+		return true, false
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), clusterTimeout)
 	defer cancel()
 	last, err := s.broker.Leave(ctx, Membership{App: app.config().ID, Channel: channel, User: user})
 	if err != nil {
 		s.clusterError(err)
-		return true
+		return true, false
 	}
-	return last
+	return last, last
 }
 
 // clusterError logs a broker failure at most once per interval, so an outage is one line, not
@@ -297,19 +303,26 @@ func (s *Server) clusterError(err error) {
 // members is a presence channel's member list: the cluster's, plus this node's own (a member
 // whose Join is still in flight on this node is already here).
 func (s *Server) members(app *App, ch *Channel, name string) []Member {
+	m, _ := s.clusterMembers(app, ch, name)
+	return m
+}
+
+// clusterMembers is members, with partial true when the broker did not answer and the list is
+// this node's only.
+func (s *Server) clusterMembers(app *App, ch *Channel, name string) (_ []Member, partial bool) {
 	var local []Member
 	if ch != nil {
 		local = ch.memberList()
 	}
 	if s.broker == nil {
-		return local
+		return local, false
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), clusterTimeout)
 	defer cancel()
 	remote, err := s.broker.Members(ctx, app.config().ID, name)
 	if err != nil {
 		s.clusterError(err)
-		return local
+		return local, true
 	}
 	seen := make(map[string]bool, len(remote))
 	for i, m := range remote {
@@ -327,25 +340,40 @@ func (s *Server) members(app *App, ch *Channel, name string) []Member {
 			remote = append(remote, m)
 		}
 	}
-	return remote
+	return remote, false
 }
 
-// counts are a channel's subscriptions and presence users across the cluster.
-func (s *Server) counts(app *App, name string) (subs, users int) {
+// counts are a channel's subscriptions and presence users across the cluster; partial says some
+// nodes' share is missing.
+func (s *Server) counts(app *App, name string) (subs, users int, partial bool) {
 	ch := app.hub.lookup(name)
 	if ch != nil {
 		subs, users = ch.counts()
 	}
 	if s.broker == nil {
-		return subs, users
+		return subs, users, false
 	}
-	for _, a := range s.ask(question{Q: "channel", App: app.config().ID, Channel: name}) {
+	answers, partial := s.ask(question{Q: "channel", App: app.config().ID, Channel: name})
+	for _, a := range answers {
 		subs += a.Subs
 	}
 	if typeOf(name).kind == kindPresence {
-		users = len(s.members(app, ch, name))
+		ms, p := s.clusterMembers(app, ch, name)
+		users, partial = len(ms), partial || p
 	}
-	return subs, users
+	return subs, users, partial
+}
+
+// PartialHeader marks an API answer given from this node's view only, because the other nodes
+// could not be asked (the broker is down or some did not answer in time): the numbers are a
+// lower bound, not the cluster's.
+const PartialHeader = "X-Frontdoor-Partial"
+
+// markPartial sets PartialHeader on r's response when partial.
+func markPartial(r *apiRequest, partial bool) {
+	if partial {
+		r.ctx.Response.Header.Set(PartialHeader, "cluster-unavailable")
+	}
 }
 
 // Ready reports whether this node is connected to its cluster (nil for a single node).

@@ -154,11 +154,13 @@ func (s *Socket) handleSubscribe(raw json.RawMessage) {
 	}
 
 	data := "{}"
-	announce, cacheMissed := false, false
-	if typ.kind == kindPresence {
+	announce, tellOthers, cacheMissed := false, false, false
+	if typ.kind == kindPresence && r.newMember {
 		// member_added goes out once per user cluster-wide (§5.4): for the user's first socket
 		// on this node, the broker says whether another node already had the user.
-		announce = r.newMember && s.srv.presenceJoin(s.app, ch, userID, userInfo)
+		announce, tellOthers = s.srv.presenceJoin(s.app, ch, userID, userInfo)
+	}
+	if typ.kind == kindPresence {
 		data = string(presenceData(s.srv.members(s.app, ch, name)))
 	}
 	s.send(eventFrame("pusher_internal:subscription_succeeded", name, data, ""))
@@ -178,6 +180,8 @@ func (s *Socket) handleSubscribe(raw json.RawMessage) {
 	ch.activate(s)
 	if announce {
 		ch.broadcast(memberAddedFrame(name, userID, userInfo), s)
+	}
+	if tellOthers {
 		s.srv.broadcast(&busMsg{T: "added", App: cfg.ID, Channels: []string{name}, User: userID, Info: userInfo})
 	}
 	if len(cfg.Webhooks) > 0 && !r.already {
@@ -195,7 +199,11 @@ func cacheMissFrame(channel string) []byte {
 }
 
 func (s *Socket) broadcastSubscriptionCount(ch *Channel, n int) {
-	ch.broadcast(eventFrame("pusher_internal:subscription_count", ch.name, `{"subscription_count":`+strconv.Itoa(n)+`}`, ""), nil)
+	if s.srv.broker != nil {
+		s.srv.clusterSubscriptionCount(s.app, ch.name) // the cluster's count, debounced
+		return
+	}
+	ch.broadcast(subscriptionCountFrame(ch.name, n), nil)
 }
 
 // parseChannelData reads presence channel_data (§5.4): user_id string or number (identity is its
@@ -260,13 +268,17 @@ func (s *Socket) leave(name, userID string) {
 		return
 	}
 	s.app.stats.subscriptions.Add(-1)
-	if r.lastMember && s.srv.presenceLeave(s.app, name, userID) {
-		if !r.vacated {
+	if r.lastMember {
+		announce, tellOthers := s.srv.presenceLeave(s.app, name, userID)
+		if announce && !r.vacated {
 			ch.broadcast(memberRemovedFrame(name, userID), nil)
 		}
-		s.srv.broadcast(&busMsg{T: "removed", App: s.app.config().ID, Channels: []string{name}, User: userID})
+		if tellOthers {
+			s.srv.broadcast(&busMsg{T: "removed", App: s.app.config().ID, Channels: []string{name}, User: userID})
+		}
 	}
-	if s.app.config().SubscriptionCount && ch.typ.kind != kindPresence && !r.vacated {
+	// Vacated here, the channel may still have subscribers on other nodes: they get the new count.
+	if s.app.config().SubscriptionCount && ch.typ.kind != kindPresence && (!r.vacated || s.srv.broker != nil) {
 		s.broadcastSubscriptionCount(ch, r.subsAfter)
 	}
 	if len(s.app.config().Webhooks) > 0 {

@@ -57,6 +57,7 @@ type Server struct {
 	pongTimeout     time.Duration
 	trans           transitions
 	cacheMisses     sync.Map // app id + "\x00" + channel → when cache_miss was last sent (Unix ns)
+	subCounts       subCounts
 
 	broker       Broker       // nil: a single node
 	clusterErrAt atomic.Int64 // when a broker failure was last logged (Unix ns)
@@ -126,6 +127,7 @@ func NewServer(cfg Config, log zerolog.Logger) (*Server, error) {
 	if s.webhookRetryFor == 0 {
 		s.webhookRetryFor = 5 * time.Minute
 	}
+	s.webhooks.drain = make(chan struct{})
 	s.webhooks.client = &fasthttp.Client{Name: "frontdoor-webhooks", MaxConnsPerHost: 8,
 		ReadTimeout: s.webhookTimeout, WriteTimeout: s.webhookTimeout, MaxIdleConnDuration: time.Minute}
 	s.setApps(cfg.Apps)
@@ -482,10 +484,14 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		}
 	}
 	defer s.stopOnce.Do(func() {
+		// The webhooks the sockets' departure made, and those still queued, go out while ctx
+		// allows (a deploy must not lose channel_vacated / member_removed).
+		s.flushWebhooks(ctx)
 		close(s.stop)
 		// After the sockets had their chance to close: ends the writers, pollers and serving
 		// goroutines, closing what is still open.
 		s.flusher.Stop()
+		s.undeliveredAtStop()
 		if s.broker != nil {
 			// After the sockets left (their presence entries with them): leave the cluster.
 			if err := s.broker.Close(); err != nil {

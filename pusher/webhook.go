@@ -1,6 +1,7 @@
 package pusher
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -38,10 +39,10 @@ func (w WebhookConfig) validate() error {
 	case w.URL == "":
 		errs = append(errs, errors.New("url: empty; an http(s):// URL or a path such as /pusher/webhook"))
 	case err != nil:
-		errs = append(errs, fmt.Errorf("url: invalid value %q: %v", w.URL, err))
+		errs = append(errs, fmt.Errorf("url: invalid value %q: %v", RedactURL(w.URL), urlErrorReason(err)))
 	case strings.HasPrefix(w.URL, "/"):
 	case (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
-		errs = append(errs, fmt.Errorf("url: invalid value %q: want http(s)://host/path or a path such as /pusher/webhook", w.URL))
+		errs = append(errs, fmt.Errorf("url: invalid value %q: want http(s)://host/path or a path such as /pusher/webhook", RedactURL(w.URL)))
 	}
 	for _, e := range w.Events {
 		if !webhookEvents[e] {
@@ -106,7 +107,14 @@ const (
 type webhookTarget struct {
 	app   *App
 	url   string
-	queue chan webhookEvent
+	queue chan queuedWebhook
+	done  chan struct{} // closed when the goroutine has returned
+}
+
+// queuedWebhook is an event waiting for its target; id names it in the broker's journal.
+type queuedWebhook struct {
+	ev webhookEvent
+	id uint64
 }
 
 // webhookSender owns the targets, created on first use and kept while the server runs.
@@ -114,9 +122,33 @@ type webhookSender struct {
 	mu      sync.Mutex
 	targets map[string]*webhookTarget // app id + "\x00" + url
 	client  *fasthttp.Client
+	seq     atomic.Uint64 // journal ids
+	drain   chan struct{} // closed by Shutdown: deliver what is queued, then stop
 
 	sent, failed, dropped atomic.Uint64
 	droppedLogged         atomic.Int64
+}
+
+// WebhookJournal is implemented by a Broker that keeps each webhook event until it is delivered,
+// so the events a node could not deliver before it died or stopped are delivered by another
+// node (Node.AdoptWebhooks). Both calls must return at once: they run on the socket path.
+type WebhookJournal interface {
+	// RecordWebhook keeps entry under id until WebhooksDone names it.
+	RecordWebhook(id uint64, entry []byte)
+	// WebhooksDone forgets events that were delivered or given up on.
+	WebhooksDone(ids []uint64)
+}
+
+// journalEntry is a webhook event as a WebhookJournal keeps it.
+type journalEntry struct {
+	App   string       `json:"app"`
+	URL   string       `json:"url"`
+	Event webhookEvent `json:"event"`
+}
+
+func (s *Server) journal() WebhookJournal {
+	j, _ := s.broker.(WebhookJournal)
+	return j
 }
 
 // emitWebhook queues ev for every target of the app that wants it. It never blocks.
@@ -124,17 +156,65 @@ func (s *Server) emitWebhook(app *App, ev webhookEvent) {
 	cfg := app.config()
 	for i := range cfg.Webhooks {
 		w := &cfg.Webhooks[i]
-		if !w.wants(&ev) {
-			continue
-		}
-		t := s.webhookTarget(app, w.URL)
-		select {
-		case t.queue <- ev:
-		default:
-			s.webhooks.dropped.Add(1)
-			s.logWebhookDrop(t, 1, "queue full")
+		if w.wants(&ev) {
+			s.queueWebhook(app, w.URL, ev)
 		}
 	}
+}
+
+// queueWebhook hands ev to the target's goroutine, recording it in the journal first so the
+// record always precedes its removal.
+func (s *Server) queueWebhook(app *App, url string, ev webhookEvent) {
+	t := s.webhookTarget(app, url)
+	q := queuedWebhook{ev: ev, id: s.webhooks.seq.Add(1)}
+	j := s.journal()
+	if j != nil {
+		b, _ := json.Marshal(journalEntry{App: app.config().ID, URL: url, Event: ev})
+		j.RecordWebhook(q.id, b)
+	}
+	select {
+	case t.queue <- q:
+	default:
+		if j != nil {
+			j.WebhooksDone([]uint64{q.id})
+		}
+		s.webhooks.dropped.Add(1)
+		s.logWebhookDrop(t, 1, "queue full")
+	}
+}
+
+// AdoptWebhooks implements Node: events another node journaled and did not deliver, oldest
+// first. Each goes to its target if this node's app still has it; otherwise it is dropped.
+func (s *Server) AdoptWebhooks(entries [][]byte) {
+	adopted := 0
+	for _, raw := range entries {
+		var e journalEntry
+		if json.Unmarshal(raw, &e) != nil {
+			s.webhooks.dropped.Add(1)
+			continue
+		}
+		app := s.appByID(e.App)
+		if app == nil || !app.hasWebhook(e.URL) {
+			s.webhooks.dropped.Add(1)
+			s.log.Warn().Str("app", e.App).Str("url", RedactURL(e.URL)).Str("event", e.Event.Name).
+				Msg("webhook left by a stopped node dropped: this node has no such app or target")
+			continue
+		}
+		s.queueWebhook(app, e.URL, e.Event)
+		adopted++
+	}
+	if adopted > 0 {
+		s.log.Info().Int("events", adopted).Msg("cluster: delivering webhooks a stopped node left undelivered")
+	}
+}
+
+func (a *App) hasWebhook(url string) bool {
+	for _, w := range a.config().Webhooks {
+		if w.URL == url {
+			return true
+		}
+	}
+	return false
 }
 
 func (s *Server) webhookTarget(app *App, target string) *webhookTarget {
@@ -146,7 +226,7 @@ func (s *Server) webhookTarget(app *App, target string) *webhookTarget {
 	}
 	t := s.webhooks.targets[k]
 	if t == nil {
-		t = &webhookTarget{app: app, url: target, queue: make(chan webhookEvent, webhookQueue)}
+		t = &webhookTarget{app: app, url: target, queue: make(chan queuedWebhook, webhookQueue), done: make(chan struct{})}
 		s.webhooks.targets[k] = t
 		go s.runWebhookTarget(t)
 	}
@@ -154,24 +234,31 @@ func (s *Server) webhookTarget(app *App, target string) *webhookTarget {
 }
 
 func (s *Server) runWebhookTarget(t *webhookTarget) {
-	batch := make([]webhookEvent, 0, maxBatch)
+	defer close(t.done)
+	batch := make([]queuedWebhook, 0, maxBatch)
 	for {
 		select {
 		case <-s.stop:
 			return
-		case ev := <-t.queue:
-			batch = append(batch[:0], ev)
+		case <-s.webhooks.drain:
+			s.drainWebhookTarget(t, batch)
+			return
+		case q := <-t.queue:
+			batch = append(batch[:0], q)
 		}
 		window := time.NewTimer(batchWindow)
 	collect:
 		for len(batch) < maxBatch {
 			select {
-			case ev := <-t.queue:
-				batch = append(batch, ev)
+			case q := <-t.queue:
+				batch = append(batch, q)
 			case <-window.C:
 				break collect
+			case <-s.webhooks.drain:
+				break collect // shutting down: no point waiting out the window
 			case <-s.stop:
 				window.Stop()
+				s.webhookUndelivered(batch)
 				return
 			}
 		}
@@ -180,12 +267,98 @@ func (s *Server) runWebhookTarget(t *webhookTarget) {
 	}
 }
 
+// drainWebhookTarget delivers everything queued for t, in batches, until the queue is empty or
+// the server stops.
+func (s *Server) drainWebhookTarget(t *webhookTarget, batch []queuedWebhook) {
+	for {
+		batch = batch[:0]
+	fill:
+		for len(batch) < maxBatch {
+			select {
+			case q := <-t.queue:
+				batch = append(batch, q)
+			default:
+				break fill
+			}
+		}
+		if len(batch) == 0 {
+			return
+		}
+		if !s.deliverWebhook(t, batch) {
+			return
+		}
+	}
+}
+
+// webhookUndelivered accounts for events the server stopped before delivering: with a journal
+// they stay in it for another node; without one they are lost, and counted.
+func (s *Server) webhookUndelivered(batch []queuedWebhook) {
+	if len(batch) == 0 || s.journal() != nil {
+		return
+	}
+	s.webhooks.dropped.Add(uint64(len(batch)))
+	s.log.Error().Int("events", len(batch)).Msg("webhook events not delivered before shutdown")
+}
+
+// flushWebhooks is Shutdown's last word on webhooks: the downward transitions still waiting out
+// WebhookDelay are due now (the sockets are gone), and every target delivers what it has queued
+// while ctx allows. What is left is counted dropped, or, with a journal, left for another node.
+func (s *Server) flushWebhooks(ctx context.Context) {
+	if ctx.Err() != nil {
+		return // no time left: Shutdown was asked to stop now
+	}
+	s.flushTransitions(time.Now().Add(24 * time.Hour))
+	close(s.webhooks.drain)
+	s.webhooks.mu.Lock()
+	targets := make([]*webhookTarget, 0, len(s.webhooks.targets))
+	for _, t := range s.webhooks.targets {
+		targets = append(targets, t)
+	}
+	s.webhooks.mu.Unlock()
+	for _, t := range targets {
+		select {
+		case <-t.done:
+		case <-ctx.Done():
+		}
+	}
+}
+
+// undeliveredAtStop accounts for what is still queued once the server has stopped.
+func (s *Server) undeliveredAtStop() {
+	s.webhooks.mu.Lock()
+	targets := make([]*webhookTarget, 0, len(s.webhooks.targets))
+	for _, t := range s.webhooks.targets {
+		targets = append(targets, t)
+	}
+	s.webhooks.mu.Unlock()
+	var left []queuedWebhook
+	for _, t := range targets {
+		for {
+			select {
+			case q := <-t.queue:
+				left = append(left, q)
+				continue
+			default:
+			}
+			break
+		}
+	}
+	s.webhookUndelivered(left)
+}
+
 // deliverWebhook sends one batch, retrying with backoff on 5xx, 408, 429, timeouts and
 // connection errors until WebhookRetryFor has passed (§9: Pusher retries for 5 minutes). Other
 // 4xx answers will not change on retry: the batch is dropped at once, with a log line naming the
 // status.
-func (s *Server) deliverWebhook(t *webhookTarget, events []webhookEvent) {
+//
+// It reports whether the batch is settled (delivered or given up on, and so removed from the
+// journal); false means the server stopped first.
+func (s *Server) deliverWebhook(t *webhookTarget, batch []queuedWebhook) bool {
 	cfg := t.app.config()
+	events := make([]webhookEvent, len(batch))
+	for i, q := range batch {
+		events[i] = q.ev
+	}
 	body, _ := json.Marshal(struct {
 		TimeMS int64          `json:"time_ms"`
 		Events []webhookEvent `json:"events"`
@@ -197,7 +370,8 @@ func (s *Server) deliverWebhook(t *webhookTarget, events []webhookEvent) {
 		status, err := s.postWebhook(t.url, cfg.Key, sig, body)
 		if err == nil && status >= 200 && status < 300 {
 			s.webhooks.sent.Add(1)
-			return
+			s.webhooksSettled(batch)
+			return true
 		}
 		s.webhooks.failed.Add(1)
 		retry := err != nil || status >= 500 || status == 408 || status == 429
@@ -207,19 +381,34 @@ func (s *Server) deliverWebhook(t *webhookTarget, events []webhookEvent) {
 		}
 		if !retry || time.Now().Add(backoff).After(deadline) {
 			s.webhooks.dropped.Add(uint64(len(events)))
-			s.log.Error().Str("app", cfg.ID).Str("url", t.url).Int("events", len(events)).Int("attempts", attempt).
+			s.log.Error().Str("app", cfg.ID).Str("url", RedactURL(t.url)).Int("events", len(events)).Int("attempts", attempt).
 				Str("reason", reason).Msg("webhook batch dropped")
-			return
+			s.webhooksSettled(batch)
+			return true
 		}
-		s.log.Warn().Str("app", cfg.ID).Str("url", t.url).Int("attempt", attempt).Str("reason", reason).
+		s.log.Warn().Str("app", cfg.ID).Str("url", RedactURL(t.url)).Int("attempt", attempt).Str("reason", reason).
 			Dur("retry_in", backoff).Msg("webhook delivery failed; retrying")
 		select {
 		case <-s.stop:
-			return
+			s.webhookUndelivered(batch)
+			return false
 		case <-time.After(backoff):
 		}
 		backoff = min(backoff*2, 30*time.Second)
 	}
+}
+
+// webhooksSettled removes a delivered or abandoned batch from the journal.
+func (s *Server) webhooksSettled(batch []queuedWebhook) {
+	j := s.journal()
+	if j == nil {
+		return
+	}
+	ids := make([]uint64, len(batch))
+	for i, q := range batch {
+		ids[i] = q.id
+	}
+	j.WebhooksDone(ids)
 }
 
 // postWebhook makes one attempt. A path goes through WebhookLocal (the PHP front door) as if
@@ -258,7 +447,7 @@ func (s *Server) logWebhookDrop(t *webhookTarget, n int, reason string) {
 	if now-last < int64(10*time.Second) || !s.webhooks.droppedLogged.CompareAndSwap(last, now) {
 		return
 	}
-	s.log.Error().Str("app", t.app.config().ID).Str("url", t.url).Int("events", n).Str("reason", reason).
+	s.log.Error().Str("app", t.app.config().ID).Str("url", RedactURL(t.url)).Int("events", n).Str("reason", reason).
 		Uint64("dropped_total", s.webhooks.dropped.Load()).Msg("webhook events dropped")
 }
 
@@ -266,7 +455,42 @@ func (s *Server) logWebhookDrop(t *webhookTarget, n int, reason string) {
 type WebhookStats struct {
 	Sent    uint64 // batches acknowledged with 2xx
 	Failed  uint64 // attempts that failed (each retry counts)
-	Dropped uint64 // events given up on: queue full, or retries exhausted
+	Dropped uint64 // events given up on: queue full, retries exhausted, or (without Redis) not delivered before shutdown
+}
+
+// urlErrorReason is url.Parse's complaint without the URL it quotes (which may hold a password).
+func urlErrorReason(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
+}
+
+// RedactURL hides the password of a URL's userinfo (https://user:pass@host/…, redis://:p@ss@host)
+// for logs and error messages. The password ends at the last '@' of the authority, as url.Parse
+// reads it, whether or not the rest of the URL parses; the user name is kept, as url.URL.Redacted keeps it.
+func RedactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err == nil {
+		return u.Redacted()
+	}
+	scheme, rest, ok := strings.Cut(raw, "://")
+	if !ok {
+		scheme, rest = "", raw
+	} else {
+		scheme += "://"
+	}
+	authority, path := rest, ""
+	if i := strings.IndexAny(rest, "/?#"); i >= 0 {
+		authority, path = rest[:i], rest[i:]
+	}
+	if i := strings.LastIndex(authority, "@"); i >= 0 {
+		if user, _, hasPass := strings.Cut(authority[:i], ":"); hasPass {
+			return scheme + user + ":xxxxx@" + authority[i+1:] + path
+		}
+	}
+	return raw
 }
 
 // WebhookStats returns the webhook counters.

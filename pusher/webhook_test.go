@@ -1,11 +1,13 @@
 package pusher
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -212,6 +214,10 @@ func TestWebhookBatchingRetryAndIsolation(t *testing.T) {
 	if batches != 1 || calls != 3 {
 		t.Fatalf("want one batch after two failed attempts, got %d batches in %d calls", batches, calls)
 	}
+	// The receiver records the batch before it answers: the server counts it once the 200 is read.
+	for deadline := time.Now().Add(10 * time.Second); ts.srv.WebhookStats().Sent == 0 && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+	}
 	if st := ts.srv.WebhookStats(); st.Sent != 1 || st.Failed != 2 || st.Dropped != 0 {
 		t.Fatalf("stats %+v", st)
 	}
@@ -286,4 +292,136 @@ func TestWebhookLocalPath(t *testing.T) {
 	if err := bad.Validate(); err == nil || !strings.Contains(err.Error(), "webhooks[0]") || !strings.Contains(err.Error(), "ftp://x/hook") {
 		t.Fatalf("validate: %v", err)
 	}
+}
+
+// A deploy (Shutdown) does not lose webhooks: the batch being retried, and the member_removed and
+// channel_vacated that the sockets' own departure causes (not yet due: webhook_delay is 3 s) are
+// delivered before Shutdown returns.
+func TestShutdownFlushesWebhooks(t *testing.T) {
+	r := newReceiver(t)
+	r.status = []int{503} // the first attempt fails: a batch is waiting to be retried
+	ts := startServer(t, withWebhook(r.srv.URL, 3*time.Second))
+	a := ts.connect(t, "key1")
+	a.subscribe("presence-room", `{"user_id":"1"}`)
+	deadline := time.Now().Add(10 * time.Second)
+	for r.attempts() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("no webhook attempt")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := ts.srv.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	want := "channel_occupied presence-room|member_added presence-room 1|member_removed presence-room 1|channel_vacated presence-room"
+	if got := strings.Join(r.events(), "|"); got != want {
+		t.Fatalf("delivered by the time Shutdown returned:\n got %q\nwant %q", got, want)
+	}
+	if st := ts.srv.WebhookStats(); st.Dropped != 0 {
+		t.Fatalf("dropped %d", st.Dropped)
+	}
+}
+
+// Without Redis, what Shutdown could not deliver in time is counted dropped.
+func TestShutdownCountsUndeliveredWebhooks(t *testing.T) {
+	r := newReceiver(t)
+	r.status = []int{503, 503, 503, 503, 503, 503, 503, 503}
+	ts := startServer(t, withWebhook(r.srv.URL, time.Second))
+	a := ts.connect(t, "key1")
+	a.subscribe("orders", "")
+	deadline := time.Now().Add(10 * time.Second)
+	for r.attempts() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("no webhook attempt")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	_ = ts.srv.Shutdown(ctx)
+	for ts.srv.WebhookStats().Dropped == 0 { // channel_occupied, still being retried
+		if time.Now().After(deadline) {
+			t.Fatal("the undelivered channel_occupied is not counted")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+func (r *receiver) attempts() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.calls
+}
+
+// lockedBuffer is a log sink shared by the server's goroutines and the test.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// A webhook URL's credentials never reach the log or a config error.
+func TestWebhookURLCredentialsRedacted(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	target := "http://hooks:p@ss-s3cret@" + ln.Addr().String() + "/hook" // refused once closed
+	ln.Close()
+	var logs lockedBuffer
+	cfg := withWebhook(target, 100*time.Millisecond)
+	cfg.WebhookRetryFor = 600 * time.Millisecond
+	s, err := NewServer(cfg, zerolog.New(&logs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Shutdown(context.Background())
+	s.emitWebhook(s.appByID("app1"), webhookEvent{Name: "channel_occupied", Channel: "orders"})
+	deadline := time.Now().Add(10 * time.Second)
+	for !strings.Contains(logs.String(), "webhook batch dropped") {
+		if time.Now().After(deadline) {
+			t.Fatalf("no drop logged:\n%s", logs.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if out := logs.String(); strings.Contains(out, "s3cret") || !strings.Contains(out, "hooks:xxxxx@") {
+		t.Fatalf("log shows the webhook password or no redacted URL:\n%s", out)
+	}
+
+	bad := withWebhook("http://hooks:p@ss-s3cret@bad host/hook", time.Second)
+	if err := bad.Validate(); err == nil || strings.Contains(err.Error(), "s3cret") {
+		t.Fatalf("config error %v", err)
+	}
+}
+
+// FuzzRedactURL: whatever the URL, a password written in its userinfo does not come out.
+func FuzzRedactURL(f *testing.F) {
+	for _, s := range []string{"p@ssw0rd", "secret", "a:b@c", "pa%40ss", "p ss", "päss", "::::"} {
+		f.Add("redis", s)
+	}
+	f.Add("https", "hunter22")
+	f.Fuzz(func(t *testing.T, scheme, pw string) {
+		if len(pw) < 4 || strings.ContainsAny(pw, "/?#") || strings.ContainsAny(scheme, ":/?#@") {
+			return // not a password inside an authority
+		}
+		raw := scheme + "://u:" + pw + "@h.example:6379/0"
+		got := RedactURL(raw)
+		_, rest, _ := strings.Cut(got, "://") // the scheme may come back lower-cased
+		if strings.Contains(rest, pw) && !strings.Contains("u:xxxxx@h.example:6379/0", pw) {
+			t.Fatalf("RedactURL(%q) = %q shows the password", raw, got)
+		}
+	})
 }

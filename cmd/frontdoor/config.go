@@ -90,8 +90,10 @@ type fileConfig struct {
 }
 
 type fileRedis struct {
-	URL    *string `yaml:"url"`
-	Prefix *string `yaml:"prefix"`
+	URL          *string        `yaml:"url"`
+	Prefix       *string        `yaml:"prefix"`
+	OutageQueue  *int           `yaml:"outage_queue"`
+	OutageMaxAge *time.Duration `yaml:"outage_max_age"`
 }
 
 type fileLog struct {
@@ -192,6 +194,8 @@ func (s *settings) applyYAML(path string) error {
 	if r := fc.Redis; r != nil {
 		setIf(&s.Redis.URL, r.URL)
 		setIf(&s.Redis.Prefix, r.Prefix)
+		setIf(&s.Redis.OutageQueue, r.OutageQueue)
+		setIf(&s.Redis.OutageMaxAge, r.OutageMaxAge)
 	}
 	if t := fc.TLS; t != nil {
 		setIf(&s.TLS.Mode, t.Mode)

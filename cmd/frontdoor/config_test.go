@@ -390,3 +390,20 @@ apps:
 		t.Fatalf("bad value: %v", err)
 	}
 }
+
+// The Redis outage bounds come from YAML, FRONTDOOR_* and flags, in that order of precedence, and a
+// bad value is named.
+func TestRedisOutageSettings(t *testing.T) {
+	yml := writeFile(t, "frontdoor.yaml", "redis:\n  url: redis://127.0.0.1:6379/0\n  outage_queue: 500\n  outage_max_age: 5s\n")
+	s, err := load(t, []string{"--config", yml}, env())
+	if err != nil || s.Redis.OutageQueue != 500 || s.Redis.OutageMaxAge != 5*time.Second {
+		t.Fatalf("yaml: %+v %v", s.Redis, err)
+	}
+	s, err = load(t, []string{"--config", yml, "--redis-outage-max-age", "1m"}, env("FRONTDOOR_REDIS_OUTAGE_QUEUE", "700"))
+	if err != nil || s.Redis.OutageQueue != 700 || s.Redis.OutageMaxAge != time.Minute {
+		t.Fatalf("env and flag: %+v %v", s.Redis, err)
+	}
+	if _, err := load(t, []string{"--config", yml, "--redis-outage-queue", "-1"}, env()); err == nil || !strings.Contains(err.Error(), "outage-queue") {
+		t.Fatalf("negative queue: %v", err)
+	}
+}

@@ -102,14 +102,18 @@ var (
 	clusterUpDesc = prometheus.NewDesc("frontdoor_cluster_up",
 		"1 while this node reaches Redis (absent on a single node).", nil, nil)
 	clusterDroppedDesc = prometheus.NewDesc("frontdoor_cluster_dropped_messages_total",
-		"Messages for other nodes dropped because Redis was down or the queue was full.", nil, nil)
+		"Messages for other nodes dropped: Redis down longer than redis.outage_max_age, more than redis.outage_queue waiting, or the publish queue full.", nil, nil)
+	webhookJournalLostDesc = prometheus.NewDesc("frontdoor_webhook_journal_lost_total",
+		"Webhook events not kept in Redis (Redis down or too slow): delivered by this node only, not by another should it die.", nil, nil)
+	clusterQueuedDesc = prometheus.NewDesc("frontdoor_cluster_queued_messages",
+		"Messages for other nodes waiting to be published (while Redis is down: kept for its return).", nil, nil)
 
 	webhookBatchesDesc = prometheus.NewDesc("frontdoor_webhook_batches_sent_total",
 		"Webhook requests acknowledged with 2xx.", nil, nil)
 	webhookFailuresDesc = prometheus.NewDesc("frontdoor_webhook_attempts_failed_total",
 		"Webhook delivery attempts that failed (each retry counts).", nil, nil)
 	webhookDroppedDesc = prometheus.NewDesc("frontdoor_webhook_events_dropped_total",
-		"Webhook events given up on: queue full or retries exhausted.", nil, nil)
+		"Webhook events given up on: queue full, retries exhausted, or (without Redis) not delivered within the shutdown timeout.", nil, nil)
 )
 
 type clusterCollector struct{ srv *server }
@@ -117,6 +121,8 @@ type clusterCollector struct{ srv *server }
 func (c *clusterCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- clusterUpDesc
 	ch <- clusterDroppedDesc
+	ch <- clusterQueuedDesc
+	ch <- webhookJournalLostDesc
 	ch <- webhookBatchesDesc
 	ch <- webhookFailuresDesc
 	ch <- webhookDroppedDesc
@@ -137,6 +143,8 @@ func (c *clusterCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	ch <- prometheus.MustNewConstMetric(clusterUpDesc, prometheus.GaugeValue, up)
 	ch <- prometheus.MustNewConstMetric(clusterDroppedDesc, prometheus.CounterValue, float64(b.Dropped()))
+	ch <- prometheus.MustNewConstMetric(clusterQueuedDesc, prometheus.GaugeValue, float64(b.Queued()))
+	ch <- prometheus.MustNewConstMetric(webhookJournalLostDesc, prometheus.CounterValue, float64(b.JournalLost()))
 }
 
 func (m *metrics) refusedRequest(reason string) { m.malformed.WithLabelValues(reason).Inc() }

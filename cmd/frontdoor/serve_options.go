@@ -125,6 +125,8 @@ func serveOptions() []*option {
 		}},
 		{name: "redis", usage: "Redis `URL` joining this node to others serving the same apps: redis://[user:password@]host:6379/0 or rediss://… (REVERB_SCALING_ENABLED + REDIS_*)", apply: str(func(s *settings) *string { return &s.Redis.URL })},
 		{name: "redis-prefix", usage: "`prefix` of every Redis key and channel, so deployments can share one Redis (default frontdoor)", apply: str(func(s *settings) *string { return &s.Redis.Prefix })},
+		{name: "redis-outage-queue", usage: "messages for other nodes kept while Redis is unreachable, sent in order when it returns; beyond, the oldest are dropped (default 10000)", apply: integer("redis-outage-queue", func(s *settings) *int { return &s.Redis.OutageQueue })},
+		{name: "redis-outage-max-age", usage: "how long a message for other nodes waits for Redis to return before it is dropped (default 30s)", apply: duration("redis-outage-max-age", func(s *settings) *time.Duration { return &s.Redis.OutageMaxAge })},
 
 		// PHP.
 		{name: "upstream", repeated: true, usage: "PHP `upstream`: fastcgi://127.0.0.1:9000, fastcgi:///run/php/php8.2-fpm.sock or http://127.0.0.1:8000 (repeatable)", apply: list(func(s *settings) *[]string { return &s.Proxy.Upstreams })},

@@ -26,15 +26,19 @@ type Broker struct {
 	id   string
 
 	queue   chan outbound
-	pending sync.Map // ask id → chan []byte
+	whq     chan whOp // webhook journal changes, for journaler
+	pending sync.Map  // ask id → chan []byte
 	askSeq  atomic.Uint64
 
-	health    atomic.Pointer[error] // nil pointer: commands succeed
-	listening atomic.Bool           // subscribed to the bus: other nodes' messages arrive
-	errLogged atomic.Int64          // when an error was last logged (Unix ns)
-	remote    atomic.Pointer[map[string]int64]
-	dropped   atomic.Uint64
-	resyncMu  sync.Mutex
+	health      atomic.Pointer[error] // nil pointer: commands succeed
+	listening   atomic.Bool           // subscribed to the bus: other nodes' messages arrive
+	errLogged   atomic.Int64          // when an error was last logged (Unix ns)
+	remote      atomic.Pointer[map[string]int64]
+	dropped     atomic.Uint64
+	dropLogged  atomic.Int64  // when a drop was last logged (Unix ns)
+	backlog     atomic.Int64  // messages the publisher holds, for Queued
+	journalLost atomic.Uint64 // webhook journal changes not written
+	resyncMu    sync.Mutex
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -45,6 +49,7 @@ type Broker struct {
 type outbound struct {
 	channel string
 	payload string
+	at      int64 // when it was queued (Unix ns), for OutageMaxAge
 }
 
 var _ pusher.Broker = (*Broker)(nil)
@@ -63,7 +68,8 @@ func New(cfg Config, log zerolog.Logger) (*Broker, error) {
 	opts.WriteTimeout = 2 * time.Second
 	opts.MaxRetries = 1
 	opts.ClientName = "frontdoor"
-	b := &Broker{cfg: cfg, log: log, rdb: goredis.NewClient(opts), queue: make(chan outbound, cfg.QueueSize)}
+	b := &Broker{cfg: cfg, log: log, rdb: goredis.NewClient(opts), queue: make(chan outbound, cfg.QueueSize), whq: make(chan whOp, cfg.QueueSize)}
+	goredisLog.log.Store(&b.log)
 	down := errors.New("not connected yet")
 	b.health.Store(&down)
 	empty := map[string]int64{}
@@ -84,24 +90,28 @@ func (b *Broker) Start(n pusher.Node) error {
 	b.node, b.id = n, n.NodeID()
 	b.ctx, b.cancel = context.WithCancel(context.Background())
 	b.ps = b.rdb.Subscribe(b.ctx) // subscribes lazily, inside receive, so a down Redis does not fail Start
-	b.wg.Add(3)
+	b.wg.Add(4)
 	go b.receive(b.ps)
 	go b.publisher()
 	go b.heartbeats()
-	b.log.Info().Str("redis", redact(b.cfg.URL)).Str("prefix", b.cfg.Prefix).Str("node", b.id).Msg("cluster: joining over Redis")
+	go b.journaler()
+	b.log.Info().Str("redis", pusher.RedactURL(b.cfg.URL)).Str("prefix", b.cfg.Prefix).Str("node", b.id).Msg("cluster: joining over Redis")
 	return nil
 }
 
-// Close implements pusher.Broker: stop, then remove this node's entries so its members leave now
-// rather than after the heartbeat expires.
+// Close implements pusher.Broker: stop every goroutine the broker started (and wait for them:
+// an answer or a presence rebuild in progress finishes first), then remove this node's entries
+// so its members leave now rather than after the heartbeat expires.
 func (b *Broker) Close() error {
 	b.cancel()
 	_ = b.ps.Close() // a blocked Receive does not watch the context
 	b.wg.Wait()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
-	gone, err := reapScript.Run(ctx, b.rdb, []string{b.key("nodes")}, b.cfg.Prefix, b.id, "0", "0").StringSlice()
-	if err == nil && len(gone) > 0 {
+	err := b.leaveJournal(ctx)
+	gone, err2 := reapScript.Run(ctx, b.rdb, []string{b.key("nodes")}, b.cfg.Prefix, b.id, "0", "0").StringSlice()
+	err = errors.Join(err, err2)
+	if err2 == nil && len(gone) > 0 {
 		// Sockets normally leave before Close; whatever is left is announced by the others' view
 		// of the keys being gone. Nothing to publish: this node is leaving.
 		b.log.Info().Int("members", len(gone)).Msg("cluster: removed members still registered at exit")
@@ -112,15 +122,15 @@ func (b *Broker) Close() error {
 // Healthy implements pusher.Broker.
 func (b *Broker) Healthy() error {
 	if p := b.health.Load(); p != nil {
-		return fmt.Errorf("redis %s: %w", redact(b.cfg.URL), *p)
+		return fmt.Errorf("redis %s: %w", pusher.RedactURL(b.cfg.URL), *p)
 	}
 	if !b.listening.Load() {
-		return fmt.Errorf("redis %s: not subscribed to the other nodes' messages yet", redact(b.cfg.URL))
+		return fmt.Errorf("redis %s: not subscribed to the other nodes' messages yet", pusher.RedactURL(b.cfg.URL))
 	}
 	return nil
 }
 
-// Dropped counts broadcasts lost to a full queue or a Redis failure.
+// Dropped counts broadcasts lost to a full queue or to an outage longer than its bounds.
 func (b *Broker) Dropped() uint64 { return b.dropped.Load() }
 
 // setHealth records whether Redis answered, logging transitions (and errors at most every 10 s).
@@ -138,7 +148,7 @@ func (b *Broker) setHealth(err error) {
 	now := time.Now().UnixNano()
 	if last := b.errLogged.Load(); prev == nil || now-last > int64(10*time.Second) {
 		b.errLogged.Store(now)
-		b.log.Error().Err(err).Str("redis", redact(b.cfg.URL)).Msg("cluster: Redis unavailable; serving this node's sockets only, retrying")
+		b.log.Error().Err(err).Str("redis", pusher.RedactURL(b.cfg.URL)).Msg("cluster: Redis unavailable; serving this node's sockets only, retrying")
 	}
 }
 
@@ -172,12 +182,22 @@ func (b *Broker) receive(ps *goredis.PubSub) {
 			if m.Kind == "subscribe" && m.Channel == b.bus() {
 				b.log.Debug().Msg("cluster: subscribed")
 				b.listening.Store(true)
-				go b.resync()
+				b.spawn(b.resync)
 			}
 		case *goredis.Message:
 			b.handle(m.Channel, m.Payload)
 		}
 	}
+}
+
+// spawn runs f on its own goroutine, counted in wg so Close waits for it. Only the broker's own
+// goroutines call it, while wg is above zero, which is what WaitGroup.Add requires during a Wait.
+func (b *Broker) spawn(f func()) {
+	b.wg.Add(1)
+	go func() {
+		defer b.wg.Done()
+		f()
+	}()
 }
 
 func (b *Broker) sleep(d *time.Duration) {
@@ -206,14 +226,14 @@ func (b *Broker) handle(channel, payload string) {
 		id, body, ok2 := strings.Cut(rest, "\n")
 		if ok && ok2 && from != b.id {
 			// Answered off the receive loop, so deliveries never wait on a reply's round trip.
-			go func() {
+			b.spawn(func() {
 				ans := b.node.Answer([]byte(body))
 				ctx, cancel := context.WithTimeout(b.ctx, 2*time.Second)
 				defer cancel()
 				if err := b.rdb.Publish(ctx, b.inbox(from), "A"+id+"\n"+string(ans)).Err(); err != nil {
 					b.setHealth(err)
 				}
-			}()
+			})
 		}
 	case 'A':
 		id, body, ok := strings.Cut(rest, "\n")
@@ -232,57 +252,176 @@ func (b *Broker) handle(channel, payload string) {
 
 // Broadcast implements pusher.Broker.
 func (b *Broker) Broadcast(msg []byte) {
-	b.enqueue(outbound{channel: b.bus(), payload: "B" + b.id + "\n" + string(msg)})
+	b.enqueue(outbound{channel: b.bus(), payload: "B" + b.id + "\n" + string(msg), at: time.Now().UnixNano()})
 }
 
 func (b *Broker) enqueue(o outbound) {
 	select {
 	case b.queue <- o:
 	default:
-		if b.dropped.Add(1)%1000 == 1 {
-			b.log.Error().Uint64("dropped", b.dropped.Load()).Msg("cluster: publish queue full; messages for other nodes dropped")
-		}
+		b.drop(1, "publish queue full")
 	}
 }
 
+// drop counts n messages for other nodes lost, logging at most every 10 s.
+func (b *Broker) drop(n int, reason string) {
+	total := b.dropped.Add(uint64(n))
+	now := time.Now().UnixNano()
+	last := b.dropLogged.Load()
+	if now-last < int64(10*time.Second) || !b.dropLogged.CompareAndSwap(last, now) {
+		return
+	}
+	b.log.Error().Str("reason", reason).Int("messages", n).Uint64("dropped_total", total).Msg("cluster: messages for other nodes dropped")
+}
+
+// Queued is how many messages for other nodes wait to be published (while Redis is down, those
+// kept for its return).
+func (b *Broker) Queued() int { return int(b.backlog.Load()) + len(b.queue) }
+
 // publisher drains the queue in pipelined batches: one round trip for everything waiting, in
-// order, so one goroutine keeps up with bursts.
+// order, so one goroutine keeps up with bursts. While Redis is unreachable it keeps what arrives
+// (up to OutageQueue messages, none older than OutageMaxAge) and, once Redis is back and the
+// nodes that were listening have subscribed again, sends it in order: a short outage delays
+// messages instead of losing them.
 func (b *Broker) publisher() {
 	defer b.wg.Done()
-	batch := make([]outbound, 0, 256)
+	var backlog []outbound // oldest first
+	var receivers int64    // bus subscribers (this node included) at the last successful publish
+	down := false
+	backoff := 100 * time.Millisecond
+	take := func(o outbound) {
+		backlog = append(backlog, o)
+		if down {
+			backlog = b.trim(backlog)
+		}
+		b.backlog.Store(int64(len(backlog)))
+	}
 	for {
-		select {
-		case <-b.ctx.Done():
-			return
-		case o := <-b.queue:
-			batch = append(batch[:0], o)
+		if len(backlog) == 0 {
+			select {
+			case <-b.ctx.Done():
+				return
+			case o := <-b.queue:
+				take(o)
+			}
 		}
 	fill:
-		for len(batch) < cap(batch) {
+		for {
 			select {
 			case o := <-b.queue:
-				batch = append(batch, o)
+				take(o)
 			default:
 				break fill
 			}
 		}
-		if b.health.Load() != nil && b.ping() != nil {
-			b.dropped.Add(uint64(len(batch)))
-			continue
+		if down {
+			if b.ping() != nil {
+				select {
+				case <-b.ctx.Done():
+					return
+				case <-time.After(backoff):
+				case o := <-b.queue:
+					take(o) // keep draining, so a Broadcast never finds the queue full during an outage
+				}
+				backoff = min(backoff*2, time.Second)
+				continue
+			}
+			b.awaitListeners(receivers)
+			down, backoff = false, 100*time.Millisecond
+			backlog = b.trim(backlog)
+			if len(backlog) == 0 {
+				b.backlog.Store(0)
+				continue
+			}
 		}
-		pipe := b.rdb.Pipeline()
-		for _, o := range batch {
-			pipe.Publish(b.ctx, o.channel, o.payload)
+		batch := backlog[:min(len(backlog), 256)]
+		sent, n, err := b.publishBatch(batch)
+		if sent == len(batch) && n > 0 {
+			receivers = n
 		}
-		if _, err := pipe.Exec(b.ctx); err != nil {
-			b.dropped.Add(uint64(len(batch)))
+		// Shift rather than reslice, so the backlog's array does not grow without bound.
+		backlog = backlog[:copy(backlog, backlog[sent:])]
+		b.backlog.Store(int64(len(backlog)))
+		if err != nil {
 			b.setHealth(err)
+			down = true
 		}
 	}
 }
 
-// ping checks a Redis that was down before sending a batch into it, so an outage drops
-// messages at once instead of each batch waiting out the timeouts.
+// trim drops what the outage bounds no longer allow: messages older than OutageMaxAge, then the
+// oldest beyond OutageQueue.
+func (b *Broker) trim(backlog []outbound) []outbound {
+	cutoff := time.Now().Add(-b.cfg.OutageMaxAge).UnixNano()
+	stale := 0
+	for stale < len(backlog) && backlog[stale].at < cutoff {
+		stale++
+	}
+	if stale > 0 {
+		b.drop(stale, fmt.Sprintf("Redis unreachable for more than %s", b.cfg.OutageMaxAge))
+	}
+	over := len(backlog) - stale - b.cfg.OutageQueue
+	if over > 0 {
+		b.drop(over, fmt.Sprintf("more than %d messages waiting for Redis", b.cfg.OutageQueue))
+		stale += over
+	}
+	if stale == 0 {
+		return backlog
+	}
+	n := copy(backlog, backlog[stale:])
+	clear(backlog[n:])
+	return backlog[:n]
+}
+
+// publishBatch sends batch in one pipeline; it returns how many were published (a prefix of the
+// batch) and the bus's subscriber count as the last PUBLISH reported it.
+func (b *Broker) publishBatch(batch []outbound) (sent int, receivers int64, err error) {
+	// Bounded, so a Redis that vanished mid-batch is noticed in seconds, not after the client's
+	// pool and retry timeouts add up.
+	ctx, cancel := context.WithTimeout(b.ctx, 3*time.Second)
+	defer cancel()
+	pipe := b.rdb.Pipeline()
+	cmds := make([]*goredis.IntCmd, len(batch))
+	for i, o := range batch {
+		cmds[i] = pipe.Publish(ctx, o.channel, o.payload)
+	}
+	_, err = pipe.Exec(ctx)
+	for sent < len(cmds) && cmds[sent].Err() == nil {
+		receivers = cmds[sent].Val()
+		sent++
+	}
+	return sent, receivers, err
+}
+
+// listenerGrace bounds how long a publisher back from an outage waits for the other nodes to
+// subscribe again: longer than a receiver's longest retry pause (5 s), so a node that is coming
+// back is waited for and one that is gone delays the backlog only this much.
+const listenerGrace = 8 * time.Second
+
+// awaitListeners waits until as many nodes listen on the bus as before the outage. Redis pub/sub
+// keeps nothing for a node that is not subscribed: the backlog sent before the other nodes
+// re-subscribed would be lost after all.
+func (b *Broker) awaitListeners(want int64) {
+	if want <= 0 {
+		return
+	}
+	deadline := time.Now().Add(listenerGrace)
+	for b.ctx.Err() == nil && time.Now().Before(deadline) {
+		ctx, cancel := context.WithTimeout(b.ctx, time.Second)
+		n, err := b.rdb.PubSubNumSub(ctx, b.bus()).Result()
+		cancel()
+		if err == nil && n[b.bus()] >= want {
+			return
+		}
+		select {
+		case <-b.ctx.Done():
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// ping checks a Redis that was down before sending a batch into it, so an outage does not make
+// each batch wait out the timeouts.
 func (b *Broker) ping() error {
 	ctx, cancel := context.WithTimeout(b.ctx, 500*time.Millisecond)
 	defer cancel()

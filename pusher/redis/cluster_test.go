@@ -228,6 +228,9 @@ func TestRedisRestart(t *testing.T) {
 	if f := p2.expect("pusher_internal:member_added", "presence-x"); !jsonHas(f.Data, "user_id", "3") {
 		t.Fatalf("member_added after rebuild %q", f.Data)
 	}
+	// Once: the join's own message to the other nodes is not also queued through the outage.
+	barrier(n1, n2)()
+	p2.expectNothing()
 	eventually(t, 10*time.Second, "delivery crosses nodes again", func() bool {
 		n1.publish("orders", "again", `{}`, "")
 		a.expect("again", "orders")
@@ -317,9 +320,11 @@ func expectClose(t *testing.T, c *client, code int) {
 
 // hookReceiver records webhook events as "name channel [user]".
 type hookReceiver struct {
-	srv *httptest.Server
-	mu  sync.Mutex
-	got []string
+	srv      *httptest.Server
+	mu       sync.Mutex
+	got      []string
+	fail     bool // answer 503 and record nothing
+	attempts int
 }
 
 func newHookReceiver(t *testing.T) *hookReceiver {
@@ -333,6 +338,12 @@ func newHookReceiver(t *testing.T) *hookReceiver {
 		}
 		_ = json.NewDecoder(r.Body).Decode(&b)
 		h.mu.Lock()
+		h.attempts++
+		if h.fail {
+			h.mu.Unlock()
+			w.WriteHeader(http.StatusServiceUnavailable)
+			return
+		}
 		for _, e := range b.Events {
 			s := e.Name + " " + e.Channel
 			if e.UserID != "" {
@@ -344,6 +355,18 @@ func newHookReceiver(t *testing.T) *hookReceiver {
 	}))
 	t.Cleanup(h.srv.Close)
 	return h
+}
+
+func (h *hookReceiver) setFail(fail bool) {
+	h.mu.Lock()
+	h.fail = fail
+	h.mu.Unlock()
+}
+
+func (h *hookReceiver) tries() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.attempts
 }
 
 func (h *hookReceiver) events() []string {
@@ -444,4 +467,34 @@ func TestWatchlistAcrossNodes(t *testing.T) {
 	if !got["2"] || !got["3"] {
 		t.Fatalf("offline users %v", got)
 	}
+}
+
+// TestSubscriptionCountClusterWide: pusher_internal:subscription_count carries the cluster's count,
+// the same number on both nodes, including after the last subscriber on one node leaves.
+func TestSubscriptionCountClusterWide(t *testing.T) {
+	r := startRedis(t)
+	counting := func(a *pusher.AppConfig) { a.SubscriptionCount = true }
+	n1, n2 := startNode(t, r.url(), counting), startNode(t, r.url(), counting)
+	count := func(c *client) string {
+		t.Helper()
+		return c.expect("pusher_internal:subscription_count", "orders").Data
+	}
+	a := n1.connect()
+	a.subscribe("orders", "")
+	if got := count(a); got != `{"subscription_count":1}` {
+		t.Fatalf("first subscriber sees %s", got)
+	}
+	b := n2.connect()
+	b.subscribe("orders", "")
+	for _, c := range []*client{b, a} {
+		if got := count(c); got != `{"subscription_count":2}` {
+			t.Fatalf("after a subscriber on the other node: %s", got)
+		}
+	}
+	b.send(map[string]any{"event": "pusher:unsubscribe", "data": map[string]string{"channel": "orders"}})
+	if got := count(a); got != `{"subscription_count":1}` {
+		t.Fatalf("after the other node's subscriber left: %s", got)
+	}
+	a.expectNothing()
+	b.expectNothing()
 }

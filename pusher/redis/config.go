@@ -9,10 +9,13 @@ package redis
 import (
 	"errors"
 	"fmt"
+	"net/url"
 	"strings"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/frontdoorhq/frontdoor/pusher"
 )
 
 // Config says which Redis to use and how often to prove this node is alive.
@@ -28,6 +31,13 @@ type Config struct {
 	// QueueSize bounds messages waiting to be published; beyond it they are dropped (counted and
 	// logged) rather than slowing a socket. Default 16384.
 	QueueSize int
+	// OutageQueue bounds the messages for other nodes kept while Redis is unreachable; they are
+	// sent in order when it returns, so a short outage delays them instead of losing them. Past
+	// the bound the oldest are dropped (counted). Default 10000.
+	OutageQueue int
+	// OutageMaxAge is how long a message may wait for Redis to return; older ones are dropped
+	// (counted): an event minutes late is worse than none. Default 30 s.
+	OutageMaxAge time.Duration
 }
 
 // DefaultPrefix is the key prefix when none is set.
@@ -43,6 +53,12 @@ func (c Config) withDefaults() Config {
 	if c.QueueSize == 0 {
 		c.QueueSize = 16384
 	}
+	if c.OutageQueue == 0 {
+		c.OutageQueue = 10000
+	}
+	if c.OutageMaxAge == 0 {
+		c.OutageMaxAge = 30 * time.Second
+	}
 	return c
 }
 
@@ -50,7 +66,11 @@ func (c Config) withDefaults() Config {
 func (c Config) Validate() error {
 	var errs []error
 	if _, err := goredis.ParseURL(c.URL); err != nil {
-		errs = append(errs, fmt.Errorf("redis: invalid value %q: want redis://[user:password@]host:port/db or rediss://…: %v", redact(c.URL), err))
+		var ue *url.Error
+		if errors.As(err, &ue) { // url.Parse quotes the URL, password included
+			err = ue.Err
+		}
+		errs = append(errs, fmt.Errorf("redis: invalid value %q: want redis://[user:password@]host:port/db or rediss://…: %v", pusher.RedactURL(c.URL), err))
 	}
 	if strings.ContainsAny(c.Prefix, " \n\r\t") {
 		errs = append(errs, fmt.Errorf("redis_prefix: invalid value %q: no spaces", c.Prefix))
@@ -61,22 +81,11 @@ func (c Config) Validate() error {
 	if c.QueueSize < 0 {
 		errs = append(errs, fmt.Errorf("redis_queue: invalid value %d: must be ≥ 0", c.QueueSize))
 	}
+	if c.OutageQueue < 0 {
+		errs = append(errs, fmt.Errorf("redis.outage_queue (--redis-outage-queue): invalid value %d: must be ≥ 0", c.OutageQueue))
+	}
+	if c.OutageMaxAge < 0 {
+		errs = append(errs, fmt.Errorf("redis.outage_max_age (--redis-outage-max-age): invalid value %s: must be ≥ 0", c.OutageMaxAge))
+	}
 	return errors.Join(errs...)
-}
-
-// redact hides the password in a Redis URL for error messages and logs.
-func redact(u string) string {
-	scheme, rest, ok := strings.Cut(u, "://")
-	if !ok {
-		return u
-	}
-	creds, host, ok := strings.Cut(rest, "@")
-	if !ok {
-		return u
-	}
-	user, _, hasPass := strings.Cut(creds, ":")
-	if !hasPass {
-		return u
-	}
-	return scheme + "://" + user + ":xxxxx@" + host
 }

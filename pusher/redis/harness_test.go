@@ -158,14 +158,18 @@ func (n *node) shutdown() {
 	n.ln = nil
 }
 
-// crash stops the node's broker the way a killed process would: no goodbye to Redis, heartbeats
-// stop. Its sockets are cut without their Leave reaching Redis.
+// crash stops the node the way a killed process would: no goodbye to Redis, heartbeats stop,
+// no time to deliver webhooks. Its sockets are cut without their Leave reaching Redis.
 func (n *node) crash() {
 	n.broker.cancel()
 	_ = n.broker.ps.Close()
 	n.broker.wg.Wait()
 	_ = n.broker.rdb.Close()
-	n.shutdown()
+	n.ln.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // no time at all
+	_ = n.srv.Shutdown(ctx)
+	n.ln = nil
 }
 
 type client struct {
@@ -280,6 +284,13 @@ func member(id string) string {
 // api calls a node's HTTP API signed as the PHP SDK signs.
 func (n *node) api(method, path, body string) (int, map[string]any) {
 	n.t.Helper()
+	st, _, out := n.apiHeader(method, path, body)
+	return st, out
+}
+
+// apiHeader is api with the response's headers.
+func (n *node) apiHeader(method, path, body string) (int, http.Header, map[string]any) {
+	n.t.Helper()
 	path, rawQuery, _ := strings.Cut(path, "?")
 	params, _ := url.ParseQuery(rawQuery)
 	q := pusher.SignAPIRequest(appKey, secret, method, path, params, []byte(body), time.Now())
@@ -294,7 +305,7 @@ func (n *node) api(method, path, body string) (int, map[string]any) {
 	if err := json.Unmarshal(raw, &out); err != nil {
 		n.t.Fatalf("%s %s: %d %q", method, path, resp.StatusCode, raw)
 	}
-	return resp.StatusCode, out
+	return resp.StatusCode, resp.Header, out
 }
 
 func (n *node) publish(channel, event, data, socketID string) {

@@ -49,7 +49,7 @@ func (b *Broker) beat(registered bool) bool {
 	if added.Val() == 1 && registered {
 		// Redis forgot this node: it restarted, or the others found our heartbeat expired and
 		// removed our members. Put them back.
-		go b.resync()
+		b.spawn(b.resync)
 	}
 
 	var others []string
@@ -76,6 +76,8 @@ func (b *Broker) beat(registered bool) bool {
 			}
 		}
 	}
+
+	b.adoptOrphans(ctx)
 
 	remote := map[string]int64{}
 	for field, v := range conns.Val() {
@@ -105,6 +107,9 @@ func (b *Broker) reap(ctx context.Context, node string) {
 		return
 	}
 	b.log.Warn().Str("node", node).Int("members_gone", len(gone)).Msg("cluster: node stopped heartbeating; its presence members removed")
+	// Its webhooks first: a channel_occupied it never delivered comes before the
+	// channel_vacated its death causes.
+	b.adopt(ctx, node)
 	ms := make([]pusher.Membership, 0, len(gone))
 	for _, e := range gone {
 		if m, ok := parseEntry(e); ok {

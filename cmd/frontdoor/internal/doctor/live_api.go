@@ -40,6 +40,10 @@ func (lc *liveCheck) checkAPI(target *url.URL, tlsConf *tls.Config, id, key, sec
 	switch {
 	case status == fasthttp.StatusOK && !html:
 		lc.add(Info, "api-ok", fmt.Sprintf("signed GET %s%s accepted: the server has app %s with this key and secret, so the broadcaster's publishes will be accepted", target.Path, apiPath, id), "")
+		if p := resp.Header.Peek(pusher.PartialHeader); len(p) > 0 {
+			lc.add(Warning, "api-partial", fmt.Sprintf("the server answered GET %s%s from its own node only (%s: %s): it cannot reach the other nodes over Redis, so channel lists and counts miss theirs and publishes to their subscribers are held back until Redis returns", target.Path, apiPath, pusher.PartialHeader, p),
+				"check that every node reaches the Redis given with --redis (the node's log says why it cannot; /readyz reports cluster failing meanwhile)")
+		}
 	case status == fasthttp.StatusUnauthorized:
 		lc.add(Error, "api-signature-rejected", fmt.Sprintf("the server refused a request signed with the .env's secret (401: %s): the broadcaster's REVERB_APP_SECRET (or key) differs from the server's, so every publish fails with \"Pusher error\"", body),
 			"give the server and Laravel the same REVERB_APP_KEY and REVERB_APP_SECRET (frontdoor serve --env-file .env reads them), then php artisan config:cache if the config is cached")

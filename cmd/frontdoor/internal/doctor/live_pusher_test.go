@@ -3,6 +3,7 @@ package doctor
 import (
 	"bytes"
 	"context"
+	"net"
 	"strings"
 	"testing"
 	"time"
@@ -11,13 +12,19 @@ import (
 	"github.com/valyala/fasthttp"
 
 	"github.com/frontdoorhq/frontdoor/pusher"
+	redisbroker "github.com/frontdoorhq/frontdoor/pusher/redis"
 )
 
 // pusherServer runs frontdoor's real Pusher server (package pusher) on loopback with one app,
 // routed the way cmd/frontdoor routes it: /app/ to the WebSocket handler, /apps/ to the API.
 func pusherServer(t *testing.T, app pusher.AppConfig) string {
 	t.Helper()
-	srv, err := pusher.NewServer(pusher.Config{Apps: []pusher.AppConfig{app}}, zerolog.Nop())
+	return pusherServerWith(t, pusher.Config{Apps: []pusher.AppConfig{app}})
+}
+
+func pusherServerWith(t *testing.T, cfg pusher.Config) string {
+	t.Helper()
+	srv, err := pusher.NewServer(cfg, zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,5 +100,33 @@ func TestLiveAgainstPusherServer(t *testing.T) {
 				t.Errorf("output contains the secret:\n%s", out.String())
 			}
 		})
+	}
+}
+
+// TestLivePartialAnswer: a node that cannot reach its cluster's Redis answers the API from its
+// own state and says so; doctor warns that the cluster is not being asked.
+func TestLivePartialAnswer(t *testing.T) {
+	const id, key, secret = "123456", "q8v2mfk3w9xh4tlp0zna", "7hd0s2kq9vzm4xwe1rtb"
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	down := "redis://" + ln.Addr().String() + "/0" // a port nobody listens on once closed
+	ln.Close()
+	b, err := redisbroker.New(redisbroker.Config{URL: down}, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := pusherServerWith(t, pusher.Config{Apps: []pusher.AppConfig{{ID: id, Key: key, Secret: secret}}, Broker: b})
+	env := writeEnv(t, addr, id, key, secret, "")
+	rep, err := Check(context.Background(), Options{EnvFile: env, Timeout: 5 * time.Second, lookupEnv: noEnv})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f, ok := findingWith(rep, "api-partial"); !ok || f.Severity != Warning || !strings.Contains(f.Message, "cluster-unavailable") {
+		t.Fatalf("want warning api-partial:%s", dump(rep))
+	}
+	if _, ok := findingWith(rep, "api-ok"); !ok {
+		t.Fatalf("want api-ok:%s", dump(rep))
 	}
 }

@@ -1,0 +1,107 @@
+package pusher
+
+import (
+	"strconv"
+	"sync"
+	"time"
+)
+
+// In a cluster, pusher_internal:subscription_count carries the channel's subscriptions on every
+// node, the number the API answers (§5.8). A change on a node schedules a recount for the
+// channel: the node asks the others for their share, sends the total to its own subscribers and
+// tells the other nodes to send the same number to theirs. Recounts are debounced as Pusher
+// debounces the event: changes within subCountWindow make one recount, and above 100
+// subscribers a channel gets one at most every subCountBusyEvery while there is churn.
+const (
+	subCountWindow    = 50 * time.Millisecond
+	subCountBusy      = 100
+	subCountBusyEvery = 5 * time.Second
+)
+
+// subCounts holds the channels with a recount scheduled, and the busy channels' last send.
+type subCounts struct {
+	mu sync.Mutex
+	m  map[string]*subCount // app id + "\x00" + channel
+}
+
+type subCount struct {
+	scheduled bool
+	sentAt    time.Time
+	last      int
+}
+
+// clusterSubscriptionCount schedules a recount of the channel's subscriptions cluster-wide.
+func (s *Server) clusterSubscriptionCount(app *App, channel string) {
+	k := app.config().ID + "\x00" + channel
+	s.subCounts.mu.Lock()
+	defer s.subCounts.mu.Unlock()
+	if s.subCounts.m == nil {
+		s.subCounts.m = map[string]*subCount{}
+	}
+	c := s.subCounts.m[k]
+	if c == nil {
+		c = &subCount{}
+		s.subCounts.m[k] = c
+	}
+	if c.scheduled {
+		return // the recount already scheduled will see this change
+	}
+	c.scheduled = true
+	delay := subCountWindow
+	if c.last > subCountBusy {
+		delay = max(delay, time.Until(c.sentAt.Add(subCountBusyEvery)))
+	}
+	time.AfterFunc(delay, func() { s.recountSubscriptions(app, channel, k) })
+}
+
+func (s *Server) recountSubscriptions(app *App, channel, k string) {
+	select {
+	case <-s.stop:
+		return
+	default:
+	}
+	// Cleared before counting: a change from here on schedules another recount, so the last
+	// number sent is never older than the last change.
+	s.subCounts.mu.Lock()
+	s.subCounts.m[k].scheduled = false
+	s.subCounts.mu.Unlock()
+
+	n := 0
+	ch := app.hub.lookup(channel)
+	if ch != nil {
+		n, _ = ch.counts()
+	}
+	answers, _ := s.ask(question{Q: "channel", App: app.config().ID, Channel: channel})
+	for _, a := range answers {
+		n += a.Subs
+	}
+	if ch != nil {
+		ch.broadcast(subscriptionCountFrame(channel, n), nil)
+	}
+	s.broadcast(&busMsg{T: "subcount", App: app.config().ID, Channels: []string{channel}, Data: strconv.Itoa(n)})
+
+	s.subCounts.mu.Lock()
+	if c := s.subCounts.m[k]; c != nil && !c.scheduled {
+		if n > subCountBusy {
+			c.sentAt, c.last = time.Now(), n
+		} else {
+			delete(s.subCounts.m, k) // only busy channels need their last send remembered
+		}
+	}
+	s.subCounts.mu.Unlock()
+}
+
+// deliverSubscriptionCount sends another node's recount to this node's subscribers.
+func (s *Server) deliverSubscriptionCount(app *App, channel, count string) {
+	n, err := strconv.Atoi(count)
+	if err != nil || n < 0 || !app.config().SubscriptionCount {
+		return
+	}
+	if ch := app.hub.lookup(channel); ch != nil {
+		ch.broadcast(subscriptionCountFrame(channel, n), nil)
+	}
+}
+
+func subscriptionCountFrame(channel string, n int) []byte {
+	return eventFrame("pusher_internal:subscription_count", channel, `{"subscription_count":`+strconv.Itoa(n)+`}`, "")
+}

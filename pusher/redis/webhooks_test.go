@@ -1,0 +1,72 @@
+package redis
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/frontdoorhq/frontdoor/pusher"
+)
+
+func journalLen(t *testing.T, n *node) int64 {
+	t.Helper()
+	l, err := n.broker.rdb.HLen(context.Background(), n.broker.journalKey(n.broker.id)).Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+// TestWebhooksOfADeadNodeDeliveredByAnother: a node dies while its webhook target is failing;
+// the node that reaps it delivers what it left, before the channel_vacated its death causes.
+func TestWebhooksOfADeadNodeDeliveredByAnother(t *testing.T) {
+	r := startRedis(t)
+	h := newHookReceiver(t)
+	h.setFail(true)
+	hook := func(a *pusher.AppConfig) {
+		a.Webhooks = []pusher.WebhookConfig{{URL: h.srv.URL}}
+		a.WebhookDelay = 200 * time.Millisecond
+	}
+	n1, n2 := startNode(t, r.url(), hook), startNode(t, r.url(), hook)
+	a := n1.connect()
+	a.subscribe("orders", "")
+	eventually(t, 10*time.Second, "n1 tried and journaled channel_occupied", func() bool {
+		return h.tries() > 0 && journalLen(t, n1) == 1
+	})
+	n1.crash()
+	h.setFail(false)
+	h.waitFor(t, "channel_occupied orders", "channel_vacated orders")
+	eventually(t, 10*time.Second, "n2's journal emptied once delivered", func() bool { return journalLen(t, n2) == 0 })
+}
+
+// TestWebhooksLeftAtShutdownDeliveredByAnother: a node stopped cleanly whose target did not
+// answer within the shutdown timeout leaves its events to the other nodes.
+func TestWebhooksLeftAtShutdownDeliveredByAnother(t *testing.T) {
+	r := startRedis(t)
+	h := newHookReceiver(t)
+	h.setFail(true)
+	hook := func(a *pusher.AppConfig) {
+		a.Webhooks = []pusher.WebhookConfig{{URL: h.srv.URL}}
+		a.WebhookDelay = 200 * time.Millisecond
+	}
+	n1, _ := startNode(t, r.url(), hook), startNode(t, r.url(), hook)
+	a := n1.connect()
+	a.subscribe("orders", "")
+	eventually(t, 10*time.Second, "n1 tried and journaled channel_occupied", func() bool {
+		return h.tries() > 0 && journalLen(t, n1) == 1
+	})
+	go func() { // a client answers the server's close, as browsers do
+		for {
+			if _, _, err := a.c.ReadMessage(); err != nil {
+				return
+			}
+		}
+	}()
+	n1.ln.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	_ = n1.srv.Shutdown(ctx) // the socket leaves: channel_vacated is due, the target still fails
+	n1.ln = nil
+	h.setFail(false)
+	h.waitFor(t, "channel_occupied orders", "channel_vacated orders")
+}
