@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -19,6 +18,8 @@ import (
 	"time"
 
 	"github.com/fasthttp/websocket"
+
+	"github.com/frontdoorhq/frontdoor/internal/testenv"
 )
 
 var (
@@ -48,15 +49,8 @@ func frontdoorBin(t *testing.T) string {
 	return binPath
 }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
+// freeAddr is a loopback address for a frontdoor child, reserved until the test ends.
+func freeAddr(t *testing.T) string { return testenv.ReserveAddr(t) }
 
 // proc is a running frontdoor whose JSON log lines the test can wait for.
 type proc struct {

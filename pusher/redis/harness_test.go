@@ -28,36 +28,53 @@ import (
 
 // redisServer is a real redis-server on a loopback port, started and stopped by the test.
 type redisServer struct {
-	t    testing.TB
-	port int
-	dir  string
-	cmd  *exec.Cmd
+	t      testing.TB
+	port   int
+	dir    string
+	cmd    *exec.Cmd
+	exited chan struct{} // closed when cmd has been waited for
 }
 
 func (r *redisServer) url() string { return "redis://127.0.0.1:" + strconv.Itoa(r.port) + "/0" }
 
 func startRedis(t testing.TB) *redisServer {
 	t.Helper()
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
+	if _, err := exec.LookPath("redis-server"); err != nil {
 		testenv.Missing(t, "redis-server", "not on PATH", "apt-get install redis-server")
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-	r := &redisServer{t: t, port: port, dir: t.TempDir()}
-	_ = bin
-	r.start()
+	r := &redisServer{t: t, dir: t.TempDir()}
 	t.Cleanup(r.stop)
-	return r
+	// redis-server binds the port itself, so a free port picked here can be taken by another
+	// process before it does: then it exits, and another free port is tried.
+	for range 5 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		r.port = ln.Addr().(*net.TCPAddr).Port
+		ln.Close()
+		if r.tryStart() {
+			return r
+		}
+	}
+	t.Fatal("redis-server did not start on five free ports (see redis.log in the test's directory)")
+	return nil
 }
 
-// start runs redis-server without persistence: a restart loses every key, the worst case the
-// brokers must recover from.
+// start runs redis-server again on its port (tests that restart it); the port must still be free.
 func (r *redisServer) start() {
+	r.t.Helper()
+	if !r.tryStart() {
+		r.t.Fatalf("redis-server did not start again on port %d", r.port)
+	}
+}
+
+// tryStart runs redis-server without persistence (a restart loses every key, the worst case the
+// brokers must recover from) and waits until it answers. It reports false when the process
+// exited first (its port was taken). The answer must come from this process: the server's
+// process_id is checked, so a redis-server of another test on a reused port is never mistaken
+// for ours.
+func (r *redisServer) tryStart() bool {
 	r.t.Helper()
 	r.cmd = exec.Command("redis-server", "--port", strconv.Itoa(r.port), "--bind", "127.0.0.1",
 		"--save", "", "--appendonly", "no", "--dir", r.dir, "--logfile", filepath.Join(r.dir, "redis.log"))
@@ -65,11 +82,29 @@ func (r *redisServer) start() {
 	if err := r.cmd.Start(); err != nil {
 		r.t.Fatal(err)
 	}
+	exited := make(chan struct{})
+	cmd := r.cmd
+	go func() { _ = cmd.Wait(); close(exited) }()
+	r.exited = exited
 	c := goredis.NewClient(&goredis.Options{Addr: "127.0.0.1:" + strconv.Itoa(r.port)})
 	defer c.Close()
-	eventually(r.t, 10*time.Second, "redis-server answers PING", func() bool {
-		return c.Ping(context.Background()).Err() == nil
-	})
+	want := "process_id:" + strconv.Itoa(cmd.Process.Pid) + "\r\n"
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		select {
+		case <-exited:
+			r.cmd = nil
+			return false
+		default:
+		}
+		if info, err := c.Info(context.Background(), "server").Result(); err == nil && strings.Contains(info, want) {
+			return true
+		}
+		if time.Now().After(deadline) {
+			r.t.Fatalf("redis-server on port %d did not answer in 10 s", r.port)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 func (r *redisServer) stop() {
@@ -77,7 +112,7 @@ func (r *redisServer) stop() {
 		return
 	}
 	_ = r.cmd.Process.Kill()
-	_ = r.cmd.Wait()
+	<-r.exited
 	r.cmd = nil
 }
 

@@ -28,15 +28,8 @@ func buildFrontdoor(t *testing.T) string {
 	return out
 }
 
-func freePort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
+// freePort is a loopback address for the frontdoor child, reserved until the test ends.
+func freePort(t *testing.T) string { return testenv.ReserveAddr(t) }
 
 // startFrontdoor runs `frontdoor serve` with one app on a loopback port and waits until it
 // accepts connections.
