@@ -85,12 +85,18 @@ func loadSettings(args []string, lookup func(string) (string, bool), stderr io.W
 		return s, err
 	}
 
-	// --domain alone means "get me certificates": the Caddy-like default Laravel teams expect.
-	if len(s.TLS.Domains) > 0 && s.TLS.Mode == "off" && !optionSet(opts, "tls") {
-		s.TLS.Mode = "auto"
-		if !optionSet(opts, "listen") && configPath == "" {
-			s.Listen = "" // :443 and :80 serve; no development listener unless asked for
+	for _, o := range opts {
+		if o.source == "" {
+			continue
 		}
+		if o.name == "tls" {
+			s.tlsModeSet = o.source
+		} else if o.tlsOnly {
+			s.markTLS(o.name, o.source)
+		}
+	}
+	if err := s.inferTLSMode(optionSet(opts, "listen") || configPath != ""); err != nil {
+		return s, err
 	}
 	if len(s.Pusher.Apps) == 0 {
 		s.Pusher.Apps = []pusher.AppConfig{devApp()}

@@ -18,6 +18,7 @@ type option struct {
 	usage    string
 	isBool   bool
 	repeated bool // a repeatable flag; in FRONTDOOR_* the values are comma-separated
+	tlsOnly  bool // means nothing while TLS is off (settings.inferTLSMode)
 	apply    func(s *settings, values []string) error
 
 	values []string
