@@ -114,6 +114,10 @@ const p = new Pusher(key, { cluster: '', wsHost: '127.0.0.1', wsPort: +port, wss
 p.connection.bind('state_change', (s) => { say({ state: s.current }); if (s.current === 'unavailable') process.exit(4); });
 // Any connection error ends the run: over TLS it is a refused certificate, never a retry.
 p.connection.bind('error', (e) => { say({ error: String(e?.error?.data?.message ?? e?.error?.message ?? e?.type ?? e) }); process.exit(3); });
+// The event can arrive before the publisher's HTTP response does: the run ends only when both
+// happened, or exiting on the event would cut off the 'published' line.
+const done = { published: false, received: false };
+const finish = (step) => { done[step] = true; if (done.published && done.received) { p.disconnect(); process.exit(0); } };
 p.connection.bind('connected', () => {
   say({ connected: p.connection.socket_id, tls: p.config.useTLS });
   const ch = p.subscribe('orders');
@@ -122,8 +126,9 @@ p.connection.bind('connected', () => {
     const api = new PusherServer({ appId: id, key, secret, host: '127.0.0.1', port, useTLS: true });
     const res = await api.trigger('orders', 'shipped', { order: 7, via: 'https API' });
     say({ published: res.status });
+    finish('published');
   });
-  ch.bind('shipped', (data) => { say({ received: data }); p.disconnect(); process.exit(0); });
+  ch.bind('shipped', (data) => { say({ received: data }); finish('received'); });
 });
 setTimeout(() => { say({ timeout: true }); process.exit(2); }, 20000);
 `;
