@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/fasthttp/websocket"
 	"github.com/rs/zerolog"
 	"github.com/valyala/fasthttp"
 
@@ -167,7 +168,11 @@ func newServer(s settings, log zerolog.Logger) (_ *server, err error) {
 }
 
 // router is the one place that splits the product's three jobs by path (DESIGN "The path of a
-// request"): {prefix}/app/ is the Pusher socket, {prefix}/apps/ the Pusher HTTP API, the rest PHP.
+// request"): {prefix}/app/{key} is the Pusher socket, {prefix}/apps/{id}/… the Pusher HTTP API,
+// the rest PHP. The Pusher side takes a path only when it is really its own (a configured key or
+// app id, a WebSocket handshake, a signed API request), so a Laravel route under /app or /apps
+// (Filament's default panel is /app) still reaches PHP; unknown keys and ids that do come as a
+// handshake or a signed request get the Pusher answer (4001, "Unknown app id") their clients expect.
 func (srv *server) router() fasthttp.RequestHandler {
 	prefix := srv.settings.Pusher.PathPrefix
 	appPrefix := []byte(prefix + "/app/")
@@ -175,14 +180,24 @@ func (srv *server) router() fasthttp.RequestHandler {
 	return func(ctx *fasthttp.RequestCtx) {
 		path := ctx.Path()
 		switch {
-		case bytes.HasPrefix(path, appPrefix):
+		case bytes.HasPrefix(path, appPrefix) &&
+			(srv.pusher.KnownKey(path[len(appPrefix):]) || websocket.FastHTTPIsWebSocketUpgrade(ctx)):
 			srv.pusher.HandleWebSocket(ctx)
-		case bytes.HasPrefix(path, apiPrefix):
+		case bytes.HasPrefix(path, apiPrefix) &&
+			(srv.pusher.KnownAppID(firstSegment(path[len(apiPrefix):])) || ctx.QueryArgs().Has("auth_signature")):
 			srv.pusher.HandleAPI(ctx)
 		default:
 			srv.proxy.ServeHTTP(ctx)
 		}
 	}
+}
+
+// firstSegment is p up to its first slash.
+func firstSegment(p []byte) []byte {
+	if i := bytes.IndexByte(p, '/'); i >= 0 {
+		return p[:i]
+	}
+	return p
 }
 
 // httpServer holds the settings every listener shares. KeepHijackedConns and the 4 KB read buffer
