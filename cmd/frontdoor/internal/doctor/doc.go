@@ -18,6 +18,8 @@
 //	broadcast-connection-ignored           BROADCAST_CONNECTION on Laravel ≤ 10 or an old config file (#1)
 //	broadcast-key-ambiguous                version unknown and the two keys disagree
 //	broadcaster-not-reverb                 REVERB_* set while events go to log/null
+//	broadcaster-sdk-missing                reverb/pusher broadcaster without pusher/pusher-php-server in composer.lock
+//	route-conflict                         an app key or id that is also a Laravel route under /app or /apps
 //	app-credentials-missing/-empty/-short  REVERB_APP_ID/KEY/SECRET (#6)
 //	pusher-reverb-disagree                 PUSHER_APP_* and REVERB_APP_* both set and different
 //	pusher-host-empty                      pusher connection without PUSHER_HOST (#10)

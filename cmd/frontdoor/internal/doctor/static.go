@@ -28,6 +28,7 @@ func (p *project) staticChecks(parseErr error) {
 	p.checkEnvironmentOverrides()
 	b := p.checkBroadcaster()
 	p.checkPublishing(b)
+	p.checkBroadcasterSDK(b)
 	p.checkCredentials(b)
 	p.checkPusherReverbAgree(b)
 	p.checkPusherHost(b)
