@@ -34,6 +34,7 @@ func (p *project) staticChecks(parseErr error) {
 	p.checkPusherHost(b)
 	p.checkAddresses(b)
 	p.checkOrigins()
+	p.checkRouteConflicts(b)
 	p.checkVite()
 	p.checkViteBuild()
 	p.checkConfigCache(b)
