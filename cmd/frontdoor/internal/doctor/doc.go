@@ -39,7 +39,7 @@
 //	tls-expiring-soon, tls-handshake-failed
 //	ws-ok, ws-handshake-failed, ws-bad-frame, ws-refused, ws-tls-required, ws-app-key-unknown (4001),
 //	ws-app-disabled, ws-over-quota, ws-origin-refused (4009), ws-over-capacity
-//	api-ok, api-signature-rejected (401), api-app-unknown, api-not-routed (#8), api-failed
+//	api-ok, api-ok-private-ca, api-tls-untrusted, api-signature-rejected (401), api-app-unknown, api-not-routed (#8), api-failed
 //
 // Secrets never appear in the output: a secret is shown as its length.
 package doctor
