@@ -121,7 +121,7 @@ func serveOptions() []*option {
 			return nil
 		}},
 		{name: "acme-email", tlsOnly: true, usage: "contact `email` for the ACME account", apply: str(func(s *settings) *string { return &s.TLS.Email })},
-		{name: "cert-cache", tlsOnly: true, usage: "`directory` for ACME certificates", apply: str(func(s *settings) *string { return &s.TLS.CacheDir })},
+		{name: "cert-cache", tlsOnly: true, usage: "`directory` for ACME certificates and the kept self-signed one", apply: str(func(s *settings) *string { return &s.TLS.CacheDir })},
 		{name: "acme-directory", tlsOnly: true, usage: "ACME directory `URL`, or production / staging (Let's Encrypt)", apply: str(func(s *settings) *string { return &s.TLS.ACMEDirectory })},
 		{name: "acme-ca-root", tlsOnly: true, usage: "PEM `file` of a private CA that signs the ACME directory's certificate", apply: str(func(s *settings) *string { return &s.TLS.ACMECARoot })},
 		{name: "https-addr", tlsOnly: true, usage: "TLS listener `address`", apply: str(func(s *settings) *string { return &s.TLS.HTTPSAddr })},

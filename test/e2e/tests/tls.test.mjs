@@ -85,10 +85,12 @@ function servedCertificate(port) {
 }
 
 // startTLSFrontdoor runs frontdoor with a TLS listener and its :80 companion, plus the given args.
+// Each gets its own --cert-cache (the self-signed certificate is kept there) unless args name one.
 async function startTLSFrontdoor(args = []) {
   const httpsPort = await freePort();
   const httpPort = await freePort();
-  const fd = await startFrontdoor({ args: ['--tls', 'self-signed', '--https-addr', `127.0.0.1:${httpsPort}`, '--http-addr', `127.0.0.1:${httpPort}`, ...args] });
+  const cache = args.includes('--cert-cache') ? [] : ['--cert-cache', mkdtempSync(join(tmpdir(), 'fd-cache-'))];
+  const fd = await startFrontdoor({ args: ['--tls', 'self-signed', '--https-addr', `127.0.0.1:${httpsPort}`, '--http-addr', `127.0.0.1:${httpPort}`, ...cache, ...args] });
   const { pem, alpn } = await servedCertificate(httpsPort);
   const caFile = join(mkdtempSync(join(tmpdir(), 'fd-tls-')), 'frontdoor.pem');
   writeFileSync(caFile, pem);
@@ -173,6 +175,17 @@ test('the same client refuses the connection when it does not trust the certific
     assert.equal(code, 4, `want pusher-js to give up (unavailable) while trusting another certificate: ${JSON.stringify(lines)}`);
     assert.equal(lines.some((l) => 'connected' in l), false);
   } finally { await fd.stop(); await other.fd.stop(); }
+});
+
+test('--tls self-signed serves the same certificate after a restart with the same --cert-cache', async () => {
+  const cache = mkdtempSync(join(tmpdir(), 'fd-cache-'));
+  const first = await startTLSFrontdoor(['--cert-cache', cache]);
+  await first.fd.stop();
+  const second = await startTLSFrontdoor(['--cert-cache', cache]);
+  try {
+    assert.equal(second.pem, first.pem, 'a restart made a new self-signed certificate: every start would need trusting again');
+    assert.match(second.fd.log(), /reusing the one kept/);
+  } finally { await second.fd.stop(); }
 });
 
 test('a proxied request over TLS reaches the upstream with X-Forwarded-Proto https and gets HSTS; :80 redirects with 308', async () => {
