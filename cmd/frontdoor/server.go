@@ -62,10 +62,13 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 				srv.reload(args)
 				continue
 			}
-			if err := startUpgrade(args, log); err != nil {
+			newPid, err := startUpgrade(args, log)
+			if err != nil {
 				log.Error().Err(err).Msg("upgrade failed: this process keeps serving")
+				writeUpgradeStatus(s.PidFile, "failed "+err.Error(), log)
 				continue
 			}
+			writeUpgradeStatus(s.PidFile, "ready "+strconv.Itoa(newPid), log)
 			log.Info().Msg("upgrade: the new process listens; draining this one")
 			srv.upgrading.Store(true)
 			upgraded()
