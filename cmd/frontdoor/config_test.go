@@ -368,3 +368,26 @@ func TestTLSSettingWithTLSOffIsAnError(t *testing.T) {
 		})
 	}
 }
+
+// FRONTDOOR_* settings written in the Laravel .env are not read from there: a TLS one is an error
+// rather than a certificate silently not served, any other a start-up notice.
+func TestFrontdoorVariablesInDotenv(t *testing.T) {
+	dotenv := writeFile(t, ".env", "REVERB_APP_ID=1\nREVERB_APP_KEY=k\nREVERB_APP_SECRET=s\nFRONTDOOR_TLS_CERT=/etc/c.pem\nFRONTDOOR_LOG_LEVEL=debug\n")
+	_, err := load(t, []string{"--env-file", dotenv}, env())
+	if err == nil || !strings.Contains(err.Error(), ":4 FRONTDOOR_TLS_CERT is ignored") || !strings.Contains(err.Error(), "--tls-cert") {
+		t.Fatalf("err = %v", err)
+	}
+	dotenv = writeFile(t, ".env", "REVERB_APP_ID=1\nREVERB_APP_KEY=k\nREVERB_APP_SECRET=s\nFRONTDOOR_LOG_LEVEL=debug\n")
+	s, err := load(t, []string{"--env-file", dotenv}, env())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(s.notices) != 1 || !strings.Contains(s.notices[0], ":4 FRONTDOOR_LOG_LEVEL is ignored") {
+		t.Fatalf("notices = %q", s.notices)
+	}
+	// Exported as well (systemd EnvironmentFile=): it applies, nothing to say.
+	s, err = load(t, []string{"--env-file", dotenv}, env("FRONTDOOR_LOG_LEVEL", "debug"))
+	if err != nil || len(s.notices) != 0 || s.LogLevel != "debug" {
+		t.Fatalf("err=%v notices=%q level=%q", err, s.notices, s.LogLevel)
+	}
+}
