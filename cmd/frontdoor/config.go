@@ -244,6 +244,9 @@ func (s *settings) inferTLSMode(keepListen bool) error {
 		if !ok {
 			continue
 		}
+		if o.name == "cert-cache" && s.TLS.CacheDir == fdtls.DefaultConfig().CacheDir {
+			continue // the state directory at its default, as the systemd unit sets it: nothing is lost
+		}
 		switch {
 		case s.tlsModeSet == "" && o.name == "tls-cert":
 			errs = append(errs, fmt.Errorf("%s: a certificate without --tls-key; --tls files needs both", src))

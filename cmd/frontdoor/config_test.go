@@ -340,6 +340,10 @@ func TestCertificateFilesTurnOnFilesTLS(t *testing.T) {
 
 // A TLS-only setting never goes silently unused: with TLS off, start-up fails naming it.
 func TestTLSSettingWithTLSOffIsAnError(t *testing.T) {
+	// deploy/frontdoor.service sets the state directory for every start, TLS or not.
+	if _, err := load(t, nil, env("FRONTDOOR_CERT_CACHE", "/var/lib/frontdoor/certs")); err != nil {
+		t.Fatalf("the unit's FRONTDOOR_CERT_CACHE with TLS off: %v", err)
+	}
 	yml := writeFile(t, "f.yaml", "tls:\n  mode: \"off\"\n  https_addr: 127.0.0.1:8443\n")
 	cases := []struct {
 		name string
@@ -353,6 +357,7 @@ func TestTLSSettingWithTLSOffIsAnError(t *testing.T) {
 		{"FRONTDOOR_ off", []string{"--domain", "app.example.com"}, []string{"FRONTDOOR_TLS", "off"}, []string{"--domain: set while TLS is off (FRONTDOOR_TLS)"}},
 		{"FRONTDOOR_ key alone", nil, []string{"FRONTDOOR_TLS_KEY", "k.pem"}, []string{"FRONTDOOR_TLS_KEY: a key without --tls-cert"}},
 		{"yaml off", []string{"--config", yml}, nil, []string{"tls.https_addr: set while TLS is off (" + yml + " tls.mode)"}},
+		{"cert-cache elsewhere", []string{"--cert-cache", "/srv/certs"}, nil, []string{"--cert-cache: set while TLS is off"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
