@@ -75,9 +75,8 @@ func (s *Server) apiChannel(r *apiRequest) int {
 			}
 			out["user_count"] = users
 		case "subscription_count":
-			if typ.kind == kindPresence {
-				return jsonError(r.ctx, fasthttp.StatusBadRequest, "info=subscription_count is not available for presence channels; use user_count")
-			}
+			// Every channel type, presence included: Pusher answers it there too, and its SDKs
+			// ask for user_count,subscription_count together.
 			out["subscription_count"] = subs
 		case "cache":
 			if !typ.cache {

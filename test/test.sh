@@ -4,6 +4,9 @@
 # Idempotent: installed pieces are skipped. CI calls exactly this (.ci/run).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+# One verdict line of its own at the end, whatever the last tool printed.
+step="setup"
+trap 'rc=$?; if ((rc)); then echo "test.sh: FAILED during \"$step\" (exit $rc)"; else echo "test.sh: all checks passed"; fi' EXIT
 export DEBIAN_FRONTEND=noninteractive
 export PATH="$PATH:/usr/sbin:/sbin"  # php-fpm8.2 and nginx live in sbin
 
@@ -34,23 +37,27 @@ command -v staticcheck >/dev/null || go install honnef.co/go/tools/cmd/staticche
 
 export FRONTDOOR_REQUIRE_INTEGRATION=1
 
+step="static checks"
 echo "== gofmt, go vet, staticcheck"
 unformatted=$(gofmt -l $(find . -name '*.go' -not -path '*/node_modules/*'))
 if [[ -n $unformatted ]]; then echo "not gofmt'ed: $unformatted"; exit 1; fi
 go vet ./...
 staticcheck ./...
 
+step="go test"
 echo "== go test"
 go test -race -count=1 -timeout 20m ./...
 # Allocation tests (testing.AllocsPerRun) are built only without the race detector.
 go test -count=1 -run 'Allocs' ./...
 
+step="release build"
 echo "== release build (the command the Dockerfile runs; no Docker engine here)"
 rel=$(mktemp -d)
 VERSION=v0.0.0-ci deploy/build.sh "$rel/frontdoor"
 "$rel/frontdoor" version | grep -q "frontdoor v0.0.0-ci" || { echo "deploy/build.sh: version not stamped"; exit 1; }
 grep -q 'deploy/build.sh' Dockerfile || { echo "Dockerfile no longer runs deploy/build.sh"; exit 1; }
 
+step="end-to-end"
 echo "== end-to-end (pusher-js, laravel-echo, pusher SDK against the built binary)"
 bin=$(mktemp -d)/frontdoor
 go build -o "$bin" ./cmd/frontdoor

@@ -20,7 +20,8 @@ type Config struct {
 	Domains []string
 	// Email is the ACME account contact (--acme-email).
 	Email string
-	// CacheDir keeps the ACME account and certificates, created 0700 (--cert-cache).
+	// CacheDir keeps the ACME account and certificates, and the self-signed certificate so it is
+	// trusted once rather than at every start; created 0700 (--cert-cache).
 	CacheDir string
 	// ACMEDirectory is the CA: "" or "production" for Let's Encrypt, "staging", or a URL (--acme-directory).
 	ACMEDirectory string

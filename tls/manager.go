@@ -68,7 +68,13 @@ func New(cfg Config, log zerolog.Logger) (*Manager, error) {
 			return nil, err
 		}
 	case "self-signed":
-		lc, err := selfSigned(cfg.Domains)
+		var lc *loadedCert
+		var err error
+		if cfg.CacheDir != "" {
+			lc, err = keptSelfSigned(cfg.CacheDir, cfg.Domains, time.Now(), log)
+		} else {
+			lc, err = selfSigned(cfg.Domains)
+		}
 		if err != nil {
 			return nil, err
 		}

@@ -53,6 +53,11 @@ type settings struct {
 	appRoot string
 	// notices are things worth one log line at start-up (duplicate .env keys, ignored variables).
 	notices []string
+	// tlsSet maps each TLS-only setting the YAML, FRONTDOOR_* or a flag gave (by flag name, e.g.
+	// "tls-cert") to where it came from, so one left with TLS off is an error, not ignored.
+	tlsSet map[string]string
+	// tlsModeSet is where the TLS mode was chosen explicitly; "" when it was left to inference.
+	tlsModeSet string
 }
 
 // Defaults: a development server on loopback, one app, no TLS, PHP at http://127.0.0.1:8000.
@@ -198,6 +203,24 @@ func (s *settings) applyYAML(path string) error {
 		setIf(&s.Redis.OutageMaxAge, r.OutageMaxAge)
 	}
 	if t := fc.TLS; t != nil {
+		if t.Mode != nil {
+			s.tlsModeSet = path + " tls.mode"
+		}
+		for _, k := range []struct {
+			flag, key string
+			set       bool
+		}{
+			{"domain", "domains", len(t.Domains) > 0}, {"acme-email", "acme_email", t.Email != nil},
+			{"cert-cache", "cert_cache", t.CacheDir != nil}, {"acme-directory", "acme_directory", t.ACMEDirectory != nil},
+			{"acme-ca-root", "acme_ca_root", t.ACMECARoot != nil}, {"tls-cert", "cert", t.CertFile != nil},
+			{"tls-key", "key", t.KeyFile != nil}, {"https-addr", "https_addr", t.HTTPSAddr != nil},
+			{"http-addr", "http_addr", t.HTTPAddr != nil}, {"http-redirect", "http_redirect", t.HTTPRedirect != nil},
+			{"hsts", "hsts", t.HSTS != nil},
+		} {
+			if k.set {
+				s.markTLS(k.flag, path+" tls."+k.key)
+			}
+		}
 		setIf(&s.TLS.Mode, t.Mode)
 		if len(t.Domains) > 0 {
 			s.TLS.Domains = t.Domains
@@ -215,6 +238,65 @@ func (s *settings) applyYAML(path string) error {
 		s.hstsChosen = t.HSTS != nil
 	}
 	return nil
+}
+
+// markTLS records that a TLS-only setting was given, and where; a later layer's source replaces
+// an earlier one's, as its value does.
+func (s *settings) markTLS(flag, source string) {
+	if s.tlsSet == nil {
+		s.tlsSet = map[string]string{}
+	}
+	s.tlsSet[flag] = source
+}
+
+// inferTLSMode turns TLS on when the settings ask for it without naming a mode: a certificate and
+// key mean files, --domain means auto (the Caddy-like default Laravel teams expect). A TLS-only
+// setting that is left with TLS off is an error naming it: a certificate that is silently not
+// served is worse than a refusal to start. keepListen is true when the development listener was
+// asked for (or a YAML file describes the listeners).
+func (s *settings) inferTLSMode(keepListen bool) error {
+	if s.TLS.Mode == "off" && s.tlsModeSet == "" {
+		inferred := ""
+		switch {
+		case s.TLS.CertFile != "" && s.TLS.KeyFile != "":
+			inferred = "files"
+		case s.TLS.CertFile == "" && s.TLS.KeyFile == "" && len(s.TLS.Domains) > 0:
+			inferred = "auto"
+		}
+		if inferred != "" {
+			s.TLS.Mode = inferred
+			if !keepListen {
+				s.Listen = "" // the TLS listeners serve; no development listener unless asked for
+			}
+			return nil
+		}
+	}
+	if s.TLS.Mode != "off" || len(s.tlsSet) == 0 {
+		return nil
+	}
+	why := "TLS is off"
+	if s.tlsModeSet != "" {
+		why += " (" + s.tlsModeSet + ")"
+	}
+	var errs []error
+	for _, o := range serveOptions() { // flag order, so the message is stable
+		src, ok := s.tlsSet[o.name]
+		if !ok {
+			continue
+		}
+		if o.name == "cert-cache" && s.TLS.CacheDir == fdtls.DefaultConfig().CacheDir {
+			continue // the state directory at its default, as the systemd unit sets it: nothing is lost
+		}
+		switch {
+		case s.tlsModeSet == "" && o.name == "tls-cert":
+			errs = append(errs, fmt.Errorf("%s: a certificate without --tls-key; --tls files needs both", src))
+		case s.tlsModeSet == "" && o.name == "tls-key":
+			errs = append(errs, fmt.Errorf("%s: a key without --tls-cert; --tls files needs both", src))
+		default:
+			errs = append(errs, fmt.Errorf("%s: set while %s, so it would be ignored; choose --tls files, auto or self-signed, or remove it", src, why))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 func setIf[T any](dst *T, v *T) {

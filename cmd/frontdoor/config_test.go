@@ -407,3 +407,90 @@ func TestRedisOutageSettings(t *testing.T) {
 		t.Fatalf("negative queue: %v", err)
 	}
 }
+
+// A certificate and key turn TLS on in files mode from every layer, as --domain turns on auto
+// (issue #20: `serve --tls-cert c.pem --tls-key k.pem --https-addr …` served plain HTTP only).
+func TestCertificateFilesTurnOnFilesTLS(t *testing.T) {
+	yml := writeFile(t, "f.yaml", "tls:\n  cert: /etc/c.pem\n  key: /etc/k.pem\n  https_addr: 127.0.0.1:8443\n")
+	cases := []struct {
+		name   string
+		args   []string
+		env    []string
+		listen string
+	}{
+		{"flags", []string{"--tls-cert", "c.pem", "--tls-key", "k.pem", "--https-addr", "127.0.0.1:8443", "--http-addr", "127.0.0.1:8081"}, nil, ""},
+		{"FRONTDOOR_", nil, []string{"FRONTDOOR_TLS_CERT", "c.pem", "FRONTDOOR_TLS_KEY", "k.pem"}, ""},
+		{"yaml", []string{"--config", yml}, nil, "127.0.0.1:8080"},
+		{"with --listen", []string{"--tls-cert", "c.pem", "--tls-key", "k.pem", "--listen", "127.0.0.1:9"}, nil, "127.0.0.1:9"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			s, err := load(t, c.args, env(c.env...))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s.TLS.Mode != "files" || s.Listen != c.listen {
+				t.Fatalf("tls=%q listen=%q, want files and %q", s.TLS.Mode, s.Listen, c.listen)
+			}
+		})
+	}
+}
+
+// A TLS-only setting never goes silently unused: with TLS off, start-up fails naming it.
+func TestTLSSettingWithTLSOffIsAnError(t *testing.T) {
+	// deploy/frontdoor.service sets the state directory for every start, TLS or not.
+	if _, err := load(t, nil, env("FRONTDOOR_CERT_CACHE", "/var/lib/frontdoor/certs")); err != nil {
+		t.Fatalf("the unit's FRONTDOOR_CERT_CACHE with TLS off: %v", err)
+	}
+	yml := writeFile(t, "f.yaml", "tls:\n  mode: \"off\"\n  https_addr: 127.0.0.1:8443\n")
+	cases := []struct {
+		name string
+		args []string
+		env  []string
+		want []string
+	}{
+		{"explicit off", []string{"--tls", "off", "--tls-cert", "c.pem", "--tls-key", "k.pem"}, nil, []string{"--tls-cert: set while TLS is off (--tls)", "--tls-key:"}},
+		{"https-addr alone", []string{"--https-addr", "127.0.0.1:8443"}, nil, []string{"--https-addr: set while TLS is off"}},
+		{"cert without key", []string{"--tls-cert", "c.pem"}, nil, []string{"--tls-cert: a certificate without --tls-key"}},
+		{"FRONTDOOR_ off", []string{"--domain", "app.example.com"}, []string{"FRONTDOOR_TLS", "off"}, []string{"--domain: set while TLS is off (FRONTDOOR_TLS)"}},
+		{"FRONTDOOR_ key alone", nil, []string{"FRONTDOOR_TLS_KEY", "k.pem"}, []string{"FRONTDOOR_TLS_KEY: a key without --tls-cert"}},
+		{"yaml off", []string{"--config", yml}, nil, []string{"tls.https_addr: set while TLS is off (" + yml + " tls.mode)"}},
+		{"cert-cache elsewhere", []string{"--cert-cache", "/srv/certs"}, nil, []string{"--cert-cache: set while TLS is off"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := load(t, c.args, env(c.env...))
+			if err == nil {
+				t.Fatal("started with a TLS setting and TLS off")
+			}
+			for _, w := range c.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("err = %v\nwant it to contain %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+// FRONTDOOR_* settings written in the Laravel .env are not read from there: a TLS one is an error
+// rather than a certificate silently not served, any other a start-up notice.
+func TestFrontdoorVariablesInDotenv(t *testing.T) {
+	dotenv := writeFile(t, ".env", "REVERB_APP_ID=1\nREVERB_APP_KEY=k\nREVERB_APP_SECRET=s\nFRONTDOOR_TLS_CERT=/etc/c.pem\nFRONTDOOR_LOG_LEVEL=debug\n")
+	_, err := load(t, []string{"--env-file", dotenv}, env())
+	if err == nil || !strings.Contains(err.Error(), ":4 FRONTDOOR_TLS_CERT is ignored") || !strings.Contains(err.Error(), "--tls-cert") {
+		t.Fatalf("err = %v", err)
+	}
+	dotenv = writeFile(t, ".env", "REVERB_APP_ID=1\nREVERB_APP_KEY=k\nREVERB_APP_SECRET=s\nFRONTDOOR_LOG_LEVEL=debug\n")
+	s, err := load(t, []string{"--env-file", dotenv}, env())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(s.notices) != 1 || !strings.Contains(s.notices[0], ":4 FRONTDOOR_LOG_LEVEL is ignored") {
+		t.Fatalf("notices = %q", s.notices)
+	}
+	// Exported as well (systemd EnvironmentFile=): it applies, nothing to say.
+	s, err = load(t, []string{"--env-file", dotenv}, env("FRONTDOOR_LOG_LEVEL", "debug"))
+	if err != nil || len(s.notices) != 0 || s.LogLevel != "debug" {
+		t.Fatalf("err=%v notices=%q level=%q", err, s.notices, s.LogLevel)
+	}
+}

@@ -74,6 +74,9 @@ func loadSettings(args []string, lookup func(string) (string, bool), stderr io.W
 	if err := s.applyLaravel(env); err != nil {
 		return s, err
 	}
+	if err := s.checkDotenvOptions(env, opts); err != nil {
+		return s, err
+	}
 
 	var errs []error
 	for _, o := range opts {
@@ -88,12 +91,18 @@ func loadSettings(args []string, lookup func(string) (string, bool), stderr io.W
 		return s, err
 	}
 
-	// --domain alone means "get me certificates": the Caddy-like default Laravel teams expect.
-	if len(s.TLS.Domains) > 0 && s.TLS.Mode == "off" && !optionSet(opts, "tls") {
-		s.TLS.Mode = "auto"
-		if !optionSet(opts, "listen") && configPath == "" {
-			s.Listen = "" // :443 and :80 serve; no development listener unless asked for
+	for _, o := range opts {
+		if o.source == "" {
+			continue
 		}
+		if o.name == "tls" {
+			s.tlsModeSet = o.source
+		} else if o.tlsOnly {
+			s.markTLS(o.name, o.source)
+		}
+	}
+	if err := s.inferTLSMode(optionSet(opts, "listen") || configPath != ""); err != nil {
+		return s, err
 	}
 	// ACME certificates are for a public name that will keep a valid certificate: browsers are told
 	// to stay on https (HSTS, this host only) unless the operator chose a value, 0 included.
@@ -127,6 +136,35 @@ func appRoot(envPath, publicRoot string) string {
 
 // defaultACMEHSTS is one year, the max-age browsers' preload rules and Mozilla's guidance use.
 const defaultACMEHSTS = 365 * 24 * time.Hour
+
+// checkDotenvOptions: FRONTDOOR_* settings come from the environment, not from the Laravel .env
+// (which gives REVERB_* and the few FRONTDOOR_* variables applyLaravel reads). One written only in
+// the file would be ignored: a TLS setting that way is a start-up error, as a TLS setting left with
+// TLS off is; any other is a warning. Under systemd's EnvironmentFile= the variable is also in the
+// environment, and applies.
+func (s *settings) checkDotenvOptions(env laravelEnv, opts []*option) error {
+	if env.file == nil {
+		return nil
+	}
+	var errs []error
+	for _, o := range opts {
+		name := o.envName()
+		if name == "FRONTDOOR_ALLOWED_ORIGINS" { // read from the .env by applyLaravel
+			continue
+		}
+		_, line, inFile := env.file.Get(name)
+		if _, inEnv := env.lookup(name); !inFile || inEnv {
+			continue
+		}
+		msg := fmt.Sprintf("%s:%d %s is ignored: frontdoor reads FRONTDOOR_* settings from its environment, not from the Laravel .env; pass --%s or export the variable", env.file.Path, line, name, o.name)
+		if o.tlsOnly || o.name == "tls" {
+			errs = append(errs, errors.New(msg))
+		} else {
+			s.notices = append(s.notices, msg)
+		}
+	}
+	return errors.Join(errs...)
+}
 
 func optionSet(opts []*option, name string) bool {
 	for _, o := range opts {

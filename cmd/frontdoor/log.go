@@ -14,7 +14,8 @@ func parseLevel(s string) (zerolog.Level, error) {
 }
 
 // newLogger writes JSON for log collectors and a readable console format when a person watches
-// the terminal (docs/architecture.md "Errors and logs").
+// the terminal (docs/architecture.md "Errors and logs"). Every line carries the process id: during an upgrade
+// the old and the new process write to the same log, and pid tells them apart.
 func newLogger(w io.Writer, format, level string) zerolog.Logger {
 	lvl, err := parseLevel(level)
 	if err != nil || lvl == zerolog.NoLevel {
@@ -23,7 +24,7 @@ func newLogger(w io.Writer, format, level string) zerolog.Logger {
 	if format == "console" || (format == "auto" && isTerminal(w)) {
 		w = zerolog.ConsoleWriter{Out: w, TimeFormat: time.TimeOnly}
 	}
-	return zerolog.New(w).Level(lvl).With().Timestamp().Logger()
+	return zerolog.New(w).Level(lvl).With().Timestamp().Int("pid", os.Getpid()).Logger()
 }
 
 func isTerminal(w io.Writer) bool {

@@ -67,6 +67,7 @@ func cmdDoctor(args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&opts.JSON, "json", false, "print findings as JSON")
 	fs.DurationVar(&opts.Timeout, "timeout", 5*time.Second, "time limit for each live check")
 	fs.BoolVar(&opts.Insecure, "insecure", false, "do not verify the server's TLS certificate during live checks")
+	fs.StringVar(&opts.CAFile, "ca-file", "", "PEM `file` of a private CA doctor trusts for its live TLS checks (PHP does not: see README)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}

@@ -19,6 +19,7 @@ type option struct {
 	isBool   bool
 	repeated bool   // a repeatable flag; in FRONTDOOR_* the values are comma-separated
 	envSep   string // for a repeated option whose values contain commas: FRONTDOOR_* splits on this instead
+	tlsOnly  bool   // means nothing while TLS is off (settings.inferTLSMode)
 	apply    func(s *settings, values []string) error
 
 	values []string

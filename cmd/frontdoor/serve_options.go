@@ -170,7 +170,7 @@ func serveOptions() []*option {
 
 		// TLS.
 		{name: "tls", usage: "off, auto (ACME, default with --domain), files or self-signed", apply: str(func(s *settings) *string { return &s.TLS.Mode })},
-		{name: "domain", repeated: true, usage: "`name` to obtain a certificate for (repeatable)", apply: func(s *settings, v []string) error {
+		{name: "domain", tlsOnly: true, repeated: true, usage: "`name` to obtain a certificate for (repeatable)", apply: func(s *settings, v []string) error {
 			var out []string
 			for _, x := range v {
 				out = append(out, splitList(x)...)
@@ -178,16 +178,16 @@ func serveOptions() []*option {
 			s.TLS.Domains = out
 			return nil
 		}},
-		{name: "acme-email", usage: "contact `email` for the ACME account", apply: str(func(s *settings) *string { return &s.TLS.Email })},
-		{name: "cert-cache", usage: "`directory` for ACME certificates", apply: str(func(s *settings) *string { return &s.TLS.CacheDir })},
-		{name: "acme-directory", usage: "ACME directory `URL`, or production / staging (Let's Encrypt)", apply: str(func(s *settings) *string { return &s.TLS.ACMEDirectory })},
-		{name: "acme-ca-root", usage: "PEM `file` of a private CA that signs the ACME directory's certificate", apply: str(func(s *settings) *string { return &s.TLS.ACMECARoot })},
-		{name: "https-addr", usage: "TLS listener `address`", apply: str(func(s *settings) *string { return &s.TLS.HTTPSAddr })},
-		{name: "http-addr", usage: "plain :80 listener `address` for ACME http-01 and redirects", apply: str(func(s *settings) *string { return &s.TLS.HTTPAddr })},
-		{name: "http-redirect", isBool: true, usage: "redirect plain HTTP to https (false: serve it)", apply: boolean("http-redirect", func(s *settings) *bool { return &s.TLS.HTTPRedirect })},
-		{name: "tls-cert", usage: "certificate `file` (PEM, full chain)", apply: str(func(s *settings) *string { return &s.TLS.CertFile })},
-		{name: "tls-key", usage: "private key `file` (PEM)", apply: str(func(s *settings) *string { return &s.TLS.KeyFile })},
-		{name: "hsts", usage: "Strict-Transport-Security max-age (0 = off)", apply: duration("hsts", func(s *settings) *time.Duration { return &s.TLS.HSTS })},
+		{name: "acme-email", tlsOnly: true, usage: "contact `email` for the ACME account", apply: str(func(s *settings) *string { return &s.TLS.Email })},
+		{name: "cert-cache", tlsOnly: true, usage: "`directory` for ACME certificates and the kept self-signed one", apply: str(func(s *settings) *string { return &s.TLS.CacheDir })},
+		{name: "acme-directory", tlsOnly: true, usage: "ACME directory `URL`, or production / staging (Let's Encrypt)", apply: str(func(s *settings) *string { return &s.TLS.ACMEDirectory })},
+		{name: "acme-ca-root", tlsOnly: true, usage: "PEM `file` of a private CA that signs the ACME directory's certificate", apply: str(func(s *settings) *string { return &s.TLS.ACMECARoot })},
+		{name: "https-addr", tlsOnly: true, usage: "TLS listener `address`", apply: str(func(s *settings) *string { return &s.TLS.HTTPSAddr })},
+		{name: "http-addr", tlsOnly: true, usage: "plain :80 listener `address` for ACME http-01 and redirects", apply: str(func(s *settings) *string { return &s.TLS.HTTPAddr })},
+		{name: "http-redirect", tlsOnly: true, isBool: true, usage: "redirect plain HTTP to https (false: serve it)", apply: boolean("http-redirect", func(s *settings) *bool { return &s.TLS.HTTPRedirect })},
+		{name: "tls-cert", tlsOnly: true, usage: "certificate `file` (PEM, full chain)", apply: str(func(s *settings) *string { return &s.TLS.CertFile })},
+		{name: "tls-key", tlsOnly: true, usage: "private key `file` (PEM)", apply: str(func(s *settings) *string { return &s.TLS.KeyFile })},
+		{name: "hsts", tlsOnly: true, usage: "Strict-Transport-Security max-age (0 = off)", apply: duration("hsts", func(s *settings) *time.Duration { return &s.TLS.HSTS })},
 	}
 }
 

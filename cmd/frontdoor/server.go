@@ -16,6 +16,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/fasthttp/websocket"
 	"github.com/rs/zerolog"
 	"github.com/valyala/fasthttp"
 
@@ -64,10 +65,13 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 				srv.reload(args)
 				continue
 			}
-			if err := startUpgrade(args, log); err != nil {
+			newPid, err := startUpgrade(args, log)
+			if err != nil {
 				log.Error().Err(err).Msg("upgrade failed: this process keeps serving")
+				writeUpgradeStatus(s.PidFile, "failed "+err.Error(), log)
 				continue
 			}
+			writeUpgradeStatus(s.PidFile, "ready "+strconv.Itoa(newPid), log)
 			log.Info().Msg("upgrade: the new process listens; draining this one")
 			srv.upgrading.Store(true)
 			upgraded()
@@ -184,8 +188,12 @@ func newServer(s settings, log zerolog.Logger) (_ *server, err error) {
 	return srv, nil
 }
 
-// router is the one place that splits the product's three jobs by path (docs/architecture.md "The path of a
-// request"): {prefix}/app/ is the Pusher socket, {prefix}/apps/ the Pusher HTTP API, the rest PHP.
+// router is the one place that splits the product's three jobs by path (docs/architecture.md
+// "The path of a request"): {prefix}/app/{key} is the Pusher socket, {prefix}/apps/{id}/… the Pusher HTTP API,
+// the rest PHP. The Pusher side takes a path only when it is really its own (a configured key or
+// app id, a WebSocket handshake, a signed API request), so a Laravel route under /app or /apps
+// (Filament's default panel is /app) still reaches PHP; unknown keys and ids that do come as a
+// handshake or a signed request get the Pusher answer (4001, "Unknown app id") their clients expect.
 func (srv *server) router() fasthttp.RequestHandler {
 	prefix := srv.settings.Pusher.PathPrefix
 	appPrefix := []byte(prefix + "/app/")
@@ -193,9 +201,11 @@ func (srv *server) router() fasthttp.RequestHandler {
 	return func(ctx *fasthttp.RequestCtx) {
 		path := ctx.Path()
 		switch {
-		case bytes.HasPrefix(path, appPrefix):
+		case bytes.HasPrefix(path, appPrefix) &&
+			(srv.pusher.KnownKey(path[len(appPrefix):]) || websocket.FastHTTPIsWebSocketUpgrade(ctx)):
 			srv.pusher.HandleWebSocket(ctx)
-		case bytes.HasPrefix(path, apiPrefix):
+		case bytes.HasPrefix(path, apiPrefix) &&
+			(srv.pusher.KnownAppID(firstSegment(path[len(apiPrefix):])) || ctx.QueryArgs().Has("auth_signature")):
 			srv.pusher.HandleAPI(ctx)
 		default:
 			srv.proxy.ServeHTTP(ctx)
@@ -229,6 +239,14 @@ func isLoopback(addr string) bool {
 	}
 	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
+}
+
+// firstSegment is p up to its first slash.
+func firstSegment(p []byte) []byte {
+	if i := bytes.IndexByte(p, '/'); i >= 0 {
+		return p[:i]
+	}
+	return p
 }
 
 // httpServer holds the settings every listener shares. KeepHijackedConns is the idle-socket

@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
@@ -32,16 +33,16 @@ const upgradeEnv = "FRONTDOOR_UPGRADE_FD"
 // upgradeTimeout bounds how long the old process waits for the new one to listen.
 const upgradeTimeout = 30 * time.Second
 
-// startUpgrade runs the new process and waits until it listens. A nil error means the caller
-// should drain and exit.
-func startUpgrade(args []string, log zerolog.Logger) error {
+// startUpgrade runs the new process and waits until it listens, returning its pid. A nil error
+// means the caller should drain and exit.
+func startUpgrade(args []string, log zerolog.Logger) (int, error) {
 	exe, err := os.Executable()
 	if err != nil {
-		return fmt.Errorf("finding the executable: %w", err)
+		return 0, fmt.Errorf("finding the executable: %w", err)
 	}
 	r, w, err := os.Pipe()
 	if err != nil {
-		return err
+		return 0, err
 	}
 	defer r.Close()
 	cmd := exec.Command(exe, append([]string{"serve"}, args...)...)
@@ -50,10 +51,10 @@ func startUpgrade(args []string, log zerolog.Logger) error {
 	cmd.ExtraFiles = []*os.File{w} // descriptor 3 in the child
 	if err := cmd.Start(); err != nil {
 		w.Close()
-		return fmt.Errorf("starting %s: %w", exe, err)
+		return 0, fmt.Errorf("starting %s: %w", exe, err)
 	}
 	w.Close()
-	log.Info().Int("pid", cmd.Process.Pid).Str("exe", exe).Msg("upgrade: new process started, waiting for it to listen")
+	log.Info().Int("new_pid", cmd.Process.Pid).Str("exe", exe).Msg("upgrade: new process started, waiting for it to listen")
 
 	ready := make(chan error, 1)
 	go func() {
@@ -62,21 +63,53 @@ func startUpgrade(args []string, log zerolog.Logger) error {
 			ready <- nil
 			return
 		}
-		ready <- errors.New("the new process exited before listening (its log says why)")
+		ready <- errors.New("the new process exited before listening")
 	}()
 	select {
 	case err := <-ready:
 		if err != nil {
-			_ = cmd.Wait()
-			return err
+			if werr := cmd.Wait(); werr != nil {
+				err = fmt.Errorf("%w (%v)", err, werr)
+			}
+			return 0, fmt.Errorf("%w; its log, pid %d, says why", err, cmd.Process.Pid)
 		}
 	case <-time.After(upgradeTimeout):
 		_ = cmd.Process.Kill()
 		_ = cmd.Wait()
-		return fmt.Errorf("the new process did not listen within %s", upgradeTimeout)
+		return 0, fmt.Errorf("the new process (pid %d) did not listen within %s", cmd.Process.Pid, upgradeTimeout)
 	}
+	pid := cmd.Process.Pid
 	go func() { _ = cmd.Process.Release() }()
-	return nil
+	return pid, nil
+}
+
+// upgradeStatusFile is where a server reports the outcome of an upgrade for `frontdoor restart`
+// to wait on: beside the pid file (the unit's RuntimeDirectory), else in the temporary directory
+// under the server's pid.
+func upgradeStatusFile(pidFile string, pid int) string {
+	if pidFile != "" {
+		return pidFile + ".upgrade"
+	}
+	return filepath.Join(os.TempDir(), fmt.Sprintf("frontdoor-%d.upgrade", pid))
+}
+
+// writeUpgradeStatus records "ready <new pid>" or "failed <reason>" for `frontdoor restart`, in
+// both places it may look (restart --pid-file or restart --pid).
+func writeUpgradeStatus(pidFile string, status string, log zerolog.Logger) {
+	paths := []string{upgradeStatusFile("", os.Getpid())}
+	if pidFile != "" {
+		paths = append(paths, upgradeStatusFile(pidFile, os.Getpid()))
+	}
+	for _, path := range paths {
+		tmp := path + ".tmp"
+		err := os.WriteFile(tmp, []byte(status+"\n"), 0o644)
+		if err == nil {
+			err = os.Rename(tmp, path) // whole, never half-written
+		}
+		if err != nil {
+			log.Warn().Err(err).Str("file", path).Msg("cannot record the upgrade's outcome for frontdoor restart")
+		}
+	}
 }
 
 // announceReady tells whoever waits that this process serves: the old process of an upgrade
@@ -128,7 +161,9 @@ func cmdRestart(args []string, stdout, stderr io.Writer) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
+	pidFileUsed := ""
 	if *pid == 0 {
+		pidFileUsed = *pidFile
 		raw, err := os.ReadFile(*pidFile)
 		if err != nil {
 			fmt.Fprintf(stderr, "frontdoor restart: %v (start serve with --pid-file, or pass --pid)\n", err)
@@ -139,10 +174,37 @@ func cmdRestart(args []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 	}
+	// The outcome arrives in the status file; one left by an earlier upgrade must not answer.
+	status := upgradeStatusFile(pidFileUsed, *pid)
+	clear := func() { _ = os.Remove(status); _ = os.Remove(upgradeStatusFile("", *pid)) }
+	clear()
 	if err := syscall.Kill(*pid, syscall.SIGUSR2); err != nil {
 		fmt.Fprintf(stderr, "frontdoor restart: signalling pid %d: %v\n", *pid, err)
 		return 1
 	}
-	fmt.Fprintf(stdout, "asked pid %d to upgrade: it starts the new binary and drains once that one listens (see its log)\n", *pid)
-	return 0
+	fmt.Fprintf(stdout, "asked pid %d to upgrade; waiting for the new process to listen\n", *pid)
+	deadline := time.Now().Add(upgradeTimeout + 10*time.Second)
+	for {
+		gone := syscall.Kill(*pid, 0) == syscall.ESRCH // before the read: a report then exit is not lost
+		raw, err := os.ReadFile(status)
+		if err == nil && strings.HasSuffix(string(raw), "\n") {
+			clear()
+			line := strings.TrimSpace(string(raw))
+			if newPid, ok := strings.CutPrefix(line, "ready "); ok {
+				fmt.Fprintf(stdout, "pid %s serves; pid %d drains its connections and exits\n", newPid, *pid)
+				return 0
+			}
+			fmt.Fprintf(stderr, "frontdoor restart: the upgrade failed, pid %d keeps serving: %s\n", *pid, strings.TrimPrefix(line, "failed "))
+			return 1
+		}
+		if gone {
+			fmt.Fprintf(stderr, "frontdoor restart: pid %d exited without reporting a new process\n", *pid)
+			return 1
+		}
+		if time.Now().After(deadline) {
+			fmt.Fprintf(stderr, "frontdoor restart: no outcome from pid %d within %s (is it a frontdoor? its log says more)\n", *pid, upgradeTimeout+10*time.Second)
+			return 1
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }

@@ -66,6 +66,7 @@ test('over TLS, PHP behind php-fpm sees HTTPS=on', async () => {
   const php = await startFPM();
   const [httpsPort, httpPort] = [await freePort(), await freePort()];
   const tlsFd = await startFrontdoor({ args: ['--tls', 'self-signed', '--https-addr', `127.0.0.1:${httpsPort}`, '--http-addr', `127.0.0.1:${httpPort}`,
+    '--cert-cache', mkdtempSync(join(tmpdir(), 'fd-cache-')),
     '--root', join(app, 'public'), '--upstream', `fastcgi://${php.sock}`] });
   try {
     const body = await new Promise((resolve, reject) => {

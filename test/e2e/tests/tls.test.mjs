@@ -85,10 +85,12 @@ function servedCertificate(port) {
 }
 
 // startTLSFrontdoor runs frontdoor with a TLS listener and its :80 companion, plus the given args.
+// Each gets its own --cert-cache (the self-signed certificate is kept there) unless args name one.
 async function startTLSFrontdoor(args = []) {
   const httpsPort = await freePort();
   const httpPort = await freePort();
-  const fd = await startFrontdoor({ args: ['--tls', 'self-signed', '--https-addr', `127.0.0.1:${httpsPort}`, '--http-addr', `127.0.0.1:${httpPort}`, ...args] });
+  const cache = args.includes('--cert-cache') ? [] : ['--cert-cache', mkdtempSync(join(tmpdir(), 'fd-cache-'))];
+  const fd = await startFrontdoor({ args: ['--tls', 'self-signed', '--https-addr', `127.0.0.1:${httpsPort}`, '--http-addr', `127.0.0.1:${httpPort}`, ...cache, ...args] });
   const { pem, alpn } = await servedCertificate(httpsPort);
   const caFile = join(mkdtempSync(join(tmpdir(), 'fd-tls-')), 'frontdoor.pem');
   writeFileSync(caFile, pem);
@@ -114,6 +116,10 @@ const p = new Pusher(key, { cluster: '', wsHost: '127.0.0.1', wsPort: +port, wss
 p.connection.bind('state_change', (s) => { say({ state: s.current }); if (s.current === 'unavailable') process.exit(4); });
 // Any connection error ends the run: over TLS it is a refused certificate, never a retry.
 p.connection.bind('error', (e) => { say({ error: String(e?.error?.data?.message ?? e?.error?.message ?? e?.type ?? e) }); process.exit(3); });
+// The event can arrive before the publisher's HTTP response does: the run ends only when both
+// happened, or exiting on the event would cut off the 'published' line.
+const done = { published: false, received: false };
+const finish = (step) => { done[step] = true; if (done.published && done.received) { p.disconnect(); process.exit(0); } };
 p.connection.bind('connected', () => {
   say({ connected: p.connection.socket_id, tls: p.config.useTLS });
   const ch = p.subscribe('orders');
@@ -122,8 +128,9 @@ p.connection.bind('connected', () => {
     const api = new PusherServer({ appId: id, key, secret, host: '127.0.0.1', port, useTLS: true });
     const res = await api.trigger('orders', 'shipped', { order: 7, via: 'https API' });
     say({ published: res.status });
+    finish('published');
   });
-  ch.bind('shipped', (data) => { say({ received: data }); p.disconnect(); process.exit(0); });
+  ch.bind('shipped', (data) => { say({ received: data }); finish('received'); });
 });
 setTimeout(() => { say({ timeout: true }); process.exit(2); }, 20000);
 `;
@@ -168,6 +175,17 @@ test('the same client refuses the connection when it does not trust the certific
     assert.equal(code, 4, `want pusher-js to give up (unavailable) while trusting another certificate: ${JSON.stringify(lines)}`);
     assert.equal(lines.some((l) => 'connected' in l), false);
   } finally { await fd.stop(); await other.fd.stop(); }
+});
+
+test('--tls self-signed serves the same certificate after a restart with the same --cert-cache', async () => {
+  const cache = mkdtempSync(join(tmpdir(), 'fd-cache-'));
+  const first = await startTLSFrontdoor(['--cert-cache', cache]);
+  await first.fd.stop();
+  const second = await startTLSFrontdoor(['--cert-cache', cache]);
+  try {
+    assert.equal(second.pem, first.pem, 'a restart made a new self-signed certificate: every start would need trusting again');
+    assert.match(second.fd.log(), /reusing the one kept/);
+  } finally { await second.fd.stop(); }
 });
 
 test('a proxied request over TLS reaches the upstream with X-Forwarded-Proto https and gets HSTS; :80 redirects with 308', async () => {

@@ -105,6 +105,22 @@ func (p *project) checkPublishing(b broadcaster) {
 		fmt.Sprintf("%s=reverb", b.key))
 }
 
+// checkBroadcasterSDK: the reverb and pusher broadcasters are Laravel's PusherBroadcaster, which
+// needs the Pusher PHP SDK. laravel/reverb is what usually requires it, so removing Reverb's
+// package (frontdoor replaces its server, not its broadcaster) removes the SDK, and every
+// broadcast then fails with "Class Pusher\Pusher not found".
+func (p *project) checkBroadcasterSDK(b broadcaster) {
+	if !b.publishes() {
+		return
+	}
+	if v, known := p.lockedPackage("pusher/pusher-php-server"); !known || v != "" {
+		return // no composer.lock to tell, or the SDK is installed
+	}
+	p.addFile(Error, "broadcaster-sdk-missing", "composer.lock", fmt.Sprintf(
+		"%s=%s needs the Pusher PHP SDK, and pusher/pusher-php-server is not in composer.lock: every broadcast fails (Class \"Pusher\\Pusher\" not found). laravel/reverb requires it; removing that package removes the SDK",
+		b.key, b.name), "composer require pusher/pusher-php-server")
+}
+
 // checkPusherHost: laravel-config.md §5 #10. The pusher connection with an empty PUSHER_HOST
 // posts to api-{cluster}.pusher.com, Pusher's own service.
 func (p *project) checkPusherHost(b broadcaster) {

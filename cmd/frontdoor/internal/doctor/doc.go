@@ -18,6 +18,8 @@
 //	broadcast-connection-ignored           BROADCAST_CONNECTION on Laravel ≤ 10 or an old config file (#1)
 //	broadcast-key-ambiguous                version unknown and the two keys disagree
 //	broadcaster-not-reverb                 REVERB_* set while events go to log/null
+//	broadcaster-sdk-missing                reverb/pusher broadcaster without pusher/pusher-php-server in composer.lock
+//	route-conflict                         an app key or id that is also a Laravel route under /app or /apps
 //	app-credentials-missing/-empty/-short  REVERB_APP_ID/KEY/SECRET (#6)
 //	pusher-reverb-disagree                 PUSHER_APP_* and REVERB_APP_* both set and different
 //	pusher-host-empty                      pusher connection without PUSHER_HOST (#10)
@@ -37,7 +39,7 @@
 //	tls-expiring-soon, tls-handshake-failed
 //	ws-ok, ws-handshake-failed, ws-bad-frame, ws-refused, ws-tls-required, ws-app-key-unknown (4001),
 //	ws-app-disabled, ws-over-quota, ws-origin-refused (4009), ws-over-capacity
-//	api-ok, api-signature-rejected (401), api-app-unknown, api-not-routed (#8), api-failed
+//	api-ok, api-ok-private-ca, api-tls-untrusted, api-signature-rejected (401), api-app-unknown, api-not-routed (#8), api-failed
 //
 // Secrets never appear in the output: a secret is shown as its length.
 package doctor

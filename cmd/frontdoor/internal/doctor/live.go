@@ -84,8 +84,9 @@ func (lc *liveCheck) run(ctx context.Context, target *url.URL, explicit bool) []
 	if !ok {
 		return lc.findings
 	}
+	trust := trustPublic
 	if target.Scheme == "https" {
-		lc.checkTLS(ctx, target, tlsConf)
+		trust = lc.checkTLS(ctx, target, tlsConf)
 		// The certificate has been judged; the credential checks below still run, so one
 		// broken thing does not hide the others.
 		tlsConf = tlsConf.Clone()
@@ -101,9 +102,20 @@ func (lc *liveCheck) run(ctx context.Context, target *url.URL, explicit bool) []
 		lc.add(Info, "live-credentials-missing", "the .env has no app id or secret, so the signed API check was skipped", "")
 		return lc.findings
 	}
-	lc.checkAPI(target, tlsConf, id, key, secret)
+	lc.checkAPI(target, tlsConf, id, key, secret, trust)
 	return lc.findings
 }
+
+// phpTrust is whether PHP, publishing with the Pusher SDK over Guzzle and cURL, would accept the
+// server's certificate: cURL verifies against the system CA bundle unless the broadcaster's
+// client_options say otherwise, and doctor's own --insecure or --ca-file change nothing for PHP.
+type phpTrust int
+
+const (
+	trustPublic     phpTrust = iota // valid, and trusted by the system roots (or plain HTTP)
+	trustCAFileOnly                 // valid, but only trusted through --ca-file
+	trustFails                      // expired, wrong name or untrusted: cURL error 60
+)
 
 func (lc *liveCheck) targetSource() string {
 	if lc.p.has("REVERB_HOST") {
@@ -140,7 +152,7 @@ const expirySoon = 14 * 24 * time.Hour
 
 // checkTLS reports the certificate the server presents for the target's name: validity dates,
 // names, trust, days left.
-func (lc *liveCheck) checkTLS(ctx context.Context, target *url.URL, base *tls.Config) {
+func (lc *liveCheck) checkTLS(ctx context.Context, target *url.URL, base *tls.Config) phpTrust {
 	host := target.Hostname()
 	conf := base.Clone()
 	conf.ServerName = host
@@ -150,13 +162,13 @@ func (lc *liveCheck) checkTLS(ctx context.Context, target *url.URL, base *tls.Co
 	if err != nil {
 		lc.add(Error, "tls-handshake-failed", fmt.Sprintf("TLS handshake with %s failed: %v", hostPort(target), err),
 			"check that the port serves TLS (REVERB_SCHEME=https needs a TLS port) and that a certificate exists for "+host)
-		return
+		return trustFails
 	}
 	state := conn.(*tls.Conn).ConnectionState()
 	conn.Close()
 	if len(state.PeerCertificates) == 0 {
 		lc.add(Error, "tls-handshake-failed", "the server sent no certificate", "")
-		return
+		return trustFails
 	}
 	leaf := state.PeerCertificates[0]
 	now := lc.opts.now()
@@ -191,22 +203,29 @@ func (lc *liveCheck) checkTLS(ctx context.Context, target *url.URL, base *tls.Co
 	if at.After(leaf.NotAfter) || at.Before(leaf.NotBefore) {
 		at = leaf.NotBefore.Add(time.Second)
 	}
+	trust := trustPublic
 	if _, err := leaf.Verify(x509.VerifyOptions{Roots: base.RootCAs, Intermediates: inter, CurrentTime: at}); err != nil {
+		trust = trustFails
 		if lc.opts.Insecure {
-			lc.add(Info, "tls-untrusted", fmt.Sprintf("the certificate is not trusted (%v); accepted because of --insecure", err), "")
+			lc.add(Info, "tls-untrusted", fmt.Sprintf("the certificate is not trusted (%v); accepted for doctor's checks because of --insecure (PHP still refuses it)", err), "")
 		} else {
-			lc.add(Error, "tls-untrusted", fmt.Sprintf("the certificate for %s is not trusted: %v", host, err),
-				"use a certificate from a public CA (frontdoor --tls auto), or pass --ca-file with your private CA; --insecure skips this check")
+			lc.add(Error, "tls-untrusted", fmt.Sprintf("the certificate for %s is not trusted: %v; browsers and the broadcaster (PHP, cURL error 60) refuse it", host, err),
+				"use a certificate from a public CA (frontdoor --tls auto); for a private CA, publish over the loopback --listen or trust the CA in the broadcaster's client_options (README, \"The broadcaster over TLS\"); doctor --ca-file ca.pem makes doctor trust it too")
 			bad = true
+		}
+	} else if base.RootCAs != nil {
+		if _, err := leaf.Verify(x509.VerifyOptions{Intermediates: inter, CurrentTime: at}); err != nil {
+			trust = trustCAFileOnly // trusted through --ca-file alone
 		}
 	}
 	if bad {
-		return
+		return trustFails
 	}
 	if left < expirySoon {
 		lc.add(Warning, "tls-expiring-soon", fmt.Sprintf("the certificate for %s expires in %d days (%s): renewal is not happening", host, days, leaf.NotAfter.UTC().Format(time.DateOnly)),
 			"check frontdoor's log for ACME errors (ports 80 and 443 must reach it), or replace the certificate files and send SIGHUP")
-		return
+		return trust
 	}
 	lc.add(Info, "tls-ok", fmt.Sprintf("certificate for %s (names: %s; issuer: %s) valid until %s, %d days left", host, names, leaf.Issuer.CommonName, leaf.NotAfter.UTC().Format(time.DateOnly), days), "")
+	return trust
 }

@@ -15,7 +15,10 @@ import (
 // (pusher-protocol.md §8.2): GET {prefix}/apps/{id}/channels. The signed path never includes
 // the prefix, as the PHP SDK signs it. 200 proves the publisher's id, key and secret match the
 // server's app.
-func (lc *liveCheck) checkAPI(target *url.URL, tlsConf *tls.Config, id, key, secret string) {
+//
+// A 200 over a certificate PHP would refuse is not a promise about publishes: the broadcaster
+// verifies TLS (trust), doctor's check had not.
+func (lc *liveCheck) checkAPI(target *url.URL, tlsConf *tls.Config, id, key, secret string, trust phpTrust) {
 	apiPath := "/apps/" + url.PathEscape(id) + "/channels"
 	params := pusher.SignAPIRequest(key, secret, "GET", apiPath, nil, nil, lc.opts.now())
 	reqURL := target.Scheme + "://" + hostPort(target) + target.Path + apiPath + "?" + params.Encode()
@@ -38,6 +41,12 @@ func (lc *liveCheck) checkAPI(target *url.URL, tlsConf *tls.Config, id, key, sec
 	status := resp.StatusCode()
 	html := bytes.Contains(resp.Header.ContentType(), []byte("html"))
 	switch {
+	case status == fasthttp.StatusOK && !html && trust == trustFails:
+		lc.add(Error, "api-tls-untrusted", fmt.Sprintf("signed GET %s%s accepted with this key and secret, but only because doctor did not verify the certificate: PHP does, so every broadcast fails (cURL error 60, a 500 in the app)", target.Path, apiPath),
+			"publish over frontdoor's loopback listener: frontdoor serve --listen 127.0.0.1:8080 and REVERB_HOST=127.0.0.1 REVERB_PORT=8080 REVERB_SCHEME=http, with VITE_REVERB_HOST/PORT/SCHEME kept on the public https address; or trust the CA in config/broadcasting.php: 'client_options' => ['verify' => '/path/to/ca.pem']")
+	case status == fasthttp.StatusOK && !html && trust == trustCAFileOnly:
+		lc.add(Warning, "api-ok-private-ca", fmt.Sprintf("signed GET %s%s accepted: the server has app %s with this key and secret; the certificate is trusted only through --ca-file, so publishes succeed only if PHP trusts that CA too", target.Path, apiPath, id),
+			"in config/broadcasting.php: 'client_options' => ['verify' => '/path/to/ca.pem'], or publish over the loopback --listen (REVERB_HOST=127.0.0.1, REVERB_SCHEME=http)")
 	case status == fasthttp.StatusOK && !html:
 		lc.add(Info, "api-ok", fmt.Sprintf("signed GET %s%s accepted: the server has app %s with this key and secret, so the broadcaster's publishes will be accepted", target.Path, apiPath, id), "")
 		if p := resp.Header.Peek(pusher.PartialHeader); len(p) > 0 {

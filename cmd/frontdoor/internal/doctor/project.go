@@ -93,9 +93,16 @@ func (p *project) exists(rel string) bool {
 
 // frameworkVersion returns laravel/framework's version from composer.lock ("v11.9.2"), or "".
 func (p *project) frameworkVersion() string {
+	v, _ := p.lockedPackage("laravel/framework")
+	return v
+}
+
+// lockedPackage returns a package's version from composer.lock ("packages", what production
+// installs). known is false when there is no readable composer.lock to tell.
+func (p *project) lockedPackage(name string) (version string, known bool) {
 	data, err := os.ReadFile(filepath.Join(p.dir, "composer.lock"))
 	if err != nil {
-		return ""
+		return "", false
 	}
 	var lock struct {
 		Packages []struct {
@@ -104,14 +111,14 @@ func (p *project) frameworkVersion() string {
 		} `json:"packages"`
 	}
 	if json.Unmarshal(data, &lock) != nil {
-		return ""
+		return "", false
 	}
 	for _, pkg := range lock.Packages {
-		if pkg.Name == "laravel/framework" {
-			return pkg.Version
+		if pkg.Name == name {
+			return pkg.Version, true
 		}
 	}
-	return ""
+	return "", true
 }
 
 // majorVersion parses "v11.9.2" or "11.x-dev" to 11; 0 when unknown.

@@ -34,7 +34,7 @@ func (p *project) checkCredentials(b broadcaster) {
 			if part == "ID" {
 				fresh = randomAppID()
 			}
-			fix := fmt.Sprintf("%s=%s   (a fresh random value; the server, the broadcaster and the browser bundle must all use the same)", key, fresh)
+			fix := fmt.Sprintf("%s=%s   (a fresh random value; %s)", key, fresh, credentialSharing(prefix, part))
 			v, line, ok := p.get(key)
 			switch {
 			case !ok:
@@ -50,6 +50,18 @@ func (p *project) checkCredentials(b broadcaster) {
 			}
 		}
 	}
+}
+
+// credentialSharing says who must hold the same value. Only the key reaches the browser; the
+// secret signs publishes and private subscriptions and stays on the servers.
+func credentialSharing(prefix, part string) string {
+	switch part {
+	case "KEY":
+		return "the server, the broadcaster and the browser bundle (VITE_" + prefix + "KEY) must all use the same"
+	case "SECRET":
+		return "the server and the broadcaster must use the same; keep it on the servers, out of the front-end build"
+	}
+	return "the server and the broadcaster must use the same"
 }
 
 func credentialEffect(part string) string {

@@ -101,6 +101,8 @@ func TestFixtures(t *testing.T) {
 		{fixture: "pusher-host-empty", want: []want{{Warning, "pusher-host-empty", 25, "", ""}}},
 		{fixture: "pusher-reverb-disagree", want: []want{{Error, "pusher-reverb-disagree", 23, "", ""}}},
 		{fixture: "broadcaster-not-reverb", want: []want{{Warning, "broadcaster-not-reverb", 7, "", ""}}},
+		{fixture: "broadcaster-sdk-missing", want: []want{{Error, "broadcaster-sdk-missing", 0, "composer.lock", "composer require pusher/pusher-php-server"}}},
+		{fixture: "route-conflict", want: []want{{Warning, "route-conflict", 0, "web.php", ""}}},
 		{fixture: "queue-worker-needed", want: []want{{Info, "queue-worker-needed", 8, "", ""}}},
 		{fixture: "origin-not-allowed", want: []want{{Error, "origin-not-allowed", 22, "", `REVERB_ALLOWED_ORIGINS="admin.example.com, *.example.org, app.example.com"`}}},
 		{fixture: "env-parse-error", want: []want{{Error, "env-parse-error", 1, "", `APP_NAME="My Shop"`}}},
@@ -145,7 +147,7 @@ func TestFixtures(t *testing.T) {
 // TestCleanFixtures: a correct frontdoor .env (laravel-config.md §7) and its variants raise
 // neither errors nor warnings; this is what keeps the checks from crying wolf.
 func TestCleanFixtures(t *testing.T) {
-	for _, name := range []string{"clean", "vite-fresh-build", "origin-allowed", "reverb-host-loopback-split"} {
+	for _, name := range []string{"clean", "vite-fresh-build", "origin-allowed", "reverb-host-loopback-split", "route-no-conflict"} {
 		t.Run(name, func(t *testing.T) {
 			rep := checkFixture(t, copyFixture(t, name), noEnv)
 			if rep.Count(Error)+rep.Count(Warning) != 0 {
