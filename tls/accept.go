@@ -55,7 +55,7 @@ var exhausted, shed atomic.Uint64
 // GuardAccept wraps ln so that running out of file descriptors never ends its Serve loop.
 func GuardAccept(ln net.Listener, g AcceptGuard) net.Listener {
 	reserve.init()
-	return &guardedListener{Listener: ln, g: g, logs: ratelog.New(logEvery)}
+	return &guardedListener{Listener: ln, g: g, logs: ratelog.New(1, logEvery)}
 }
 
 type guardedListener struct {

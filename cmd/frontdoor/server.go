@@ -113,7 +113,7 @@ type boundListener struct {
 }
 
 func newServer(s settings, log zerolog.Logger) (_ *server, err error) {
-	srv := &server{log: log, settings: s, metrics: newMetrics(), malformedLogs: ratelog.New(10 * time.Second),
+	srv := &server{log: log, settings: s, metrics: newMetrics(), malformedLogs: ratelog.New(1, 10*time.Second),
 		workers: workers.New(workers.DefaultOptions(), log.With().Str("component", "workers").Logger())}
 	defer func() {
 		if err != nil {

@@ -168,7 +168,7 @@ func TestEnvironDropsFrontdoorsOwnVariables(t *testing.T) {
 func TestPumpTruncatesLongLines(t *testing.T) {
 	var buf bytes.Buffer
 	in := strings.Repeat("x", 5000) + "\nshort\r\n" + strings.Repeat("y", 100)
-	lim := &lineLimiter{perSecond: 100}
+	lim := newLineLimiter(100)
 	pump(strings.NewReader(in), 1024, "stderr", lim, zerolog.New(&buf), func() { t.Error("dropped a line under the limit") })
 	var got []map[string]any
 	for _, l := range strings.Split(strings.TrimSpace(buf.String()), "\n") {
@@ -199,7 +199,7 @@ func FuzzPump(f *testing.F) {
 		const maxLine = 16
 		var buf bytes.Buffer
 		dropped := 0
-		pump(strings.NewReader(in), maxLine, "stdout", &lineLimiter{perSecond: int(perSecond)}, zerolog.New(&buf), func() { dropped++ })
+		pump(strings.NewReader(in), maxLine, "stdout", newLineLimiter(int(perSecond)), zerolog.New(&buf), func() { dropped++ })
 		logged, suppressed := 0, 0
 		for _, l := range strings.Split(strings.TrimSpace(buf.String()), "\n") {
 			if l == "" {

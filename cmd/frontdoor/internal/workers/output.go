@@ -5,54 +5,29 @@ import (
 	"bytes"
 	"errors"
 	"io"
-	"sync"
 	"time"
 
 	"github.com/rs/zerolog"
+
+	"github.com/frontdoorhq/frontdoor/internal/ratelog"
 )
 
-// lineLimiter lets at most perSecond lines of one copy into the log in each one-second window. A
-// chatty or looping worker must not flood frontdoor's log (and the disk behind journald): the
-// lines beyond the budget are counted, and the count is written with the next line let through
-// and when the copy's output ends.
-type lineLimiter struct {
-	mu         sync.Mutex
-	perSecond  int
-	window     time.Time
-	n          int
-	suppressed uint64
-}
-
-func (l *lineLimiter) allow(now time.Time) (suppressed uint64, ok bool) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if now.Sub(l.window) >= time.Second {
-		l.window, l.n = now, 0
+// newLineLimiter lets at most perSecond lines of one copy into the log each second (a burst of
+// perSecond, refilled evenly). A chatty or looping worker must not flood frontdoor's log (and the
+// disk behind journald): the lines beyond the budget are counted, and the count is written with
+// the next line let through and when the copy's output ends.
+func newLineLimiter(perSecond int) *ratelog.Limiter {
+	if perSecond <= 0 {
+		return ratelog.New(0, time.Second)
 	}
-	if l.n >= l.perSecond {
-		l.suppressed++
-		return 0, false
-	}
-	l.n++
-	s := l.suppressed
-	l.suppressed = 0
-	return s, true
-}
-
-// flush returns the lines suppressed since the last one let through.
-func (l *lineLimiter) flush() uint64 {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	s := l.suppressed
-	l.suppressed = 0
-	return s
+	return ratelog.New(perSecond, time.Second/time.Duration(perSecond))
 }
 
 // pump copies one output stream of a copy into the log, a line per entry, until the stream ends
 // (the copy and every process that inherited the stream have closed it). It never stops reading
 // early: a worker blocked on a full pipe would stall mid-job. Lines longer than maxLine are cut
 // and marked truncated. dropped is told about every suppressed line, for the metric.
-func pump(r io.Reader, maxLine int, stream string, lim *lineLimiter, log zerolog.Logger, dropped func()) {
+func pump(r io.Reader, maxLine int, stream string, lim *ratelog.Limiter, log zerolog.Logger, dropped func()) {
 	br := bufio.NewReaderSize(r, maxLine)
 	level := zerolog.InfoLevel
 	if stream == "stderr" {
@@ -73,7 +48,7 @@ func pump(r io.Reader, maxLine int, stream string, lim *lineLimiter, log zerolog
 			err = nil
 		}
 		if text != "" {
-			if n, ok := lim.allow(time.Now()); ok {
+			if n, ok := lim.Allow(); ok {
 				ev := log.WithLevel(level).Str("stream", stream)
 				if truncated {
 					ev = ev.Bool("truncated", true)
@@ -87,7 +62,7 @@ func pump(r io.Reader, maxLine int, stream string, lim *lineLimiter, log zerolog
 			}
 		}
 		if err != nil {
-			if n := lim.flush(); n > 0 {
+			if n := lim.Flush(); n > 0 {
 				log.Warn().Str("stream", stream).Uint64("suppressed_lines", n).
 					Msg("worker output over the log rate limit was not logged")
 			}

@@ -444,7 +444,7 @@ func (in *instance) start(cfg Config) (cmd *exec.Cmd, pumped <-chan struct{}, er
 		errR.Close()
 		return nil, nil, err
 	}
-	lim := &lineLimiter{perSecond: in.sup.opts.LogLinesPerSecond}
+	lim := newLineLimiter(in.sup.opts.LogLinesPerSecond)
 	log := in.log.With().Int("pid", cmd.Process.Pid).Logger()
 	dropped := func() { in.st.droppedLogs.Add(1) }
 	var wg sync.WaitGroup
