@@ -51,6 +51,12 @@ type Config struct {
 	AllowAnyHost bool
 	// AccessLog writes one line per request.
 	AccessLog bool
+	// DisableCompression turns off response compression (compress.go); it is on by default,
+	// as Caddy's encode and a typical Nginx gzip on.
+	DisableCompression bool
+	// CompressLevel is 1 (fastest) to 9 (smallest), gzip's scale; brotli takes the same number,
+	// zstd the nearest of its four speeds. Zero means DefaultCompressLevel.
+	CompressLevel int
 }
 
 // DefaultUpstream is where `php artisan serve` and Octane listen by default.
@@ -83,6 +89,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.BodyBufferLimit == 0 {
 		c.BodyBufferLimit = max(1<<30, c.MaxBody)
+	}
+	if c.CompressLevel == 0 {
+		c.CompressLevel = DefaultCompressLevel
 	}
 	return c
 }
@@ -127,6 +136,9 @@ func (c *Config) Validate() error {
 	}
 	if c.BodyBufferLimit != 0 && c.BodyBufferLimit < c.MaxBody {
 		errs = append(errs, fmt.Errorf("body_buffer_limit: invalid value %d: must be at least max_body (%d), or one largest body could never be read", c.BodyBufferLimit, c.MaxBody))
+	}
+	if c.CompressLevel < 0 || c.CompressLevel > 9 {
+		errs = append(errs, fmt.Errorf("compress_level: invalid value %d: want 1 (fastest) to 9 (smallest)", c.CompressLevel))
 	}
 	return errors.Join(errs...)
 }

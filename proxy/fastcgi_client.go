@@ -361,7 +361,7 @@ func (u *fcgiUpstream) roundTrip(ctx *fasthttp.RequestCtx, x *exchange, c *fcgiC
 	}
 	x.deferred = true
 	b := &fcgiBody{c: c, pre: pre, buf: buf, stdin: stdin, x: x, status: status}
-	ctx.Response.SetBodyStream(b, cl)
+	x.h.setBodyStream(ctx, b, cl)
 	return "", nil, false
 }
 

@@ -10,6 +10,7 @@ import (
 	"html"
 	"io"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -38,9 +39,10 @@ type Handler struct {
 	upstreams []backend
 	next      atomic.Uint64
 	observer  atomic.Pointer[observerBox]
-	hosts     []string   // Config.Hosts as hostName gives them
-	bodies    bodyBudget // request bodies being buffered
-	refusals  logLimiter // lines about refused requests
+	hosts     []string    // Config.Hosts as hostName gives them
+	compress  *compressor // nil when Config.DisableCompression
+	bodies    bodyBudget  // request bodies being buffered
+	refusals  logLimiter  // lines about refused requests
 }
 
 // backend is one upstream running the app: php-fpm over FastCGI, or an HTTP server.
@@ -102,6 +104,9 @@ func New(cfg Config, log zerolog.Logger) (*Handler, error) {
 	}
 	h := &Handler{cfg: cfg, log: log}
 	h.bodies.limit = cfg.BodyBufferLimit
+	if !cfg.DisableCompression {
+		h.compress = &compressor{level: cfg.CompressLevel, slots: make(chan struct{}, max(2, runtime.GOMAXPROCS(0)))}
+	}
 	for _, n := range cfg.Hosts {
 		h.hosts = append(h.hosts, hostName(n))
 	}
@@ -179,7 +184,7 @@ func (h *Handler) ServeHTTP(ctx *fasthttp.RequestCtx) {
 			if rel, ok := staticRel(x.path); ok {
 				rs := h.docRoot.get()
 				if src, ok := openStatic(rs, rel); ok {
-					serveStatic(ctx, rs, rel, src)
+					h.serveStatic(ctx, rs, rel, src)
 					break
 				}
 			}
@@ -211,6 +216,8 @@ func (h *Handler) ServeHTTP(ctx *fasthttp.RequestCtx) {
 				h.log.Error().Err(err).Str("upstream", x.upstream).Str("request_id", x.reqID).Str("kind", kind).Msg("upstream failed")
 				h.errorPage(ctx, status, fasthttp.StatusMessage(status))
 			}
+		} else if !x.deferred {
+			h.compressBody(ctx)
 		}
 	}
 	if !x.deferred {

@@ -198,7 +198,7 @@ func (u *httpUpstream) serve(ctx *fasthttp.RequestCtx, x *exchange) (string, err
 		return "", nil
 	}
 	x.deferred = true
-	ctx.Response.SetBodyStream(&httpBody{u: u, resp: resp, stream: stream, x: x, status: resp.StatusCode()}, resp.Header.ContentLength())
+	x.h.setBodyStream(ctx, &httpBody{u: u, resp: resp, stream: stream, x: x, status: resp.StatusCode()}, resp.Header.ContentLength())
 	return "", nil
 }
 

@@ -105,6 +105,9 @@ type fileProxy struct {
 	StreamRequestBodies *bool          `yaml:"stream_request_bodies"`
 	AllowAnyHost        *bool          `yaml:"allow_any_host"`
 	SymlinkRoots        []string       `yaml:"symlink_roots"`
+	// Pages (docs/configuration.md "Compression").
+	Compress      *bool `yaml:"compress"`
+	CompressLevel *int  `yaml:"compress_level"`
 }
 
 type fileTLS struct {
@@ -170,6 +173,10 @@ func (s *settings) applyYAML(path string) error {
 		if p.SymlinkRoots != nil {
 			s.Proxy.SymlinkRoots = p.SymlinkRoots
 		}
+		if p.Compress != nil {
+			s.Proxy.DisableCompression = !*p.Compress
+		}
+		setIf(&s.Proxy.CompressLevel, p.CompressLevel)
 	}
 	if r := fc.Redis; r != nil {
 		setIf(&s.Redis.URL, r.URL)

@@ -48,3 +48,28 @@ func TestSymlinkRootSetting(t *testing.T) {
 		t.Fatalf("yaml: %v, %v", s.Proxy.SymlinkRoots, err)
 	}
 }
+
+// TestCompressSettings: compression is on by default; --compress=false, FRONTDOOR_COMPRESS and
+// YAML turn it off, the level comes from each layer, and a level out of range names its key.
+func TestCompressSettings(t *testing.T) {
+	s, err := load(t, nil, env())
+	if err != nil || s.Proxy.DisableCompression {
+		t.Fatalf("default: %+v, %v", s.Proxy, err)
+	}
+	s, err = load(t, []string{"--compress=false", "--compress-level", "7"}, env())
+	if err != nil || !s.Proxy.DisableCompression || s.Proxy.CompressLevel != 7 {
+		t.Fatalf("flags: %+v, %v", s.Proxy, err)
+	}
+	s, err = load(t, nil, env("FRONTDOOR_COMPRESS", "false", "FRONTDOOR_COMPRESS_LEVEL", "3"))
+	if err != nil || !s.Proxy.DisableCompression || s.Proxy.CompressLevel != 3 {
+		t.Fatalf("env: %+v, %v", s.Proxy, err)
+	}
+	yml := writeFile(t, "frontdoor.yaml", "proxy:\n  compress: false\n  compress_level: 9\n")
+	s, err = load(t, []string{"--config", yml, "--env-file", ""}, env())
+	if err != nil || !s.Proxy.DisableCompression || s.Proxy.CompressLevel != 9 {
+		t.Fatalf("yaml: %+v, %v", s.Proxy, err)
+	}
+	if _, err := load(t, []string{"--compress-level", "12"}, env()); err == nil || !strings.Contains(err.Error(), "compress_level") {
+		t.Fatalf("--compress-level 12: %v", err)
+	}
+}

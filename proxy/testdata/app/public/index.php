@@ -55,6 +55,35 @@ case '/stream':
     echo file_exists($file) ? "data: last\n\n" : "data: gave up\n\n";
     break;
 
+case '/text':
+    // Compression: n repetitions of a line, with the type and headers the query asks for.
+    header('Content-Type: ' . ($_GET['type'] ?? 'text/html; charset=UTF-8'));
+    if (isset($_GET['cc'])) {
+        header('Cache-Control: ' . $_GET['cc']);
+    }
+    if (isset($_GET['etag'])) {
+        header('ETag: "' . $_GET['etag'] . '"');
+    }
+    $text = str_repeat("hello from frontdoor's php\n", (int)($_GET['n'] ?? 200));
+    if (isset($_GET['gzip'])) {
+        header('Content-Encoding: gzip');
+        $text = gzencode($text);
+    }
+    echo $text;
+    break;
+
+case '/stream-html':
+    // A streamed page: a first part now, the rest once the test has created the file it names.
+    header('Content-Type: text/html');
+    echo str_repeat("<p>first part</p>\n", 100);
+    flush();
+    $file = $_GET['file'];
+    for ($i = 0; $i < 600 && !file_exists($file); $i++) {
+        usleep(50000);
+    }
+    echo str_repeat("<p>second part</p>\n", 100);
+    break;
+
 case '/slow':
     usleep((int)($_GET['ms'] ?? 3000) * 1000);
     echo "slow done";
