@@ -6,6 +6,7 @@ require (
 	github.com/fasthttp/websocket v1.5.12
 	github.com/klauspost/compress v1.20.3
 	github.com/molecule-man/go-brrr v1.3.0
+	github.com/pires/go-proxyproto v0.15.0
 	github.com/prometheus/client_golang v1.25.0
 	github.com/redis/go-redis/v9 v9.23.0
 	github.com/rs/zerolog v1.35.1

@@ -51,6 +51,10 @@ type Config struct {
 	AllowAnyHost bool
 	// AccessLog writes one line per request.
 	AccessLog bool
+	// TrustedProxies are the balancers and CDNs whose forwarding headers are believed (client.go):
+	// IP addresses, CIDRs, and the presets "cloudflare" and "private". Empty: frontdoor is the
+	// edge and believes nobody.
+	TrustedProxies []string
 	// DisableCompression turns off response compression (compress.go); it is on by default,
 	// as Caddy's encode and a typical Nginx gzip on.
 	DisableCompression bool
@@ -136,6 +140,9 @@ func (c *Config) Validate() error {
 	}
 	if c.BodyBufferLimit != 0 && c.BodyBufferLimit < c.MaxBody {
 		errs = append(errs, fmt.Errorf("body_buffer_limit: invalid value %d: must be at least max_body (%d), or one largest body could never be read", c.BodyBufferLimit, c.MaxBody))
+	}
+	if _, err := ParseTrustedProxies(c.TrustedProxies); err != nil {
+		errs = append(errs, err)
 	}
 	if c.CompressLevel < 0 || c.CompressLevel > 9 {
 		errs = append(errs, fmt.Errorf("compress_level: invalid value %d: want 1 (fastest) to 9 (smallest)", c.CompressLevel))

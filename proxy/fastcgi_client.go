@@ -213,7 +213,7 @@ func (u *fcgiUpstream) serve(ctx *fasthttp.RequestCtx, x *exchange) (string, err
 	if d := x.h.docRoot; d != nil {
 		real = d.get().real
 	}
-	pairs := appendParams((*pp)[:0], ctx, u.cfg.Root, real, u.cfg.FrontController, x.h.serverName(ctx), length)
+	pairs := appendParams((*pp)[:0], ctx, x.client, u.cfg.Root, real, u.cfg.FrontController, x.h.serverName(ctx), length)
 	// The request's first bytes: BEGIN_REQUEST, the PARAMS stream and its end (§5.1, §5.2), and
 	// a small in-memory body with the end of STDIN.
 	out := appendBeginRequest(make([]byte, 0, 2*fcgiHeaderLen+len(pairs)+len(body.mem)+64))

@@ -41,8 +41,9 @@ type Handler struct {
 	observer  atomic.Pointer[observerBox]
 	hosts     []string    // Config.Hosts as hostName gives them
 	compress  *compressor // nil when Config.DisableCompression
-	bodies    bodyBudget  // request bodies being buffered
-	refusals  logLimiter  // lines about refused requests
+	trusted   *TrustedProxies
+	bodies    bodyBudget // request bodies being buffered
+	refusals  logLimiter // lines about refused requests
 }
 
 // backend is one upstream running the app: php-fpm over FastCGI, or an HTTP server.
@@ -68,6 +69,7 @@ type exchange struct {
 	upstream string
 	deferred bool
 	body     *requestBody // the buffered request body, released by finish
+	client   Client       // who the request is from (ResolveClient)
 	// For the access log only (noteAccess).
 	target, query, remote, userAgent, referer string
 }
@@ -103,6 +105,10 @@ func New(cfg Config, log zerolog.Logger) (*Handler, error) {
 		}
 	}
 	h := &Handler{cfg: cfg, log: log}
+	var err error
+	if h.trusted, err = ParseTrustedProxies(cfg.TrustedProxies); err != nil {
+		return nil, err
+	}
 	h.bodies.limit = cfg.BodyBufferLimit
 	if !cfg.DisableCompression {
 		h.compress = &compressor{level: cfg.CompressLevel, slots: make(chan struct{}, max(2, runtime.GOMAXPROCS(0)))}
@@ -111,7 +117,6 @@ func New(cfg Config, log zerolog.Logger) (*Handler, error) {
 		h.hosts = append(h.hosts, hostName(n))
 	}
 	if cfg.Root != "" {
-		var err error
 		if h.docRoot, err = openDocRoot(cfg.Root, cfg.SymlinkRoots); err != nil {
 			return nil, fmt.Errorf("root: %w", err)
 		}
@@ -125,7 +130,7 @@ func New(cfg Config, log zerolog.Logger) (*Handler, error) {
 		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-	err := h.Ready(ctx)
+	err = h.Ready(ctx)
 	cancel()
 	switch {
 	case err == nil:
@@ -173,6 +178,7 @@ func (h *Handler) ServeHTTP(ctx *fasthttp.RequestCtx) {
 	x.reqID = requestID(ctx)
 	x.path = string(ctx.Path())
 	x.method = string(ctx.Method())
+	x.client = h.ResolveClient(ctx)
 	if h.cfg.AccessLog {
 		x.noteAccess(ctx)
 	}

@@ -163,7 +163,7 @@ func (u *httpUpstream) serve(ctx *fasthttp.RequestCtx, x *exchange) (string, err
 	}
 	stripHopByHop(&req.Header)
 	dropUnsafeHeaders(&req.Header)
-	setForwarded(ctx, &req.Header)
+	setForwarded(ctx, x.client, &req.Header)
 	req.SetHost(string(ctx.Host())) // Host preserved, as Nginx's proxy_set_header Host $host
 	if ctx.IsHead() {
 		resp.SkipBody = true
@@ -309,22 +309,42 @@ func dropUnsafeHeaders(h *fasthttp.RequestHeader) {
 }
 
 // setForwarded sets the X-Forwarded-* headers fresh, after dropUnsafeHeaders removed the
-// client's: frontdoor is the edge, so the peer is the client and X-Forwarded-For is its
-// address alone.
-func setForwarded(ctx *fasthttp.RequestCtx, h *fasthttp.RequestHeader) {
-	ip := ctx.RemoteIP().String()
-	h.Set("X-Forwarded-For", ip)
+// client's. When frontdoor is the edge the peer is the client and X-Forwarded-For is its
+// address alone. Behind a trusted balancer (ResolveClient) the chain it sent is kept with the
+// balancer appended, as every proxy on the way does, so an app that trusts the same ranges
+// (Laravel's TrustProxies) walks it to the same client; X-Real-IP is that client, and
+// -Proto, -Host and -Port are what the balancer said.
+func setForwarded(ctx *fasthttp.RequestCtx, c Client, h *fasthttp.RequestHeader) {
+	peer := ctx.RemoteIP().String()
+	xff := peer
+	if c.Trusted {
+		chain := c.Chain
+		if chain == "" && c.Addr != c.Peer { // from CF-Connecting-IP
+			chain = c.Addr.String()
+		}
+		if chain != "" {
+			xff = chain + ", " + peer
+		}
+	}
+	h.Set("X-Forwarded-For", xff)
 	proto, port := "http", "80"
-	if ctx.IsTLS() {
+	if c.HTTPS {
 		proto, port = "https", "443"
 	}
-	if _, p, err := net.SplitHostPort(ctx.LocalAddr().String()); err == nil {
+	if _, p, err := net.SplitHostPort(ctx.LocalAddr().String()); err == nil && c.HTTPS == ctx.IsTLS() {
 		port = p
 	}
+	if c.Port != "" {
+		port = c.Port
+	}
+	host := string(ctx.Host())
+	if c.Host != "" {
+		host = c.Host
+	}
 	h.Set("X-Forwarded-Proto", proto)
-	h.Set("X-Forwarded-Host", string(ctx.Host()))
+	h.Set("X-Forwarded-Host", host)
 	h.Set("X-Forwarded-Port", port)
-	h.Set("X-Real-IP", ip)
+	h.Set("X-Real-IP", c.Addr.String())
 }
 
 // clientForwarding reports a header that describes the connection as a proxy saw it: the

@@ -31,6 +31,9 @@ type settings struct {
 	LogFormat       string // auto, json or console
 	AccessLog       bool
 	PidFile         string // written at start-up for `frontdoor restart`
+	// ProxyProtocol names the listeners (https, http, plain, or all) that expect a PROXY
+	// protocol header from a trusted balancer (proxyproto.go).
+	ProxyProtocol []string
 
 	Pusher pusher.Config
 	Proxy  proxy.Config
@@ -78,6 +81,7 @@ type fileConfig struct {
 	Proxy           *fileProxy         `yaml:"proxy"`
 	TLS             *fileTLS           `yaml:"tls"`
 	Redis           *fileRedis         `yaml:"redis"`
+	ProxyProtocol   []string           `yaml:"proxy_protocol"`
 }
 
 type fileRedis struct {
@@ -106,8 +110,9 @@ type fileProxy struct {
 	AllowAnyHost        *bool          `yaml:"allow_any_host"`
 	SymlinkRoots        []string       `yaml:"symlink_roots"`
 	// Pages (docs/configuration.md "Compression").
-	Compress      *bool `yaml:"compress"`
-	CompressLevel *int  `yaml:"compress_level"`
+	TrustedProxies []string `yaml:"trusted_proxies"`
+	Compress       *bool    `yaml:"compress"`
+	CompressLevel  *int     `yaml:"compress_level"`
 }
 
 type fileTLS struct {
@@ -152,6 +157,9 @@ func (s *settings) applyYAML(path string) error {
 	if len(fc.Apps) > 0 {
 		s.Pusher.Apps = fc.Apps
 	}
+	if fc.ProxyProtocol != nil {
+		s.ProxyProtocol = fc.ProxyProtocol
+	}
 	if p := fc.Proxy; p != nil {
 		setIf(&s.Proxy.Root, p.Root)
 		setIf(&s.Proxy.FrontController, p.FrontController)
@@ -172,6 +180,9 @@ func (s *settings) applyYAML(path string) error {
 		setIf(&s.Proxy.AllowAnyHost, p.AllowAnyHost)
 		if p.SymlinkRoots != nil {
 			s.Proxy.SymlinkRoots = p.SymlinkRoots
+		}
+		if p.TrustedProxies != nil {
+			s.Proxy.TrustedProxies = p.TrustedProxies
 		}
 		if p.Compress != nil {
 			s.Proxy.DisableCompression = !*p.Compress
@@ -247,6 +258,9 @@ func (s *settings) validate() error {
 	}
 	if s.TLS.Mode == "off" && s.Listen == "" {
 		errs = append(errs, errors.New("listen: empty while tls is off: nothing would be served; set --listen or --tls"))
+	}
+	if err := s.validateProxyProtocol(); err != nil {
+		errs = append(errs, err)
 	}
 	if err := s.Pusher.Validate(); err != nil {
 		errs = append(errs, err)

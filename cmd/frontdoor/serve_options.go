@@ -64,6 +64,7 @@ func serveOptions() []*option {
 		{name: "pid-file", usage: "`file` to write the process id to (for frontdoor restart)", apply: str(func(s *settings) *string { return &s.PidFile })},
 		{name: "log-level", usage: "trace, debug, info, warn or error", apply: str(func(s *settings) *string { return &s.LogLevel })},
 		{name: "log-format", usage: "auto (console on a terminal, else JSON), json or console", apply: str(func(s *settings) *string { return &s.LogFormat })},
+		{name: "proxy-protocol", repeated: true, usage: "`listeners` (https, http, plain or all) that expect a PROXY protocol v1/v2 header from a --trusted-proxies balancer", apply: list(func(s *settings) *[]string { return &s.ProxyProtocol })},
 		{name: "access-log", isBool: true, usage: "one log line per proxied request", apply: boolean("access-log", func(s *settings) *bool { return &s.AccessLog })},
 
 		// Pusher.
@@ -118,6 +119,7 @@ func serveOptions() []*option {
 		}},
 		{name: "stream-request-bodies", isBool: true, usage: "pass request bodies to an http:// upstream as they arrive instead of reading them first", apply: boolean("stream-request-bodies", func(s *settings) *bool { return &s.Proxy.StreamRequestBodies })},
 		{name: "allow-any-host", isBool: true, usage: "serve requests for any Host, not only the --domain names (421 otherwise)", apply: boolean("allow-any-host", func(s *settings) *bool { return &s.Proxy.AllowAnyHost })},
+		{name: "trusted-proxies", repeated: true, usage: "balancers and CDNs whose X-Forwarded-* and CF-Connecting-IP are believed: `addresses`, CIDRs, cloudflare or private (comma list, repeatable)", apply: list(func(s *settings) *[]string { return &s.Proxy.TrustedProxies })},
 		{name: "compress", isBool: true, usage: "compress responses with br, zstd or gzip as the client accepts (default true; false to leave it to a CDN)", apply: func(s *settings, v []string) error {
 			b, err := strconv.ParseBool(v[len(v)-1])
 			if err != nil {
