@@ -365,6 +365,10 @@ func (h *Handler) compressBody(ctx *fasthttp.RequestCtx) {
 // setBodyStream is how upstreams hand a streamed response body to fasthttp: compressed as it
 // streams when it should be and an encoder is free, else as it is. cl is the body's length or -1.
 func (h *Handler) setBodyStream(ctx *fasthttp.RequestCtx, body io.ReadCloser, cl int) {
+	if _, _, ok := sendfileTarget(&ctx.Response.Header); ok && h.sendfile != nil { // serveSendfile replaces it
+		ctx.Response.SetBodyStream(body, cl)
+		return
+	}
 	e := h.negotiate(ctx, cl)
 	if e == encIdentity || h.compress.streams.Add(1) > maxCompressStreams {
 		if e != encIdentity {

@@ -55,6 +55,11 @@ type Config struct {
 	// IP addresses, CIDRs, and the presets "cloudflare" and "private". Empty: frontdoor is the
 	// edge and believes nobody.
 	TrustedProxies []string
+	// SendfileRoots are the directories PHP may hand files from with X-Sendfile (absolute
+	// paths inside them) or X-Accel-Redirect ("/location/=dir" maps the URI prefix to dir);
+	// relative dirs are taken from Root, e.g. ../storage/app. Setting any turns the feature on
+	// and sends X-Sendfile-Type: X-Sendfile to PHP (sendfile.go).
+	SendfileRoots []string
 	// DisableCompression turns off response compression (compress.go); it is on by default,
 	// as Caddy's encode and a typical Nginx gzip on.
 	DisableCompression bool
@@ -140,6 +145,11 @@ func (c *Config) Validate() error {
 	}
 	if c.BodyBufferLimit != 0 && c.BodyBufferLimit < c.MaxBody {
 		errs = append(errs, fmt.Errorf("body_buffer_limit: invalid value %d: must be at least max_body (%d), or one largest body could never be read", c.BodyBufferLimit, c.MaxBody))
+	}
+	for _, v := range c.SendfileRoots {
+		if _, _, err := parseSendfileRoot(v, c.Root); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if _, err := ParseTrustedProxies(c.TrustedProxies); err != nil {
 		errs = append(errs, err)

@@ -42,8 +42,9 @@ type Handler struct {
 	hosts     []string    // Config.Hosts as hostName gives them
 	compress  *compressor // nil when Config.DisableCompression
 	trusted   *TrustedProxies
-	bodies    bodyBudget // request bodies being buffered
-	refusals  logLimiter // lines about refused requests
+	sendfile  []sendfileRoot // Config.SendfileRoots; nil when X-Sendfile is off
+	bodies    bodyBudget     // request bodies being buffered
+	refusals  logLimiter     // lines about refused requests
 }
 
 // backend is one upstream running the app: php-fpm over FastCGI, or an HTTP server.
@@ -70,6 +71,7 @@ type exchange struct {
 	deferred bool
 	body     *requestBody // the buffered request body, released by finish
 	client   Client       // who the request is from (ResolveClient)
+	quiet    bool         // finish releases but does not record (a response replaced by sendfile)
 	// For the access log only (noteAccess).
 	target, query, remote, userAgent, referer string
 }
@@ -78,6 +80,10 @@ type exchange struct {
 func (x *exchange) finish(status int, bytes int64) {
 	if x.body != nil {
 		x.body.close()
+		x.body = nil
+	}
+	if x.quiet {
+		return
 	}
 	d := time.Since(x.start)
 	x.h.observer.Load().ObserveRequest(x.upstream, status, d, max(bytes, 0))
@@ -120,6 +126,9 @@ func New(cfg Config, log zerolog.Logger) (*Handler, error) {
 		if h.docRoot, err = openDocRoot(cfg.Root, cfg.SymlinkRoots); err != nil {
 			return nil, fmt.Errorf("root: %w", err)
 		}
+	}
+	if h.sendfile, err = openSendfileRoots(cfg.SendfileRoots, cfg.Root); err != nil {
+		return nil, err
 	}
 	h.observer.Store(&observerBox{noObserver{}})
 	for _, u := range cfg.Upstreams {
@@ -164,6 +173,9 @@ func (h *Handler) Ready(ctx context.Context) error {
 func (h *Handler) Close() error {
 	if h.docRoot != nil {
 		h.docRoot.close()
+	}
+	for _, r := range h.sendfile {
+		r.root.Close()
 	}
 	for _, u := range h.upstreams {
 		u.close()
@@ -222,7 +234,7 @@ func (h *Handler) ServeHTTP(ctx *fasthttp.RequestCtx) {
 				h.log.Error().Err(err).Str("upstream", x.upstream).Str("request_id", x.reqID).Str("kind", kind).Msg("upstream failed")
 				h.errorPage(ctx, status, fasthttp.StatusMessage(status))
 			}
-		} else if !x.deferred {
+		} else if !h.serveSendfile(ctx, x) && !x.deferred {
 			h.compressBody(ctx)
 		}
 	}

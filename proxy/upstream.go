@@ -164,6 +164,9 @@ func (u *httpUpstream) serve(ctx *fasthttp.RequestCtx, x *exchange) (string, err
 	stripHopByHop(&req.Header)
 	dropUnsafeHeaders(&req.Header)
 	setForwarded(ctx, x.client, &req.Header)
+	if x.h.sendfile != nil { // Symfony's BinaryFileResponse then answers with X-Sendfile
+		req.Header.Set("X-Sendfile-Type", "X-Sendfile")
+	}
 	req.SetHost(string(ctx.Host())) // Host preserved, as Nginx's proxy_set_header Host $host
 	if ctx.IsHead() {
 		resp.SkipBody = true
@@ -350,7 +353,8 @@ func setForwarded(ctx *fasthttp.RequestCtx, c Client, h *fasthttp.RequestHeader)
 // clientForwarding reports a header that describes the connection as a proxy saw it: the
 // client's address, scheme, host, port or path prefix (X-Forwarded-* whatever the suffix,
 // Forwarded, X-Real-IP, Client-IP and the CDN variants, X-Original-URL and X-Rewrite-URL,
-// which IIS-style routers read as the path). frontdoor is the edge, so a client that sends one
+// which IIS-style routers read as the path), or what the front server offers PHP
+// (X-Sendfile-Type, X-Accel-Mapping). frontdoor is the edge, so a client that sends one
 // is lying about itself: Laravel's TrustProxies (X-Forwarded-Prefix by default) and Symfony's
 // request would believe it. Both upstream kinds drop these; a trusted-proxies setting would
 // make its exception here.
@@ -367,4 +371,7 @@ func clientForwarding(name []byte) bool {
 }
 
 var forwardingHeaders = []string{"Forwarded", "X-Real-IP", "X-Original-URL", "X-Rewrite-URL",
-	"Client-IP", "CF-Connecting-IP", "True-Client-IP"}
+	"Client-IP", "CF-Connecting-IP", "True-Client-IP",
+	// What a front server tells Symfony's BinaryFileResponse: a client's own would make PHP
+	// answer with X-Sendfile (or map paths through X-Accel-Mapping) where frontdoor did not ask.
+	"X-Sendfile-Type", "X-Accel-Mapping"}

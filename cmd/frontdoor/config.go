@@ -111,6 +111,7 @@ type fileProxy struct {
 	SymlinkRoots        []string       `yaml:"symlink_roots"`
 	// Pages (docs/configuration.md "Compression").
 	TrustedProxies []string `yaml:"trusted_proxies"`
+	SendfileRoots  []string `yaml:"sendfile_roots"`
 	Compress       *bool    `yaml:"compress"`
 	CompressLevel  *int     `yaml:"compress_level"`
 }
@@ -180,6 +181,9 @@ func (s *settings) applyYAML(path string) error {
 		setIf(&s.Proxy.AllowAnyHost, p.AllowAnyHost)
 		if p.SymlinkRoots != nil {
 			s.Proxy.SymlinkRoots = p.SymlinkRoots
+		}
+		if p.SendfileRoots != nil {
+			s.Proxy.SendfileRoots = p.SendfileRoots
 		}
 		if p.TrustedProxies != nil {
 			s.Proxy.TrustedProxies = p.TrustedProxies

@@ -73,3 +73,25 @@ func TestCompressSettings(t *testing.T) {
 		t.Fatalf("--compress-level 12: %v", err)
 	}
 }
+
+// TestSendfileRootSetting: --sendfile-root repeats, FRONTDOOR_SENDFILE_ROOT is a comma list,
+// YAML a list; a bad location names the key.
+func TestSendfileRootSetting(t *testing.T) {
+	want := "[/srv/app/storage/app /protected/=/srv/app/storage/private]"
+	s, err := load(t, []string{"--sendfile-root", "/srv/app/storage/app", "--sendfile-root", "/protected/=/srv/app/storage/private"}, env())
+	if err != nil || fmt.Sprint(s.Proxy.SendfileRoots) != want {
+		t.Fatalf("flags: %v, %v", s.Proxy.SendfileRoots, err)
+	}
+	s, err = load(t, nil, env("FRONTDOOR_SENDFILE_ROOT", "/srv/app/storage/app,/protected/=/srv/app/storage/private"))
+	if err != nil || fmt.Sprint(s.Proxy.SendfileRoots) != want {
+		t.Fatalf("env: %v, %v", s.Proxy.SendfileRoots, err)
+	}
+	yml := writeFile(t, "frontdoor.yaml", "proxy:\n  sendfile_roots: [/srv/app/storage/app, \"/protected/=/srv/app/storage/private\"]\n")
+	s, err = load(t, []string{"--config", yml, "--env-file", ""}, env())
+	if err != nil || fmt.Sprint(s.Proxy.SendfileRoots) != want {
+		t.Fatalf("yaml: %v, %v", s.Proxy.SendfileRoots, err)
+	}
+	if _, err := load(t, []string{"--sendfile-root", "/=/srv"}, env()); err == nil || !strings.Contains(err.Error(), "sendfile_roots") {
+		t.Fatalf("a bad location: %v", err)
+	}
+}

@@ -119,6 +119,7 @@ func serveOptions() []*option {
 		}},
 		{name: "stream-request-bodies", isBool: true, usage: "pass request bodies to an http:// upstream as they arrive instead of reading them first", apply: boolean("stream-request-bodies", func(s *settings) *bool { return &s.Proxy.StreamRequestBodies })},
 		{name: "allow-any-host", isBool: true, usage: "serve requests for any Host, not only the --domain names (421 otherwise)", apply: boolean("allow-any-host", func(s *settings) *bool { return &s.Proxy.AllowAnyHost })},
+		{name: "sendfile-root", repeated: true, usage: "`directory` PHP may hand files from with X-Sendfile, or /location/=directory for X-Accel-Redirect (repeatable; relative to --root, e.g. ../storage/app)", apply: list(func(s *settings) *[]string { return &s.Proxy.SendfileRoots })},
 		{name: "trusted-proxies", repeated: true, usage: "balancers and CDNs whose X-Forwarded-* and CF-Connecting-IP are believed: `addresses`, CIDRs, cloudflare or private (comma list, repeatable)", apply: list(func(s *settings) *[]string { return &s.Proxy.TrustedProxies })},
 		{name: "compress", isBool: true, usage: "compress responses with br, zstd or gzip as the client accepts (default true; false to leave it to a CDN)", apply: func(s *settings, v []string) error {
 			b, err := strconv.ParseBool(v[len(v)-1])

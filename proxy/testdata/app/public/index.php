@@ -84,6 +84,33 @@ case '/stream-html':
     echo str_repeat("<p>second part</p>\n", 100);
     break;
 
+case '/sendfile':
+    // A download handed to frontdoor, as Symfony's BinaryFileResponse does once
+    // trustXSendfileTypeHeader() is on: only when the front server offered it.
+    if (($_SERVER['HTTP_X_SENDFILE_TYPE'] ?? '') !== 'X-Sendfile' && !isset($_GET['always'])) {
+        echo 'no X-Sendfile-Type';
+        break;
+    }
+    if (isset($_GET['type'])) {
+        header('Content-Type: ' . $_GET['type']);
+    }
+    header('Content-Disposition: attachment; filename="report.txt"');
+    header('Cache-Control: private, max-age=60');
+    header('ETag: "php-etag"');
+    if (!isset($_GET['body'])) {
+        header('Content-Length: 999999'); // the file's, as Symfony sets it; the body stays empty
+    }
+    header((isset($_GET['accel']) ? 'X-Accel-Redirect: ' : 'X-Sendfile: ') . $_GET['path']);
+    if (isset($_GET['status'])) {
+        http_response_code((int)$_GET['status']);
+    }
+    if (isset($_GET['body'])) {
+        // A body PHP should not have sent, large enough to stream: dropped for the file.
+        echo str_repeat('x', 200000);
+        flush();
+    }
+    break;
+
 case '/slow':
     usleep((int)($_GET['ms'] ?? 3000) * 1000);
     echo "slow done";
