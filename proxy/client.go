@@ -139,12 +139,14 @@ func (h *Handler) ResolveClient(ctx *fasthttp.RequestCtx) Client {
 	if h.trusted.Empty() {
 		return c
 	}
+	kept := new(Client) // only here: without trusted proxies nothing is allocated
+	*kept = c
 	if h.trusted.Contains(peer) {
-		h.believe(ctx, &c)
+		h.believe(ctx, kept)
 	}
-	ctx.SetUserValue(clientKey, &c)
-	ctx.SetUserValue(ClientIPKey, c.Addr)
-	return c
+	ctx.SetUserValue(clientKey, kept)
+	ctx.SetUserValue(ClientIPKey, kept.Addr)
+	return *kept
 }
 
 // ClientIP is the visitor's address as ResolveClient found it, else the TCP peer's.

@@ -3,7 +3,6 @@ package proxy
 import (
 	"bytes"
 	"io"
-	"strings"
 	"sync"
 	"sync/atomic"
 
@@ -165,23 +164,28 @@ func compressibleType(ct []byte) bool {
 	if i := bytes.IndexByte(ct, ';'); i >= 0 {
 		ct = ct[:i]
 	}
-	t := strings.ToLower(string(bytes.TrimSpace(ct)))
+	t := bytes.TrimSpace(ct)
 	switch {
-	case t == "text/event-stream":
+	case asciiEqualFold(t, "text/event-stream"):
 		return false
-	case strings.HasPrefix(t, "text/"), strings.HasSuffix(t, "+json"), strings.HasSuffix(t, "+xml"):
+	case len(t) > 5 && asciiEqualFold(t[:5], "text/"),
+		len(t) > 5 && (asciiEqualFold(t[len(t)-5:], "+json") || asciiEqualFold(t[len(t)-4:], "+xml")):
 		return true
 	}
-	switch t {
-	case "application/json", "application/javascript", "application/x-javascript", "application/ecmascript",
-		"application/xml", "application/xhtml+xml", "application/wasm", "application/x-ndjson",
-		"image/svg+xml", "image/x-icon", "image/vnd.microsoft.icon", "image/bmp",
-		"font/ttf", "font/otf", "font/collection", "application/x-font-ttf", "application/x-font-otf",
-		"application/font-sfnt", "application/vnd.ms-fontobject":
-		return true
+	for _, c := range compressibleTypes {
+		if asciiEqualFold(t, c) {
+			return true
+		}
 	}
 	return false
 }
+
+// compressibleTypes are the media types outside text/*, +json and +xml worth compressing.
+var compressibleTypes = []string{"application/json", "application/javascript", "application/x-javascript",
+	"application/ecmascript", "application/xml", "application/wasm", "application/x-ndjson",
+	"image/x-icon", "image/vnd.microsoft.icon", "image/bmp",
+	"font/ttf", "font/otf", "font/collection", "application/x-font-ttf", "application/x-font-otf",
+	"application/font-sfnt", "application/vnd.ms-fontobject"}
 
 // compressor holds the compression settings and the encoders being reused.
 type compressor struct {

@@ -437,3 +437,67 @@ func TestCompressCacheBounded(t *testing.T) {
 		t.Fatal("an entry larger than a quarter of the cache was kept")
 	}
 }
+
+// TestCompressedHTTPUpstreamStream: an HTTP upstream's flushed piece reaches the client
+// compressed before the upstream goes on; every stream's encoder slot is given back, and when
+// all slots are taken a stream goes out uncompressed, still streaming.
+func TestCompressedHTTPUpstreamStream(t *testing.T) {
+	release := make(chan struct{}, 4)
+	first := strings.Repeat("<p>first part</p>\n", 100)
+	up := startGoUpstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html")
+		fmt.Fprint(w, first)
+		w.(http.Flusher).Flush()
+		select {
+		case <-release:
+		case <-r.Context().Done():
+			return
+		}
+		fmt.Fprint(w, "<p>the end</p>")
+	}))
+	h, err := New(Config{Upstreams: []string{up}}, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	front := serveFront(t, h)
+	read := func(wantEnc string) {
+		t.Helper()
+		req := mustReq(t, "GET", front+"/stream", nil)
+		req.Header.Set("Accept-Encoding", "gzip")
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		if got := resp.Header.Get("Content-Encoding"); got != wantEnc {
+			t.Fatalf("Content-Encoding %q, want %q", got, wantEnc)
+		}
+		var r io.Reader = resp.Body
+		if wantEnc == "gzip" {
+			if err := within(10*time.Second, func() (err error) { r, err = gzip.NewReader(resp.Body); return err }); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got := make([]byte, len(first))
+		if err := within(10*time.Second, func() error { _, err := io.ReadFull(r, got); return err }); err != nil || string(got) != first {
+			t.Fatalf("first part before the upstream went on: %v", err)
+		}
+		release <- struct{}{}
+		if rest, err := io.ReadAll(r); err != nil || string(rest) != "<p>the end</p>" {
+			t.Fatalf("rest %q %v", rest, err)
+		}
+	}
+	read("gzip")
+	deadline := time.Now().Add(10 * time.Second)
+	for h.compress.streams.Load() != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d encoder slots still taken after the stream ended", h.compress.streams.Load())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	h.compress.streams.Store(maxCompressStreams)
+	read("")
+	if n := h.compress.streams.Load(); n != maxCompressStreams {
+		t.Fatalf("slots %d after an uncompressed stream, want %d", n, maxCompressStreams)
+	}
+}

@@ -232,7 +232,7 @@ func (h *Handler) serveSendfile(ctx *fasthttp.RequestCtx, x *exchange) bool {
 	} else {
 		resp.Header.SetContentType("application/octet-stream")
 	}
-	h.serveFile(ctx, "", src, nil)
+	h.serveFile(ctx, src, nil, "")
 	return true
 }
 

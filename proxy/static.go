@@ -121,15 +121,14 @@ func (h *Handler) serveStatic(ctx *fasthttp.RequestCtx, rs *rootState, rel strin
 	if strings.HasPrefix(rel, "build/assets/") {
 		ctx.Response.Header.Set("Cache-Control", "public, max-age=31536000, immutable")
 	}
-	sibling := func(e encoding) (staticSource, bool) { return openStatic(rs, rel+e.ext()) }
-	h.serveFile(ctx, rs.real+"/"+rel, src, sibling)
+	h.serveFile(ctx, src, rs, rel)
 }
 
 // serveFile answers with src, whose Content-Type is already set: validators, a single Range,
-// and, when sibling is not nil, a coding the client accepts: the precompressed sibling sibling
-// finds, or src compressed here (cached under key) when its type is worth it. Without sibling
-// (X-Sendfile downloads) the bytes go out as they are.
-func (h *Handler) serveFile(ctx *fasthttp.RequestCtx, key string, src staticSource, sibling func(encoding) (staticSource, bool)) {
+// and, when rs is not nil, a coding the client accepts: rel's precompressed sibling under rs,
+// or src compressed here (and cached) when its type is worth it. Without rs (X-Sendfile
+// downloads) the bytes go out as they are.
+func (h *Handler) serveFile(ctx *fasthttp.RequestCtx, src staticSource, rs *rootState, rel string) {
 	var etagBuf [40]byte
 	etag := strconv.AppendInt(append(etagBuf[:0], '"'), src.size, 16)
 	etag = strconv.AppendInt(append(etag, '-'), src.mod.UnixNano(), 16)
@@ -141,12 +140,12 @@ func (h *Handler) serveFile(ctx *fasthttp.RequestCtx, key string, src staticSour
 
 	rangeHdr := ctx.Request.Header.Peek("Range")
 	enc, onTheFly := encIdentity, false
-	if rangeHdr == nil && sibling != nil {
+	if rangeHdr == nil && rs != nil {
 		compressible := h.compress != nil && compressibleType(hdr.ContentType())
 		hdr.Add("Vary", "Accept-Encoding")
 		a := parseAcceptEncoding(ctx.Request.Header.Peek("Accept-Encoding"))
 		for _, e := range a.list[:a.n] {
-			if sib, ok := sibling(e); ok { // a precompressed sibling wins over compressing here
+			if sib, ok := openStatic(rs, rel+e.ext()); ok { // a precompressed sibling wins over compressing here
 				src.close()
 				src, enc = sib, e
 				break
@@ -170,7 +169,7 @@ func (h *Handler) serveFile(ctx *fasthttp.RequestCtx, key string, src staticSour
 		return
 	}
 	if onTheFly {
-		if out, ok := h.compressStatic(compressKey{key, src.size, src.mod.UnixNano(), enc}, src); ok {
+		if out, ok := h.compressStatic(compressKey{rs.real + "/" + rel, src.size, src.mod.UnixNano(), enc}, src); ok {
 			src = staticSource{data: out, size: int64(len(out)), mod: src.mod}
 		} else { // busy or unreadable: as it is
 			hdr.Del("Content-Encoding")
