@@ -347,7 +347,11 @@ func setForwarded(ctx *fasthttp.RequestCtx, c Client, h *fasthttp.RequestHeader)
 	h.Set("X-Forwarded-Proto", proto)
 	h.Set("X-Forwarded-Host", host)
 	h.Set("X-Forwarded-Port", port)
-	h.Set("X-Real-IP", c.Addr.String())
+	real := peer
+	if c.Addr.IsValid() {
+		real = c.Addr.String()
+	}
+	h.Set("X-Real-IP", real)
 }
 
 // clientForwarding reports a header that describes the connection as a proxy saw it: the

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/fasthttp/websocket"
 	"github.com/pires/go-proxyproto"
 )
 
@@ -215,5 +216,35 @@ func TestProxyProtocolBeforeTLS(t *testing.T) {
 	b, _ := io.ReadAll(tc)
 	if !strings.Contains(string(b), "real=198.51.100.23") {
 		t.Fatalf("answered %q", b)
+	}
+}
+
+// TestProxyProtocolWebSocket: a Pusher socket through a PROXY protocol listener connects,
+// subscribes and answers pings (it is served by the goroutine-per-connection path).
+func TestProxyProtocolWebSocket(t *testing.T) {
+	addr := freeAddr(t)
+	runServer(t, "--listen", addr, "--admin", "off", "--upstream", echoUpstream(t),
+		"--trusted-proxies", "private", "--proxy-protocol", "plain",
+		"--app-id", "1", "--app-key", "key1", "--app-secret", "secret1")
+	d := websocket.Dialer{HandshakeTimeout: 10 * time.Second, NetDial: func(network, a string) (net.Conn, error) {
+		c, err := net.Dial(network, a)
+		if err == nil {
+			_, err = c.Write(v1Header("203.0.113.7"))
+		}
+		return c, err
+	}}
+	c, _, err := d.Dial("ws://"+addr+"/app/key1?protocol=7", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if ev := readEvent(t, c); ev.Event != "pusher:connection_established" {
+		t.Fatalf("first event %+v", ev)
+	}
+	if err := c.WriteMessage(websocket.TextMessage, []byte(`{"event":"pusher:ping","data":{}}`)); err != nil {
+		t.Fatal(err)
+	}
+	if ev := readEvent(t, c); ev.Event != "pusher:pong" {
+		t.Fatalf("answer to a ping %+v", ev)
 	}
 }
