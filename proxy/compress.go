@@ -329,6 +329,11 @@ func addVary(h *fasthttp.ResponseHeader) {
 // or the other way round.
 func setEncoded(h *fasthttp.ResponseHeader, e encoding) {
 	h.Set("Content-Encoding", e.token())
+	tagETag(h, e)
+}
+
+// tagETag adds the coding to a strong or weak ETag, whatever case the upstream named it in.
+func tagETag(h *fasthttp.ResponseHeader, e encoding) {
 	etag := peekFold(h, "ETag")
 	if len(etag) < 2 || etag[len(etag)-1] != '"' {
 		return
@@ -349,6 +354,49 @@ func setEncoded(h *fasthttp.ResponseHeader, e encoding) {
 func appendETagSuffix(dst, etag []byte, e encoding) []byte {
 	dst = append(dst, etag[:len(etag)-1]...)
 	return append(append(append(dst, '-'), e.token()...), '"')
+}
+
+// stripETagSuffixes takes the coding suffixes setEncoded adds off the request's If-None-Match,
+// so PHP compares the tags it made ("v1", not "v1-br") and can still answer 304 (Apache's
+// mod_deflate does the same). It returns the coding taken off, for restoreETagSuffix.
+func (h *Handler) stripETagSuffixes(ctx *fasthttp.RequestCtx) encoding {
+	inm := ctx.Request.Header.Peek("If-None-Match")
+	if h.compress == nil || len(inm) == 0 {
+		return encIdentity
+	}
+	var out []byte
+	found := encIdentity
+	for i, tag := range bytes.Split(inm, []byte(",")) {
+		tag = bytes.TrimSpace(tag)
+		for _, e := range []encoding{encBr, encZstd, encGzip} {
+			suffix := etagSuffixes[e]
+			if len(tag) > len(suffix)+1 && string(tag[len(tag)-len(suffix):]) == suffix {
+				tag = append(append([]byte(nil), tag[:len(tag)-len(suffix)]...), '"')
+				found = e
+				break
+			}
+		}
+		if i > 0 {
+			out = append(out, ", "...)
+		}
+		out = append(out, tag...)
+	}
+	if found != encIdentity {
+		ctx.Request.Header.SetBytesV("If-None-Match", out)
+	}
+	return found
+}
+
+var etagSuffixes = [...]string{"", `-br"`, `-zstd"`, `-gzip"`}
+
+// restoreETagSuffix puts the coding back on the ETag of PHP's 304, the tag the client holds,
+// with the Vary the full response had.
+func restoreETagSuffix(ctx *fasthttp.RequestCtx, e encoding) {
+	if e == encIdentity || ctx.Response.StatusCode() != fasthttp.StatusNotModified {
+		return
+	}
+	tagETag(&ctx.Response.Header, e)
+	addVary(&ctx.Response.Header)
 }
 
 // compressBody compresses a complete in-memory PHP response when it should be.

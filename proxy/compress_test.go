@@ -501,3 +501,35 @@ func TestCompressedHTTPUpstreamStream(t *testing.T) {
 		t.Fatalf("slots %d after an uncompressed stream, want %d", n, maxCompressStreams)
 	}
 }
+
+// TestCompressedETagRevalidates: the client revalidates with the suffixed tag it was given;
+// PHP sees its own tag, answers 304 (as Laravel's isNotModified does), and the 304 carries the
+// client's tag again. Without the suffix stripped PHP would never match and always send 200.
+func TestCompressedETagRevalidates(t *testing.T) {
+	fpm := startPHPFPM(t, 1)
+	h, err := New(Config{Root: root(t), Upstreams: []string{fpm.unixURL()}}, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	front := serveFront(t, h)
+	req := mustReq(t, "GET", front+"/text?etag=v7", nil)
+	req.Header.Set("Accept-Encoding", "br")
+	resp, _ := do(t, req)
+	if resp.Header.Get("ETag") != `"v7-br"` {
+		t.Fatalf("ETag %s", resp.Header.Get("ETag"))
+	}
+	req = mustReq(t, "GET", front+"/text?etag=v7", nil)
+	req.Header.Set("Accept-Encoding", "br")
+	req.Header.Set("If-None-Match", `"other", "v7-br"`)
+	resp, b := do(t, req)
+	if resp.StatusCode != 304 || len(b) != 0 || resp.Header.Get("ETag") != `"v7-br"` || resp.Header.Get("Content-Encoding") != "" ||
+		!strings.Contains(resp.Header.Get("Vary"), "Accept-Encoding") {
+		t.Fatalf("revalidation: %d %v %q", resp.StatusCode, resp.Header, b)
+	}
+	// An identity client's own tag passes untouched.
+	req = mustReq(t, "GET", front+"/text?etag=v7", nil)
+	req.Header.Set("If-None-Match", `"v7"`)
+	if resp, _ = do(t, req); resp.StatusCode != 304 || resp.Header.Get("ETag") != `"v7"` {
+		t.Fatalf("identity revalidation: %d %v", resp.StatusCode, resp.Header)
+	}
+}

@@ -212,6 +212,7 @@ func (h *Handler) ServeHTTP(ctx *fasthttp.RequestCtx) {
 			h.refuseBody(ctx, x, kindTooLarge, fmt.Errorf("%w: Content-Length %d", errBodyTooLarge, cl))
 			break
 		}
+		stripped := h.stripETagSuffixes(ctx)
 		u := h.pick()
 		x.upstream = u.id()
 		if h.buffers(ctx, u) {
@@ -235,6 +236,7 @@ func (h *Handler) ServeHTTP(ctx *fasthttp.RequestCtx) {
 				h.errorPage(ctx, status, fasthttp.StatusMessage(status))
 			}
 		} else if !h.serveSendfile(ctx, x) && !x.deferred {
+			restoreETagSuffix(ctx, stripped)
 			h.compressBody(ctx)
 		}
 	}

@@ -63,6 +63,11 @@ case '/text':
     }
     if (isset($_GET['etag'])) {
         header('ETag: "' . $_GET['etag'] . '"');
+        $tags = array_map('trim', explode(',', $_SERVER['HTTP_IF_NONE_MATCH'] ?? ''));
+        if (in_array('"' . $_GET['etag'] . '"', $tags, true)) {
+            http_response_code(304); // as Laravel's $response->isNotModified($request)
+            break;
+        }
     }
     $text = str_repeat("hello from frontdoor's php\n", (int)($_GET['n'] ?? 200));
     if (isset($_GET['gzip'])) {
