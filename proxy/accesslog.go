@@ -19,6 +19,9 @@ const (
 // shows as the client asked), its query with secrets redacted, User-Agent and Referer.
 func (x *exchange) noteAccess(ctx *fasthttp.RequestCtx) {
 	x.remote = ctx.RemoteIP().String()
+	if x.client.Addr.IsValid() {
+		x.remote = x.client.Addr.String()
+	}
 	target, query, _ := strings.Cut(string(ctx.Request.Header.RequestURI()), "?")
 	x.target = capString(target, logTargetMax)
 	x.query = capString(redactQuery(query), logTargetMax)

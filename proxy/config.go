@@ -51,6 +51,21 @@ type Config struct {
 	AllowAnyHost bool
 	// AccessLog writes one line per request.
 	AccessLog bool
+	// TrustedProxies are the balancers and CDNs whose forwarding headers are believed (client.go):
+	// IP addresses, CIDRs, and the presets "cloudflare" and "private". Empty: frontdoor is the
+	// edge and believes nobody.
+	TrustedProxies []string
+	// SendfileRoots are the directories PHP may hand files from with X-Sendfile (absolute
+	// paths inside them) or X-Accel-Redirect ("/location/=dir" maps the URI prefix to dir);
+	// relative dirs are taken from Root, e.g. ../storage/app. Setting any turns the feature on
+	// and sends X-Sendfile-Type: X-Sendfile to PHP (sendfile.go).
+	SendfileRoots []string
+	// DisableCompression turns off response compression (compress.go); it is on by default,
+	// as Caddy's encode and a typical Nginx gzip on.
+	DisableCompression bool
+	// CompressLevel is 1 (fastest) to 9 (smallest), gzip's scale; brotli takes the same number,
+	// zstd the nearest of its four speeds. Zero means DefaultCompressLevel.
+	CompressLevel int
 }
 
 // DefaultUpstream is where `php artisan serve` and Octane listen by default.
@@ -83,6 +98,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.BodyBufferLimit == 0 {
 		c.BodyBufferLimit = max(1<<30, c.MaxBody)
+	}
+	if c.CompressLevel == 0 {
+		c.CompressLevel = DefaultCompressLevel
 	}
 	return c
 }
@@ -127,6 +145,17 @@ func (c *Config) Validate() error {
 	}
 	if c.BodyBufferLimit != 0 && c.BodyBufferLimit < c.MaxBody {
 		errs = append(errs, fmt.Errorf("body_buffer_limit: invalid value %d: must be at least max_body (%d), or one largest body could never be read", c.BodyBufferLimit, c.MaxBody))
+	}
+	for _, v := range c.SendfileRoots {
+		if _, _, err := parseSendfileRoot(v, c.Root); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if _, err := ParseTrustedProxies(c.TrustedProxies); err != nil {
+		errs = append(errs, err)
+	}
+	if c.CompressLevel < 0 || c.CompressLevel > 9 {
+		errs = append(errs, fmt.Errorf("compress_level: invalid value %d: want 1 (fastest) to 9 (smallest)", c.CompressLevel))
 	}
 	return errors.Join(errs...)
 }

@@ -10,5 +10,7 @@
 // (upstream.go, with tunnel.go for WebSocket upgrades). Request bodies are read in full before
 // an upstream is involved (body.go), responses stream; host.go checks the Host against the
 // configured names; docroot.go follows deploys that swap a release symlink, and symlinks into
-// storage/app/public.
+// storage/app/public. compress.go negotiates br, zstd and gzip; client.go finds the visitor's
+// address behind trusted balancers; sendfile.go answers X-Sendfile and X-Accel-Redirect from
+// disk.
 package proxy

@@ -213,7 +213,10 @@ func (u *fcgiUpstream) serve(ctx *fasthttp.RequestCtx, x *exchange) (string, err
 	if d := x.h.docRoot; d != nil {
 		real = d.get().real
 	}
-	pairs := appendParams((*pp)[:0], ctx, u.cfg.Root, real, u.cfg.FrontController, x.h.serverName(ctx), length)
+	pairs := appendParams((*pp)[:0], ctx, x.client, u.cfg.Root, real, u.cfg.FrontController, x.h.serverName(ctx), length)
+	if x.h.sendfile != nil { // Symfony's BinaryFileResponse then answers with X-Sendfile
+		pairs = appendPair(pairs, "HTTP_X_SENDFILE_TYPE", "X-Sendfile")
+	}
 	// The request's first bytes: BEGIN_REQUEST, the PARAMS stream and its end (§5.1, §5.2), and
 	// a small in-memory body with the end of STDIN.
 	out := appendBeginRequest(make([]byte, 0, 2*fcgiHeaderLen+len(pairs)+len(body.mem)+64))
@@ -361,7 +364,7 @@ func (u *fcgiUpstream) roundTrip(ctx *fasthttp.RequestCtx, x *exchange, c *fcgiC
 	}
 	x.deferred = true
 	b := &fcgiBody{c: c, pre: pre, buf: buf, stdin: stdin, x: x, status: status}
-	ctx.Response.SetBodyStream(b, cl)
+	x.h.setBodyStream(ctx, b, cl)
 	return "", nil, false
 }
 

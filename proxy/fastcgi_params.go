@@ -26,7 +26,7 @@ var fcgiHopByHop = []string{"Connection", "Proxy-Connection", "Keep-Alive", "Pro
 // configured document root, realRoot the same with symlinks resolved; serverName is
 // SERVER_NAME (Handler.serverName: a configured name, never the client's when there are
 // some); contentLength is the body length that will follow on STDIN.
-func appendParams(b []byte, ctx *fasthttp.RequestCtx, root, realRoot, front, serverName string, contentLength int64) []byte {
+func appendParams(b []byte, ctx *fasthttp.RequestCtx, c Client, root, realRoot, front, serverName string, contentLength int64) []byte {
 	uri := ctx.Request.Header.RequestURI() // original, as Nginx's $request_uri
 	_, query, _ := strings.Cut(string(uri), "?")
 	if i := strings.IndexByte(query, '#'); i >= 0 {
@@ -62,24 +62,42 @@ func appendParams(b []byte, ctx *fasthttp.RequestCtx, root, realRoot, front, ser
 	}
 	b = appendPair(b, "SERVER_PROTOCOL", ctx.Request.Header.Protocol())
 	scheme := "http"
-	if ctx.IsTLS() {
+	if c.HTTPS {
 		scheme = "https"
 		b = appendPair(b, "HTTPS", "on")
 	}
 	b = appendPair(b, "REQUEST_SCHEME", scheme)
 	b = appendPair(b, "GATEWAY_INTERFACE", "CGI/1.1")
 	b = appendPair(b, "SERVER_SOFTWARE", serverSoftware)
+	// REMOTE_ADDR is the visitor as ResolveClient found it (Nginx's real_ip); its port is
+	// known only when the visitor is the peer.
 	raddr, rport := splitAddr(ctx.RemoteAddr())
+	if c.Addr.IsValid() && c.Addr != c.Peer {
+		raddr, rport = c.Addr.String(), ""
+	}
 	b = appendPair(b, "REMOTE_ADDR", raddr)
 	b = appendPair(b, "REMOTE_PORT", rport)
 	laddr, lport := splitAddr(ctx.LocalAddr())
+	switch {
+	case c.Port != "":
+		lport = c.Port
+	case c.HTTPS && !ctx.IsTLS(): // a trusted balancer took the TLS
+		lport = "443"
+	case !c.HTTPS && ctx.IsTLS():
+		lport = "80"
+	}
 	b = appendPair(b, "SERVER_ADDR", laddr)
 	b = appendPair(b, "SERVER_PORT", lport)
 	b = appendPair(b, "SERVER_NAME", serverName)
 	b = appendPair(b, "REDIRECT_STATUS", "200") // php-cgi's force-redirect check
 	// HTTP_HOST is the request's host: for an absolute-form target ("GET http://a/ HTTP/1.1")
 	// that is the target's, whatever the Host header says (RFC 9112 §3.2.2).
-	b = appendPair(b, "HTTP_HOST", ctx.Host())
+	// A trusted balancer's X-Forwarded-Host (one of the configured names) stands in for it.
+	if c.Host != "" {
+		b = appendPair(b, "HTTP_HOST", c.Host)
+	} else {
+		b = appendPair(b, "HTTP_HOST", ctx.Host())
+	}
 	return appendHeaderParams(b, &ctx.Request.Header, sentLength)
 }
 

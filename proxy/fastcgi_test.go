@@ -242,7 +242,7 @@ func TestParamsUnderTLS(t *testing.T) {
 	ctx.Request.Header.Set("Te", "trailers")
 	ctx.Request.Header.Set("Connection", "close, X-Secret-Hop")
 	ctx.Request.Header.Set("X-Secret-Hop", "1")
-	p := decodePairs(t, appendParams(nil, &ctx, "/srv/app/public", "/srv/app/public", "index.php", "app.test", 12))
+	p := decodePairs(t, appendParams(nil, &ctx, (&Handler{}).ResolveClient(&ctx), "/srv/app/public", "/srv/app/public", "index.php", "app.test", 12))
 	for k, v := range map[string]string{
 		"HTTPS": "on", "REQUEST_SCHEME": "https", "SERVER_NAME": "app.test", "HTTP_HOST": "app.test:8443",
 		"CONTENT_LENGTH": "12", "CONTENT_TYPE": "application/json", "HTTP_X_MULTI": "1, 2",

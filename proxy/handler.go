@@ -10,6 +10,7 @@ import (
 	"html"
 	"io"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -38,9 +39,12 @@ type Handler struct {
 	upstreams []backend
 	next      atomic.Uint64
 	observer  atomic.Pointer[observerBox]
-	hosts     []string   // Config.Hosts as hostName gives them
-	bodies    bodyBudget // request bodies being buffered
-	refusals  logLimiter // lines about refused requests
+	hosts     []string    // Config.Hosts as hostName gives them
+	compress  *compressor // nil when Config.DisableCompression
+	trusted   *TrustedProxies
+	sendfile  []sendfileRoot // Config.SendfileRoots; nil when X-Sendfile is off
+	bodies    bodyBudget     // request bodies being buffered
+	refusals  logLimiter     // lines about refused requests
 }
 
 // backend is one upstream running the app: php-fpm over FastCGI, or an HTTP server.
@@ -66,6 +70,8 @@ type exchange struct {
 	upstream string
 	deferred bool
 	body     *requestBody // the buffered request body, released by finish
+	client   Client       // who the request is from (ResolveClient)
+	quiet    bool         // finish releases but does not record (a response replaced by sendfile)
 	// For the access log only (noteAccess).
 	target, query, remote, userAgent, referer string
 }
@@ -74,6 +80,10 @@ type exchange struct {
 func (x *exchange) finish(status int, bytes int64) {
 	if x.body != nil {
 		x.body.close()
+		x.body = nil
+	}
+	if x.quiet {
+		return
 	}
 	d := time.Since(x.start)
 	x.h.observer.Load().ObserveRequest(x.upstream, status, d, max(bytes, 0))
@@ -101,15 +111,24 @@ func New(cfg Config, log zerolog.Logger) (*Handler, error) {
 		}
 	}
 	h := &Handler{cfg: cfg, log: log}
+	var err error
+	if h.trusted, err = ParseTrustedProxies(cfg.TrustedProxies); err != nil {
+		return nil, err
+	}
 	h.bodies.limit = cfg.BodyBufferLimit
+	if !cfg.DisableCompression {
+		h.compress = &compressor{level: cfg.CompressLevel, slots: make(chan struct{}, max(2, runtime.GOMAXPROCS(0)))}
+	}
 	for _, n := range cfg.Hosts {
 		h.hosts = append(h.hosts, hostName(n))
 	}
 	if cfg.Root != "" {
-		var err error
 		if h.docRoot, err = openDocRoot(cfg.Root, cfg.SymlinkRoots); err != nil {
 			return nil, fmt.Errorf("root: %w", err)
 		}
+	}
+	if h.sendfile, err = openSendfileRoots(cfg.SendfileRoots, cfg.Root); err != nil {
+		return nil, err
 	}
 	h.observer.Store(&observerBox{noObserver{}})
 	for _, u := range cfg.Upstreams {
@@ -120,7 +139,7 @@ func New(cfg Config, log zerolog.Logger) (*Handler, error) {
 		}
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-	err := h.Ready(ctx)
+	err = h.Ready(ctx)
 	cancel()
 	switch {
 	case err == nil:
@@ -155,6 +174,9 @@ func (h *Handler) Close() error {
 	if h.docRoot != nil {
 		h.docRoot.close()
 	}
+	for _, r := range h.sendfile {
+		r.root.Close()
+	}
 	for _, u := range h.upstreams {
 		u.close()
 	}
@@ -168,6 +190,7 @@ func (h *Handler) ServeHTTP(ctx *fasthttp.RequestCtx) {
 	x.reqID = requestID(ctx)
 	x.path = string(ctx.Path())
 	x.method = string(ctx.Method())
+	x.client = h.ResolveClient(ctx)
 	if h.cfg.AccessLog {
 		x.noteAccess(ctx)
 	}
@@ -179,7 +202,7 @@ func (h *Handler) ServeHTTP(ctx *fasthttp.RequestCtx) {
 			if rel, ok := staticRel(x.path); ok {
 				rs := h.docRoot.get()
 				if src, ok := openStatic(rs, rel); ok {
-					serveStatic(ctx, rs, rel, src)
+					h.serveStatic(ctx, rs, rel, src)
 					break
 				}
 			}
@@ -189,6 +212,7 @@ func (h *Handler) ServeHTTP(ctx *fasthttp.RequestCtx) {
 			h.refuseBody(ctx, x, kindTooLarge, fmt.Errorf("%w: Content-Length %d", errBodyTooLarge, cl))
 			break
 		}
+		stripped := h.stripETagSuffixes(ctx)
 		u := h.pick()
 		x.upstream = u.id()
 		if h.buffers(ctx, u) {
@@ -211,6 +235,9 @@ func (h *Handler) ServeHTTP(ctx *fasthttp.RequestCtx) {
 				h.log.Error().Err(err).Str("upstream", x.upstream).Str("request_id", x.reqID).Str("kind", kind).Msg("upstream failed")
 				h.errorPage(ctx, status, fasthttp.StatusMessage(status))
 			}
+		} else if !h.serveSendfile(ctx, x) && !x.deferred {
+			restoreETagSuffix(ctx, stripped)
+			h.compressBody(ctx)
 		}
 	}
 	if !x.deferred {

@@ -29,6 +29,16 @@ func (h *Handler) matchHost(ctx *fasthttp.RequestCtx) string {
 	return ""
 }
 
+// isHost reports one of the configured names (as hostName gives them).
+func (h *Handler) isHost(name string) bool {
+	for _, n := range h.hosts {
+		if n == name {
+			return true
+		}
+	}
+	return false
+}
+
 // serverName is SERVER_NAME for PHP: the configured name the request matched, else the first
 // configured one; the client's own Host only when no names are configured (a development
 // server on plain HTTP). PHP frameworks build absolute URLs from it.
@@ -51,7 +61,7 @@ func (h *Handler) RefuseHost(ctx *fasthttp.RequestCtx) bool {
 		return false
 	}
 	if ok, dropped := h.refusals.allow(); ok {
-		ev := h.log.Info().Str("remote", ctx.RemoteIP().String()).Int("host_bytes", len(ctx.Host()))
+		ev := h.log.Info().Str("remote", ClientIP(ctx).String()).Int("host_bytes", len(ctx.Host()))
 		if dropped > 0 {
 			ev = ev.Int("suppressed", dropped)
 		}

@@ -110,52 +110,75 @@ func hiddenPath(reqPath string) bool {
 }
 
 // serveStatic answers with the file: validators (ETag, Last-Modified, 304), a single Range,
-// precompressed .br/.gz siblings when the client accepts them, and immutable caching for Vite's
-// hashed build/assets/.
-func serveStatic(ctx *fasthttp.RequestCtx, rs *rootState, rel string, src staticSource) {
-	var etagBuf [40]byte
-	etag := strconv.AppendInt(append(etagBuf[:0], '"'), src.size, 16)
-	etag = strconv.AppendInt(append(etag, '-'), src.mod.UnixNano(), 16)
-	etag = append(etag, '"')
+// a precompressed .br/.zst/.gz sibling when the client accepts it, else the file compressed
+// here (compress.go), and immutable caching for Vite's hashed build/assets/.
+func (h *Handler) serveStatic(ctx *fasthttp.RequestCtx, rs *rootState, rel string, src staticSource) {
 	ctype := mime.TypeByExtension(filepath.Ext(rel))
 	if ctype == "" {
 		ctype = "application/octet-stream"
 	}
-	h := &ctx.Response.Header
-	h.SetBytesV("ETag", etag)
-	var lmBuf [32]byte
-	h.SetBytesV("Last-Modified", src.mod.UTC().AppendFormat(lmBuf[:0], http.TimeFormat))
-	h.Set("Accept-Ranges", "bytes")
-	h.SetContentType(ctype)
+	ctx.Response.Header.SetContentType(ctype)
 	if strings.HasPrefix(rel, "build/assets/") {
-		h.Set("Cache-Control", "public, max-age=31536000, immutable")
+		ctx.Response.Header.Set("Cache-Control", "public, max-age=31536000, immutable")
 	}
+	h.serveFile(ctx, src, rs, rel)
+}
+
+// serveFile answers with src, whose Content-Type is already set: validators, a single Range,
+// and, when rs is not nil, a coding the client accepts: rel's precompressed sibling under rs,
+// or src compressed here (and cached) when its type is worth it. Without rs (X-Sendfile
+// downloads) the bytes go out as they are.
+func (h *Handler) serveFile(ctx *fasthttp.RequestCtx, src staticSource, rs *rootState, rel string) {
+	var etagBuf [40]byte
+	etag := strconv.AppendInt(append(etagBuf[:0], '"'), src.size, 16)
+	etag = strconv.AppendInt(append(etag, '-'), src.mod.UnixNano(), 16)
+	etag = append(etag, '"')
+	hdr := &ctx.Response.Header
+	var lmBuf [32]byte
+	hdr.SetBytesV("Last-Modified", src.mod.UTC().AppendFormat(lmBuf[:0], http.TimeFormat))
+	hdr.Set("Accept-Ranges", "bytes")
+
+	rangeHdr := ctx.Request.Header.Peek("Range")
+	enc, onTheFly := encIdentity, false
+	if rangeHdr == nil && rs != nil {
+		compressible := h.compress != nil && compressibleType(hdr.ContentType())
+		hdr.Add("Vary", "Accept-Encoding")
+		a := parseAcceptEncoding(ctx.Request.Header.Peek("Accept-Encoding"))
+		for _, e := range a.list[:a.n] {
+			if sib, ok := openStatic(rs, rel+e.ext()); ok { // a precompressed sibling wins over compressing here
+				src.close()
+				src, enc = sib, e
+				break
+			}
+		}
+		if enc == encIdentity && compressible && a.n > 0 && src.size >= compressMinSize && src.size <= compressStaticMax {
+			enc, onTheFly = a.best(), true
+		}
+	}
+	identityETag := etag
+	if enc != encIdentity {
+		var encBuf [56]byte
+		etag = appendETagSuffix(encBuf[:0], etag, enc)
+		hdr.Set("Content-Encoding", enc.token())
+	}
+	hdr.SetBytesV("ETag", etag)
 	if notModified(ctx, string(etag), src.mod) {
 		src.close()
 		ctx.SetStatusCode(fasthttp.StatusNotModified)
 		ctx.Response.SkipBody = true
 		return
 	}
-	// Precompressed siblings: app.js.br / app.js.gz beside app.js.
-	rangeHdr := ctx.Request.Header.Peek("Range")
-	if rangeHdr == nil {
-		ae := string(ctx.Request.Header.Peek("Accept-Encoding"))
-		for _, enc := range []struct{ token, ext string }{{"br", ".br"}, {"gzip", ".gz"}} {
-			if ae == "" || !acceptsEncoding(ae, enc.token) {
-				continue
-			}
-			if sib, ok := openStatic(rs, rel+enc.ext); ok {
-				src.close()
-				src = sib
-				h.Set("Content-Encoding", enc.token)
-				break
-			}
+	if onTheFly {
+		if out, ok := h.compressStatic(compressKey{rs.real + "/" + rel, src.size, src.mod.UnixNano(), enc}, src); ok {
+			src = staticSource{data: out, size: int64(len(out)), mod: src.mod}
+		} else { // busy or unreadable: as it is
+			hdr.Del("Content-Encoding")
+			hdr.SetBytesV("ETag", identityETag)
 		}
-		h.Add("Vary", "Accept-Encoding")
 	}
 	size := src.size
 	if start, end, ok := parseRange(string(rangeHdr), size); ok {
-		h.Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", start, end, size))
+		hdr.Set("Content-Range", fmt.Sprintf("bytes %d-%d/%d", start, end, size))
 		if src.f == nil {
 			ctx.SetStatusCode(fasthttp.StatusPartialContent)
 			ctx.Response.SetBodyRaw(src.data[start : end+1])
@@ -163,7 +186,7 @@ func serveStatic(ctx *fasthttp.RequestCtx, rs *rootState, rel string, src static
 		}
 		if _, err := src.f.Seek(start, 0); err != nil {
 			src.close()
-			h.Del("Content-Range")
+			hdr.Del("Content-Range")
 			ctx.Error("Range Not Satisfiable", fasthttp.StatusRequestedRangeNotSatisfiable)
 			return
 		}
@@ -172,13 +195,13 @@ func serveStatic(ctx *fasthttp.RequestCtx, rs *rootState, rel string, src static
 		return
 	} else if rangeHdr != nil && start < 0 {
 		src.close()
-		h.Set("Content-Range", fmt.Sprintf("bytes */%d", size))
+		hdr.Set("Content-Range", fmt.Sprintf("bytes */%d", size))
 		ctx.Error("Range Not Satisfiable", fasthttp.StatusRequestedRangeNotSatisfiable)
 		return
 	}
 	if ctx.IsHead() {
 		src.close()
-		h.SetContentLength(int(size))
+		hdr.SetContentLength(int(size))
 		ctx.Response.SkipBody = true
 		return
 	}
@@ -187,6 +210,34 @@ func serveStatic(ctx *fasthttp.RequestCtx, rs *rootState, rel string, src static
 		return
 	}
 	ctx.SetBodyStream(src.f, int(size)) // fasthttp closes f after sending
+}
+
+// compressStatic returns src compressed, from the cache or compressed now, and closes src when
+// it did. ok=false when every slot is compressing another file: then src goes out as it is.
+func (h *Handler) compressStatic(k compressKey, src staticSource) ([]byte, bool) {
+	c := h.compress
+	if out, ok := c.cache.get(k); ok {
+		src.close()
+		return out, true
+	}
+	select {
+	case c.slots <- struct{}{}:
+		defer func() { <-c.slots }()
+	default:
+		return nil, false
+	}
+	data := src.data
+	if src.f != nil {
+		data = make([]byte, src.size)
+		if _, err := io.ReadFull(src.f, data); err != nil {
+			_, _ = src.f.Seek(0, io.SeekStart)
+			return nil, false
+		}
+		src.close()
+	}
+	out := c.encode(nil, data, k.enc)
+	c.cache.put(k, out)
+	return out, true
 }
 
 func notModified(ctx *fasthttp.RequestCtx, etag string, mod time.Time) bool {
@@ -202,16 +253,6 @@ func notModified(ctx *fasthttp.RequestCtx, etag string, mod time.Time) bool {
 	if ims := string(ctx.Request.Header.Peek("If-Modified-Since")); ims != "" {
 		if t, err := http.ParseTime(ims); err == nil {
 			return !mod.Truncate(time.Second).After(t)
-		}
-	}
-	return false
-}
-
-func acceptsEncoding(header, token string) bool {
-	for _, part := range strings.Split(header, ",") {
-		name, params, _ := strings.Cut(strings.TrimSpace(part), ";")
-		if strings.EqualFold(strings.TrimSpace(name), token) {
-			return !strings.Contains(strings.ReplaceAll(params, " ", ""), "q=0") || strings.Contains(params, "q=0.")
 		}
 	}
 	return false

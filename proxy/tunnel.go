@@ -24,7 +24,7 @@ func isWebSocketUpgrade(ctx *fasthttp.RequestCtx) bool {
 // Reverb behind Octane, a Node sidecar…) and, when it answers 101, joins the two connections
 // byte for byte until either side closes (RFC 9110 §7.8: after 101 the connection speaks the
 // new protocol). Any other answer goes back as an ordinary response.
-func (u *httpUpstream) tunnel(ctx *fasthttp.RequestCtx, _ *exchange) (string, error) {
+func (u *httpUpstream) tunnel(ctx *fasthttp.RequestCtx, x *exchange) (string, error) {
 	up, err := net.DialTimeout("tcp", u.addr, u.cfg.ConnectTimeout)
 	if err != nil {
 		if isTimeout(err) {
@@ -47,7 +47,7 @@ func (u *httpUpstream) tunnel(ctx *fasthttp.RequestCtx, _ *exchange) (string, er
 	ctx.Request.Header.CopyTo(&req.Header)
 	stripHopByHop(&req.Header)
 	dropUnsafeHeaders(&req.Header)
-	setForwarded(ctx, &req.Header)
+	setForwarded(ctx, x.client, &req.Header)
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "GET %s HTTP/1.1\r\n", ctx.Request.Header.RequestURI())
 	for k, v := range req.Header.All() {

@@ -163,7 +163,10 @@ func (u *httpUpstream) serve(ctx *fasthttp.RequestCtx, x *exchange) (string, err
 	}
 	stripHopByHop(&req.Header)
 	dropUnsafeHeaders(&req.Header)
-	setForwarded(ctx, &req.Header)
+	setForwarded(ctx, x.client, &req.Header)
+	if x.h.sendfile != nil { // Symfony's BinaryFileResponse then answers with X-Sendfile
+		req.Header.Set("X-Sendfile-Type", "X-Sendfile")
+	}
 	req.SetHost(string(ctx.Host())) // Host preserved, as Nginx's proxy_set_header Host $host
 	if ctx.IsHead() {
 		resp.SkipBody = true
@@ -198,7 +201,7 @@ func (u *httpUpstream) serve(ctx *fasthttp.RequestCtx, x *exchange) (string, err
 		return "", nil
 	}
 	x.deferred = true
-	ctx.Response.SetBodyStream(&httpBody{u: u, resp: resp, stream: stream, x: x, status: resp.StatusCode()}, resp.Header.ContentLength())
+	x.h.setBodyStream(ctx, &httpBody{u: u, resp: resp, stream: stream, x: x, status: resp.StatusCode()}, resp.Header.ContentLength())
 	return "", nil
 }
 
@@ -309,28 +312,53 @@ func dropUnsafeHeaders(h *fasthttp.RequestHeader) {
 }
 
 // setForwarded sets the X-Forwarded-* headers fresh, after dropUnsafeHeaders removed the
-// client's: frontdoor is the edge, so the peer is the client and X-Forwarded-For is its
-// address alone.
-func setForwarded(ctx *fasthttp.RequestCtx, h *fasthttp.RequestHeader) {
-	ip := ctx.RemoteIP().String()
-	h.Set("X-Forwarded-For", ip)
+// client's. When frontdoor is the edge the peer is the client and X-Forwarded-For is its
+// address alone. Behind a trusted balancer (ResolveClient) the chain it sent is kept with the
+// balancer appended, as every proxy on the way does, so an app that trusts the same ranges
+// (Laravel's TrustProxies) walks it to the same client; X-Real-IP is that client, and
+// -Proto, -Host and -Port are what the balancer said.
+func setForwarded(ctx *fasthttp.RequestCtx, c Client, h *fasthttp.RequestHeader) {
+	peer := ctx.RemoteIP().String()
+	xff := peer
+	if c.Trusted {
+		chain := c.Chain
+		if chain == "" && c.Addr != c.Peer { // from CF-Connecting-IP
+			chain = c.Addr.String()
+		}
+		if chain != "" {
+			xff = chain + ", " + peer
+		}
+	}
+	h.Set("X-Forwarded-For", xff)
 	proto, port := "http", "80"
-	if ctx.IsTLS() {
+	if c.HTTPS {
 		proto, port = "https", "443"
 	}
-	if _, p, err := net.SplitHostPort(ctx.LocalAddr().String()); err == nil {
+	if _, p, err := net.SplitHostPort(ctx.LocalAddr().String()); err == nil && c.HTTPS == ctx.IsTLS() {
 		port = p
 	}
+	if c.Port != "" {
+		port = c.Port
+	}
+	host := string(ctx.Host())
+	if c.Host != "" {
+		host = c.Host
+	}
 	h.Set("X-Forwarded-Proto", proto)
-	h.Set("X-Forwarded-Host", string(ctx.Host()))
+	h.Set("X-Forwarded-Host", host)
 	h.Set("X-Forwarded-Port", port)
-	h.Set("X-Real-IP", ip)
+	real := peer
+	if c.Addr.IsValid() {
+		real = c.Addr.String()
+	}
+	h.Set("X-Real-IP", real)
 }
 
 // clientForwarding reports a header that describes the connection as a proxy saw it: the
 // client's address, scheme, host, port or path prefix (X-Forwarded-* whatever the suffix,
 // Forwarded, X-Real-IP, Client-IP and the CDN variants, X-Original-URL and X-Rewrite-URL,
-// which IIS-style routers read as the path). frontdoor is the edge, so a client that sends one
+// which IIS-style routers read as the path), or what the front server offers PHP
+// (X-Sendfile-Type, X-Accel-Mapping). frontdoor is the edge, so a client that sends one
 // is lying about itself: Laravel's TrustProxies (X-Forwarded-Prefix by default) and Symfony's
 // request would believe it. Both upstream kinds drop these; a trusted-proxies setting would
 // make its exception here.
@@ -347,4 +375,7 @@ func clientForwarding(name []byte) bool {
 }
 
 var forwardingHeaders = []string{"Forwarded", "X-Real-IP", "X-Original-URL", "X-Rewrite-URL",
-	"Client-IP", "CF-Connecting-IP", "True-Client-IP"}
+	"Client-IP", "CF-Connecting-IP", "True-Client-IP",
+	// What a front server tells Symfony's BinaryFileResponse: a client's own would make PHP
+	// answer with X-Sendfile (or map paths through X-Accel-Mapping) where frontdoor did not ask.
+	"X-Sendfile-Type", "X-Accel-Mapping"}

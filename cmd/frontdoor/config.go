@@ -33,6 +33,9 @@ type settings struct {
 	LogFormat       string // auto, json or console
 	AccessLog       bool
 	PidFile         string // written at start-up for `frontdoor restart`
+	// ProxyProtocol names the listeners (https, http, plain, or all) that expect a PROXY
+	// protocol header from a trusted balancer (proxyproto.go).
+	ProxyProtocol []string
 
 	Pusher pusher.Config
 	Proxy  proxy.Config
@@ -92,6 +95,7 @@ type fileConfig struct {
 	TLS             *fileTLS           `yaml:"tls"`
 	Redis           *fileRedis         `yaml:"redis"`
 	Workers         []workers.Config   `yaml:"workers"`
+	ProxyProtocol   []string           `yaml:"proxy_protocol"`
 }
 
 type fileRedis struct {
@@ -121,6 +125,11 @@ type fileProxy struct {
 	StreamRequestBodies *bool          `yaml:"stream_request_bodies"`
 	AllowAnyHost        *bool          `yaml:"allow_any_host"`
 	SymlinkRoots        []string       `yaml:"symlink_roots"`
+	// Pages (docs/configuration.md "Compression").
+	TrustedProxies []string `yaml:"trusted_proxies"`
+	SendfileRoots  []string `yaml:"sendfile_roots"`
+	Compress       *bool    `yaml:"compress"`
+	CompressLevel  *int     `yaml:"compress_level"`
 }
 
 type fileTLS struct {
@@ -171,6 +180,9 @@ func (s *settings) applyYAML(path string) error {
 	if len(fc.Apps) > 0 {
 		s.Pusher.Apps = fc.Apps
 	}
+	if fc.ProxyProtocol != nil {
+		s.ProxyProtocol = fc.ProxyProtocol
+	}
 	if p := fc.Proxy; p != nil {
 		setIf(&s.Proxy.Root, p.Root)
 		setIf(&s.Proxy.FrontController, p.FrontController)
@@ -192,6 +204,16 @@ func (s *settings) applyYAML(path string) error {
 		if p.SymlinkRoots != nil {
 			s.Proxy.SymlinkRoots = p.SymlinkRoots
 		}
+		if p.SendfileRoots != nil {
+			s.Proxy.SendfileRoots = p.SendfileRoots
+		}
+		if p.TrustedProxies != nil {
+			s.Proxy.TrustedProxies = p.TrustedProxies
+		}
+		if p.Compress != nil {
+			s.Proxy.DisableCompression = !*p.Compress
+		}
+		setIf(&s.Proxy.CompressLevel, p.CompressLevel)
 	}
 	if fc.Workers != nil {
 		s.Workers = fc.Workers
@@ -344,6 +366,9 @@ func (s *settings) validate() error {
 	}
 	if s.TLS.Mode == "off" && s.Listen == "" {
 		errs = append(errs, errors.New("listen: empty while tls is off: nothing would be served; set --listen or --tls"))
+	}
+	if err := s.validateProxyProtocol(); err != nil {
+		errs = append(errs, err)
 	}
 	if err := s.Pusher.Validate(); err != nil {
 		errs = append(errs, err)

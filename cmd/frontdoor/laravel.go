@@ -68,6 +68,10 @@ func (s *settings) applyLaravel(env laravelEnv) error {
 			return err
 		}
 	}
+	// The balancer in front is part of the deployment's .env like the rest.
+	if v, _, ok := env.get("FRONTDOOR_TRUSTED_PROXIES"); ok {
+		s.Proxy.TrustedProxies = splitList(v)
+	}
 	if v, _, ok := env.get("REVERB_SERVER_PATH"); ok {
 		s.Pusher.PathPrefix = v
 	}

@@ -38,7 +38,7 @@ func newMetrics() *metrics {
 			Name: "frontdoor_proxy_response_bytes_total", Help: "Response body bytes sent by the PHP front door.",
 		}, []string{"upstream"}),
 		malformed: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "frontdoor_http_refused_total", Help: "Requests refused before routing, by reason (malformed, header_too_large, timeout).",
+			Name: "frontdoor_http_refused_total", Help: "Requests refused before routing, by reason (malformed, header_too_large, timeout, proxy_protocol, proxy_protocol_untrusted).",
 		}, []string{"reason"}),
 		upstreamErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "frontdoor_upstream_errors_total", Help: "Failed upstream attempts, by upstream and kind (connect, timeout, protocol).",

@@ -48,3 +48,50 @@ func TestSymlinkRootSetting(t *testing.T) {
 		t.Fatalf("yaml: %v, %v", s.Proxy.SymlinkRoots, err)
 	}
 }
+
+// TestCompressSettings: compression is on by default; --compress=false, FRONTDOOR_COMPRESS and
+// YAML turn it off, the level comes from each layer, and a level out of range names its key.
+func TestCompressSettings(t *testing.T) {
+	s, err := load(t, nil, env())
+	if err != nil || s.Proxy.DisableCompression {
+		t.Fatalf("default: %+v, %v", s.Proxy, err)
+	}
+	s, err = load(t, []string{"--compress=false", "--compress-level", "7"}, env())
+	if err != nil || !s.Proxy.DisableCompression || s.Proxy.CompressLevel != 7 {
+		t.Fatalf("flags: %+v, %v", s.Proxy, err)
+	}
+	s, err = load(t, nil, env("FRONTDOOR_COMPRESS", "false", "FRONTDOOR_COMPRESS_LEVEL", "3"))
+	if err != nil || !s.Proxy.DisableCompression || s.Proxy.CompressLevel != 3 {
+		t.Fatalf("env: %+v, %v", s.Proxy, err)
+	}
+	yml := writeFile(t, "frontdoor.yaml", "proxy:\n  compress: false\n  compress_level: 9\n")
+	s, err = load(t, []string{"--config", yml, "--env-file", ""}, env())
+	if err != nil || !s.Proxy.DisableCompression || s.Proxy.CompressLevel != 9 {
+		t.Fatalf("yaml: %+v, %v", s.Proxy, err)
+	}
+	if _, err := load(t, []string{"--compress-level", "12"}, env()); err == nil || !strings.Contains(err.Error(), "compress_level") {
+		t.Fatalf("--compress-level 12: %v", err)
+	}
+}
+
+// TestSendfileRootSetting: --sendfile-root repeats, FRONTDOOR_SENDFILE_ROOT is a comma list,
+// YAML a list; a bad location names the key.
+func TestSendfileRootSetting(t *testing.T) {
+	want := "[/srv/app/storage/app /protected/=/srv/app/storage/private]"
+	s, err := load(t, []string{"--sendfile-root", "/srv/app/storage/app", "--sendfile-root", "/protected/=/srv/app/storage/private"}, env())
+	if err != nil || fmt.Sprint(s.Proxy.SendfileRoots) != want {
+		t.Fatalf("flags: %v, %v", s.Proxy.SendfileRoots, err)
+	}
+	s, err = load(t, nil, env("FRONTDOOR_SENDFILE_ROOT", "/srv/app/storage/app,/protected/=/srv/app/storage/private"))
+	if err != nil || fmt.Sprint(s.Proxy.SendfileRoots) != want {
+		t.Fatalf("env: %v, %v", s.Proxy.SendfileRoots, err)
+	}
+	yml := writeFile(t, "frontdoor.yaml", "proxy:\n  sendfile_roots: [/srv/app/storage/app, \"/protected/=/srv/app/storage/private\"]\n")
+	s, err = load(t, []string{"--config", yml, "--env-file", ""}, env())
+	if err != nil || fmt.Sprint(s.Proxy.SendfileRoots) != want {
+		t.Fatalf("yaml: %v, %v", s.Proxy.SendfileRoots, err)
+	}
+	if _, err := load(t, []string{"--sendfile-root", "/=/srv"}, env()); err == nil || !strings.Contains(err.Error(), "sendfile_roots") {
+		t.Fatalf("a bad location: %v", err)
+	}
+}

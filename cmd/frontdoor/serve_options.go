@@ -82,6 +82,7 @@ func serveOptions() []*option {
 		{name: "pid-file", usage: "`file` to write the process id to (for frontdoor restart)", apply: str(func(s *settings) *string { return &s.PidFile })},
 		{name: "log-level", usage: "trace, debug, info, warn or error", apply: str(func(s *settings) *string { return &s.LogLevel })},
 		{name: "log-format", usage: "auto (console on a terminal, else JSON), json or console", apply: str(func(s *settings) *string { return &s.LogFormat })},
+		{name: "proxy-protocol", repeated: true, usage: "`listeners` (https, http, plain or all) that expect a PROXY protocol v1/v2 header from a --trusted-proxies balancer", apply: list(func(s *settings) *[]string { return &s.ProxyProtocol })},
 		{name: "access-log", isBool: true, usage: "one log line per proxied request", apply: boolean("access-log", func(s *settings) *bool { return &s.AccessLog })},
 
 		// Pusher.
@@ -151,6 +152,17 @@ func serveOptions() []*option {
 		}},
 		{name: "stream-request-bodies", isBool: true, usage: "pass request bodies to an http:// upstream as they arrive instead of reading them first", apply: boolean("stream-request-bodies", func(s *settings) *bool { return &s.Proxy.StreamRequestBodies })},
 		{name: "allow-any-host", isBool: true, usage: "serve requests for any Host, not only the --domain names (421 otherwise)", apply: boolean("allow-any-host", func(s *settings) *bool { return &s.Proxy.AllowAnyHost })},
+		{name: "sendfile-root", repeated: true, usage: "`directory` PHP may hand files from with X-Sendfile, or /location/=directory for X-Accel-Redirect (repeatable; relative to --root, e.g. ../storage/app)", apply: list(func(s *settings) *[]string { return &s.Proxy.SendfileRoots })},
+		{name: "trusted-proxies", repeated: true, usage: "balancers and CDNs whose X-Forwarded-* and CF-Connecting-IP are believed: `addresses`, CIDRs, cloudflare or private (comma list, repeatable)", apply: list(func(s *settings) *[]string { return &s.Proxy.TrustedProxies })},
+		{name: "compress", isBool: true, usage: "compress responses with br, zstd or gzip as the client accepts (default true; false to leave it to a CDN)", apply: func(s *settings, v []string) error {
+			b, err := strconv.ParseBool(v[len(v)-1])
+			if err != nil {
+				return badValue("--compress", v[len(v)-1], "want true or false")
+			}
+			s.Proxy.DisableCompression = !b
+			return nil
+		}},
+		{name: "compress-level", usage: "compression `level` 1 (fastest) to 9 (smallest), gzip's scale; brotli uses the same number, zstd the nearest of its speeds (default 5)", apply: integer("compress-level", func(s *settings) *int { return &s.Proxy.CompressLevel })},
 		{name: "upstream-connect-timeout", usage: "time limit to connect to PHP", apply: duration("upstream-connect-timeout", func(s *settings) *time.Duration { return &s.Proxy.ConnectTimeout })},
 		{name: "upstream-read-timeout", usage: "time limit for PHP's response", apply: duration("upstream-read-timeout", func(s *settings) *time.Duration { return &s.Proxy.ReadTimeout })},
 		{name: "upstream-write-timeout", usage: "time limit to send the request to PHP", apply: duration("upstream-write-timeout", func(s *settings) *time.Duration { return &s.Proxy.WriteTimeout })},

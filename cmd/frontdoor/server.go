@@ -156,12 +156,14 @@ func newServer(s settings, log zerolog.Logger) (_ *server, err error) {
 			return nil, err
 		}
 		ln = fdtls.GuardAccept(ln, fdtls.AcceptGuard{Name: "https", Log: log})
+		ln = srv.proxyProtocol("https", ln) // before TLS: the header precedes the handshake
 		srv.listeners = append(srv.listeners, boundListener{"https", srv.tls.NewListener(pusher.ListenerForTLS(ln)), srv.httpServer(srv.tls.WrapHSTS(app))})
 		ln80, err := fdtls.Listen(s.TLS.HTTPAddr)
 		if err != nil {
 			return nil, err
 		}
 		ln80 = fdtls.GuardAccept(ln80, fdtls.AcceptGuard{Name: "http", RefuseHTTP: true, Log: log})
+		ln80 = srv.proxyProtocol("http", ln80)
 		// Checked before the redirect too: only configured names are sent on to https.
 		srv.listeners = append(srv.listeners, boundListener{"http", ln80, srv.httpServer(srv.checkHost(srv.tls.HTTPHandler(app)))})
 	}
@@ -171,6 +173,7 @@ func newServer(s settings, log zerolog.Logger) (_ *server, err error) {
 			return nil, err
 		}
 		ln = fdtls.GuardAccept(ln, fdtls.AcceptGuard{Name: "plain", RefuseHTTP: true, Log: log})
+		ln = srv.proxyProtocol("plain", ln)
 		h := app
 		if isLoopback(s.Listen) {
 			h = all // the broadcaster posts to 127.0.0.1 beside TLS: its Host is not a --domain
@@ -199,6 +202,8 @@ func (srv *server) router() fasthttp.RequestHandler {
 	appPrefix := []byte(prefix + "/app/")
 	apiPrefix := []byte(prefix + "/apps/")
 	return func(ctx *fasthttp.RequestCtx) {
+		// The visitor's address, once for all three jobs (proxy.ClientIPKey).
+		srv.proxy.ResolveClient(ctx)
 		path := ctx.Path()
 		switch {
 		case bytes.HasPrefix(path, appPrefix) &&
@@ -221,6 +226,7 @@ func (srv *server) checkHost(h fasthttp.RequestHandler) fasthttp.RequestHandler 
 		return h
 	}
 	return func(ctx *fasthttp.RequestCtx) {
+		srv.proxy.ResolveClient(ctx) // so the refusal logs the visitor
 		if !srv.proxy.RefuseHost(ctx) {
 			h(ctx)
 		}
@@ -285,6 +291,8 @@ func (srv *server) refuseMalformed(ctx *fasthttp.RequestCtx, err error) {
 	var small *fasthttp.ErrSmallBuffer
 	var ne net.Error
 	switch {
+	case badProxyHeader(err):
+		reason = "proxy_protocol" // missing or malformed on a --proxy-protocol listener
 	case errors.As(err, &small):
 		status, reason = fasthttp.StatusRequestHeaderFieldsTooLarge, "header_too_large"
 	case errors.As(err, &ne) && ne.Timeout():

@@ -55,6 +55,67 @@ case '/stream':
     echo file_exists($file) ? "data: last\n\n" : "data: gave up\n\n";
     break;
 
+case '/text':
+    // Compression: n repetitions of a line, with the type and headers the query asks for.
+    header('Content-Type: ' . ($_GET['type'] ?? 'text/html; charset=UTF-8'));
+    if (isset($_GET['cc'])) {
+        header('Cache-Control: ' . $_GET['cc']);
+    }
+    if (isset($_GET['etag'])) {
+        header('ETag: "' . $_GET['etag'] . '"');
+        $tags = array_map('trim', explode(',', $_SERVER['HTTP_IF_NONE_MATCH'] ?? ''));
+        if (in_array('"' . $_GET['etag'] . '"', $tags, true)) {
+            http_response_code(304); // as Laravel's $response->isNotModified($request)
+            break;
+        }
+    }
+    $text = str_repeat("hello from frontdoor's php\n", (int)($_GET['n'] ?? 200));
+    if (isset($_GET['gzip'])) {
+        header('Content-Encoding: gzip');
+        $text = gzencode($text);
+    }
+    echo $text;
+    break;
+
+case '/stream-html':
+    // A streamed page: a first part now, the rest once the test has created the file it names.
+    header('Content-Type: text/html');
+    echo str_repeat("<p>first part</p>\n", 100);
+    flush();
+    $file = $_GET['file'];
+    for ($i = 0; $i < 600 && !file_exists($file); $i++) {
+        usleep(50000);
+    }
+    echo str_repeat("<p>second part</p>\n", 100);
+    break;
+
+case '/sendfile':
+    // A download handed to frontdoor, as Symfony's BinaryFileResponse does once
+    // trustXSendfileTypeHeader() is on: only when the front server offered it.
+    if (($_SERVER['HTTP_X_SENDFILE_TYPE'] ?? '') !== 'X-Sendfile' && !isset($_GET['always'])) {
+        echo 'no X-Sendfile-Type';
+        break;
+    }
+    if (isset($_GET['type'])) {
+        header('Content-Type: ' . $_GET['type']);
+    }
+    header('Content-Disposition: attachment; filename="report.txt"');
+    header('Cache-Control: private, max-age=60');
+    header('ETag: "php-etag"');
+    if (!isset($_GET['body'])) {
+        header('Content-Length: 999999'); // the file's, as Symfony sets it; the body stays empty
+    }
+    header((isset($_GET['accel']) ? 'X-Accel-Redirect: ' : 'X-Sendfile: ') . $_GET['path']);
+    if (isset($_GET['status'])) {
+        http_response_code((int)$_GET['status']);
+    }
+    if (isset($_GET['body'])) {
+        // A body PHP should not have sent, large enough to stream: dropped for the file.
+        echo str_repeat('x', 200000);
+        flush();
+    }
+    break;
+
 case '/slow':
     usleep((int)($_GET['ms'] ?? 3000) * 1000);
     echo "slow done";
