@@ -3,6 +3,7 @@ package pusher
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"path"
 	"strings"
 	"sync"
@@ -106,6 +107,10 @@ type Config struct {
 	// MaxConnectionsPerIP caps sockets from one client address (an IPv6 client's /64), refused
 	// with 4100. Zero means 1000; negative means unlimited.
 	MaxConnectionsPerIP int
+	// ClientIP is the visitor's address behind trusted proxies (cmd/frontdoor passes the
+	// proxy's resolution, so a balancer's address is not everyone's); nil uses the TCP peer.
+	// It feeds the per-address cap and the logs.
+	ClientIP func(*fasthttp.RequestCtx) netip.Addr `yaml:"-"`
 	// capLoopback applies MaxConnectionsPerIP to loopback clients too (tests; see Server).
 	capLoopback bool
 	// PongTimeout is how long a pinged socket may stay silent before it is closed with 4201

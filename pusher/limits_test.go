@@ -5,6 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/valyala/fasthttp"
+	"net/http"
+	"net/netip"
 	"net/url"
 	"strings"
 	"sync"
@@ -470,5 +473,32 @@ func TestHandshakeRefusalLogBounded(t *testing.T) {
 	}
 	if lines := sink.lines(t, "connection refused"); len(lines) > logBurst+5 {
 		t.Fatalf("%d log lines for %d refused handshakes", len(lines), n)
+	}
+}
+
+// Behind a trusted balancer every socket comes from its address: the cap counts the visitor the
+// proxy resolved (Config.ClientIP), not the TCP peer.
+func TestConnectionsPerIPCountsTheResolvedVisitor(t *testing.T) {
+	cfg := oneApp()
+	cfg.MaxConnectionsPerIP = 1
+	cfg.capLoopback = true
+	cfg.ClientIP = func(ctx *fasthttp.RequestCtx) netip.Addr {
+		// Stands in for proxy.ClientIP, which cmd/frontdoor passes.
+		a, _ := netip.ParseAddr(string(ctx.Request.Header.Peek("X-Test-Visitor")))
+		return a
+	}
+	ts := startServer(t, cfg)
+	dial := func(visitor string) *client {
+		return &client{t: t, c: ts.dialRaw(t, "/app/key1?protocol=7", http.Header{"X-Test-Visitor": {visitor}})}
+	}
+	a, b := dial("203.0.113.1"), dial("203.0.113.2")
+	for _, c := range []*client{a, b} {
+		if f := c.read(); f.Event != "pusher:connection_established" {
+			t.Fatalf("a visitor's first socket: %+v", f)
+		}
+	}
+	again := dial("203.0.113.1")
+	if code := errorCode(t, again.read()); code != float64(4100) {
+		t.Fatalf("the same visitor's second socket: code %v, want 4100", code)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net"
+	"net/netip"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -22,12 +23,14 @@ import (
 // Server is frontdoor's Pusher server: the apps, their sockets, and the janitor that keeps them
 // alive or closes them.
 type Server struct {
-	log     zerolog.Logger
-	rlog    *rateLog // client-triggered lines (refusals, kicks), rate-limited per reason
-	prefix  string
-	maxConn int
-	qBytes  int
-	qFrames int
+	log  zerolog.Logger
+	rlog *rateLog // client-triggered lines (refusals, kicks), rate-limited per reason
+
+	clientIP func(*fasthttp.RequestCtx) netip.Addr // Config.ClientIP
+	prefix   string
+	maxConn  int
+	qBytes   int
+	qFrames  int
 
 	maxPerIP int // sockets per client address; 0: unlimited
 	// capLoopback applies maxPerIP to loopback clients too. Off outside tests: behind a reverse
@@ -105,7 +108,7 @@ func NewServer(cfg Config, log zerolog.Logger) (*Server, error) {
 	s.flusher.OnPollError = func(err error) {
 		s.log.Error().Err(err).Msg("epoll_wait failed: that poller's sockets were closed (clients reconnect); new sockets get read goroutines")
 	}
-	s.capLoopback = cfg.capLoopback
+	s.capLoopback, s.clientIP = cfg.capLoopback, cfg.ClientIP
 	switch {
 	case cfg.MaxConnectionsPerIP == 0:
 		s.maxPerIP = defaultMaxConnectionsPerIP
@@ -221,7 +224,8 @@ func (s *Server) HandleWebSocket(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	app := s.appByKey(key)
-	ip := s.ipKey(ctx.RemoteAddr())
+	client := s.clientAddr(ctx)
+	ip := s.ipKey(client)
 	var refuse *Error
 	var reason string
 	switch proto := ctx.QueryArgs().Peek("protocol"); {
@@ -245,7 +249,7 @@ func (s *Server) HandleWebSocket(ctx *fasthttp.RequestCtx) {
 	}
 	if refuse != nil {
 		s.stats.refused(reason)
-		s.rlog.event(zerolog.InfoLevel, reason).Str("reason", reason).Str("key", truncate(key, 64)).Str("remote", ctx.RemoteAddr().String()).
+		s.rlog.event(zerolog.InfoLevel, reason).Str("reason", reason).Str("key", truncate(key, 64)).Str("remote", client.String()).
 			Str("origin", truncate(string(ctx.Request.Header.Peek("Origin")), 100)).Int("code", refuse.Code).Msg("connection refused")
 	}
 	cfg := app.configOrDefault()
@@ -352,18 +356,32 @@ func (s *Server) releaseIP(ip string) {
 // ipKey is the per-address cap's key: the IPv4 address, or an IPv6 address's /64, which is what
 // one subscriber is usually handed (one address each would be no cap at all). "" means the
 // address is not capped: no cap configured, or a local client (loopback, a Unix socket).
-func (s *Server) ipKey(addr net.Addr) string {
-	ta, ok := addr.(*net.TCPAddr)
+func (s *Server) ipKey(ip netip.Addr) string {
+	ip = ip.Unmap()
 	switch {
-	case s.maxPerIP <= 0, !ok:
+	case s.maxPerIP <= 0, !ip.IsValid():
 		return ""
-	case ta.IP.IsLoopback() && !s.capLoopback:
+	case ip.IsLoopback() && !s.capLoopback:
 		return ""
+	case ip.Is4():
+		return ip.String()
 	}
-	if ip4 := ta.IP.To4(); ip4 != nil {
-		return ip4.String()
+	p, _ := ip.Prefix(64)
+	return p.String()
+}
+
+// clientAddr is the visitor's address: as the proxy resolved it behind trusted proxies, else
+// the TCP peer's.
+func (s *Server) clientAddr(ctx *fasthttp.RequestCtx) netip.Addr {
+	if s.clientIP != nil {
+		return s.clientIP(ctx)
 	}
-	return ta.IP.Mask(net.CIDRMask(64, 128)).String() + "/64"
+	if ta, ok := ctx.RemoteAddr().(*net.TCPAddr); ok {
+		if a, ok := netip.AddrFromSlice(ta.IP); ok {
+			return a.Unmap()
+		}
+	}
+	return netip.Addr{}
 }
 
 // kicked counts and logs (rate-limited) a socket the server closed on its own account.

@@ -124,6 +124,9 @@ func newServer(s settings, log zerolog.Logger) (_ *server, err error) {
 	pusherCfg := s.Pusher
 	// Webhooks to a path reach PHP through the front door in-process, as if from loopback.
 	pusherCfg.WebhookLocal = func(ctx *fasthttp.RequestCtx) { srv.proxy.ServeHTTP(ctx) }
+	// The router resolves the visitor behind trusted proxies before the Pusher side runs, so
+	// the per-address cap and the logs count visitors, not the balancer.
+	pusherCfg.ClientIP = proxy.ClientIP
 	if len(s.TLS.Domains) > 0 {
 		pusherCfg.WebhookHost = s.TLS.Domains[0]
 	}
