@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -51,6 +52,20 @@ type Config struct {
 	AllowAnyHost bool
 	// AccessLog writes one line per request.
 	AccessLog bool
+	// BuildDir is Vite's output directory under Root (default "build", Laravel's public/build).
+	// After a release switch, hashed files under it stay served from the previous releases
+	// (releases.go); a hashed file no release has is 404, never PHP.
+	BuildDir string
+	// PreviousReleases is how many releases before the current one keep their hashed build
+	// assets served; zero means 3, negative turns it off.
+	PreviousReleases int
+	// PreviousReleasesWindow is how long after a switch the release it replaced keeps serving
+	// its hashed assets to tabs opened before it; zero means 1 h.
+	PreviousReleasesWindow time.Duration
+	// PreviousReleasesCopyLimit bounds the bytes of hashed assets copied, at switch time, out of
+	// the previous releases (so they survive a deploy that deletes the old directory); zero
+	// means 256 MiB. Files beyond it are served only while their release's directory exists.
+	PreviousReleasesCopyLimit int64
 }
 
 // DefaultUpstream is where `php artisan serve` and Octane listen by default.
@@ -83,6 +98,18 @@ func (c Config) withDefaults() Config {
 	}
 	if c.BodyBufferLimit == 0 {
 		c.BodyBufferLimit = max(1<<30, c.MaxBody)
+	}
+	if c.BuildDir == "" {
+		c.BuildDir = "build"
+	}
+	if c.PreviousReleases == 0 {
+		c.PreviousReleases = 3
+	}
+	if c.PreviousReleasesWindow == 0 {
+		c.PreviousReleasesWindow = time.Hour
+	}
+	if c.PreviousReleasesCopyLimit == 0 {
+		c.PreviousReleasesCopyLimit = 256 << 20
 	}
 	return c
 }
@@ -127,6 +154,12 @@ func (c *Config) Validate() error {
 	}
 	if c.BodyBufferLimit != 0 && c.BodyBufferLimit < c.MaxBody {
 		errs = append(errs, fmt.Errorf("body_buffer_limit: invalid value %d: must be at least max_body (%d), or one largest body could never be read", c.BodyBufferLimit, c.MaxBody))
+	}
+	if c.BuildDir != "" && !filepath.IsLocal(c.BuildDir) {
+		errs = append(errs, fmt.Errorf("build_dir: invalid value %q: a directory relative to root, e.g. build", c.BuildDir))
+	}
+	if c.PreviousReleasesWindow < 0 || c.PreviousReleasesCopyLimit < 0 {
+		errs = append(errs, errors.New("previous_releases_window and previous_releases_copy_limit: must be ≥ 0"))
 	}
 	return errors.Join(errs...)
 }

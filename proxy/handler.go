@@ -33,7 +33,8 @@ func (noObserver) ObserveUpstreamError(string, string)              {}
 // Handler serves every non-Pusher request.
 type Handler struct {
 	cfg       Config
-	docRoot   *docRoot // Config.Root; nil when there is none
+	docRoot   *docRoot  // Config.Root; nil when there is none
+	releases  *releases // previous releases' hashed assets; nil when off or without a root
 	log       zerolog.Logger
 	upstreams []backend
 	next      atomic.Uint64
@@ -110,6 +111,11 @@ func New(cfg Config, log zerolog.Logger) (*Handler, error) {
 		if h.docRoot, err = openDocRoot(cfg.Root, cfg.SymlinkRoots); err != nil {
 			return nil, fmt.Errorf("root: %w", err)
 		}
+		if cfg.PreviousReleases > 0 {
+			h.releases = newReleases(cfg, log)
+			h.docRoot.switched = h.releases.switched
+			go h.releases.watch(h.docRoot)
+		}
 	}
 	h.observer.Store(&observerBox{noObserver{}})
 	for _, u := range cfg.Upstreams {
@@ -152,6 +158,9 @@ func (h *Handler) Ready(ctx context.Context) error {
 
 // Close releases idle upstream connections and the root directory.
 func (h *Handler) Close() error {
+	if h.releases != nil {
+		h.releases.close()
+	}
 	if h.docRoot != nil {
 		h.docRoot.close()
 	}
@@ -180,6 +189,10 @@ func (h *Handler) ServeHTTP(ctx *fasthttp.RequestCtx) {
 				rs := h.docRoot.get()
 				if src, ok := openStatic(rs, rel); ok {
 					serveStatic(ctx, rs, rel, src)
+					break
+				}
+				if h.releases != nil && hashedAsset(rel, h.releases.buildDir) {
+					h.releases.serve(ctx, h, rel)
 					break
 				}
 			}

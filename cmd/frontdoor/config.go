@@ -116,6 +116,11 @@ type fileProxy struct {
 	StreamRequestBodies *bool          `yaml:"stream_request_bodies"`
 	AllowAnyHost        *bool          `yaml:"allow_any_host"`
 	SymlinkRoots        []string       `yaml:"symlink_roots"`
+	// Deploys (docs/configuration.md "Deploys and open tabs").
+	BuildDir                  *string        `yaml:"build_dir"`
+	PreviousReleases          *int           `yaml:"previous_releases"`
+	PreviousReleasesWindow    *time.Duration `yaml:"previous_releases_window"`
+	PreviousReleasesCopyLimit *byteSize      `yaml:"previous_releases_copy_limit"`
 }
 
 type fileTLS struct {
@@ -186,6 +191,17 @@ func (s *settings) applyYAML(path string) error {
 		setIf(&s.Proxy.AllowAnyHost, p.AllowAnyHost)
 		if p.SymlinkRoots != nil {
 			s.Proxy.SymlinkRoots = p.SymlinkRoots
+		}
+		setIf(&s.Proxy.BuildDir, p.BuildDir)
+		if n := p.PreviousReleases; n != nil {
+			if *n < 0 {
+				return fmt.Errorf("%s: proxy.previous_releases: invalid value %d: want a whole number ≥ 0 (0 = off)", path, *n)
+			}
+			s.Proxy.PreviousReleases = offIfZero(*n)
+		}
+		setIf(&s.Proxy.PreviousReleasesWindow, p.PreviousReleasesWindow)
+		if p.PreviousReleasesCopyLimit != nil {
+			s.Proxy.PreviousReleasesCopyLimit = int64(*p.PreviousReleasesCopyLimit)
 		}
 	}
 	if fc.Workers != nil {

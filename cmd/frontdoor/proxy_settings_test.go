@@ -48,3 +48,28 @@ func TestSymlinkRootSetting(t *testing.T) {
 		t.Fatalf("yaml: %v, %v", s.Proxy.SymlinkRoots, err)
 	}
 }
+
+// TestPreviousReleasesSettings: the deploy settings reach the proxy from a flag, FRONTDOOR_* and
+// YAML; 0 releases means off (negative in proxy.Config), and a bad value names its key.
+func TestPreviousReleasesSettings(t *testing.T) {
+	check := func(how string, s settings, err error, n int) {
+		t.Helper()
+		p := s.Proxy
+		if err != nil || p.BuildDir != "dist" || p.PreviousReleases != n || p.PreviousReleasesWindow != 2*time.Hour || p.PreviousReleasesCopyLimit != 64<<20 {
+			t.Fatalf("%s: %+v, %v", how, p, err)
+		}
+	}
+	s, err := load(t, []string{"--build-dir", "dist", "--previous-releases", "5", "--previous-releases-window", "2h", "--previous-releases-copy-limit", "64M"}, env())
+	check("flags", s, err, 5)
+	s, err = load(t, nil, env("FRONTDOOR_BUILD_DIR", "dist", "FRONTDOOR_PREVIOUS_RELEASES", "0", "FRONTDOOR_PREVIOUS_RELEASES_WINDOW", "2h", "FRONTDOOR_PREVIOUS_RELEASES_COPY_LIMIT", "64M"))
+	check("env", s, err, -1)
+	yml := writeFile(t, "frontdoor.yaml", "proxy:\n  build_dir: dist\n  previous_releases: 1\n  previous_releases_window: 2h\n  previous_releases_copy_limit: 64M\n")
+	s, err = load(t, []string{"--config", yml, "--env-file", ""}, env())
+	check("yaml", s, err, 1)
+	if _, err := load(t, []string{"--build-dir", "../elsewhere"}, env()); err == nil || !strings.Contains(err.Error(), "build_dir") {
+		t.Fatalf("--build-dir ../elsewhere: %v", err)
+	}
+	if _, err := load(t, []string{"--previous-releases-window", "soon"}, env()); err == nil || !strings.Contains(err.Error(), "--previous-releases-window") {
+		t.Fatalf("--previous-releases-window soon: %v", err)
+	}
+}

@@ -151,6 +151,21 @@ func serveOptions() []*option {
 		}},
 		{name: "stream-request-bodies", isBool: true, usage: "pass request bodies to an http:// upstream as they arrive instead of reading them first", apply: boolean("stream-request-bodies", func(s *settings) *bool { return &s.Proxy.StreamRequestBodies })},
 		{name: "allow-any-host", isBool: true, usage: "serve requests for any Host, not only the --domain names (421 otherwise)", apply: boolean("allow-any-host", func(s *settings) *bool { return &s.Proxy.AllowAnyHost })},
+		{name: "build-dir", usage: "Vite's build `directory` under --root whose hashed files outlive a deploy (default build)", apply: str(func(s *settings) *string { return &s.Proxy.BuildDir })},
+		{name: "previous-releases", usage: "releases before the current one whose hashed build assets stay served to open tabs, 0 = off (default 3)", apply: func(s *settings, v []string) error {
+			n, err := parsePositiveInt("--previous-releases", v[len(v)-1])
+			s.Proxy.PreviousReleases = offIfZero(n)
+			return err
+		}},
+		{name: "previous-releases-window", usage: "how long after a deploy the replaced release's hashed assets stay served (default 1h)", apply: duration("previous-releases-window", func(s *settings) *time.Duration { return &s.Proxy.PreviousReleasesWindow })},
+		{name: "previous-releases-copy-limit", usage: "`size` of previous releases' hashed assets copied aside at a deploy, so they outlive a deleted release directory (default 256M)", apply: func(s *settings, v []string) error {
+			n, err := parseByteSize(v[len(v)-1])
+			if err != nil {
+				return badValue("--previous-releases-copy-limit", v[len(v)-1], err.Error())
+			}
+			s.Proxy.PreviousReleasesCopyLimit = n
+			return nil
+		}},
 		{name: "upstream-connect-timeout", usage: "time limit to connect to PHP", apply: duration("upstream-connect-timeout", func(s *settings) *time.Duration { return &s.Proxy.ConnectTimeout })},
 		{name: "upstream-read-timeout", usage: "time limit for PHP's response", apply: duration("upstream-read-timeout", func(s *settings) *time.Duration { return &s.Proxy.ReadTimeout })},
 		{name: "upstream-write-timeout", usage: "time limit to send the request to PHP", apply: duration("upstream-write-timeout", func(s *settings) *time.Duration { return &s.Proxy.WriteTimeout })},
@@ -189,6 +204,15 @@ func serveOptions() []*option {
 		{name: "tls-key", usage: "private key `file` (PEM)", apply: str(func(s *settings) *string { return &s.TLS.KeyFile })},
 		{name: "hsts", usage: "Strict-Transport-Security max-age (0 = off)", apply: duration("hsts", func(s *settings) *time.Duration { return &s.TLS.HSTS })},
 	}
+}
+
+// offIfZero maps a documented "0 = off" onto a Config where zero means the default and a
+// negative value means off.
+func offIfZero(n int) int {
+	if n == 0 {
+		return -1
+	}
+	return n
 }
 
 // perIPSetting maps the documented "0 = unlimited" of max_connections_per_ip onto pusher.Config,
