@@ -66,6 +66,16 @@ type Config struct {
 	// the previous releases (so they survive a deploy that deletes the old directory); zero
 	// means 256 MiB. Files beyond it are served only while their release's directory exists.
 	PreviousReleasesCopyLimit int64
+	// AuthLaneShare is the share of a php-fpm pool's max_conns connections that
+	// /broadcasting/auth and /broadcasting/user-auth may use at once, so a reconnect storm
+	// leaves the rest to pages (authlane.go); zero means 0.5, negative turns it off. Pools
+	// without max_conns have no lane.
+	AuthLaneShare float64
+	// AuthQueue bounds the authorizations waiting for the lane (503 beyond); zero means 4096.
+	AuthQueue int
+	// AuthQueueTimeout is the longest an authorization waits for the lane (503 beyond); zero
+	// means 20 s.
+	AuthQueueTimeout time.Duration
 }
 
 // DefaultUpstream is where `php artisan serve` and Octane listen by default.
@@ -110,6 +120,15 @@ func (c Config) withDefaults() Config {
 	}
 	if c.PreviousReleasesCopyLimit == 0 {
 		c.PreviousReleasesCopyLimit = 256 << 20
+	}
+	if c.AuthLaneShare == 0 {
+		c.AuthLaneShare = 0.5
+	}
+	if c.AuthQueue == 0 {
+		c.AuthQueue = 4096
+	}
+	if c.AuthQueueTimeout == 0 {
+		c.AuthQueueTimeout = 20 * time.Second
 	}
 	return c
 }
@@ -157,6 +176,9 @@ func (c *Config) Validate() error {
 	}
 	if c.BuildDir != "" && !filepath.IsLocal(c.BuildDir) {
 		errs = append(errs, fmt.Errorf("build_dir: invalid value %q: a directory relative to root, e.g. build", c.BuildDir))
+	}
+	if c.AuthLaneShare > 1 || c.AuthQueue < 0 || c.AuthQueueTimeout < 0 {
+		errs = append(errs, fmt.Errorf("auth_lane_share, auth_queue, auth_queue_timeout: invalid values %v, %d, %s: the share is at most 1, the others ≥ 0", c.AuthLaneShare, c.AuthQueue, c.AuthQueueTimeout))
 	}
 	if c.PreviousReleasesWindow < 0 || c.PreviousReleasesCopyLimit < 0 {
 		errs = append(errs, errors.New("previous_releases_window and previous_releases_copy_limit: must be ≥ 0"))

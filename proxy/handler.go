@@ -213,7 +213,7 @@ func (h *Handler) ServeHTTP(ctx *fasthttp.RequestCtx) {
 		}
 		if kind, err := u.serve(ctx, x); err != nil {
 			switch kind {
-			case kindTooLarge, kindClient, kindSlow, kindBusy:
+			case kindTooLarge, kindClient, kindSlow, kindBusy, kindAuthBusy:
 				h.refuseBody(ctx, x, kind, err)
 			default:
 				h.observer.Load().ObserveUpstreamError(x.upstream, kind)
@@ -260,6 +260,8 @@ func (h *Handler) refuseBody(ctx *fasthttp.RequestCtx, x *exchange, kind string,
 	case kindBusy:
 		status, msg = fasthttp.StatusServiceUnavailable, "Server busy, try again"
 		lingerDrain(ctx)
+	case kindAuthBusy:
+		status, msg = fasthttp.StatusServiceUnavailable, "Too many authorizations at once, try again"
 	default:
 		if kind != kindClient { // reading into the temporary file failed: ours
 			status, msg = fasthttp.StatusInternalServerError, "Internal Server Error"
@@ -273,9 +275,16 @@ func (h *Handler) refuseBody(ctx *fasthttp.RequestCtx, x *exchange, kind string,
 		if dropped > 0 {
 			ev = ev.Int("suppressed", dropped)
 		}
-		ev.Msg("request body refused")
+		if kind == kindAuthBusy {
+			ev.Msg("authorization refused: the lane for /broadcasting/auth is full")
+		} else {
+			ev.Msg("request body refused")
+		}
 	}
 	h.errorPage(ctx, status, msg)
+	if lf, ok := err.(laneFull); ok {
+		ctx.Response.Header.Set("Retry-After", lf.header())
+	}
 }
 
 // pick chooses the next healthy upstream round-robin; when all are cooling down, the next anyway.

@@ -121,6 +121,10 @@ type fileProxy struct {
 	PreviousReleases          *int           `yaml:"previous_releases"`
 	PreviousReleasesWindow    *time.Duration `yaml:"previous_releases_window"`
 	PreviousReleasesCopyLimit *byteSize      `yaml:"previous_releases_copy_limit"`
+	// Reconnect storms (docs/configuration.md "Reconnect storms").
+	AuthLaneShare    *float64       `yaml:"auth_lane_share"`
+	AuthQueue        *int           `yaml:"auth_queue"`
+	AuthQueueTimeout *time.Duration `yaml:"auth_queue_timeout"`
 }
 
 type fileTLS struct {
@@ -203,6 +207,14 @@ func (s *settings) applyYAML(path string) error {
 		if p.PreviousReleasesCopyLimit != nil {
 			s.Proxy.PreviousReleasesCopyLimit = int64(*p.PreviousReleasesCopyLimit)
 		}
+		if f := p.AuthLaneShare; f != nil {
+			if *f < 0 || *f > 1 {
+				return fmt.Errorf("%s: proxy.auth_lane_share: invalid value %v: want a share from 0 (off) to 1", path, *f)
+			}
+			s.Proxy.AuthLaneShare = shareOrOff(*f)
+		}
+		setIf(&s.Proxy.AuthQueue, p.AuthQueue)
+		setIf(&s.Proxy.AuthQueueTimeout, p.AuthQueueTimeout)
 	}
 	if fc.Workers != nil {
 		s.Workers = fc.Workers

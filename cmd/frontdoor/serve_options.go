@@ -166,6 +166,16 @@ func serveOptions() []*option {
 			s.Proxy.PreviousReleasesCopyLimit = n
 			return nil
 		}},
+		{name: "auth-lane-share", usage: "share of a php-fpm pool's max_conns that /broadcasting/auth may use at once, so reconnect storms leave the rest to pages; 0 = off (default 0.5)", apply: func(s *settings, v []string) error {
+			f, err := strconv.ParseFloat(v[len(v)-1], 64)
+			if err != nil || f < 0 || f > 1 {
+				return badValue("--auth-lane-share", v[len(v)-1], "want a share from 0 (off) to 1, e.g. 0.5")
+			}
+			s.Proxy.AuthLaneShare = shareOrOff(f)
+			return nil
+		}},
+		{name: "auth-queue", usage: "authorizations waiting for the lane, 503 beyond (default 4096)", apply: integer("auth-queue", func(s *settings) *int { return &s.Proxy.AuthQueue })},
+		{name: "auth-queue-timeout", usage: "longest an authorization waits for the lane, 503 beyond (default 20s)", apply: duration("auth-queue-timeout", func(s *settings) *time.Duration { return &s.Proxy.AuthQueueTimeout })},
 		{name: "upstream-connect-timeout", usage: "time limit to connect to PHP", apply: duration("upstream-connect-timeout", func(s *settings) *time.Duration { return &s.Proxy.ConnectTimeout })},
 		{name: "upstream-read-timeout", usage: "time limit for PHP's response", apply: duration("upstream-read-timeout", func(s *settings) *time.Duration { return &s.Proxy.ReadTimeout })},
 		{name: "upstream-write-timeout", usage: "time limit to send the request to PHP", apply: duration("upstream-write-timeout", func(s *settings) *time.Duration { return &s.Proxy.WriteTimeout })},
@@ -213,6 +223,14 @@ func offIfZero(n int) int {
 		return -1
 	}
 	return n
+}
+
+// shareOrOff maps a documented "0 = off" share onto proxy.Config, where zero means the default.
+func shareOrOff(f float64) float64 {
+	if f == 0 {
+		return -1
+	}
+	return f
 }
 
 // perIPSetting maps the documented "0 = unlimited" of max_connections_per_ip onto pusher.Config,

@@ -120,6 +120,8 @@ func newServer(s settings, log zerolog.Logger) (_ *server, err error) {
 	pusherCfg := s.Pusher
 	// Webhooks to a path reach PHP through the front door in-process, as if from loopback.
 	pusherCfg.WebhookLocal = func(ctx *fasthttp.RequestCtx) { srv.proxy.ServeHTTP(ctx) }
+	// Shutdown paces its reconnects to the authorizations per second PHP answers (pusher/pacing.go).
+	pusherCfg.AuthRate = func() float64 { return srv.proxy.AuthCapacity() }
 	if len(s.TLS.Domains) > 0 {
 		pusherCfg.WebhookHost = s.TLS.Domains[0]
 	}
