@@ -120,8 +120,16 @@ func newServer(s settings, log zerolog.Logger) (_ *server, err error) {
 	pusherCfg := s.Pusher
 	// Webhooks to a path reach PHP through the front door in-process, as if from loopback.
 	pusherCfg.WebhookLocal = func(ctx *fasthttp.RequestCtx) { srv.proxy.ServeHTTP(ctx) }
-	// Shutdown paces its reconnects to the authorizations per second PHP answers (pusher/pacing.go).
-	pusherCfg.AuthRate = func() float64 { return srv.proxy.AuthCapacity() }
+	// Shutdown paces its reconnects to the authorizations per second PHP answers (pusher/pacing.go),
+	// when the clients have somewhere to reconnect to meanwhile: the new process of an upgrade, or
+	// the other nodes. A lone node that stops has no listener left: spreading the closes would
+	// only delay its exit, and the clients come back together when it starts again.
+	pusherCfg.AuthRate = func() float64 {
+		if !srv.upgrading.Load() && srv.broker == nil {
+			return 0
+		}
+		return srv.proxy.AuthCapacity()
+	}
 	if len(s.TLS.Domains) > 0 {
 		pusherCfg.WebhookHost = s.TLS.Domains[0]
 	}
