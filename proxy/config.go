@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -66,6 +67,30 @@ type Config struct {
 	// CompressLevel is 1 (fastest) to 9 (smallest), gzip's scale; brotli takes the same number,
 	// zstd the nearest of its four speeds. Zero means DefaultCompressLevel.
 	CompressLevel int
+	// BuildDir is Vite's output directory under Root (default "build", Laravel's public/build).
+	// After a release switch, hashed files under it stay served from the previous releases
+	// (releases.go); a hashed file no release has is 404, never PHP.
+	BuildDir string
+	// PreviousReleases is how many releases before the current one keep their hashed build
+	// assets served; zero means 3, negative turns it off.
+	PreviousReleases int
+	// PreviousReleasesWindow is how long after a switch the release it replaced keeps serving
+	// its hashed assets to tabs opened before it; zero means 1 h.
+	PreviousReleasesWindow time.Duration
+	// PreviousReleasesCopyLimit bounds the bytes of hashed assets copied, at switch time, out of
+	// the previous releases (so they survive a deploy that deletes the old directory); zero
+	// means 256 MiB. Files beyond it are served only while their release's directory exists.
+	PreviousReleasesCopyLimit int64
+	// AuthLaneShare is the share of a php-fpm pool's max_conns connections that
+	// /broadcasting/auth and /broadcasting/user-auth may use at once, so a reconnect storm
+	// leaves the rest to pages (authlane.go); zero means 0.5, negative turns it off. Pools
+	// without max_conns have no lane.
+	AuthLaneShare float64
+	// AuthQueue bounds the authorizations waiting for the lane (503 beyond); zero means 4096.
+	AuthQueue int
+	// AuthQueueTimeout is the longest an authorization waits for the lane (503 beyond); zero
+	// means 20 s.
+	AuthQueueTimeout time.Duration
 }
 
 // DefaultUpstream is where `php artisan serve` and Octane listen by default.
@@ -101,6 +126,27 @@ func (c Config) withDefaults() Config {
 	}
 	if c.CompressLevel == 0 {
 		c.CompressLevel = DefaultCompressLevel
+	}
+	if c.BuildDir == "" {
+		c.BuildDir = "build"
+	}
+	if c.PreviousReleases == 0 {
+		c.PreviousReleases = 3
+	}
+	if c.PreviousReleasesWindow == 0 {
+		c.PreviousReleasesWindow = time.Hour
+	}
+	if c.PreviousReleasesCopyLimit == 0 {
+		c.PreviousReleasesCopyLimit = 256 << 20
+	}
+	if c.AuthLaneShare == 0 {
+		c.AuthLaneShare = 0.5
+	}
+	if c.AuthQueue == 0 {
+		c.AuthQueue = 4096
+	}
+	if c.AuthQueueTimeout == 0 {
+		c.AuthQueueTimeout = 20 * time.Second
 	}
 	return c
 }
@@ -156,6 +202,15 @@ func (c *Config) Validate() error {
 	}
 	if c.CompressLevel < 0 || c.CompressLevel > 9 {
 		errs = append(errs, fmt.Errorf("compress_level: invalid value %d: want 1 (fastest) to 9 (smallest)", c.CompressLevel))
+	}
+	if c.BuildDir != "" && !filepath.IsLocal(c.BuildDir) {
+		errs = append(errs, fmt.Errorf("build_dir: invalid value %q: a directory relative to root, e.g. build", c.BuildDir))
+	}
+	if c.AuthLaneShare > 1 || c.AuthQueue < 0 || c.AuthQueueTimeout < 0 {
+		errs = append(errs, fmt.Errorf("auth_lane_share, auth_queue, auth_queue_timeout: invalid values %v, %d, %s: the share is at most 1, the others ≥ 0", c.AuthLaneShare, c.AuthQueue, c.AuthQueueTimeout))
+	}
+	if c.PreviousReleasesWindow < 0 || c.PreviousReleasesCopyLimit < 0 {
+		errs = append(errs, errors.New("previous_releases_window and previous_releases_copy_limit: must be ≥ 0"))
 	}
 	return errors.Join(errs...)
 }

@@ -23,6 +23,8 @@ type docRoot struct {
 	linkDirs []string // Config.SymlinkRoots, absolute
 	cur      atomic.Pointer[rootState]
 	refresh  sync.Mutex
+	// switched, when set, learns of each release switch (releases.go keeps the old one's assets).
+	switched func(oldReal, newReal string)
 }
 
 // rootState is one resolution of the root.
@@ -158,6 +160,9 @@ func (d *docRoot) get() *rootState {
 		return st
 	}
 	d.cur.Store(next)
+	if d.switched != nil {
+		d.switched(st.real, next.real)
+	}
 	// Requests may still be opening files through the old root: close it a little later.
 	time.AfterFunc(10*time.Second, st.close)
 	return next

@@ -52,6 +52,7 @@ type fcgiUpstream struct {
 	log     zerolog.Logger
 	down    health
 	stderrs logLimiter
+	lane    *authLane // /broadcasting/auth's share of the pool (authlane.go); nil without max_conns
 
 	pool
 }
@@ -60,6 +61,7 @@ func newFCGIUpstream(raw string, cfg Config, log zerolog.Logger) *fcgiUpstream {
 	network, addr, maxConns := fcgiAddr(raw)
 	u := &fcgiUpstream{name: raw, network: network, addr: addr, cfg: cfg, log: log}
 	u.pool.maxConns = maxConns
+	u.lane = newAuthLane(maxConns, cfg)
 	u.stop = make(chan struct{})
 	go u.reap()
 	return u
@@ -201,6 +203,13 @@ var (
 // success the response is set on ctx, either in full or as a body stream that keeps the
 // connection until fasthttp has written it.
 func (u *fcgiUpstream) serve(ctx *fasthttp.RequestCtx, x *exchange) (string, error) {
+	if u.lane != nil && authPath(x.path) {
+		if err := u.lane.acquire(); err != nil {
+			return kindAuthBusy, err
+		}
+		start := time.Now()
+		defer func() { u.lane.release(time.Since(start)) }()
+	}
 	body := x.body
 	if body == nil {
 		body = &requestBody{mem: ctx.Request.Body()}

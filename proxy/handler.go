@@ -34,7 +34,8 @@ func (noObserver) ObserveUpstreamError(string, string)              {}
 // Handler serves every non-Pusher request.
 type Handler struct {
 	cfg       Config
-	docRoot   *docRoot // Config.Root; nil when there is none
+	docRoot   *docRoot  // Config.Root; nil when there is none
+	releases  *releases // previous releases' hashed assets; nil when off or without a root
 	log       zerolog.Logger
 	upstreams []backend
 	next      atomic.Uint64
@@ -126,6 +127,11 @@ func New(cfg Config, log zerolog.Logger) (*Handler, error) {
 		if h.docRoot, err = openDocRoot(cfg.Root, cfg.SymlinkRoots); err != nil {
 			return nil, fmt.Errorf("root: %w", err)
 		}
+		if cfg.PreviousReleases > 0 {
+			h.releases = newReleases(cfg, log)
+			h.docRoot.switched = h.releases.switched
+			go h.releases.watch(h.docRoot)
+		}
 	}
 	if h.sendfile, err = openSendfileRoots(cfg.SendfileRoots, cfg.Root); err != nil {
 		return nil, err
@@ -171,6 +177,9 @@ func (h *Handler) Ready(ctx context.Context) error {
 
 // Close releases idle upstream connections and the root directory.
 func (h *Handler) Close() error {
+	if h.releases != nil {
+		h.releases.close()
+	}
 	if h.docRoot != nil {
 		h.docRoot.close()
 	}
@@ -205,6 +214,10 @@ func (h *Handler) ServeHTTP(ctx *fasthttp.RequestCtx) {
 					h.serveStatic(ctx, rs, rel, src)
 					break
 				}
+				if h.releases != nil && hashedAsset(rel, h.releases.buildDir) {
+					h.releases.serve(ctx, h, rel)
+					break
+				}
 			}
 		}
 		if cl := ctx.Request.Header.ContentLength(); int64(cl) > h.cfg.MaxBody {
@@ -224,7 +237,7 @@ func (h *Handler) ServeHTTP(ctx *fasthttp.RequestCtx) {
 		}
 		if kind, err := u.serve(ctx, x); err != nil {
 			switch kind {
-			case kindTooLarge, kindClient, kindSlow, kindBusy:
+			case kindTooLarge, kindClient, kindSlow, kindBusy, kindAuthBusy:
 				h.refuseBody(ctx, x, kind, err)
 			default:
 				h.observer.Load().ObserveUpstreamError(x.upstream, kind)
@@ -274,6 +287,8 @@ func (h *Handler) refuseBody(ctx *fasthttp.RequestCtx, x *exchange, kind string,
 	case kindBusy:
 		status, msg = fasthttp.StatusServiceUnavailable, "Server busy, try again"
 		lingerDrain(ctx)
+	case kindAuthBusy:
+		status, msg = fasthttp.StatusServiceUnavailable, "Too many authorizations at once, try again"
 	default:
 		if kind != kindClient { // reading into the temporary file failed: ours
 			status, msg = fasthttp.StatusInternalServerError, "Internal Server Error"
@@ -287,9 +302,16 @@ func (h *Handler) refuseBody(ctx *fasthttp.RequestCtx, x *exchange, kind string,
 		if dropped > 0 {
 			ev = ev.Int("suppressed", dropped)
 		}
-		ev.Msg("request body refused")
+		if kind == kindAuthBusy {
+			ev.Msg("authorization refused: the lane for /broadcasting/auth is full")
+		} else {
+			ev.Msg("request body refused")
+		}
 	}
 	h.errorPage(ctx, status, msg)
+	if lf, ok := err.(laneFull); ok {
+		ctx.Response.Header.Set("Retry-After", lf.header())
+	}
 }
 
 // pick chooses the next healthy upstream round-robin; when all are cooling down, the next anyway.

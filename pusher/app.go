@@ -119,6 +119,10 @@ type Config struct {
 	// Broker joins this server to other nodes (pusher/redis); nil keeps it a single node.
 	// It is started by NewServer, closed by Shutdown, and not changed by Reload.
 	Broker Broker `yaml:"-"`
+	// AuthRate, when set, is how many channel authorizations per second the app's PHP answers
+	// (cmd/frontdoor passes the proxy's estimate). Shutdown spreads its 4200 closes so the
+	// clients' re-authorizations arrive at about that rate (pacing.go); nil spreads them over 1 s.
+	AuthRate func() float64 `yaml:"-"`
 }
 
 // Defaults Reverb and Pusher document (§1.3, §3, §6, §8.7).

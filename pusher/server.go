@@ -65,6 +65,8 @@ type Server struct {
 	broker       Broker       // nil: a single node
 	clusterErrAt atomic.Int64 // when a broker failure was last logged (Unix ns)
 
+	authRate func() float64 // Config.AuthRate: paces Shutdown's closes (pacing.go)
+
 	closing  atomic.Bool
 	stop     chan struct{}
 	stopOnce sync.Once
@@ -109,6 +111,7 @@ func NewServer(cfg Config, log zerolog.Logger) (*Server, error) {
 		s.log.Error().Err(err).Msg("epoll_wait failed: that poller's sockets were closed (clients reconnect); new sockets get read goroutines")
 	}
 	s.capLoopback, s.clientIP = cfg.capLoopback, cfg.ClientIP
+	s.authRate = cfg.AuthRate
 	switch {
 	case cfg.MaxConnectionsPerIP == 0:
 		s.maxPerIP = defaultMaxConnectionsPerIP
@@ -479,7 +482,8 @@ func (sock *Socket) checkLiveness(now time.Time, cfg *AppConfig, pongTimeout tim
 
 // Shutdown tells every socket to reconnect (pusher:error 4200 and close 4200) and waits for them
 // to close or for ctx to end. fasthttp does not track hijacked connections, so this is the only
-// thing that closes them (docs/architecture.md). Closes go out in batches spread over about a second, so clients
+// thing that closes them (docs/architecture.md). Closes are spread over a second or, with
+// Config.AuthRate, over the time PHP needs to authorize everyone again (pacing.go), so clients
 // do not all reconnect in the same instant (nats lame-duck mode).
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.closing.Store(true)
@@ -490,17 +494,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			return true
 		})
 	}
-	const batches = 10
-	per := (len(all) + batches - 1) / batches
-	for i := 0; i < len(all); i += max(per, 1) {
-		for _, sock := range all[i:min(i+max(per, 1), len(all))] {
-			sock.closeWith(ErrRestarting)
-		}
-		select {
-		case <-time.After(100 * time.Millisecond):
-		case <-ctx.Done():
-		}
-	}
+	s.closeAllPaced(ctx, all)
 	defer s.stopOnce.Do(func() {
 		// The webhooks the sockets' departure made, and those still queued, go out while ctx
 		// allows (a deploy must not lose channel_vacated / member_removed).

@@ -94,6 +94,11 @@ func (srv *server) serveReady(ctx *fasthttp.RequestCtx) {
 	if ws := srv.workers.Status(); len(ws) > 0 {
 		report["workers"] = ws
 	}
+	// The reconnect backlog: authorizations waiting for PHP (reported, not checked: a storm is
+	// what the lane is for, and taking the node out would only move the storm).
+	if l := srv.proxy.AuthLane(); l.Slots > 0 {
+		report["auth_lane"] = l
+	}
 	body, _ := json.Marshal(report)
 	ctx.SetBody(append(body, '\n'))
 }

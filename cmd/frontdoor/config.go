@@ -130,6 +130,15 @@ type fileProxy struct {
 	SendfileRoots  []string `yaml:"sendfile_roots"`
 	Compress       *bool    `yaml:"compress"`
 	CompressLevel  *int     `yaml:"compress_level"`
+	// Deploys (docs/configuration.md "Deploys and open tabs").
+	BuildDir                  *string        `yaml:"build_dir"`
+	PreviousReleases          *int           `yaml:"previous_releases"`
+	PreviousReleasesWindow    *time.Duration `yaml:"previous_releases_window"`
+	PreviousReleasesCopyLimit *byteSize      `yaml:"previous_releases_copy_limit"`
+	// Reconnect storms (docs/configuration.md "Reconnect storms").
+	AuthLaneShare    *float64       `yaml:"auth_lane_share"`
+	AuthQueue        *int           `yaml:"auth_queue"`
+	AuthQueueTimeout *time.Duration `yaml:"auth_queue_timeout"`
 }
 
 type fileTLS struct {
@@ -214,6 +223,25 @@ func (s *settings) applyYAML(path string) error {
 			s.Proxy.DisableCompression = !*p.Compress
 		}
 		setIf(&s.Proxy.CompressLevel, p.CompressLevel)
+		setIf(&s.Proxy.BuildDir, p.BuildDir)
+		if n := p.PreviousReleases; n != nil {
+			if *n < 0 {
+				return fmt.Errorf("%s: proxy.previous_releases: invalid value %d: want a whole number ≥ 0 (0 = off)", path, *n)
+			}
+			s.Proxy.PreviousReleases = offIfZero(*n)
+		}
+		setIf(&s.Proxy.PreviousReleasesWindow, p.PreviousReleasesWindow)
+		if p.PreviousReleasesCopyLimit != nil {
+			s.Proxy.PreviousReleasesCopyLimit = int64(*p.PreviousReleasesCopyLimit)
+		}
+		if f := p.AuthLaneShare; f != nil {
+			if *f < 0 || *f > 1 {
+				return fmt.Errorf("%s: proxy.auth_lane_share: invalid value %v: want a share from 0 (off) to 1", path, *f)
+			}
+			s.Proxy.AuthLaneShare = shareOrOff(*f)
+		}
+		setIf(&s.Proxy.AuthQueue, p.AuthQueue)
+		setIf(&s.Proxy.AuthQueueTimeout, p.AuthQueueTimeout)
 	}
 	if fc.Workers != nil {
 		s.Workers = fc.Workers

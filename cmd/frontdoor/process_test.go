@@ -318,7 +318,7 @@ func TestAdminEndpoints(t *testing.T) {
 		t.Fatalf("/readyz with no PHP upstream = %d %s", code, body)
 	}
 	_, metrics := get("/metrics")
-	for _, want := range []string{"frontdoor_connections", "go_goroutines", "process_resident_memory_bytes"} {
+	for _, want := range []string{"frontdoor_connections", "go_goroutines", "process_resident_memory_bytes", "frontdoor_previous_release_assets_served_total"} {
 		if !strings.Contains(metrics, want) {
 			t.Errorf("/metrics lacks %s", want)
 		}

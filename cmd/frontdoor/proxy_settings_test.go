@@ -1,7 +1,10 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -93,5 +96,89 @@ func TestSendfileRootSetting(t *testing.T) {
 	}
 	if _, err := load(t, []string{"--sendfile-root", "/=/srv"}, env()); err == nil || !strings.Contains(err.Error(), "sendfile_roots") {
 		t.Fatalf("a bad location: %v", err)
+	}
+}
+
+// TestPreviousReleasesSettings: the deploy settings reach the proxy from a flag, FRONTDOOR_* and
+// YAML; 0 releases means off (negative in proxy.Config), and a bad value names its key.
+func TestPreviousReleasesSettings(t *testing.T) {
+	check := func(how string, s settings, err error, n int) {
+		t.Helper()
+		p := s.Proxy
+		if err != nil || p.BuildDir != "dist" || p.PreviousReleases != n || p.PreviousReleasesWindow != 2*time.Hour || p.PreviousReleasesCopyLimit != 64<<20 {
+			t.Fatalf("%s: %+v, %v", how, p, err)
+		}
+	}
+	s, err := load(t, []string{"--build-dir", "dist", "--previous-releases", "5", "--previous-releases-window", "2h", "--previous-releases-copy-limit", "64M"}, env())
+	check("flags", s, err, 5)
+	s, err = load(t, nil, env("FRONTDOOR_BUILD_DIR", "dist", "FRONTDOOR_PREVIOUS_RELEASES", "0", "FRONTDOOR_PREVIOUS_RELEASES_WINDOW", "2h", "FRONTDOOR_PREVIOUS_RELEASES_COPY_LIMIT", "64M"))
+	check("env", s, err, -1)
+	yml := writeFile(t, "frontdoor.yaml", "proxy:\n  build_dir: dist\n  previous_releases: 1\n  previous_releases_window: 2h\n  previous_releases_copy_limit: 64M\n")
+	s, err = load(t, []string{"--config", yml, "--env-file", ""}, env())
+	check("yaml", s, err, 1)
+	if _, err := load(t, []string{"--build-dir", "../elsewhere"}, env()); err == nil || !strings.Contains(err.Error(), "build_dir") {
+		t.Fatalf("--build-dir ../elsewhere: %v", err)
+	}
+	if _, err := load(t, []string{"--previous-releases-window", "soon"}, env()); err == nil || !strings.Contains(err.Error(), "--previous-releases-window") {
+		t.Fatalf("--previous-releases-window soon: %v", err)
+	}
+}
+
+// TestAuthLaneSettings: the authorization lane's settings reach the proxy from a flag,
+// FRONTDOOR_* and YAML; a share of 0 means off (negative in proxy.Config); bad values name their key.
+func TestAuthLaneSettings(t *testing.T) {
+	check := func(how string, s settings, err error, share float64) {
+		t.Helper()
+		p := s.Proxy
+		if err != nil || p.AuthLaneShare != share || p.AuthQueue != 100 || p.AuthQueueTimeout != 3*time.Second {
+			t.Fatalf("%s: %+v, %v", how, p, err)
+		}
+	}
+	s, err := load(t, []string{"--auth-lane-share", "0.25", "--auth-queue", "100", "--auth-queue-timeout", "3s"}, env())
+	check("flags", s, err, 0.25)
+	s, err = load(t, nil, env("FRONTDOOR_AUTH_LANE_SHARE", "0", "FRONTDOOR_AUTH_QUEUE", "100", "FRONTDOOR_AUTH_QUEUE_TIMEOUT", "3s"))
+	check("env", s, err, -1)
+	yml := writeFile(t, "frontdoor.yaml", "proxy:\n  auth_lane_share: 0.75\n  auth_queue: 100\n  auth_queue_timeout: 3s\n")
+	s, err = load(t, []string{"--config", yml, "--env-file", ""}, env())
+	check("yaml", s, err, 0.75)
+	for _, bad := range []string{"1.5", "-0.5", "half"} {
+		if _, err := load(t, []string{"--auth-lane-share", bad}, env()); err == nil || !strings.Contains(err.Error(), "--auth-lane-share") {
+			t.Fatalf("--auth-lane-share %s: %v", bad, err)
+		}
+	}
+}
+
+// TestReadyzShowsAuthBacklog: with a php-fpm pool under max_conns, /readyz reports the
+// authorization lane (slots, backlog, refusals, estimated rate) and /metrics exports it.
+func TestReadyzShowsAuthBacklog(t *testing.T) {
+	addr, admin := freeAddr(t), freeAddr(t)
+	p := startFrontdoor(t, t.TempDir(), "serve", "--listen", addr, "--admin", admin, "--root", t.TempDir(),
+		"--upstream", "fastcgi://"+freeAddr(t)+"?max_conns=8", "--app-id", "1", "--app-key", "key1", "--app-secret", "secret1")
+	p.waitLog(t, `"admin listening"`)
+	get := func(path string) string {
+		resp, err := http.Get("http://" + admin + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return string(b)
+	}
+	var ready struct {
+		AuthLane *struct {
+			Slots     int     `json:"slots"`
+			Waiting   int     `json:"waiting"`
+			PerSecond float64 `json:"per_second"`
+		} `json:"auth_lane"`
+	}
+	body := get("/readyz")
+	if err := json.Unmarshal([]byte(body), &ready); err != nil || ready.AuthLane == nil || ready.AuthLane.Slots != 4 || ready.AuthLane.PerSecond <= 0 {
+		t.Fatalf("/readyz: %s", body)
+	}
+	metrics := get("/metrics")
+	for _, want := range []string{"frontdoor_auth_lane_waiting 0", "frontdoor_auth_lane_refused_total 0", "frontdoor_auth_lane_capacity_per_second"} {
+		if !strings.Contains(metrics, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
 	}
 }

@@ -163,6 +163,31 @@ func serveOptions() []*option {
 			return nil
 		}},
 		{name: "compress-level", usage: "compression `level` 1 (fastest) to 9 (smallest), gzip's scale; brotli uses the same number, zstd the nearest of its speeds (default 5)", apply: integer("compress-level", func(s *settings) *int { return &s.Proxy.CompressLevel })},
+		{name: "build-dir", usage: "Vite's build `directory` under --root whose hashed files outlive a deploy (default build)", apply: str(func(s *settings) *string { return &s.Proxy.BuildDir })},
+		{name: "previous-releases", usage: "releases before the current one whose hashed build assets stay served to open tabs, 0 = off (default 3)", apply: func(s *settings, v []string) error {
+			n, err := parsePositiveInt("--previous-releases", v[len(v)-1])
+			s.Proxy.PreviousReleases = offIfZero(n)
+			return err
+		}},
+		{name: "previous-releases-window", usage: "how long after a deploy the replaced release's hashed assets stay served (default 1h)", apply: duration("previous-releases-window", func(s *settings) *time.Duration { return &s.Proxy.PreviousReleasesWindow })},
+		{name: "previous-releases-copy-limit", usage: "`size` of previous releases' hashed assets copied aside at a deploy, so they outlive a deleted release directory (default 256M)", apply: func(s *settings, v []string) error {
+			n, err := parseByteSize(v[len(v)-1])
+			if err != nil {
+				return badValue("--previous-releases-copy-limit", v[len(v)-1], err.Error())
+			}
+			s.Proxy.PreviousReleasesCopyLimit = n
+			return nil
+		}},
+		{name: "auth-lane-share", usage: "share of a php-fpm pool's max_conns that /broadcasting/auth may use at once, so reconnect storms leave the rest to pages; 0 = off (default 0.5)", apply: func(s *settings, v []string) error {
+			f, err := strconv.ParseFloat(v[len(v)-1], 64)
+			if err != nil || f < 0 || f > 1 {
+				return badValue("--auth-lane-share", v[len(v)-1], "want a share from 0 (off) to 1, e.g. 0.5")
+			}
+			s.Proxy.AuthLaneShare = shareOrOff(f)
+			return nil
+		}},
+		{name: "auth-queue", usage: "authorizations waiting for the lane, 503 beyond (default 4096)", apply: integer("auth-queue", func(s *settings) *int { return &s.Proxy.AuthQueue })},
+		{name: "auth-queue-timeout", usage: "longest an authorization waits for the lane, 503 beyond (default 20s)", apply: duration("auth-queue-timeout", func(s *settings) *time.Duration { return &s.Proxy.AuthQueueTimeout })},
 		{name: "upstream-connect-timeout", usage: "time limit to connect to PHP", apply: duration("upstream-connect-timeout", func(s *settings) *time.Duration { return &s.Proxy.ConnectTimeout })},
 		{name: "upstream-read-timeout", usage: "time limit for PHP's response", apply: duration("upstream-read-timeout", func(s *settings) *time.Duration { return &s.Proxy.ReadTimeout })},
 		{name: "upstream-write-timeout", usage: "time limit to send the request to PHP", apply: duration("upstream-write-timeout", func(s *settings) *time.Duration { return &s.Proxy.WriteTimeout })},
@@ -201,6 +226,23 @@ func serveOptions() []*option {
 		{name: "tls-key", tlsOnly: true, usage: "private key `file` (PEM)", apply: str(func(s *settings) *string { return &s.TLS.KeyFile })},
 		{name: "hsts", tlsOnly: true, usage: "Strict-Transport-Security max-age (0 = off)", apply: duration("hsts", func(s *settings) *time.Duration { return &s.TLS.HSTS })},
 	}
+}
+
+// offIfZero maps a documented "0 = off" onto a Config where zero means the default and a
+// negative value means off.
+func offIfZero(n int) int {
+	if n == 0 {
+		return -1
+	}
+	return n
+}
+
+// shareOrOff maps a documented "0 = off" share onto proxy.Config, where zero means the default.
+func shareOrOff(f float64) float64 {
+	if f == 0 {
+		return -1
+	}
+	return f
 }
 
 // perIPSetting maps the documented "0 = unlimited" of max_connections_per_ip onto pusher.Config,

@@ -127,6 +127,16 @@ func newServer(s settings, log zerolog.Logger) (_ *server, err error) {
 	// The router resolves the visitor behind trusted proxies before the Pusher side runs, so
 	// the per-address cap and the logs count visitors, not the balancer.
 	pusherCfg.ClientIP = proxy.ClientIP
+	// Shutdown paces its reconnects to the authorizations per second PHP answers (pusher/pacing.go),
+	// when the clients have somewhere to reconnect to meanwhile: the new process of an upgrade, or
+	// the other nodes. A lone node that stops has no listener left: spreading the closes would
+	// only delay its exit, and the clients come back together when it starts again.
+	pusherCfg.AuthRate = func() float64 {
+		if !srv.upgrading.Load() && srv.broker == nil {
+			return 0
+		}
+		return srv.proxy.AuthCapacity()
+	}
 	if len(s.TLS.Domains) > 0 {
 		pusherCfg.WebhookHost = s.TLS.Domains[0]
 	}

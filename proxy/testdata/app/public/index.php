@@ -116,6 +116,14 @@ case '/sendfile':
     }
     break;
 
+case '/broadcasting/auth':
+case '/broadcasting/user-auth':
+    // Laravel's broadcasting routes, taking ?ms= (the authorization lane's tests).
+    usleep((int)($_GET['ms'] ?? 0) * 1000);
+    header('Content-Type: application/json');
+    echo json_encode(['auth' => 'key:signature']);
+    break;
+
 case '/slow':
     usleep((int)($_GET['ms'] ?? 3000) * 1000);
     echo "slow done";
