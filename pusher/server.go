@@ -22,12 +22,12 @@ import (
 // Server is frontdoor's Pusher server: the apps, their sockets, and the janitor that keeps them
 // alive or closes them.
 type Server struct {
-	log     zerolog.Logger
-	rlog    *rateLog // client-triggered lines (refusals, kicks), rate-limited per reason
-	prefix  string
-	maxConn int
-	qBytes  int
-	qFrames int
+	log         zerolog.Logger
+	rlog        *rateLog // client-triggered lines (refusals, kicks), rate-limited per reason
+	prefix      string
+	maxConn     int
+	queueBytes  int
+	queueFrames int
 
 	maxPerIP int // sockets per client address; 0: unlimited
 	// capLoopback applies maxPerIP to loopback clients too. Off outside tests: behind a reverse
@@ -55,7 +55,7 @@ type Server struct {
 	webhookTimeout  time.Duration
 	webhookRetryFor time.Duration
 	pongTimeout     time.Duration
-	trans           transitions
+	pendingDowns    pendingDowns
 	cacheMisses     sync.Map // app id + "\x00" + channel → when cache_miss was last sent (Unix ns)
 	subCounts       subCounts
 
@@ -78,13 +78,13 @@ func NewServer(cfg Config, log zerolog.Logger) (*Server, error) {
 	var rnd [8]byte
 	_, _ = rand.Read(rnd[:])
 	s := &Server{
-		log:     log,
-		rlog:    newRateLog(log),
-		perIP:   map[string]int32{},
-		prefix:  cfg.PathPrefix,
-		maxConn: cfg.MaxConnections,
-		qBytes:  cfg.QueueBytes,
-		qFrames: cfg.QueueFrames,
+		log:         log,
+		rlog:        newRateLog(log),
+		perIP:       map[string]int32{},
+		prefix:      cfg.PathPrefix,
+		maxConn:     cfg.MaxConnections,
+		queueBytes:  cfg.QueueBytes,
+		queueFrames: cfg.QueueFrames,
 		// The first half of every socket_id: random per process, so ids stay unique across
 		// restarts and nodes (§1.3). Kept below 10^9 for short ids.
 		nodeID:  binary.BigEndian.Uint64(rnd[:]) % 1_000_000_000,
@@ -253,7 +253,7 @@ func (s *Server) HandleWebSocket(ctx *fasthttp.RequestCtx) {
 	// it alone, a syscall (and a client wake-up) more for every connection.
 	ctx.HijackSetNoResponse(true)
 	err := s.upgrader.Upgrade(ctx, func(wc *websocket.Conn) {
-		opts := ws.Options{MaxMessageSize: cfg.MaxMessageSize, MaxQueueBytes: s.qBytes, MaxQueueFrames: s.qFrames,
+		opts := ws.Options{MaxMessageSize: cfg.MaxMessageSize, MaxQueueBytes: s.queueBytes, MaxQueueFrames: s.queueFrames,
 			OverflowFrames: [][]byte{overflowFrame}, Preface: ctx.Response.Header.AppendBytes(nil)}
 		if refuse != nil {
 			opts.First = [][]byte{ws.AppendFrame(nil, ws.OpText, appendErrorFrame(nil, refuse.Code, refuse.Message))}

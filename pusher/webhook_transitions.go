@@ -19,9 +19,9 @@ const (
 	membersPrefix  = "#members:"  // user: the member is on the node, for member_* webhooks
 )
 
-// transitions holds the downward transitions waiting out WebhookDelay. A matching upward
+// pendingDowns holds the downward transitions waiting out WebhookDelay. A matching upward
 // transition within the delay cancels one: nothing happened, as far as the app can tell.
-type transitions struct {
+type pendingDowns struct {
 	mu      sync.Mutex
 	pending map[string]*pendingDown
 	queue   []*pendingDown // in the order they happened, so webhooks keep that order
@@ -45,14 +45,14 @@ func (m Membership) key() string { return m.App + "\x00" + m.Channel + "\x00" + 
 // webhookUp is called on this node's upward transition; it reports whether the webhook is due.
 func (s *Server) webhookUp(app *App, reg Membership) bool {
 	k := reg.key()
-	s.trans.mu.Lock()
-	if p := s.trans.pending[k]; p != nil {
+	s.pendingDowns.mu.Lock()
+	if p := s.pendingDowns.pending[k]; p != nil {
 		p.canceled = true
-		delete(s.trans.pending, k)
-		s.trans.mu.Unlock()
+		delete(s.pendingDowns.pending, k)
+		s.pendingDowns.mu.Unlock()
 		return false // still registered: it never went down cluster-wide
 	}
-	s.trans.mu.Unlock()
+	s.pendingDowns.mu.Unlock()
 	if s.broker == nil {
 		return true
 	}
@@ -69,36 +69,36 @@ func (s *Server) webhookUp(app *App, reg Membership) bool {
 // webhookDown schedules ev for after the app's WebhookDelay, unless webhookUp cancels it.
 func (s *Server) webhookDown(app *App, reg Membership, ev webhookEvent) {
 	p := &pendingDown{key: reg.key(), app: app, reg: reg, ev: ev, due: time.Now().Add(app.config().WebhookDelay)}
-	s.trans.mu.Lock()
-	if s.trans.pending == nil {
-		s.trans.pending = map[string]*pendingDown{}
+	s.pendingDowns.mu.Lock()
+	if s.pendingDowns.pending == nil {
+		s.pendingDowns.pending = map[string]*pendingDown{}
 	}
-	if old := s.trans.pending[p.key]; old != nil {
+	if old := s.pendingDowns.pending[p.key]; old != nil {
 		old.canceled = true
 	}
-	s.trans.pending[p.key] = p
-	s.trans.queue = append(s.trans.queue, p)
-	s.trans.mu.Unlock()
+	s.pendingDowns.pending[p.key] = p
+	s.pendingDowns.queue = append(s.pendingDowns.queue, p)
+	s.pendingDowns.mu.Unlock()
 }
 
 // flushTransitions runs the due downward transitions, in the order they happened.
 func (s *Server) flushTransitions(now time.Time) {
-	s.trans.mu.Lock()
+	s.pendingDowns.mu.Lock()
 	var due []*pendingDown
-	keep := s.trans.queue[:0]
-	for _, p := range s.trans.queue {
+	keep := s.pendingDowns.queue[:0]
+	for _, p := range s.pendingDowns.queue {
 		switch {
 		case p.canceled:
 		case !now.Before(p.due):
 			due = append(due, p)
-			delete(s.trans.pending, p.key)
+			delete(s.pendingDowns.pending, p.key)
 		default:
 			keep = append(keep, p)
 		}
 	}
-	clear(s.trans.queue[len(keep):])
-	s.trans.queue = keep
-	s.trans.mu.Unlock()
+	clear(s.pendingDowns.queue[len(keep):])
+	s.pendingDowns.queue = keep
+	s.pendingDowns.mu.Unlock()
 	for _, p := range due {
 		if s.broker != nil {
 			ctx, cancel := context.WithTimeout(context.Background(), clusterTimeout)
@@ -130,10 +130,10 @@ func (s *Server) webhookTimer() {
 
 // pendingRegistrations are the downward transitions still waiting: their registrations stay.
 func (s *Server) pendingRegistrations() []Membership {
-	s.trans.mu.Lock()
-	defer s.trans.mu.Unlock()
-	out := make([]Membership, 0, len(s.trans.pending))
-	for _, p := range s.trans.pending {
+	s.pendingDowns.mu.Lock()
+	defer s.pendingDowns.mu.Unlock()
+	out := make([]Membership, 0, len(s.pendingDowns.pending))
+	for _, p := range s.pendingDowns.pending {
 		out = append(out, p.reg)
 	}
 	return out
