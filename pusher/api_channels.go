@@ -33,7 +33,7 @@ func (s *Server) apiChannels(r *apiRequest) int {
 			subs[ch.name] += n
 		}
 	}
-	answers, partial := s.ask(question{Q: "channels", App: r.app.config().ID, Prefix: prefix})
+	answers, partial := s.ask(question{Q: askChannels, App: r.app.config().ID, Prefix: prefix})
 	for _, a := range answers {
 		for name, n := range a.Channels {
 			subs[name] += n
@@ -117,7 +117,7 @@ func (s *Server) apiChannelUsers(r *apiRequest) int {
 // apiConnections is Reverb's GET /apps/{id}/connections, kept for its users.
 func (s *Server) apiConnections(r *apiRequest) int {
 	n := r.app.conns.Load()
-	answers, partial := s.ask(question{Q: "connections", App: r.app.config().ID})
+	answers, partial := s.ask(question{Q: askConnections, App: r.app.config().ID})
 	markPartial(r, partial)
 	for _, a := range answers {
 		n += a.Connections
@@ -131,7 +131,7 @@ func (s *Server) apiConnections(r *apiRequest) int {
 func (s *Server) apiTerminate(r *apiRequest) int {
 	user := strings.TrimSuffix(strings.TrimPrefix(routeOf(r), "users/"), "/terminate_connections")
 	r.app.terminate(user)
-	s.broadcast(&busMsg{T: "terminate", App: r.app.config().ID, User: user})
+	s.broadcast(&busMsg{T: busTerminate, App: r.app.config().ID, User: user})
 	return jsonOK(r.ctx, struct{}{})
 }
 

@@ -179,7 +179,7 @@ func (s *Server) publish(app *App, name string, channels []string, data, socketI
 		return
 	}
 	cfg := app.config()
-	s.broadcast(&busMsg{T: "event", App: cfg.ID, Name: name, Channels: channels, Data: data, Except: socketID})
+	s.broadcast(&busMsg{T: busEvent, App: cfg.ID, Name: name, Channels: channels, Data: data, Except: socketID})
 	for _, c := range channels {
 		if typeOf(c).cache {
 			// Stored before the API answers, so a subscriber on any node right after the publish

@@ -16,7 +16,7 @@ import (
 // per subscriber: each receiving node frames the event once per channel and shares the bytes
 // among its own subscribers (docs/architecture.md "Encode once, write many").
 type busMsg struct {
-	T        string          `json:"t"` // event, added, removed, terminate, online, offline, subcount
+	T        busKind         `json:"t"`
 	App      string          `json:"app"`
 	Name     string          `json:"name,omitempty"`
 	Channels []string        `json:"channels,omitempty"`
@@ -27,13 +27,36 @@ type busMsg struct {
 	Client   bool            `json:"client,omitempty"` // a client event: not remembered by cache channels
 }
 
+// busKind says what a busMsg carries. The values are the wire's: nodes of different versions
+// share one bus during a rolling upgrade, so a kind is never renamed, only added.
+type busKind string
+
+const (
+	busEvent     busKind = "event"     // an API publish or a client event
+	busAdded     busKind = "added"     // member_added, the user's first socket cluster-wide
+	busRemoved   busKind = "removed"   // member_removed, the user's last socket cluster-wide
+	busTerminate busKind = "terminate" // terminate_connections for a user
+	busOnline    busKind = "online"    // a watched user's first signed-in socket cluster-wide
+	busOffline   busKind = "offline"   // a watched user's last signed-in socket closed
+	busSubcount  busKind = "subcount"  // a channel's cluster-wide subscription_count
+)
+
 // question is one Broker.Ask: what the other nodes hold locally, summed by the asker.
 type question struct {
-	Q       string `json:"q"` // channels, channel, connections
-	App     string `json:"app"`
-	Prefix  string `json:"prefix,omitempty"`
-	Channel string `json:"channel,omitempty"`
+	Q       questionKind `json:"q"`
+	App     string       `json:"app"`
+	Prefix  string       `json:"prefix,omitempty"`
+	Channel string       `json:"channel,omitempty"`
 }
+
+// questionKind says what a question asks; like busKind, its values are the wire's.
+type questionKind string
+
+const (
+	askChannels    questionKind = "channels"    // occupied channels by prefix, with subscriptions
+	askChannel     questionKind = "channel"     // one channel's subscriptions
+	askConnections questionKind = "connections" // the app's open sockets
+)
 
 type answer struct {
 	Channels    map[string]int `json:"channels,omitempty"` // occupied channel → subscriptions
@@ -65,7 +88,7 @@ func (s *Server) Deliver(raw []byte) {
 		return // an app this node does not serve (yet): nothing to deliver to
 	}
 	switch m.T {
-	case "event":
+	case busEvent:
 		var except *Socket
 		if m.Except != "" {
 			if v, ok := s.byID.Load(m.Except); ok && v.(*Socket).app == app {
@@ -73,19 +96,19 @@ func (s *Server) Deliver(raw []byte) {
 			}
 		}
 		s.deliver(app, m.Name, m.Channels, m.Data, m.User, except, !m.Client)
-	case "added":
+	case busAdded:
 		if ch := app.hub.lookup(first(m.Channels)); ch != nil && !ch.hasMember(m.User) {
 			ch.broadcast(memberAddedFrame(ch.name, m.User, m.Info), nil)
 		}
-	case "removed":
+	case busRemoved:
 		if ch := app.hub.lookup(first(m.Channels)); ch != nil && !ch.hasMember(m.User) {
 			ch.broadcast(memberRemovedFrame(ch.name, m.User), nil)
 		}
-	case "terminate":
+	case busTerminate:
 		app.terminate(m.User)
-	case "online", "offline":
-		app.notifyWatchers(m.User, m.T == "online")
-	case "subcount":
+	case busOnline, busOffline:
+		app.notifyWatchers(m.User, m.T == busOnline)
+	case busSubcount:
 		s.deliverSubscriptionCount(app, first(m.Channels), m.Data)
 	}
 }
@@ -104,7 +127,7 @@ func (s *Server) Answer(raw []byte) []byte {
 	if json.Unmarshal(raw, &q) == nil {
 		if app := s.appByID(q.App); app != nil {
 			switch q.Q {
-			case "channels":
+			case askChannels:
 				a.Channels = map[string]int{}
 				for _, ch := range app.hub.channelsSnapshot() {
 					if strings.HasPrefix(ch.name, q.Prefix) {
@@ -112,11 +135,11 @@ func (s *Server) Answer(raw []byte) []byte {
 						a.Channels[ch.name] = subs
 					}
 				}
-			case "channel":
+			case askChannel:
 				if ch := app.hub.lookup(q.Channel); ch != nil {
 					a.Subs, _ = ch.counts()
 				}
-			case "connections":
+			case askConnections:
 				a.Connections = app.conns.Load()
 			}
 		}
@@ -201,7 +224,7 @@ func (s *Server) Reconnected(lost []Membership, reaped bool) {
 		}
 		if r.ch != nil {
 			if first && (reaped || r.ch.unannounced(r.m.User)) {
-				s.broadcast(&busMsg{T: "added", App: r.m.App, Channels: []string{r.m.Channel}, User: r.m.User, Info: r.m.Info})
+				s.broadcast(&busMsg{T: busAdded, App: r.m.App, Channels: []string{r.m.Channel}, User: r.m.User, Info: r.m.Info})
 			}
 			r.ch.setUnannounced(r.m.User, false)
 		}
@@ -242,13 +265,13 @@ func (s *Server) memberGone(m Membership) {
 	}
 	if m.Channel == onlinePrefix { // a dead node's signed-in user, on no other node: offline
 		app.notifyWatchers(m.User, false)
-		s.broadcast(&busMsg{T: "offline", App: m.App, User: m.User})
+		s.broadcast(&busMsg{T: busOffline, App: m.App, User: m.User})
 		return
 	}
 	if ch := app.hub.lookup(m.Channel); ch != nil && !ch.hasMember(m.User) {
 		ch.broadcast(memberRemovedFrame(m.Channel, m.User), nil)
 	}
-	s.broadcast(&busMsg{T: "removed", App: m.App, Channels: []string{m.Channel}, User: m.User})
+	s.broadcast(&busMsg{T: busRemoved, App: m.App, Channels: []string{m.Channel}, User: m.User})
 }
 
 // presenceJoin is called when a user's first socket on this node joined a presence channel; it
@@ -353,7 +376,7 @@ func (s *Server) counts(app *App, name string) (subs, users int, partial bool) {
 	if s.broker == nil {
 		return subs, users, false
 	}
-	answers, partial := s.ask(question{Q: "channel", App: app.config().ID, Channel: name})
+	answers, partial := s.ask(question{Q: askChannel, App: app.config().ID, Channel: name})
 	for _, a := range answers {
 		subs += a.Subs
 	}

@@ -71,14 +71,14 @@ func (s *Server) recountSubscriptions(app *App, channel, k string) {
 	if ch != nil {
 		n, _ = ch.counts()
 	}
-	answers, _ := s.ask(question{Q: "channel", App: app.config().ID, Channel: channel})
+	answers, _ := s.ask(question{Q: askChannel, App: app.config().ID, Channel: channel})
 	for _, a := range answers {
 		n += a.Subs
 	}
 	if ch != nil {
 		ch.broadcast(subscriptionCountFrame(channel, n), nil)
 	}
-	s.broadcast(&busMsg{T: "subcount", App: app.config().ID, Channels: []string{channel}, Data: strconv.Itoa(n)})
+	s.broadcast(&busMsg{T: busSubcount, App: app.config().ID, Channels: []string{channel}, Data: strconv.Itoa(n)})
 
 	s.subCounts.mu.Lock()
 	if c := s.subCounts.m[k]; c != nil && !c.scheduled {

@@ -182,7 +182,7 @@ func (s *Socket) handleSubscribe(raw json.RawMessage) {
 		ch.broadcast(memberAddedFrame(name, userID, userInfo), s)
 	}
 	if tellOthers {
-		s.srv.broadcast(&busMsg{T: "added", App: cfg.ID, Channels: []string{name}, User: userID, Info: userInfo})
+		s.srv.broadcast(&busMsg{T: busAdded, App: cfg.ID, Channels: []string{name}, User: userID, Info: userInfo})
 	}
 	if len(cfg.Webhooks) > 0 && !r.already {
 		s.srv.subscribeWebhooks(s.app, name, typ, r, userID, cacheMissed)
@@ -274,7 +274,7 @@ func (s *Socket) leave(name, userID string) {
 			ch.broadcast(memberRemovedFrame(name, userID), nil)
 		}
 		if tellOthers {
-			s.srv.broadcast(&busMsg{T: "removed", App: s.app.config().ID, Channels: []string{name}, User: userID})
+			s.srv.broadcast(&busMsg{T: busRemoved, App: s.app.config().ID, Channels: []string{name}, User: userID})
 		}
 	}
 	// Vacated here, the channel may still have subscribers on other nodes: they get the new count.

@@ -165,7 +165,7 @@ func (s *Server) userOnline(app *App, user string) {
 		return
 	}
 	app.notifyWatchers(user, true)
-	s.broadcast(&busMsg{T: "online", App: app.config().ID, User: user})
+	s.broadcast(&busMsg{T: busOnline, App: app.config().ID, User: user})
 }
 
 // userOffline is called when a user's last signed-in socket on this node closed.
@@ -174,7 +174,7 @@ func (s *Server) userOffline(app *App, user string) {
 		return
 	}
 	app.notifyWatchers(user, false)
-	s.broadcast(&busMsg{T: "offline", App: app.config().ID, User: user})
+	s.broadcast(&busMsg{T: busOffline, App: app.config().ID, User: user})
 }
 
 // onlineTransition reports whether this node's change is the cluster's.
