@@ -175,18 +175,18 @@ func (s *Server) publish(app *App, name string, channels []string, data, socketI
 		e.Str("app", app.config().ID).Int("channels", len(channels)).Str("event", truncate(name, 64)).Msg("API publish")
 	}
 	s.deliver(app, name, channels, data, "", except, true)
-	if s.broker == nil {
+	if s.cluster.broker == nil {
 		return
 	}
 	cfg := app.config()
-	s.broadcast(&busMsg{T: busEvent, App: cfg.ID, Name: name, Channels: channels, Data: data, Except: socketID})
+	s.cluster.broadcast(&busMsg{T: busEvent, App: cfg.ID, Name: name, Channels: channels, Data: data, Except: socketID})
 	for _, c := range channels {
 		if typeOf(c).cache {
 			// Stored before the API answers, so a subscriber on any node right after the publish
 			// finds it, even before the broadcast has reached that node.
 			ctx, cancel := context.WithTimeout(context.Background(), clusterTimeout)
-			if err := s.broker.SetCache(ctx, cfg.ID, c, cachedEventJSON(name, data), time.Duration(cfg.CacheTTL)*time.Second); err != nil {
-				s.clusterError(err)
+			if err := s.cluster.broker.SetCache(ctx, cfg.ID, c, cachedEventJSON(name, data), time.Duration(cfg.CacheTTL)*time.Second); err != nil {
+				s.cluster.failed(err)
 			}
 			cancel()
 		}
@@ -227,7 +227,7 @@ func (s *Server) channelInfo(app *App, name string, attrs map[string]bool) map[s
 	if len(attrs) == 0 {
 		return out
 	}
-	subs, users, _ := s.counts(app, name)
+	subs, users, _ := s.cluster.counts(app, name)
 	if attrs["user_count"] {
 		out["user_count"] = users
 	}

@@ -68,12 +68,12 @@ type answer struct {
 func (s *Server) NodeID() string { return strconv.FormatUint(s.nodeID, 10) }
 
 // broadcast hands msg to the broker, if there is one.
-func (s *Server) broadcast(m *busMsg) {
-	if s.broker == nil {
+func (c *cluster) broadcast(m *busMsg) {
+	if c.broker == nil {
 		return
 	}
 	b, _ := json.Marshal(m)
-	s.broker.Broadcast(b)
+	c.broker.Broadcast(b)
 }
 
 // Deliver implements Node: another node's publish, presence change or terminate.
@@ -150,16 +150,16 @@ func (s *Server) Answer(raw []byte) []byte {
 
 // ask sums the other nodes' answers; on a broker error it logs and returns what arrived, so
 // an API answer degrades to this node's view rather than failing, and partial says so.
-func (s *Server) ask(q question) (out []answer, partial bool) {
-	if s.broker == nil {
+func (c *cluster) ask(q question) (out []answer, partial bool) {
+	if c.broker == nil {
 		return nil, false
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), clusterTimeout)
 	defer cancel()
 	b, _ := json.Marshal(q)
-	raws, err := s.broker.Ask(ctx, b)
+	raws, err := c.broker.Ask(ctx, b)
 	if err != nil {
-		s.clusterError(fmt.Errorf("%s: answering from the nodes that replied: %w", q.Q, err))
+		c.failed(fmt.Errorf("%s: answering from the nodes that replied: %w", q.Q, err))
 	}
 	out = make([]answer, 0, len(raws))
 	for _, r := range raws {
@@ -216,7 +216,7 @@ func (s *Server) Reconnected(lost []Membership, reaped bool) {
 	}
 	for _, r := range regs {
 		ctx, cancel := context.WithTimeout(context.Background(), clusterTimeout)
-		first, err := s.broker.Join(ctx, r.m)
+		first, err := s.cluster.broker.Join(ctx, r.m)
 		cancel()
 		if err != nil {
 			s.log.Warn().Err(err).Msg("cluster: re-registering presence members stopped; the next reconnect retries")
@@ -224,7 +224,7 @@ func (s *Server) Reconnected(lost []Membership, reaped bool) {
 		}
 		if r.ch != nil {
 			if first && (reaped || r.ch.unannounced(r.m.User)) {
-				s.broadcast(&busMsg{T: busAdded, App: r.m.App, Channels: []string{r.m.Channel}, User: r.m.User, Info: r.m.Info})
+				s.cluster.broadcast(&busMsg{T: busAdded, App: r.m.App, Channels: []string{r.m.Channel}, User: r.m.User, Info: r.m.Info})
 			}
 			r.ch.setUnannounced(r.m.User, false)
 		}
@@ -265,30 +265,30 @@ func (s *Server) memberGone(m Membership) {
 	}
 	if m.Channel == onlinePrefix { // a dead node's signed-in user, on no other node: offline
 		app.notifyWatchers(m.User, false)
-		s.broadcast(&busMsg{T: busOffline, App: m.App, User: m.User})
+		s.cluster.broadcast(&busMsg{T: busOffline, App: m.App, User: m.User})
 		return
 	}
 	if ch := app.hub.lookup(m.Channel); ch != nil && !ch.hasMember(m.User) {
 		ch.broadcast(memberRemovedFrame(m.Channel, m.User), nil)
 	}
-	s.broadcast(&busMsg{T: busRemoved, App: m.App, Channels: []string{m.Channel}, User: m.User})
+	s.cluster.broadcast(&busMsg{T: busRemoved, App: m.App, Channels: []string{m.Channel}, User: m.User})
 }
 
 // presenceJoin is called when a user's first socket on this node joined a presence channel; it
 // reports whether member_added is due (the user's first socket cluster-wide, §5.4), and whether
 // the other nodes are to be told now: not when the broker failed, because Reconnected tells them
 // once it is back (a message queued through the outage as well would announce the user twice).
-func (s *Server) presenceJoin(app *App, ch *Channel, user string, info []byte) (announce, tellOthers bool) {
-	if s.broker == nil {
+func (c *cluster) presenceJoin(app *App, ch *Channel, user string, info []byte) (announce, tellOthers bool) {
+	if c.broker == nil {
 		return true, false
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), clusterTimeout)
 	defer cancel()
-	first, err := s.broker.Join(ctx, Membership{App: app.config().ID, Channel: ch.name, User: user, Info: info})
+	first, err := c.broker.Join(ctx, Membership{App: app.config().ID, Channel: ch.name, User: user, Info: info})
 	if err != nil {
 		// Announce to this node's sockets; Reconnected registers the member and tells the
 		// other nodes once the broker is back.
-		s.clusterError(err)
+		c.failed(err)
 		ch.setUnannounced(user, true)
 		return true, false
 	}
@@ -298,53 +298,53 @@ func (s *Server) presenceJoin(app *App, ch *Channel, user string, info []byte) (
 // presenceLeave is called when a user's last socket on this node left; it reports whether
 // member_removed is due cluster-wide, and whether the other nodes are to be told now: not when
 // the broker failed, because Reconnected finds the member lost and announces it gone then.
-func (s *Server) presenceLeave(app *App, channel, user string) (announce, tellOthers bool) {
-	if s.broker == nil {
+func (c *cluster) presenceLeave(app *App, channel, user string) (announce, tellOthers bool) {
+	if c.broker == nil {
 		return true, false
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), clusterTimeout)
 	defer cancel()
-	last, err := s.broker.Leave(ctx, Membership{App: app.config().ID, Channel: channel, User: user})
+	last, err := c.broker.Leave(ctx, Membership{App: app.config().ID, Channel: channel, User: user})
 	if err != nil {
-		s.clusterError(err)
+		c.failed(err)
 		return true, false
 	}
 	return last, last
 }
 
-// clusterError logs a broker failure at most once per interval, so an outage is one line, not
+// failed logs a broker failure at most once per interval, so an outage is one line, not
 // one per socket.
-func (s *Server) clusterError(err error) {
+func (c *cluster) failed(err error) {
 	now := time.Now().UnixNano()
-	last := s.clusterErrAt.Load()
-	if now-last < int64(10*time.Second) || !s.clusterErrAt.CompareAndSwap(last, now) {
+	last := c.errAt.Load()
+	if now-last < int64(10*time.Second) || !c.errAt.CompareAndSwap(last, now) {
 		return
 	}
-	s.log.Warn().Err(err).Msg("cluster: broker unavailable, serving from this node's state")
+	c.log.Warn().Err(err).Msg("cluster: broker unavailable, serving from this node's state")
 }
 
 // members is a presence channel's member list: the cluster's, plus this node's own (a member
 // whose Join is still in flight on this node is already here).
-func (s *Server) members(app *App, ch *Channel, name string) []Member {
-	m, _ := s.clusterMembers(app, ch, name)
+func (c *cluster) members(app *App, ch *Channel, name string) []Member {
+	m, _ := c.clusterMembers(app, ch, name)
 	return m
 }
 
 // clusterMembers is members, with partial true when the broker did not answer and the list is
 // this node's only.
-func (s *Server) clusterMembers(app *App, ch *Channel, name string) (_ []Member, partial bool) {
+func (c *cluster) clusterMembers(app *App, ch *Channel, name string) (_ []Member, partial bool) {
 	var local []Member
 	if ch != nil {
 		local = ch.memberList()
 	}
-	if s.broker == nil {
+	if c.broker == nil {
 		return local, false
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), clusterTimeout)
 	defer cancel()
-	remote, err := s.broker.Members(ctx, app.config().ID, name)
+	remote, err := c.broker.Members(ctx, app.config().ID, name)
 	if err != nil {
-		s.clusterError(err)
+		c.failed(err)
 		return local, true
 	}
 	seen := make(map[string]bool, len(remote))
@@ -353,7 +353,7 @@ func (s *Server) clusterMembers(app *App, ch *Channel, name string) (_ []Member,
 		if len(m.Info) > 0 && !json.Valid(m.Info) {
 			// The broker's store is written by every node (and by anyone else who can write to
 			// Redis): user_info that is not JSON would corrupt each frame it is embedded in.
-			s.rlog.event(zerolog.WarnLevel, "cluster_member_info").Str("app", app.config().ID).Str("channel", name).
+			c.rlog.event(zerolog.WarnLevel, "cluster_member_info").Str("app", app.config().ID).Str("channel", name).
 				Str("user_id", truncate(m.ID, 64)).Msg("cluster: presence member from the broker has invalid user_info JSON; sent as null")
 			remote[i].Info = []byte("null")
 		}
@@ -368,20 +368,20 @@ func (s *Server) clusterMembers(app *App, ch *Channel, name string) (_ []Member,
 
 // counts are a channel's subscriptions and presence users across the cluster; partial says some
 // nodes' share is missing.
-func (s *Server) counts(app *App, name string) (subs, users int, partial bool) {
+func (c *cluster) counts(app *App, name string) (subs, users int, partial bool) {
 	ch := app.hub.lookup(name)
 	if ch != nil {
 		subs, users = ch.counts()
 	}
-	if s.broker == nil {
+	if c.broker == nil {
 		return subs, users, false
 	}
-	answers, partial := s.ask(question{Q: askChannel, App: app.config().ID, Channel: name})
+	answers, partial := c.ask(question{Q: askChannel, App: app.config().ID, Channel: name})
 	for _, a := range answers {
 		subs += a.Subs
 	}
 	if typeOf(name).kind == kindPresence {
-		ms, p := s.clusterMembers(app, ch, name)
+		ms, p := c.clusterMembers(app, ch, name)
 		users, partial = len(ms), partial || p
 	}
 	return subs, users, partial
@@ -401,10 +401,10 @@ func markPartial(r *apiRequest, partial bool) {
 
 // Ready reports whether this node is connected to its cluster (nil for a single node).
 func (s *Server) Ready() error {
-	if s.broker == nil {
+	if s.cluster.broker == nil {
 		return nil
 	}
-	return s.broker.Healthy()
+	return s.cluster.broker.Healthy()
 }
 
 func memberAddedFrame(channel, user string, info []byte) []byte {
@@ -429,15 +429,15 @@ func cachedEventJSON(name, data string) []byte {
 
 // remoteCache fetches a cache channel's last event from the broker when this node has none
 // (it started after the publish, §5.6), remembers it locally and returns the frame.
-func (s *Server) remoteCache(app *App, channel string) []byte {
-	if s.broker == nil {
+func (c *cluster) remoteCache(app *App, channel string) []byte {
+	if c.broker == nil {
 		return nil
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), clusterTimeout)
 	defer cancel()
-	raw, ttl, ok, err := s.broker.Cache(ctx, app.config().ID, channel)
+	raw, ttl, ok, err := c.broker.Cache(ctx, app.config().ID, channel)
 	if err != nil {
-		s.clusterError(err)
+		c.failed(err)
 		return nil
 	}
 	var ev struct {

@@ -158,17 +158,17 @@ func (s *Socket) handleSubscribe(raw json.RawMessage) {
 	if typ.kind == kindPresence && r.newMember {
 		// member_added goes out once per user cluster-wide (§5.4): for the user's first socket
 		// on this node, the broker says whether another node already had the user.
-		announce, tellOthers = s.srv.presenceJoin(s.app, ch, userID, userInfo)
+		announce, tellOthers = s.srv.cluster.presenceJoin(s.app, ch, userID, userInfo)
 	}
 	if typ.kind == kindPresence {
-		data = string(presenceData(s.srv.members(s.app, ch, name)))
+		data = string(presenceData(s.srv.cluster.members(s.app, ch, name)))
 	}
 	s.send(eventFrame("pusher_internal:subscription_succeeded", name, data, ""))
 	if typ.cache {
 		// After subscription_succeeded: the last event, or cache_miss (§5.6).
 		cached := r.cached
 		if cached == nil {
-			cached = s.srv.remoteCache(s.app, name)
+			cached = s.srv.cluster.remoteCache(s.app, name)
 		}
 		if cached != nil {
 			s.send(cached)
@@ -182,7 +182,7 @@ func (s *Socket) handleSubscribe(raw json.RawMessage) {
 		ch.broadcast(memberAddedFrame(name, userID, userInfo), s)
 	}
 	if tellOthers {
-		s.srv.broadcast(&busMsg{T: busAdded, App: cfg.ID, Channels: []string{name}, User: userID, Info: userInfo})
+		s.srv.cluster.broadcast(&busMsg{T: busAdded, App: cfg.ID, Channels: []string{name}, User: userID, Info: userInfo})
 	}
 	if len(cfg.Webhooks) > 0 && !r.already {
 		s.srv.subscribeWebhooks(s.app, name, typ, r, userID, cacheMissed)
@@ -199,8 +199,8 @@ func cacheMissFrame(channel string) []byte {
 }
 
 func (s *Socket) broadcastSubscriptionCount(ch *Channel, n int) {
-	if s.srv.broker != nil {
-		s.srv.clusterSubscriptionCount(s.app, ch.name) // the cluster's count, debounced
+	if s.srv.cluster.broker != nil {
+		s.srv.cluster.subscriptionCount(s.app, ch.name) // the cluster's count, debounced
 		return
 	}
 	ch.broadcast(subscriptionCountFrame(ch.name, n), nil)
@@ -269,16 +269,16 @@ func (s *Socket) leave(name, userID string) {
 	}
 	s.app.stats.subscriptions.Add(-1)
 	if r.lastMember {
-		announce, tellOthers := s.srv.presenceLeave(s.app, name, userID)
+		announce, tellOthers := s.srv.cluster.presenceLeave(s.app, name, userID)
 		if announce && !r.vacated {
 			ch.broadcast(memberRemovedFrame(name, userID), nil)
 		}
 		if tellOthers {
-			s.srv.broadcast(&busMsg{T: busRemoved, App: s.app.config().ID, Channels: []string{name}, User: userID})
+			s.srv.cluster.broadcast(&busMsg{T: busRemoved, App: s.app.config().ID, Channels: []string{name}, User: userID})
 		}
 	}
 	// Vacated here, the channel may still have subscribers on other nodes: they get the new count.
-	if s.app.config().SubscriptionCount && ch.typ.kind != kindPresence && (!r.vacated || s.srv.broker != nil) {
+	if s.app.config().SubscriptionCount && ch.typ.kind != kindPresence && (!r.vacated || s.srv.cluster.broker != nil) {
 		s.broadcastSubscriptionCount(ch, r.subsAfter)
 	}
 	if len(s.app.config().Webhooks) > 0 {

@@ -57,10 +57,8 @@ type Server struct {
 	pongTimeout     time.Duration
 	pendingDowns    pendingDowns
 	cacheMisses     sync.Map // app id + "\x00" + channel → when cache_miss was last sent (Unix ns)
-	subCounts       subCounts
 
-	broker       Broker       // nil: a single node
-	clusterErrAt atomic.Int64 // when a broker failure was last logged (Unix ns)
+	cluster cluster // the broker and every call to it
 
 	closing  atomic.Bool
 	stop     chan struct{}
@@ -131,9 +129,10 @@ func NewServer(cfg Config, log zerolog.Logger) (*Server, error) {
 	s.webhooks.client = &fasthttp.Client{Name: "frontdoor-webhooks", MaxConnsPerHost: 8,
 		ReadTimeout: s.webhookTimeout, WriteTimeout: s.webhookTimeout, MaxIdleConnDuration: time.Minute}
 	s.setApps(cfg.Apps)
+	s.cluster = cluster{log: log, rlog: s.rlog, stop: s.stop}
 	if cfg.Broker != nil {
-		s.broker = cfg.Broker
-		if err := s.broker.Start(s); err != nil {
+		s.cluster.broker = cfg.Broker
+		if err := s.cluster.broker.Start(s); err != nil {
 			return nil, fmt.Errorf("cluster broker: %w", err)
 		}
 	}
@@ -317,8 +316,8 @@ func (s *Server) reserve(app *App, ip string) (*Error, string) {
 
 func (s *Server) reserveApp(app *App) (*Error, string) {
 	var remote int64
-	if s.broker != nil {
-		remote = s.broker.RemoteConnections(app.config().ID)
+	if s.cluster.broker != nil {
+		remote = s.cluster.broker.RemoteConnections(app.config().ID)
 	}
 	if max := app.config().MaxConnections; app.conns.Add(1)+remote > int64(max) && max > 0 {
 		app.conns.Add(-1)
@@ -492,9 +491,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		// goroutines, closing what is still open.
 		s.flusher.Stop()
 		s.undeliveredAtStop()
-		if s.broker != nil {
+		if s.cluster.broker != nil {
 			// After the sockets left (their presence entries with them): leave the cluster.
-			if err := s.broker.Close(); err != nil {
+			if err := s.cluster.broker.Close(); err != nil {
 				s.log.Warn().Err(err).Msg("cluster: leaving")
 			}
 		}

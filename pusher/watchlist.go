@@ -91,12 +91,12 @@ func (s *Socket) startWatching(ids []string) {
 	}
 	app.usersMu.Unlock()
 	s.mu.Unlock()
-	if b := s.srv.broker; b != nil {
+	if b := s.srv.cluster.broker; b != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), clusterTimeout)
 		remote, err := b.Present(ctx, app.config().ID, onlinePrefix, ids)
 		cancel()
 		if err != nil {
-			s.srv.clusterError(err)
+			s.srv.cluster.failed(err)
 		}
 		for i := range remote {
 			online[i] = online[i] || remote[i]
@@ -165,7 +165,7 @@ func (s *Server) userOnline(app *App, user string) {
 		return
 	}
 	app.notifyWatchers(user, true)
-	s.broadcast(&busMsg{T: busOnline, App: app.config().ID, User: user})
+	s.cluster.broadcast(&busMsg{T: busOnline, App: app.config().ID, User: user})
 }
 
 // userOffline is called when a user's last signed-in socket on this node closed.
@@ -174,12 +174,12 @@ func (s *Server) userOffline(app *App, user string) {
 		return
 	}
 	app.notifyWatchers(user, false)
-	s.broadcast(&busMsg{T: busOffline, App: app.config().ID, User: user})
+	s.cluster.broadcast(&busMsg{T: busOffline, App: app.config().ID, User: user})
 }
 
 // onlineTransition reports whether this node's change is the cluster's.
 func (s *Server) onlineTransition(app *App, user string, up bool) bool {
-	if s.broker == nil {
+	if s.cluster.broker == nil {
 		return true
 	}
 	m := registration(app, onlinePrefix, "", user)
@@ -188,12 +188,12 @@ func (s *Server) onlineTransition(app *App, user string, up bool) bool {
 	var changed bool
 	var err error
 	if up {
-		changed, err = s.broker.Join(ctx, m)
+		changed, err = s.cluster.broker.Join(ctx, m)
 	} else {
-		changed, err = s.broker.Leave(ctx, m)
+		changed, err = s.cluster.broker.Leave(ctx, m)
 	}
 	if err != nil {
-		s.clusterError(err)
+		s.cluster.failed(err)
 		return true
 	}
 	return changed

@@ -147,7 +147,7 @@ type journalEntry struct {
 }
 
 func (s *Server) journal() WebhookJournal {
-	j, _ := s.broker.(WebhookJournal)
+	j, _ := s.cluster.broker.(WebhookJournal)
 	return j
 }
 

@@ -53,14 +53,14 @@ func (s *Server) webhookUp(app *App, reg Membership) bool {
 		return false // still registered: it never went down cluster-wide
 	}
 	s.pendingDowns.mu.Unlock()
-	if s.broker == nil {
+	if s.cluster.broker == nil {
 		return true
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), clusterTimeout)
 	defer cancel()
-	first, err := s.broker.Join(ctx, reg)
+	first, err := s.cluster.broker.Join(ctx, reg)
 	if err != nil {
-		s.clusterError(err)
+		s.cluster.failed(err)
 		return true
 	}
 	return first
@@ -100,12 +100,12 @@ func (s *Server) flushTransitions(now time.Time) {
 	s.pendingDowns.queue = keep
 	s.pendingDowns.mu.Unlock()
 	for _, p := range due {
-		if s.broker != nil {
+		if s.cluster.broker != nil {
 			ctx, cancel := context.WithTimeout(context.Background(), clusterTimeout)
-			last, err := s.broker.Leave(ctx, p.reg)
+			last, err := s.cluster.broker.Leave(ctx, p.reg)
 			cancel()
 			if err != nil {
-				s.clusterError(err)
+				s.cluster.failed(err)
 			} else if !last {
 				continue // another node still has it
 			}
