@@ -131,7 +131,7 @@ func (s *Server) apiConnections(r *apiRequest) int {
 func (s *Server) apiTerminate(r *apiRequest) int {
 	user := strings.TrimSuffix(strings.TrimPrefix(routeOf(r), "users/"), "/terminate_connections")
 	r.app.terminate(user)
-	s.cluster.broadcast(&busMsg{T: busTerminate, App: r.app.config().ID, User: user})
+	s.cluster.broadcast(busMsg{T: busTerminate, App: r.app.config().ID, User: user})
 	return jsonOK(r.ctx, struct{}{})
 }
 

@@ -175,22 +175,8 @@ func (s *Server) publish(app *App, name string, channels []string, data, socketI
 		e.Str("app", app.config().ID).Int("channels", len(channels)).Str("event", truncate(name, 64)).Msg("API publish")
 	}
 	s.deliver(app, name, channels, data, "", except, true)
-	if s.cluster.broker == nil {
-		return
-	}
-	cfg := app.config()
-	s.cluster.broadcast(&busMsg{T: busEvent, App: cfg.ID, Name: name, Channels: channels, Data: data, Except: socketID})
-	for _, c := range channels {
-		if typeOf(c).cache {
-			// Stored before the API answers, so a subscriber on any node right after the publish
-			// finds it, even before the broadcast has reached that node.
-			ctx, cancel := context.WithTimeout(context.Background(), clusterTimeout)
-			if err := s.cluster.broker.SetCache(ctx, cfg.ID, c, cachedEventJSON(name, data), time.Duration(cfg.CacheTTL)*time.Second); err != nil {
-				s.cluster.failed(err)
-			}
-			cancel()
-		}
-	}
+	s.cluster.broadcast(busMsg{T: busEvent, App: app.config().ID, Name: name, Channels: channels, Data: data, Except: socketID})
+	s.cluster.rememberCache(context.Background(), app, name, channels, data)
 }
 
 // deliver sends one event to this node's subscribers of each channel: the frame is built once

@@ -87,7 +87,10 @@ const clusterTimeout = 2 * time.Second
 // cluster is this node's side of the cluster: the broker, every call made to it, and what a
 // failed call degrades to (this node's own view, logged once per interval). Server holds one.
 type cluster struct {
-	broker    Broker // nil: a single node
+	broker Broker // memoryBroker for a single node
+	// alone: the broker is memoryBroker, so no other node would read a bus message or a cached
+	// event; they are not encoded at all, and a publish costs no more than its local delivery.
+	alone     bool
 	log       zerolog.Logger
 	rlog      *rateLog
 	stop      <-chan struct{} // the server's: a recount scheduled after it closed does nothing

@@ -67,12 +67,16 @@ type answer struct {
 // NodeID implements Node.
 func (s *Server) NodeID() string { return strconv.FormatUint(s.nodeID, 10) }
 
-// broadcast hands msg to the broker, if there is one.
-func (c *cluster) broadcast(m *busMsg) {
-	if c.broker == nil {
-		return
+// broadcast hands m to the broker for the other nodes. m is a value, encoded in send: alone,
+// a message is not even built on the heap.
+func (c *cluster) broadcast(m busMsg) {
+	if !c.alone {
+		c.send(m)
 	}
-	b, _ := json.Marshal(m)
+}
+
+func (c *cluster) send(m busMsg) {
+	b, _ := json.Marshal(&m)
 	c.broker.Broadcast(b)
 }
 
@@ -151,9 +155,6 @@ func (s *Server) Answer(raw []byte) []byte {
 // ask sums the other nodes' answers; on a broker error it logs and returns what arrived, so
 // an API answer degrades to this node's view rather than failing, and partial says so.
 func (c *cluster) ask(q question) (out []answer, partial bool) {
-	if c.broker == nil {
-		return nil, false
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), clusterTimeout)
 	defer cancel()
 	b, _ := json.Marshal(q)
@@ -224,7 +225,7 @@ func (s *Server) Reconnected(lost []Membership, reaped bool) {
 		}
 		if r.ch != nil {
 			if first && (reaped || r.ch.unannounced(r.m.User)) {
-				s.cluster.broadcast(&busMsg{T: busAdded, App: r.m.App, Channels: []string{r.m.Channel}, User: r.m.User, Info: r.m.Info})
+				s.cluster.broadcast(busMsg{T: busAdded, App: r.m.App, Channels: []string{r.m.Channel}, User: r.m.User, Info: r.m.Info})
 			}
 			r.ch.setUnannounced(r.m.User, false)
 		}
@@ -265,13 +266,13 @@ func (s *Server) memberGone(m Membership) {
 	}
 	if m.Channel == onlinePrefix { // a dead node's signed-in user, on no other node: offline
 		app.notifyWatchers(m.User, false)
-		s.cluster.broadcast(&busMsg{T: busOffline, App: m.App, User: m.User})
+		s.cluster.broadcast(busMsg{T: busOffline, App: m.App, User: m.User})
 		return
 	}
 	if ch := app.hub.lookup(m.Channel); ch != nil && !ch.hasMember(m.User) {
 		ch.broadcast(memberRemovedFrame(m.Channel, m.User), nil)
 	}
-	s.cluster.broadcast(&busMsg{T: busRemoved, App: m.App, Channels: []string{m.Channel}, User: m.User})
+	s.cluster.broadcast(busMsg{T: busRemoved, App: m.App, Channels: []string{m.Channel}, User: m.User})
 }
 
 // presenceJoin is called when a user's first socket on this node joined a presence channel; it
@@ -279,9 +280,6 @@ func (s *Server) memberGone(m Membership) {
 // the other nodes are to be told now: not when the broker failed, because Reconnected tells them
 // once it is back (a message queued through the outage as well would announce the user twice).
 func (c *cluster) presenceJoin(app *App, ch *Channel, user string, info []byte) (announce, tellOthers bool) {
-	if c.broker == nil {
-		return true, false
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), clusterTimeout)
 	defer cancel()
 	first, err := c.broker.Join(ctx, Membership{App: app.config().ID, Channel: ch.name, User: user, Info: info})
@@ -299,9 +297,6 @@ func (c *cluster) presenceJoin(app *App, ch *Channel, user string, info []byte) 
 // member_removed is due cluster-wide, and whether the other nodes are to be told now: not when
 // the broker failed, because Reconnected finds the member lost and announces it gone then.
 func (c *cluster) presenceLeave(app *App, channel, user string) (announce, tellOthers bool) {
-	if c.broker == nil {
-		return true, false
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), clusterTimeout)
 	defer cancel()
 	last, err := c.broker.Leave(ctx, Membership{App: app.config().ID, Channel: channel, User: user})
@@ -337,9 +332,6 @@ func (c *cluster) clusterMembers(app *App, ch *Channel, name string) (_ []Member
 	if ch != nil {
 		local = ch.memberList()
 	}
-	if c.broker == nil {
-		return local, false
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), clusterTimeout)
 	defer cancel()
 	remote, err := c.broker.Members(ctx, app.config().ID, name)
@@ -373,9 +365,6 @@ func (c *cluster) counts(app *App, name string) (subs, users int, partial bool) 
 	if ch != nil {
 		subs, users = ch.counts()
 	}
-	if c.broker == nil {
-		return subs, users, false
-	}
 	answers, partial := c.ask(question{Q: askChannel, App: app.config().ID, Channel: name})
 	for _, a := range answers {
 		subs += a.Subs
@@ -401,9 +390,6 @@ func markPartial(r *apiRequest, partial bool) {
 
 // Ready reports whether this node is connected to its cluster (nil for a single node).
 func (s *Server) Ready() error {
-	if s.cluster.broker == nil {
-		return nil
-	}
 	return s.cluster.broker.Healthy()
 }
 
@@ -427,12 +413,28 @@ func cachedEventJSON(name, data string) []byte {
 	return b
 }
 
+// rememberCache stores an API event of the cache channels among channels in the broker, before
+// the API answers, so a subscriber on any node right after the publish finds it, even before the
+// broadcast has reached that node (§5.6). Alone, the Hub's copy is the only one.
+func (c *cluster) rememberCache(ctx context.Context, app *App, name string, channels []string, data string) {
+	if c.alone {
+		return
+	}
+	cfg := app.config()
+	for _, ch := range channels {
+		if typeOf(ch).cache {
+			ctx, cancel := context.WithTimeout(ctx, clusterTimeout)
+			if err := c.broker.SetCache(ctx, cfg.ID, ch, cachedEventJSON(name, data), time.Duration(cfg.CacheTTL)*time.Second); err != nil {
+				c.failed(err)
+			}
+			cancel()
+		}
+	}
+}
+
 // remoteCache fetches a cache channel's last event from the broker when this node has none
 // (it started after the publish, §5.6), remembers it locally and returns the frame.
 func (c *cluster) remoteCache(app *App, channel string) []byte {
-	if c.broker == nil {
-		return nil
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), clusterTimeout)
 	defer cancel()
 	raw, ttl, ok, err := c.broker.Cache(ctx, app.config().ID, channel)

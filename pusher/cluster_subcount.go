@@ -30,6 +30,19 @@ type subCount struct {
 	last      int
 }
 
+// subscriptionCountChanged sends pusher_internal:subscription_count after a subscribe or an
+// unsubscribe left n subscribers on this node (§5.8). Alone, n is the count, sent at once, and a
+// channel vacated here has nobody left to tell. In a cluster the count is every node's: even a
+// channel vacated here may have subscribers elsewhere, and they get a debounced recount.
+func (c *cluster) subscriptionCountChanged(app *App, ch *Channel, n int, vacated bool) {
+	switch {
+	case !c.alone:
+		c.subscriptionCount(app, ch.name)
+	case !vacated:
+		ch.broadcast(subscriptionCountFrame(ch.name, n), nil)
+	}
+}
+
 // subscriptionCount schedules a recount of the channel's subscriptions cluster-wide.
 func (c *cluster) subscriptionCount(app *App, channel string) {
 	k := app.config().ID + "\x00" + channel
@@ -78,7 +91,7 @@ func (c *cluster) recountSubscriptions(app *App, channel, k string) {
 	if ch != nil {
 		ch.broadcast(subscriptionCountFrame(channel, n), nil)
 	}
-	c.broadcast(&busMsg{T: busSubcount, App: app.config().ID, Channels: []string{channel}, Data: strconv.Itoa(n)})
+	c.broadcast(busMsg{T: busSubcount, App: app.config().ID, Channels: []string{channel}, Data: strconv.Itoa(n)})
 
 	c.subCounts.mu.Lock()
 	if sc := c.subCounts.m[k]; sc != nil && !sc.scheduled {

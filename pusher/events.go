@@ -182,13 +182,13 @@ func (s *Socket) handleSubscribe(raw json.RawMessage) {
 		ch.broadcast(memberAddedFrame(name, userID, userInfo), s)
 	}
 	if tellOthers {
-		s.srv.cluster.broadcast(&busMsg{T: busAdded, App: cfg.ID, Channels: []string{name}, User: userID, Info: userInfo})
+		s.srv.cluster.broadcast(busMsg{T: busAdded, App: cfg.ID, Channels: []string{name}, User: userID, Info: userInfo})
 	}
 	if len(cfg.Webhooks) > 0 && !r.already {
 		s.srv.subscribeWebhooks(s.app, name, typ, r, userID, cacheMissed)
 	}
 	if cfg.SubscriptionCount && typ.kind != kindPresence && !r.already {
-		s.broadcastSubscriptionCount(ch, r.subsAfter)
+		s.srv.cluster.subscriptionCountChanged(s.app, ch, r.subsAfter, false)
 	}
 }
 
@@ -196,14 +196,6 @@ func cacheMissFrame(channel string) []byte {
 	b := append([]byte(`{"event":"pusher:cache_miss","channel":`), appendJSONString(nil, channel)...)
 	b = append(b, '}')
 	return eventFrameRaw(b)
-}
-
-func (s *Socket) broadcastSubscriptionCount(ch *Channel, n int) {
-	if s.srv.cluster.broker != nil {
-		s.srv.cluster.subscriptionCount(s.app, ch.name) // the cluster's count, debounced
-		return
-	}
-	ch.broadcast(subscriptionCountFrame(ch.name, n), nil)
 }
 
 // parseChannelData reads presence channel_data (§5.4): user_id string or number (identity is its
@@ -274,12 +266,11 @@ func (s *Socket) leave(name, userID string) {
 			ch.broadcast(memberRemovedFrame(name, userID), nil)
 		}
 		if tellOthers {
-			s.srv.cluster.broadcast(&busMsg{T: busRemoved, App: s.app.config().ID, Channels: []string{name}, User: userID})
+			s.srv.cluster.broadcast(busMsg{T: busRemoved, App: s.app.config().ID, Channels: []string{name}, User: userID})
 		}
 	}
-	// Vacated here, the channel may still have subscribers on other nodes: they get the new count.
-	if s.app.config().SubscriptionCount && ch.typ.kind != kindPresence && (!r.vacated || s.srv.cluster.broker != nil) {
-		s.broadcastSubscriptionCount(ch, r.subsAfter)
+	if s.app.config().SubscriptionCount && ch.typ.kind != kindPresence {
+		s.srv.cluster.subscriptionCountChanged(s.app, ch, r.subsAfter, r.vacated)
 	}
 	if len(s.app.config().Webhooks) > 0 {
 		if r.lastMember {

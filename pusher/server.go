@@ -129,12 +129,12 @@ func NewServer(cfg Config, log zerolog.Logger) (*Server, error) {
 	s.webhooks.client = &fasthttp.Client{Name: "frontdoor-webhooks", MaxConnsPerHost: 8,
 		ReadTimeout: s.webhookTimeout, WriteTimeout: s.webhookTimeout, MaxIdleConnDuration: time.Minute}
 	s.setApps(cfg.Apps)
-	s.cluster = cluster{log: log, rlog: s.rlog, stop: s.stop}
-	if cfg.Broker != nil {
-		s.cluster.broker = cfg.Broker
-		if err := s.cluster.broker.Start(s); err != nil {
-			return nil, fmt.Errorf("cluster broker: %w", err)
-		}
+	s.cluster = cluster{broker: cfg.Broker, log: log, rlog: s.rlog, stop: s.stop}
+	if s.cluster.broker == nil {
+		s.cluster.broker, s.cluster.alone = memoryBroker{}, true
+	}
+	if err := s.cluster.broker.Start(s); err != nil {
+		return nil, fmt.Errorf("cluster broker: %w", err)
 	}
 	go s.janitor()
 	go s.webhookTimer()
@@ -315,10 +315,7 @@ func (s *Server) reserve(app *App, ip string) (*Error, string) {
 }
 
 func (s *Server) reserveApp(app *App) (*Error, string) {
-	var remote int64
-	if s.cluster.broker != nil {
-		remote = s.cluster.broker.RemoteConnections(app.config().ID)
-	}
+	remote := s.cluster.broker.RemoteConnections(app.config().ID)
 	if max := app.config().MaxConnections; app.conns.Add(1)+remote > int64(max) && max > 0 {
 		app.conns.Add(-1)
 		return ErrOverQuota, "app_over_quota"
@@ -491,11 +488,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		// goroutines, closing what is still open.
 		s.flusher.Stop()
 		s.undeliveredAtStop()
-		if s.cluster.broker != nil {
-			// After the sockets left (their presence entries with them): leave the cluster.
-			if err := s.cluster.broker.Close(); err != nil {
-				s.log.Warn().Err(err).Msg("cluster: leaving")
-			}
+		// After the sockets left (their presence entries with them): leave the cluster.
+		if err := s.cluster.broker.Close(); err != nil {
+			s.log.Warn().Err(err).Msg("cluster: leaving")
 		}
 	})
 	for s.conns.Load() > 0 {

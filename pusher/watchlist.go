@@ -91,16 +91,14 @@ func (s *Socket) startWatching(ids []string) {
 	}
 	app.usersMu.Unlock()
 	s.mu.Unlock()
-	if b := s.srv.cluster.broker; b != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), clusterTimeout)
-		remote, err := b.Present(ctx, app.config().ID, onlinePrefix, ids)
-		cancel()
-		if err != nil {
-			s.srv.cluster.failed(err)
-		}
-		for i := range remote {
-			online[i] = online[i] || remote[i]
-		}
+	ctx, cancel := context.WithTimeout(context.Background(), clusterTimeout)
+	remote, err := s.srv.cluster.broker.Present(ctx, app.config().ID, onlinePrefix, ids)
+	cancel()
+	if err != nil {
+		s.srv.cluster.failed(err)
+	}
+	for i := range remote {
+		online[i] = online[i] || remote[i]
 	}
 	var on, off []string
 	told := make(map[string]bool, len(ids))
@@ -165,7 +163,7 @@ func (s *Server) userOnline(app *App, user string) {
 		return
 	}
 	app.notifyWatchers(user, true)
-	s.cluster.broadcast(&busMsg{T: busOnline, App: app.config().ID, User: user})
+	s.cluster.broadcast(busMsg{T: busOnline, App: app.config().ID, User: user})
 }
 
 // userOffline is called when a user's last signed-in socket on this node closed.
@@ -174,14 +172,11 @@ func (s *Server) userOffline(app *App, user string) {
 		return
 	}
 	app.notifyWatchers(user, false)
-	s.cluster.broadcast(&busMsg{T: busOffline, App: app.config().ID, User: user})
+	s.cluster.broadcast(busMsg{T: busOffline, App: app.config().ID, User: user})
 }
 
 // onlineTransition reports whether this node's change is the cluster's.
 func (s *Server) onlineTransition(app *App, user string, up bool) bool {
-	if s.cluster.broker == nil {
-		return true
-	}
 	m := registration(app, onlinePrefix, "", user)
 	ctx, cancel := context.WithTimeout(context.Background(), clusterTimeout)
 	defer cancel()

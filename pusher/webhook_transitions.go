@@ -53,9 +53,6 @@ func (s *Server) webhookUp(app *App, reg Membership) bool {
 		return false // still registered: it never went down cluster-wide
 	}
 	s.pendingDowns.mu.Unlock()
-	if s.cluster.broker == nil {
-		return true
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), clusterTimeout)
 	defer cancel()
 	first, err := s.cluster.broker.Join(ctx, reg)
@@ -100,15 +97,13 @@ func (s *Server) flushTransitions(now time.Time) {
 	s.pendingDowns.queue = keep
 	s.pendingDowns.mu.Unlock()
 	for _, p := range due {
-		if s.cluster.broker != nil {
-			ctx, cancel := context.WithTimeout(context.Background(), clusterTimeout)
-			last, err := s.cluster.broker.Leave(ctx, p.reg)
-			cancel()
-			if err != nil {
-				s.cluster.failed(err)
-			} else if !last {
-				continue // another node still has it
-			}
+		ctx, cancel := context.WithTimeout(context.Background(), clusterTimeout)
+		last, err := s.cluster.broker.Leave(ctx, p.reg)
+		cancel()
+		if err != nil {
+			s.cluster.failed(err)
+		} else if !last {
+			continue // another node still has it
 		}
 		s.emitWebhook(p.app, p.ev)
 	}
