@@ -84,6 +84,13 @@ type Member struct {
 // the broker is slower than this, the node answers from what it knows locally.
 const clusterTimeout = 2 * time.Second
 
+// bounded is the context of one broker call: the caller's (an API request's, Shutdown's; a
+// socket's message or a timer has none and passes context.Background()), ended after
+// clusterTimeout at most.
+func bounded(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, clusterTimeout)
+}
+
 // cluster is this node's side of the cluster: the broker, every call made to it, and what a
 // failed call degrades to (this node's own view, logged once per interval). Server holds one.
 type cluster struct {

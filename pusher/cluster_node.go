@@ -154,8 +154,8 @@ func (s *Server) Answer(raw []byte) []byte {
 
 // ask sums the other nodes' answers; on a broker error it logs and returns what arrived, so
 // an API answer degrades to this node's view rather than failing, and partial says so.
-func (c *cluster) ask(q question) (out []answer, partial bool) {
-	ctx, cancel := context.WithTimeout(context.Background(), clusterTimeout)
+func (c *cluster) ask(ctx context.Context, q question) (out []answer, partial bool) {
+	ctx, cancel := bounded(ctx)
 	defer cancel()
 	b, _ := json.Marshal(q)
 	raws, err := c.broker.Ask(ctx, b)
@@ -216,7 +216,7 @@ func (s *Server) Reconnected(lost []Membership, reaped bool) {
 		regs = append(regs, reg{m: m})
 	}
 	for _, r := range regs {
-		ctx, cancel := context.WithTimeout(context.Background(), clusterTimeout)
+		ctx, cancel := bounded(context.Background())
 		first, err := s.cluster.broker.Join(ctx, r.m)
 		cancel()
 		if err != nil {
@@ -279,8 +279,8 @@ func (s *Server) memberGone(m Membership) {
 // reports whether member_added is due (the user's first socket cluster-wide, §5.4), and whether
 // the other nodes are to be told now: not when the broker failed, because Reconnected tells them
 // once it is back (a message queued through the outage as well would announce the user twice).
-func (c *cluster) presenceJoin(app *App, ch *Channel, user string, info []byte) (announce, tellOthers bool) {
-	ctx, cancel := context.WithTimeout(context.Background(), clusterTimeout)
+func (c *cluster) presenceJoin(ctx context.Context, app *App, ch *Channel, user string, info []byte) (announce, tellOthers bool) {
+	ctx, cancel := bounded(ctx)
 	defer cancel()
 	first, err := c.broker.Join(ctx, Membership{App: app.config().ID, Channel: ch.name, User: user, Info: info})
 	if err != nil {
@@ -296,8 +296,8 @@ func (c *cluster) presenceJoin(app *App, ch *Channel, user string, info []byte) 
 // presenceLeave is called when a user's last socket on this node left; it reports whether
 // member_removed is due cluster-wide, and whether the other nodes are to be told now: not when
 // the broker failed, because Reconnected finds the member lost and announces it gone then.
-func (c *cluster) presenceLeave(app *App, channel, user string) (announce, tellOthers bool) {
-	ctx, cancel := context.WithTimeout(context.Background(), clusterTimeout)
+func (c *cluster) presenceLeave(ctx context.Context, app *App, channel, user string) (announce, tellOthers bool) {
+	ctx, cancel := bounded(ctx)
 	defer cancel()
 	last, err := c.broker.Leave(ctx, Membership{App: app.config().ID, Channel: channel, User: user})
 	if err != nil {
@@ -305,6 +305,26 @@ func (c *cluster) presenceLeave(app *App, channel, user string) (announce, tellO
 		return true, false
 	}
 	return last, last
+}
+
+// transition registers (up) or unregisters m and reports whether that changed it cluster-wide:
+// the first join or the last leave. When the broker fails, the change is taken to be the
+// cluster's, so this node's clients and webhooks still hear of it.
+func (c *cluster) transition(ctx context.Context, m Membership, up bool) bool {
+	ctx, cancel := bounded(ctx)
+	defer cancel()
+	var changed bool
+	var err error
+	if up {
+		changed, err = c.broker.Join(ctx, m)
+	} else {
+		changed, err = c.broker.Leave(ctx, m)
+	}
+	if err != nil {
+		c.failed(err)
+		return true
+	}
+	return changed
 }
 
 // failed logs a broker failure at most once per interval, so an outage is one line, not
@@ -320,19 +340,19 @@ func (c *cluster) failed(err error) {
 
 // members is a presence channel's member list: the cluster's, plus this node's own (a member
 // whose Join is still in flight on this node is already here).
-func (c *cluster) members(app *App, ch *Channel, name string) []Member {
-	m, _ := c.clusterMembers(app, ch, name)
+func (c *cluster) members(ctx context.Context, app *App, ch *Channel, name string) []Member {
+	m, _ := c.clusterMembers(ctx, app, ch, name)
 	return m
 }
 
 // clusterMembers is members, with partial true when the broker did not answer and the list is
 // this node's only.
-func (c *cluster) clusterMembers(app *App, ch *Channel, name string) (_ []Member, partial bool) {
+func (c *cluster) clusterMembers(ctx context.Context, app *App, ch *Channel, name string) (_ []Member, partial bool) {
 	var local []Member
 	if ch != nil {
 		local = ch.memberList()
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), clusterTimeout)
+	ctx, cancel := bounded(ctx)
 	defer cancel()
 	remote, err := c.broker.Members(ctx, app.config().ID, name)
 	if err != nil {
@@ -360,17 +380,17 @@ func (c *cluster) clusterMembers(app *App, ch *Channel, name string) (_ []Member
 
 // counts are a channel's subscriptions and presence users across the cluster; partial says some
 // nodes' share is missing.
-func (c *cluster) counts(app *App, name string) (subs, users int, partial bool) {
+func (c *cluster) counts(ctx context.Context, app *App, name string) (subs, users int, partial bool) {
 	ch := app.hub.lookup(name)
 	if ch != nil {
 		subs, users = ch.counts()
 	}
-	answers, partial := c.ask(question{Q: askChannel, App: app.config().ID, Channel: name})
+	answers, partial := c.ask(ctx, question{Q: askChannel, App: app.config().ID, Channel: name})
 	for _, a := range answers {
 		subs += a.Subs
 	}
 	if typeOf(name).kind == kindPresence {
-		ms, p := c.clusterMembers(app, ch, name)
+		ms, p := c.clusterMembers(ctx, app, ch, name)
 		users, partial = len(ms), partial || p
 	}
 	return subs, users, partial
@@ -423,7 +443,7 @@ func (c *cluster) rememberCache(ctx context.Context, app *App, name string, chan
 	cfg := app.config()
 	for _, ch := range channels {
 		if typeOf(ch).cache {
-			ctx, cancel := context.WithTimeout(ctx, clusterTimeout)
+			ctx, cancel := bounded(ctx)
 			if err := c.broker.SetCache(ctx, cfg.ID, ch, cachedEventJSON(name, data), time.Duration(cfg.CacheTTL)*time.Second); err != nil {
 				c.failed(err)
 			}
@@ -434,8 +454,8 @@ func (c *cluster) rememberCache(ctx context.Context, app *App, name string, chan
 
 // remoteCache fetches a cache channel's last event from the broker when this node has none
 // (it started after the publish, §5.6), remembers it locally and returns the frame.
-func (c *cluster) remoteCache(app *App, channel string) []byte {
-	ctx, cancel := context.WithTimeout(context.Background(), clusterTimeout)
+func (c *cluster) remoteCache(ctx context.Context, app *App, channel string) []byte {
+	ctx, cancel := bounded(ctx)
 	defer cancel()
 	raw, ttl, ok, err := c.broker.Cache(ctx, app.config().ID, channel)
 	if err != nil {

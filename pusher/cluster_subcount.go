@@ -1,6 +1,7 @@
 package pusher
 
 import (
+	"context"
 	"strconv"
 	"sync"
 	"time"
@@ -84,7 +85,7 @@ func (c *cluster) recountSubscriptions(app *App, channel, k string) {
 	if ch != nil {
 		n, _ = ch.counts()
 	}
-	answers, _ := c.ask(question{Q: askChannel, App: app.config().ID, Channel: channel})
+	answers, _ := c.ask(context.Background(), question{Q: askChannel, App: app.config().ID, Channel: channel})
 	for _, a := range answers {
 		n += a.Subs
 	}

@@ -2,6 +2,7 @@ package pusher
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"strconv"
 	"strings"
@@ -158,17 +159,17 @@ func (s *Socket) handleSubscribe(raw json.RawMessage) {
 	if typ.kind == kindPresence && r.newMember {
 		// member_added goes out once per user cluster-wide (§5.4): for the user's first socket
 		// on this node, the broker says whether another node already had the user.
-		announce, tellOthers = s.srv.cluster.presenceJoin(s.app, ch, userID, userInfo)
+		announce, tellOthers = s.srv.cluster.presenceJoin(context.Background(), s.app, ch, userID, userInfo)
 	}
 	if typ.kind == kindPresence {
-		data = string(presenceData(s.srv.cluster.members(s.app, ch, name)))
+		data = string(presenceData(s.srv.cluster.members(context.Background(), s.app, ch, name)))
 	}
 	s.send(eventFrame("pusher_internal:subscription_succeeded", name, data, ""))
 	if typ.cache {
 		// After subscription_succeeded: the last event, or cache_miss (§5.6).
 		cached := r.cached
 		if cached == nil {
-			cached = s.srv.cluster.remoteCache(s.app, name)
+			cached = s.srv.cluster.remoteCache(context.Background(), s.app, name)
 		}
 		if cached != nil {
 			s.send(cached)
@@ -261,7 +262,7 @@ func (s *Socket) leave(name, userID string) {
 	}
 	s.app.stats.subscriptions.Add(-1)
 	if r.lastMember {
-		announce, tellOthers := s.srv.cluster.presenceLeave(s.app, name, userID)
+		announce, tellOthers := s.srv.cluster.presenceLeave(context.Background(), s.app, name, userID)
 		if announce && !r.vacated {
 			ch.broadcast(memberRemovedFrame(name, userID), nil)
 		}
@@ -287,10 +288,10 @@ func (s *Socket) leave(name, userID string) {
 // subscribeWebhooks sends what a subscription changed for the app (§9), in the order the app
 // would see it: occupied, member_added, cache_miss.
 func (s *Server) subscribeWebhooks(app *App, name string, typ channelType, r subscribeResult, userID string, cacheMissed bool) {
-	if r.occupied && s.webhookUp(app, registration(app, occupiedPrefix, name, "*")) {
+	if r.occupied && s.webhookUp(context.Background(), app, registration(app, occupiedPrefix, name, "*")) {
 		s.emitWebhook(app, webhookEvent{Name: "channel_occupied", Channel: name})
 	}
-	if typ.kind == kindPresence && r.newMember && s.webhookUp(app, registration(app, membersPrefix, name, userID)) {
+	if typ.kind == kindPresence && r.newMember && s.webhookUp(context.Background(), app, registration(app, membersPrefix, name, userID)) {
 		s.emitWebhook(app, webhookEvent{Name: "member_added", Channel: name, UserID: userID})
 	}
 	if cacheMissed {

@@ -91,7 +91,7 @@ func (s *Socket) startWatching(ids []string) {
 	}
 	app.usersMu.Unlock()
 	s.mu.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), clusterTimeout)
+	ctx, cancel := bounded(context.Background())
 	remote, err := s.srv.cluster.broker.Present(ctx, app.config().ID, onlinePrefix, ids)
 	cancel()
 	if err != nil {
@@ -159,7 +159,7 @@ func (a *App) notifyWatchers(user string, online bool) {
 
 // userOnline is called when a user's first socket on this node signed in.
 func (s *Server) userOnline(app *App, user string) {
-	if !s.onlineTransition(app, user, true) {
+	if !s.cluster.transition(context.Background(), registration(app, onlinePrefix, "", user), true) {
 		return
 	}
 	app.notifyWatchers(user, true)
@@ -168,30 +168,11 @@ func (s *Server) userOnline(app *App, user string) {
 
 // userOffline is called when a user's last signed-in socket on this node closed.
 func (s *Server) userOffline(app *App, user string) {
-	if !s.onlineTransition(app, user, false) {
+	if !s.cluster.transition(context.Background(), registration(app, onlinePrefix, "", user), false) {
 		return
 	}
 	app.notifyWatchers(user, false)
 	s.cluster.broadcast(busMsg{T: busOffline, App: app.config().ID, User: user})
-}
-
-// onlineTransition reports whether this node's change is the cluster's.
-func (s *Server) onlineTransition(app *App, user string, up bool) bool {
-	m := registration(app, onlinePrefix, "", user)
-	ctx, cancel := context.WithTimeout(context.Background(), clusterTimeout)
-	defer cancel()
-	var changed bool
-	var err error
-	if up {
-		changed, err = s.cluster.broker.Join(ctx, m)
-	} else {
-		changed, err = s.cluster.broker.Leave(ctx, m)
-	}
-	if err != nil {
-		s.cluster.failed(err)
-		return true
-	}
-	return changed
 }
 
 // onlineRegistrations are this node's signed-in users, for Reconnected to restore.

@@ -307,7 +307,7 @@ func (s *Server) flushWebhooks(ctx context.Context) {
 	if ctx.Err() != nil {
 		return // no time left: Shutdown was asked to stop now
 	}
-	s.flushTransitions(time.Now().Add(24 * time.Hour))
+	s.flushTransitions(ctx, time.Now().Add(24*time.Hour))
 	close(s.webhooks.drain)
 	s.webhooks.mu.Lock()
 	targets := make([]*webhookTarget, 0, len(s.webhooks.targets))

@@ -43,7 +43,7 @@ func registration(app *App, prefix, channel, user string) Membership {
 func (m Membership) key() string { return m.App + "\x00" + m.Channel + "\x00" + m.User }
 
 // webhookUp is called on this node's upward transition; it reports whether the webhook is due.
-func (s *Server) webhookUp(app *App, reg Membership) bool {
+func (s *Server) webhookUp(ctx context.Context, app *App, reg Membership) bool {
 	k := reg.key()
 	s.pendingDowns.mu.Lock()
 	if p := s.pendingDowns.pending[k]; p != nil {
@@ -53,14 +53,7 @@ func (s *Server) webhookUp(app *App, reg Membership) bool {
 		return false // still registered: it never went down cluster-wide
 	}
 	s.pendingDowns.mu.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), clusterTimeout)
-	defer cancel()
-	first, err := s.cluster.broker.Join(ctx, reg)
-	if err != nil {
-		s.cluster.failed(err)
-		return true
-	}
-	return first
+	return s.cluster.transition(ctx, reg, true)
 }
 
 // webhookDown schedules ev for after the app's WebhookDelay, unless webhookUp cancels it.
@@ -78,8 +71,9 @@ func (s *Server) webhookDown(app *App, reg Membership, ev webhookEvent) {
 	s.pendingDowns.mu.Unlock()
 }
 
-// flushTransitions runs the due downward transitions, in the order they happened.
-func (s *Server) flushTransitions(now time.Time) {
+// flushTransitions runs the due downward transitions, in the order they happened; ctx is the
+// caller's (Shutdown's, or none for the timer).
+func (s *Server) flushTransitions(ctx context.Context, now time.Time) {
 	s.pendingDowns.mu.Lock()
 	var due []*pendingDown
 	keep := s.pendingDowns.queue[:0]
@@ -97,12 +91,7 @@ func (s *Server) flushTransitions(now time.Time) {
 	s.pendingDowns.queue = keep
 	s.pendingDowns.mu.Unlock()
 	for _, p := range due {
-		ctx, cancel := context.WithTimeout(context.Background(), clusterTimeout)
-		last, err := s.cluster.broker.Leave(ctx, p.reg)
-		cancel()
-		if err != nil {
-			s.cluster.failed(err)
-		} else if !last {
+		if !s.cluster.transition(ctx, p.reg, false) {
 			continue // another node still has it
 		}
 		s.emitWebhook(p.app, p.ev)
@@ -118,7 +107,7 @@ func (s *Server) webhookTimer() {
 		case <-s.stop:
 			return
 		case now := <-t.C:
-			s.flushTransitions(now)
+			s.flushTransitions(context.Background(), now)
 		}
 	}
 }
