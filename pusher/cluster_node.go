@@ -205,14 +205,14 @@ func (s *Server) Reconnected(lost []Membership, reaped bool) {
 				}
 			}
 		}
-		for _, m := range s.webhookRegistrations(app) {
+		for _, m := range s.webhooks.registrations(app) {
 			regs = append(regs, reg{m: m})
 		}
 		for _, m := range app.onlineRegistrations() {
 			regs = append(regs, reg{m: m})
 		}
 	}
-	for _, m := range s.pendingRegistrations() {
+	for _, m := range s.webhooks.pendingRegistrations() {
 		regs = append(regs, reg{m: m})
 	}
 	for _, r := range regs {
@@ -261,7 +261,7 @@ func (s *Server) MembersGone(ms []Membership) {
 
 func (s *Server) memberGone(m Membership) {
 	app := s.appByID(m.App)
-	if app == nil || s.webhookGone(app, m) {
+	if app == nil || s.webhooks.gone(app, m) {
 		return
 	}
 	if m.Channel == onlinePrefix { // a dead node's signed-in user, on no other node: offline

@@ -275,11 +275,11 @@ func (s *Socket) leave(name, userID string) {
 	}
 	if len(s.app.config().Webhooks) > 0 {
 		if r.lastMember {
-			s.srv.webhookDown(s.app, registration(s.app, membersPrefix, name, userID),
+			s.srv.webhooks.down(s.app, registration(s.app, membersPrefix, name, userID),
 				webhookEvent{Name: "member_removed", Channel: name, UserID: userID})
 		}
 		if r.vacated {
-			s.srv.webhookDown(s.app, registration(s.app, occupiedPrefix, name, "*"),
+			s.srv.webhooks.down(s.app, registration(s.app, occupiedPrefix, name, "*"),
 				webhookEvent{Name: "channel_vacated", Channel: name})
 		}
 	}
@@ -288,14 +288,14 @@ func (s *Socket) leave(name, userID string) {
 // subscribeWebhooks sends what a subscription changed for the app (§9), in the order the app
 // would see it: occupied, member_added, cache_miss.
 func (s *Server) subscribeWebhooks(app *App, name string, typ channelType, r subscribeResult, userID string, cacheMissed bool) {
-	if r.occupied && s.webhookUp(context.Background(), app, registration(app, occupiedPrefix, name, "*")) {
+	if r.occupied && s.webhooks.up(context.Background(), app, registration(app, occupiedPrefix, name, "*")) {
 		s.emitWebhook(app, webhookEvent{Name: "channel_occupied", Channel: name})
 	}
-	if typ.kind == kindPresence && r.newMember && s.webhookUp(context.Background(), app, registration(app, membersPrefix, name, userID)) {
+	if typ.kind == kindPresence && r.newMember && s.webhooks.up(context.Background(), app, registration(app, membersPrefix, name, userID)) {
 		s.emitWebhook(app, webhookEvent{Name: "member_added", Channel: name, UserID: userID})
 	}
 	if cacheMissed {
-		s.cacheMissWebhook(app, name)
+		s.webhooks.cacheMiss(app, name)
 	}
 }
 

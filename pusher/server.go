@@ -49,14 +49,8 @@ type Server struct {
 	upgrader *websocket.FastHTTPUpgrader
 	stats    serverCounters
 
-	webhooks        webhookSender
-	webhookLocal    func(*fasthttp.RequestCtx)
-	webhookHost     string
-	webhookTimeout  time.Duration
-	webhookRetryFor time.Duration
-	pongTimeout     time.Duration
-	pendingDowns    pendingDowns
-	cacheMisses     sync.Map // app id + "\x00" + channel → when cache_miss was last sent (Unix ns)
+	webhooks    *webhooks
+	pongTimeout time.Duration
 
 	cluster cluster // the broker and every call to it
 
@@ -110,34 +104,21 @@ func NewServer(cfg Config, log zerolog.Logger) (*Server, error) {
 	case cfg.MaxConnectionsPerIP > 0:
 		s.maxPerIP = cfg.MaxConnectionsPerIP
 	}
-	s.webhookLocal, s.webhookHost = cfg.WebhookLocal, cfg.WebhookHost
-	if s.webhookHost == "" {
-		s.webhookHost = "localhost"
-	}
-	s.webhookTimeout, s.webhookRetryFor = cfg.WebhookTimeout, cfg.WebhookRetryFor
-	if s.webhookTimeout == 0 {
-		s.webhookTimeout = 10 * time.Second
-	}
 	s.pongTimeout = cfg.PongTimeout
 	if s.pongTimeout <= 0 {
 		s.pongTimeout = defaultPongTimeout
 	}
-	if s.webhookRetryFor == 0 {
-		s.webhookRetryFor = 5 * time.Minute
-	}
-	s.webhooks.drain = make(chan struct{})
-	s.webhooks.client = &fasthttp.Client{Name: "frontdoor-webhooks", MaxConnsPerHost: 8,
-		ReadTimeout: s.webhookTimeout, WriteTimeout: s.webhookTimeout, MaxIdleConnDuration: time.Minute}
-	s.setApps(cfg.Apps)
 	s.cluster = cluster{broker: cfg.Broker, log: log, rlog: s.rlog, stop: s.stop}
 	if s.cluster.broker == nil {
 		s.cluster.broker, s.cluster.alone = memoryBroker{}, true
 	}
+	s.webhooks = newWebhooks(&cfg, log, s.stop, &s.cluster)
+	s.setApps(cfg.Apps)
 	if err := s.cluster.broker.Start(s); err != nil {
 		return nil, fmt.Errorf("cluster broker: %w", err)
 	}
 	go s.janitor()
-	go s.webhookTimer()
+	go s.webhooks.timer()
 	return s, nil
 }
 
@@ -198,7 +179,7 @@ func (s *Server) Reload(cfg Config) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	if s.webhookLocal == nil {
+	if s.webhooks.local == nil {
 		if err := cfg.checkWebhookPaths(); err != nil {
 			return err
 		}
@@ -402,7 +383,7 @@ func (s *Server) janitor() {
 				}
 			}
 			if now.Sub(lastExpire) > time.Minute {
-				s.expireCacheMisses(now)
+				s.webhooks.expireCacheMisses(now)
 			}
 			if now.Sub(lastExpire) > time.Minute {
 				lastExpire = now
@@ -482,12 +463,12 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	defer s.stopOnce.Do(func() {
 		// The webhooks the sockets' departure made, and those still queued, go out while ctx
 		// allows (a deploy must not lose channel_vacated / member_removed).
-		s.flushWebhooks(ctx)
+		s.webhooks.flush(ctx)
 		close(s.stop)
 		// After the sockets had their chance to close: ends the writers, pollers and serving
 		// goroutines, closing what is still open.
 		s.flusher.Stop()
-		s.undeliveredAtStop()
+		s.webhooks.undeliveredAtStop()
 		// After the sockets left (their presence entries with them): leave the cluster.
 		if err := s.cluster.broker.Close(); err != nil {
 			s.log.Warn().Err(err).Msg("cluster: leaving")

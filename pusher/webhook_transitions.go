@@ -42,103 +42,103 @@ func registration(app *App, prefix, channel, user string) Membership {
 
 func (m Membership) key() string { return m.App + "\x00" + m.Channel + "\x00" + m.User }
 
-// webhookUp is called on this node's upward transition; it reports whether the webhook is due.
-func (s *Server) webhookUp(ctx context.Context, app *App, reg Membership) bool {
+// up is called on this node's upward transition; it reports whether the webhook is due.
+func (w *webhooks) up(ctx context.Context, app *App, reg Membership) bool {
 	k := reg.key()
-	s.pendingDowns.mu.Lock()
-	if p := s.pendingDowns.pending[k]; p != nil {
+	w.pendingDowns.mu.Lock()
+	if p := w.pendingDowns.pending[k]; p != nil {
 		p.canceled = true
-		delete(s.pendingDowns.pending, k)
-		s.pendingDowns.mu.Unlock()
+		delete(w.pendingDowns.pending, k)
+		w.pendingDowns.mu.Unlock()
 		return false // still registered: it never went down cluster-wide
 	}
-	s.pendingDowns.mu.Unlock()
-	return s.cluster.transition(ctx, reg, true)
+	w.pendingDowns.mu.Unlock()
+	return w.cluster.transition(ctx, reg, true)
 }
 
-// webhookDown schedules ev for after the app's WebhookDelay, unless webhookUp cancels it.
-func (s *Server) webhookDown(app *App, reg Membership, ev webhookEvent) {
+// down schedules ev for after the app's WebhookDelay, unless webhookUp cancels it.
+func (w *webhooks) down(app *App, reg Membership, ev webhookEvent) {
 	p := &pendingDown{key: reg.key(), app: app, reg: reg, ev: ev, due: time.Now().Add(app.config().WebhookDelay)}
-	s.pendingDowns.mu.Lock()
-	if s.pendingDowns.pending == nil {
-		s.pendingDowns.pending = map[string]*pendingDown{}
+	w.pendingDowns.mu.Lock()
+	if w.pendingDowns.pending == nil {
+		w.pendingDowns.pending = map[string]*pendingDown{}
 	}
-	if old := s.pendingDowns.pending[p.key]; old != nil {
+	if old := w.pendingDowns.pending[p.key]; old != nil {
 		old.canceled = true
 	}
-	s.pendingDowns.pending[p.key] = p
-	s.pendingDowns.queue = append(s.pendingDowns.queue, p)
-	s.pendingDowns.mu.Unlock()
+	w.pendingDowns.pending[p.key] = p
+	w.pendingDowns.queue = append(w.pendingDowns.queue, p)
+	w.pendingDowns.mu.Unlock()
 }
 
 // flushTransitions runs the due downward transitions, in the order they happened; ctx is the
 // caller's (Shutdown's, or none for the timer).
-func (s *Server) flushTransitions(ctx context.Context, now time.Time) {
-	s.pendingDowns.mu.Lock()
+func (w *webhooks) flushTransitions(ctx context.Context, now time.Time) {
+	w.pendingDowns.mu.Lock()
 	var due []*pendingDown
-	keep := s.pendingDowns.queue[:0]
-	for _, p := range s.pendingDowns.queue {
+	keep := w.pendingDowns.queue[:0]
+	for _, p := range w.pendingDowns.queue {
 		switch {
 		case p.canceled:
 		case !now.Before(p.due):
 			due = append(due, p)
-			delete(s.pendingDowns.pending, p.key)
+			delete(w.pendingDowns.pending, p.key)
 		default:
 			keep = append(keep, p)
 		}
 	}
-	clear(s.pendingDowns.queue[len(keep):])
-	s.pendingDowns.queue = keep
-	s.pendingDowns.mu.Unlock()
+	clear(w.pendingDowns.queue[len(keep):])
+	w.pendingDowns.queue = keep
+	w.pendingDowns.mu.Unlock()
 	for _, p := range due {
-		if !s.cluster.transition(ctx, p.reg, false) {
+		if !w.cluster.transition(ctx, p.reg, false) {
 			continue // another node still has it
 		}
-		s.emitWebhook(p.app, p.ev)
+		w.emit(p.app, p.ev)
 	}
 }
 
-// webhookTimer drives flushTransitions; 50 ms is well inside Pusher's "up to 3 s".
-func (s *Server) webhookTimer() {
+// timer drives flushTransitions; 50 ms is well inside Pusher's "up to 3 s".
+func (w *webhooks) timer() {
 	t := time.NewTicker(50 * time.Millisecond)
 	defer t.Stop()
 	for {
 		select {
-		case <-s.stop:
+		case <-w.stop:
 			return
 		case now := <-t.C:
-			s.flushTransitions(context.Background(), now)
+			w.flushTransitions(context.Background(), now)
 		}
 	}
 }
 
 // pendingRegistrations are the downward transitions still waiting: their registrations stay.
-func (s *Server) pendingRegistrations() []Membership {
-	s.pendingDowns.mu.Lock()
-	defer s.pendingDowns.mu.Unlock()
-	out := make([]Membership, 0, len(s.pendingDowns.pending))
-	for _, p := range s.pendingDowns.pending {
+func (w *webhooks) pendingRegistrations() []Membership {
+	w.pendingDowns.mu.Lock()
+	defer w.pendingDowns.mu.Unlock()
+	out := make([]Membership, 0, len(w.pendingDowns.pending))
+	for _, p := range w.pendingDowns.pending {
 		out = append(out, p.reg)
 	}
 	return out
 }
 
-// webhookGone handles a registration the broker dropped for good (its node died, or it left
+// gone handles a registration the broker dropped for good (its node died, or it left
 // while the broker was unreachable): the downward webhook, at once.
-func (s *Server) webhookGone(app *App, m Membership) bool {
+func (w *webhooks) gone(app *App, m Membership) bool {
 	switch {
 	case strings.HasPrefix(m.Channel, occupiedPrefix):
-		s.emitWebhook(app, webhookEvent{Name: "channel_vacated", Channel: strings.TrimPrefix(m.Channel, occupiedPrefix)})
+		w.emit(app, webhookEvent{Name: "channel_vacated", Channel: strings.TrimPrefix(m.Channel, occupiedPrefix)})
 	case strings.HasPrefix(m.Channel, membersPrefix):
-		s.emitWebhook(app, webhookEvent{Name: "member_removed", Channel: strings.TrimPrefix(m.Channel, membersPrefix), UserID: m.User})
+		w.emit(app, webhookEvent{Name: "member_removed", Channel: strings.TrimPrefix(m.Channel, membersPrefix), UserID: m.User})
 	default:
 		return false
 	}
 	return true
 }
 
-// webhookRegistrations are this node's webhook registrations for Reconnected to restore.
-func (s *Server) webhookRegistrations(app *App) []Membership {
+// registrations are this node's webhook registrations for Reconnected to restore.
+func (w *webhooks) registrations(app *App) []Membership {
 	if len(app.config().Webhooks) == 0 {
 		return nil
 	}
@@ -154,23 +154,23 @@ func (s *Server) webhookRegistrations(app *App) []Membership {
 	return out
 }
 
-// cacheMissWebhook sends cache_miss at most once a second per channel on this node, so
+// cacheMiss sends cache_miss at most once a second per channel on this node, so
 // simultaneous subscribers to an empty cache channel make one webhook (§5.6).
-func (s *Server) cacheMissWebhook(app *App, channel string) {
+func (w *webhooks) cacheMiss(app *App, channel string) {
 	k := app.config().ID + "\x00" + channel
 	now := time.Now().UnixNano()
-	if v, ok := s.cacheMisses.Load(k); ok && now-v.(int64) < int64(time.Second) {
+	if v, ok := w.cacheMisses.Load(k); ok && now-v.(int64) < int64(time.Second) {
 		return
 	}
-	s.cacheMisses.Store(k, now)
-	s.emitWebhook(app, webhookEvent{Name: "cache_miss", Channel: channel})
+	w.cacheMisses.Store(k, now)
+	w.emit(app, webhookEvent{Name: "cache_miss", Channel: channel})
 }
 
 // expireCacheMisses forgets old cache_miss times; the janitor calls it.
-func (s *Server) expireCacheMisses(now time.Time) {
-	s.cacheMisses.Range(func(k, v any) bool {
+func (w *webhooks) expireCacheMisses(now time.Time) {
+	w.cacheMisses.Range(func(k, v any) bool {
 		if now.UnixNano()-v.(int64) > int64(time.Minute) {
-			s.cacheMisses.Delete(k)
+			w.cacheMisses.Delete(k)
 		}
 		return true
 	})
