@@ -112,7 +112,7 @@ func NewServer(cfg Config, log zerolog.Logger) (*Server, error) {
 	if s.cluster.broker == nil {
 		s.cluster.broker, s.cluster.alone = memoryBroker{}, true
 	}
-	s.webhooks = newWebhooks(&cfg, log, s.stop, &s.cluster)
+	s.webhooks = newWebhooks(&cfg, log, s.stop, &s.cluster, s.appByID)
 	s.setApps(cfg.Apps)
 	if err := s.cluster.broker.Start(s); err != nil {
 		return nil, fmt.Errorf("cluster broker: %w", err)
@@ -140,6 +140,7 @@ func (s *Server) setApps(cfgs []AppConfig) {
 	s.mu.Lock()
 	s.byKey, s.byAppID = byKey, byID
 	s.mu.Unlock()
+	s.webhooks.reload()
 	// Apps that were removed: their sockets are told the app is gone (4001, do not reconnect).
 	for id, a := range old {
 		if byID[id] == nil {

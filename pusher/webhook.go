@@ -110,6 +110,9 @@ type webhookTarget struct {
 	url   string
 	queue chan queuedWebhook
 	done  chan struct{} // closed when the goroutine has returned
+	// retired is closed when a reload removed the app (an app added back is a new App, with
+	// its new secret) or its URL: the goroutine drops what it holds and returns.
+	retired chan struct{}
 }
 
 // queuedWebhook is an event waiting for its target; id names it in the broker's journal.
@@ -140,14 +143,15 @@ type webhooks struct {
 	cacheMisses  sync.Map // app id + "\x00" + channel → when cache_miss was last sent (Unix ns)
 
 	log     zerolog.Logger
-	stop    <-chan struct{} // the server's: targets stop at once, undelivered events are accounted
-	cluster *cluster        // registrations of cluster-wide transitions, and the journal
+	stop    <-chan struct{}      // the server's: targets stop at once, undelivered events are accounted
+	cluster *cluster             // registrations of cluster-wide transitions, and the journal
+	current func(id string) *App // the app served under id now (Server.appByID)
 }
 
 // newWebhooks applies cfg's webhook settings and their defaults.
-func newWebhooks(cfg *Config, log zerolog.Logger, stop <-chan struct{}, c *cluster) *webhooks {
+func newWebhooks(cfg *Config, log zerolog.Logger, stop <-chan struct{}, c *cluster, current func(string) *App) *webhooks {
 	w := &webhooks{local: cfg.WebhookLocal, host: cfg.WebhookHost, timeout: cfg.WebhookTimeout, retryFor: cfg.WebhookRetryFor,
-		drain: make(chan struct{}), log: log, stop: stop, cluster: c}
+		drain: make(chan struct{}), log: log, stop: stop, cluster: c, current: current}
 	if w.host == "" {
 		w.host = "localhost"
 	}
@@ -200,22 +204,36 @@ func (w *webhooks) emit(app *App, ev webhookEvent) {
 
 // queue hands ev to the target's goroutine, recording it in the journal first so the
 // record always precedes its removal.
+// The target is looked up and the event queued under w.mu, which a reload takes to retire
+// targets: nothing lands in a retired target's queue after its goroutine emptied it.
 func (w *webhooks) queue(app *App, url string, ev webhookEvent) {
-	t := w.target(app, url)
 	q := queuedWebhook{ev: ev, id: w.seq.Add(1)}
 	j := w.journal()
 	if j != nil {
 		b, _ := json.Marshal(journalEntry{App: app.config().ID, URL: url, Event: ev})
 		j.RecordWebhook(q.id, b)
 	}
-	select {
-	case t.queue <- q:
-	default:
-		if j != nil {
-			j.WebhooksDone([]uint64{q.id})
+	w.mu.Lock()
+	t, queued := w.target(app, url), false
+	if t != nil {
+		select {
+		case t.queue <- q:
+			queued = true
+		default:
 		}
-		w.dropped.Add(1)
-		w.logDrop(t, 1, "queue full")
+	}
+	w.mu.Unlock()
+	if queued {
+		return
+	}
+	if j != nil {
+		j.WebhooksDone([]uint64{q.id})
+	}
+	w.dropped.Add(1)
+	if t == nil {
+		w.logDrop(app.config().ID, url, 1, "app removed by a reload")
+	} else {
+		w.logDrop(app.config().ID, url, 1, "queue full")
 	}
 }
 
@@ -253,20 +271,66 @@ func (a *App) hasWebhook(url string) bool {
 	return false
 }
 
+// target is app's target for the URL, started on first use; nil when app is no longer served.
+// The caller holds w.mu.
 func (w *webhooks) target(app *App, target string) *webhookTarget {
+	if w.current(app.config().ID) != app {
+		return nil
+	}
 	k := app.config().ID + "\x00" + target
-	w.mu.Lock()
-	defer w.mu.Unlock()
 	if w.targets == nil {
 		w.targets = map[string]*webhookTarget{}
 	}
 	t := w.targets[k]
+	if t != nil && t.app != app { // the app was added back and reload has not retired it yet
+		w.retire(k, t)
+		t = nil
+	}
 	if t == nil {
-		t = &webhookTarget{app: app, url: target, queue: make(chan queuedWebhook, webhookQueue), done: make(chan struct{})}
+		t = &webhookTarget{app: app, url: target, queue: make(chan queuedWebhook, webhookQueue), done: make(chan struct{}),
+			retired: make(chan struct{})}
 		w.targets[k] = t
 		go w.run(t)
 	}
 	return t
+}
+
+// reload retires the targets a reload left behind: those of an app no longer served (removed,
+// or removed and added back: a new App, with its new secret) and those of a URL its app no
+// longer lists. Their goroutines end; the events they held are dropped and counted.
+func (w *webhooks) reload() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for k, t := range w.targets {
+		if w.current(t.app.config().ID) != t.app || !t.app.hasWebhook(t.url) {
+			w.retire(k, t)
+		}
+	}
+}
+
+// retire stops t; the caller holds w.mu.
+func (w *webhooks) retire(k string, t *webhookTarget) {
+	close(t.retired)
+	delete(w.targets, k)
+}
+
+// abandon drops what a retired target holds, batch and queue: nobody wants it any more, so it
+// leaves the journal too rather than go to another node.
+func (w *webhooks) abandon(t *webhookTarget, batch []queuedWebhook) {
+	for more := true; more; {
+		select {
+		case q := <-t.queue:
+			batch = append(batch, q)
+		default:
+			more = false
+		}
+	}
+	if len(batch) == 0 {
+		return
+	}
+	w.dropped.Add(uint64(len(batch)))
+	w.settled(batch)
+	w.logDrop(t.app.config().ID, t.url, len(batch), "target removed by a reload")
 }
 
 func (w *webhooks) run(t *webhookTarget) {
@@ -278,6 +342,9 @@ func (w *webhooks) run(t *webhookTarget) {
 			return
 		case <-w.drain:
 			w.drainTarget(t, batch)
+			return
+		case <-t.retired:
+			w.abandon(t, batch[:0])
 			return
 		case q := <-t.queue:
 			batch = append(batch[:0], q)
@@ -295,6 +362,10 @@ func (w *webhooks) run(t *webhookTarget) {
 			case <-w.stop:
 				window.Stop()
 				w.undelivered(batch)
+				return
+			case <-t.retired:
+				window.Stop()
+				w.abandon(t, batch)
 				return
 			}
 		}
@@ -428,6 +499,9 @@ func (w *webhooks) deliver(t *webhookTarget, batch []queuedWebhook) bool {
 		case <-w.stop:
 			w.undelivered(batch)
 			return false
+		case <-t.retired:
+			w.abandon(t, batch)
+			return false
 		case <-time.After(backoff):
 		}
 		backoff = min(backoff*2, 30*time.Second)
@@ -477,13 +551,13 @@ func (w *webhooks) post(target, key, sig string, body []byte) (int, error) {
 	return resp.StatusCode(), nil
 }
 
-func (w *webhooks) logDrop(t *webhookTarget, n int, reason string) {
+func (w *webhooks) logDrop(app, url string, n int, reason string) {
 	now := time.Now().UnixNano()
 	last := w.droppedLogged.Load()
 	if now-last < int64(10*time.Second) || !w.droppedLogged.CompareAndSwap(last, now) {
 		return
 	}
-	w.log.Error().Str("app", t.app.config().ID).Str("url", RedactURL(t.url)).Int("events", n).Str("reason", reason).
+	w.log.Error().Str("app", app).Str("url", RedactURL(url)).Int("events", n).Str("reason", reason).
 		Uint64("dropped_total", w.dropped.Load()).Msg("webhook events dropped")
 }
 
