@@ -46,7 +46,7 @@ func (s *Server) apiChannels(r *apiRequest) int {
 			info["subscription_count"] = n
 		}
 		if attrs["user_count"] {
-			ms, p := s.cluster.clusterMembers(r.ctx, r.app, r.app.hub.lookup(name), name)
+			ms, p := s.cluster.members(r.ctx, r.app, r.app.hub.lookup(name), name)
 			info["user_count"], partial = len(ms), partial || p
 		}
 		out[name] = info
@@ -106,7 +106,7 @@ func (s *Server) apiChannelUsers(r *apiRequest) int {
 		return jsonError(r.ctx, fasthttp.StatusBadRequest, "users are only listed for presence channels")
 	}
 	users := []map[string]string{}
-	ms, partial := s.cluster.clusterMembers(r.ctx, r.app, r.app.hub.lookup(name), name)
+	ms, partial := s.cluster.members(r.ctx, r.app, r.app.hub.lookup(name), name)
 	markPartial(r, partial)
 	for _, m := range ms {
 		users = append(users, map[string]string{"id": m.ID})

@@ -339,15 +339,9 @@ func (c *cluster) failed(err error) {
 }
 
 // members is a presence channel's member list: the cluster's, plus this node's own (a member
-// whose Join is still in flight on this node is already here).
-func (c *cluster) members(ctx context.Context, app *App, ch *Channel, name string) []Member {
-	m, _ := c.clusterMembers(ctx, app, ch, name)
-	return m
-}
-
-// clusterMembers is members, with partial true when the broker did not answer and the list is
-// this node's only.
-func (c *cluster) clusterMembers(ctx context.Context, app *App, ch *Channel, name string) (_ []Member, partial bool) {
+// whose Join is still in flight on this node is already here). partial is true when the broker
+// did not answer and the list is this node's only.
+func (c *cluster) members(ctx context.Context, app *App, ch *Channel, name string) (_ []Member, partial bool) {
 	var local []Member
 	if ch != nil {
 		local = ch.memberList()
@@ -390,7 +384,7 @@ func (c *cluster) counts(ctx context.Context, app *App, name string) (subs, user
 		subs += a.Subs
 	}
 	if typeOf(name).kind == kindPresence {
-		ms, p := c.clusterMembers(ctx, app, ch, name)
+		ms, p := c.members(ctx, app, ch, name)
 		users, partial = len(ms), partial || p
 	}
 	return subs, users, partial

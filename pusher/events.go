@@ -216,7 +216,8 @@ func (s *Socket) announceJoin(ch *Channel, r subscribeResult, m presenceMember, 
 		announce, tellOthers = s.srv.cluster.presenceJoin(context.Background(), s.app, ch, m.id, m.info)
 	}
 	if typ.kind == kindPresence {
-		data = string(presenceData(s.srv.cluster.members(context.Background(), s.app, ch, name)))
+		members, _ := s.srv.cluster.members(context.Background(), s.app, ch, name)
+		data = string(presenceData(members))
 	}
 	s.send(eventFrame("pusher_internal:subscription_succeeded", name, data, ""))
 	cacheMissed := typ.cache && !s.sendCached(name, r.cached)
