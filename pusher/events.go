@@ -229,7 +229,7 @@ func (s *Socket) announceJoin(ch *Channel, r subscribeResult, m presenceMember, 
 		s.srv.cluster.broadcast(busMsg{T: busAdded, App: cfg.ID, Channels: []string{name}, User: m.id, Info: m.info})
 	}
 	if len(cfg.Webhooks) > 0 && !r.already {
-		s.srv.subscribeWebhooks(s.app, name, typ, r, m.id, cacheMissed)
+		s.srv.webhooks.subscribed(s.app, name, typ, r, m.id, cacheMissed)
 	}
 	if cfg.SubscriptionCount && typ.kind != kindPresence && !r.already {
 		s.srv.cluster.subscriptionCountChanged(s.app, ch, r.subsAfter, false)
@@ -332,28 +332,7 @@ func (s *Socket) leave(name, userID string) {
 		s.srv.cluster.subscriptionCountChanged(s.app, ch, r.subsAfter, r.vacated)
 	}
 	if len(s.app.config().Webhooks) > 0 {
-		if r.lastMember {
-			s.srv.webhooks.down(s.app, registration(s.app, membersPrefix, name, userID),
-				webhookEvent{Name: "member_removed", Channel: name, UserID: userID})
-		}
-		if r.vacated {
-			s.srv.webhooks.down(s.app, registration(s.app, occupiedPrefix, name, "*"),
-				webhookEvent{Name: "channel_vacated", Channel: name})
-		}
-	}
-}
-
-// subscribeWebhooks sends what a subscription changed for the app (§9), in the order the app
-// would see it: occupied, member_added, cache_miss.
-func (s *Server) subscribeWebhooks(app *App, name string, typ channelType, r subscribeResult, userID string, cacheMissed bool) {
-	if r.occupied && s.webhooks.up(context.Background(), app, registration(app, occupiedPrefix, name, "*")) {
-		s.emitWebhook(app, webhookEvent{Name: "channel_occupied", Channel: name})
-	}
-	if typ.kind == kindPresence && r.newMember && s.webhooks.up(context.Background(), app, registration(app, membersPrefix, name, userID)) {
-		s.emitWebhook(app, webhookEvent{Name: "member_added", Channel: name, UserID: userID})
-	}
-	if cacheMissed {
-		s.webhooks.cacheMiss(app, name)
+		s.srv.webhooks.unsubscribed(s.app, name, userID, r)
 	}
 }
 

@@ -175,3 +175,30 @@ func (w *webhooks) expireCacheMisses(now time.Time) {
 		return true
 	})
 }
+
+// subscribed sends what a subscription changed for the app (§9), in the order the app
+// would see it: occupied, member_added, cache_miss.
+func (w *webhooks) subscribed(app *App, name string, typ channelType, r subscribeResult, userID string, cacheMissed bool) {
+	if r.occupied && w.up(context.Background(), app, registration(app, occupiedPrefix, name, "*")) {
+		w.emit(app, webhookEvent{Name: "channel_occupied", Channel: name})
+	}
+	if typ.kind == kindPresence && r.newMember && w.up(context.Background(), app, registration(app, membersPrefix, name, userID)) {
+		w.emit(app, webhookEvent{Name: "member_added", Channel: name, UserID: userID})
+	}
+	if cacheMissed {
+		w.cacheMiss(app, name)
+	}
+}
+
+// unsubscribed schedules what a leave changed for the app (§9): member_removed, then
+// channel_vacated, each after the app's WebhookDelay unless a subscribe cancels it.
+func (w *webhooks) unsubscribed(app *App, name, userID string, r unsubscribeResult) {
+	if r.lastMember {
+		w.down(app, registration(app, membersPrefix, name, userID),
+			webhookEvent{Name: "member_removed", Channel: name, UserID: userID})
+	}
+	if r.vacated {
+		w.down(app, registration(app, occupiedPrefix, name, "*"),
+			webhookEvent{Name: "channel_vacated", Channel: name})
+	}
+}
