@@ -33,7 +33,7 @@ func (s *Server) apiChannels(r *apiRequest) int {
 			subs[ch.name] += n
 		}
 	}
-	answers, partial := s.ask(question{Q: "channels", App: r.app.config().ID, Prefix: prefix})
+	answers, partial := s.cluster.ask(r.ctx, question{Q: askChannels, App: r.app.config().ID, Prefix: prefix})
 	for _, a := range answers {
 		for name, n := range a.Channels {
 			subs[name] += n
@@ -46,7 +46,7 @@ func (s *Server) apiChannels(r *apiRequest) int {
 			info["subscription_count"] = n
 		}
 		if attrs["user_count"] {
-			ms, p := s.clusterMembers(r.app, r.app.hub.lookup(name), name)
+			ms, p := s.cluster.members(r.ctx, r.app, r.app.hub.lookup(name), name)
 			info["user_count"], partial = len(ms), partial || p
 		}
 		out[name] = info
@@ -63,7 +63,7 @@ func (s *Server) apiChannel(r *apiRequest) int {
 	}
 	typ := typeOf(name)
 	out := map[string]any{}
-	subs, users, partial := s.counts(r.app, name)
+	subs, users, partial := s.cluster.counts(r.ctx, r.app, name)
 	markPartial(r, partial)
 	out["occupied"] = subs > 0
 	for _, a := range strings.Split(r.q.Get("info"), ",") {
@@ -83,7 +83,7 @@ func (s *Server) apiChannel(r *apiRequest) int {
 				return jsonError(r.ctx, fasthttp.StatusBadRequest, "info=cache is only valid for cache channels")
 			}
 			c, ok := r.app.hub.getCache(name)
-			if !ok && s.remoteCache(r.app, name) != nil { // a node that started after the publish
+			if !ok && s.cluster.remoteCache(r.ctx, r.app, name) != nil { // a node that started after the publish
 				c, ok = r.app.hub.getCache(name)
 			}
 			if ok {
@@ -105,7 +105,7 @@ func (s *Server) apiChannelUsers(r *apiRequest) int {
 		return jsonError(r.ctx, fasthttp.StatusBadRequest, "users are only listed for presence channels")
 	}
 	users := []map[string]string{}
-	ms, partial := s.clusterMembers(r.app, r.app.hub.lookup(name), name)
+	ms, partial := s.cluster.members(r.ctx, r.app, r.app.hub.lookup(name), name)
 	markPartial(r, partial)
 	for _, m := range ms {
 		users = append(users, map[string]string{"id": m.ID})
@@ -116,7 +116,7 @@ func (s *Server) apiChannelUsers(r *apiRequest) int {
 // apiConnections is Reverb's GET /apps/{id}/connections, kept for its users.
 func (s *Server) apiConnections(r *apiRequest) int {
 	n := r.app.conns.Load()
-	answers, partial := s.ask(question{Q: "connections", App: r.app.config().ID})
+	answers, partial := s.cluster.ask(r.ctx, question{Q: askConnections, App: r.app.config().ID})
 	markPartial(r, partial)
 	for _, a := range answers {
 		n += a.Connections
@@ -130,7 +130,7 @@ func (s *Server) apiConnections(r *apiRequest) int {
 func (s *Server) apiTerminate(r *apiRequest) int {
 	user := strings.TrimSuffix(strings.TrimPrefix(routeOf(r), "users/"), "/terminate_connections")
 	r.app.terminate(user)
-	s.broadcast(&busMsg{T: "terminate", App: r.app.config().ID, User: user})
+	s.cluster.broadcast(busMsg{T: busTerminate, App: r.app.config().ID, User: user})
 	return jsonOK(r.ctx, struct{}{})
 }
 

@@ -106,13 +106,14 @@ func (s *Server) apiEvents(r *apiRequest) int {
 		return jsonError(r.ctx, aerr.status, aerr.msg)
 	}
 	s.publish(r.app, e.Name, channels, data, e.SocketID)
+	s.cluster.rememberCache(r.ctx, r.app, e.Name, channels, data)
 	if e.Info == "" {
 		return jsonOK(r.ctx, struct{}{})
 	}
 	attrs, _ := parseInfo(e.Info, channels)
 	out := map[string]map[string]int{}
 	for _, c := range channels {
-		out[c] = s.channelInfo(r.app, c, attrs)
+		out[c] = s.channelInfo(r.ctx, r.app, c, attrs)
 	}
 	return jsonOK(r.ctx, map[string]any{"channels": out})
 }
@@ -148,6 +149,7 @@ func (s *Server) apiBatchEvents(r *apiRequest) int {
 	}
 	for i, c := range all {
 		s.publish(r.app, b.Batch[i].Name, c.channels, c.data, b.Batch[i].SocketID)
+		s.cluster.rememberCache(r.ctx, r.app, b.Batch[i].Name, c.channels, c.data)
 	}
 	if !withInfo {
 		return jsonOK(r.ctx, struct{}{})
@@ -155,7 +157,7 @@ func (s *Server) apiBatchEvents(r *apiRequest) int {
 	infos := make([]map[string]int, len(all))
 	for i, c := range all {
 		attrs, _ := parseInfo(b.Batch[i].Info, c.channels)
-		infos[i] = s.channelInfo(r.app, c.channels[0], attrs)
+		infos[i] = s.channelInfo(r.ctx, r.app, c.channels[0], attrs)
 	}
 	return jsonOK(r.ctx, map[string]any{"batch": infos})
 }
@@ -175,22 +177,7 @@ func (s *Server) publish(app *App, name string, channels []string, data, socketI
 		e.Str("app", app.config().ID).Int("channels", len(channels)).Str("event", truncate(name, 64)).Msg("API publish")
 	}
 	s.deliver(app, name, channels, data, "", except, true)
-	if s.broker == nil {
-		return
-	}
-	cfg := app.config()
-	s.broadcast(&busMsg{T: "event", App: cfg.ID, Name: name, Channels: channels, Data: data, Except: socketID})
-	for _, c := range channels {
-		if typeOf(c).cache {
-			// Stored before the API answers, so a subscriber on any node right after the publish
-			// finds it, even before the broadcast has reached that node.
-			ctx, cancel := context.WithTimeout(context.Background(), clusterTimeout)
-			if err := s.broker.SetCache(ctx, cfg.ID, c, cachedEventJSON(name, data), time.Duration(cfg.CacheTTL)*time.Second); err != nil {
-				s.clusterError(err)
-			}
-			cancel()
-		}
-	}
+	s.cluster.broadcast(busMsg{T: busEvent, App: app.config().ID, Name: name, Channels: channels, Data: data, Except: socketID})
 }
 
 // deliver sends one event to this node's subscribers of each channel: the frame is built once
@@ -222,12 +209,12 @@ func (s *Server) deliver(app *App, name string, channels []string, data, userID 
 }
 
 // channelInfo answers the requested attributes for one channel, cluster-wide.
-func (s *Server) channelInfo(app *App, name string, attrs map[string]bool) map[string]int {
+func (s *Server) channelInfo(ctx context.Context, app *App, name string, attrs map[string]bool) map[string]int {
 	out := map[string]int{}
 	if len(attrs) == 0 {
 		return out
 	}
-	subs, users, _ := s.counts(app, name)
+	subs, users, _ := s.cluster.counts(ctx, app, name)
 	if attrs["user_count"] {
 		out["user_count"] = users
 	}

@@ -1,83 +1,116 @@
 package pusher
 
-import "strings"
+import "sync"
 
-// channelKind is what a channel's name prefix makes it (§5.1).
-type channelKind uint8
+// Channel is one occupied channel: its subscribers and, for presence, its members.
+type Channel struct {
+	name string
+	typ  channelType
 
-const (
-	kindPublic channelKind = iota
-	kindPrivate
-	kindPresence
-	kindEncrypted
-	kindServerToUser
-)
-
-// channelType is the decoded prefix of a channel name.
-type channelType struct {
-	kind  channelKind
-	cache bool
+	mu sync.RWMutex
+	// subs maps each subscriber to whether it is still pending: a socket receives the channel's
+	// events only once its subscription_succeeded is queued (§5.2), however long the presence
+	// bookkeeping between the two takes on a cluster.
+	subs    map[*Socket]bool
+	members map[string]*member // presence: user id → member (§5.4)
 }
 
-// needsAuth reports whether subscribing needs a signature.
-func (t channelType) needsAuth() bool {
-	return t.kind == kindPrivate || t.kind == kindPresence || t.kind == kindEncrypted
+// member is one presence user with the number of that user's sockets in the channel, so a user
+// on two tabs joins once and leaves once (§5.4).
+type member struct {
+	info  []byte // user_info as JSON; "null" when absent
+	count int
+	// unannounced: the broker could not be told of the join (Redis was down), so the other
+	// nodes have not heard of this member; Reconnected announces it.
+	unannounced bool
 }
 
-// acceptsClientEvents: private and presence only, never public or encrypted (§6).
-func (t channelType) acceptsClientEvents() bool {
-	return t.kind == kindPrivate || t.kind == kindPresence
-}
-
-// prefixes is §5.1's table, longest match first, each with its dash: Reverb's prefix test without
-// the dash (a channel "privateer" is private there) is the mistake not to copy.
-var prefixes = []struct {
-	prefix string
-	typ    channelType
-}{
-	{"private-encrypted-cache-", channelType{kindEncrypted, true}},
-	{"private-encrypted-", channelType{kindEncrypted, false}},
-	{"private-cache-", channelType{kindPrivate, true}},
-	{"private-", channelType{kindPrivate, false}},
-	{"presence-cache-", channelType{kindPresence, true}},
-	{"presence-", channelType{kindPresence, false}},
-	{"cache-", channelType{kindPublic, true}},
-	{"#server-to-user-", channelType{kindServerToUser, false}},
-}
-
-func typeOf(name string) channelType {
-	for _, p := range prefixes {
-		if strings.HasPrefix(name, p.prefix) {
-			return p.typ
+// broadcast sends one prepared frame to every subscriber but except. Send never blocks, so the
+// channel's read lock is held only for the loop; zero allocations per recipient.
+func (ch *Channel) broadcast(frame []byte, except *Socket) int {
+	ch.mu.RLock()
+	n := 0
+	for s, pending := range ch.subs {
+		if s != except && !pending {
+			s.send(frame)
+			n++
 		}
 	}
-	return channelType{kind: kindPublic}
+	ch.mu.RUnlock()
+	return n
 }
 
-// maxChannelName is 200: the SDKs' and Soketi's limit, which also accepts the 164 the docs name (§5.1).
-const maxChannelName = 200
+// activate starts delivering the channel's events to s, after its subscription_succeeded.
+func (ch *Channel) activate(s *Socket) {
+	ch.mu.Lock()
+	if _, ok := ch.subs[s]; ok {
+		ch.subs[s] = false
+	}
+	ch.mu.Unlock()
+}
 
-// validChannelName applies §5.1: 1–200 characters from A–Z a–z 0–9 _ - = @ , . ; and '#' only
-// as the reserved #server-to-user- prefix.
-func validChannelName(name string) bool {
-	if name == "" || len(name) > maxChannelName {
-		return false
+// presenceData returns {ids, hash, count} data for subscription_succeeded (§5.4).
+func presenceData(members []Member) []byte {
+	b := []byte(`{"presence":{"ids":[`)
+	for i, m := range members {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendJSONString(b, m.ID)
 	}
-	rest := name
-	if strings.HasPrefix(name, "#server-to-user-") {
-		rest = name[len("#server-to-user-"):]
-		if rest == "" {
-			return false
+	b = append(b, `],"hash":{`...)
+	for i, m := range members {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendJSONString(b, m.ID)
+		b = append(b, ':')
+		if len(m.Info) == 0 {
+			b = append(b, "null"...)
+		} else {
+			b = append(b, m.Info...)
 		}
 	}
-	for i := 0; i < len(rest); i++ {
-		c := rest[i]
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
-		case c == '_', c == '-', c == '=', c == '@', c == ',', c == '.', c == ';':
-		default:
-			return false
-		}
+	b = append(b, `},"count":`...)
+	b = appendInt(b, len(members))
+	return append(b, `}}`...)
+}
+
+// memberList is this node's members of a presence channel.
+func (ch *Channel) memberList() []Member {
+	ch.mu.RLock()
+	defer ch.mu.RUnlock()
+	out := make([]Member, 0, len(ch.members))
+	for id, m := range ch.members {
+		out = append(out, Member{ID: id, Info: m.info})
 	}
-	return true
+	return out
+}
+
+// setUnannounced records whether the other nodes missed this member's join.
+func (ch *Channel) setUnannounced(id string, v bool) {
+	ch.mu.Lock()
+	if m := ch.members[id]; m != nil {
+		m.unannounced = v
+	}
+	ch.mu.Unlock()
+}
+
+func (ch *Channel) unannounced(id string) bool {
+	ch.mu.RLock()
+	defer ch.mu.RUnlock()
+	m := ch.members[id]
+	return m != nil && m.unannounced
+}
+
+func (ch *Channel) hasMember(id string) bool {
+	ch.mu.RLock()
+	defer ch.mu.RUnlock()
+	return ch.members[id] != nil
+}
+
+func (ch *Channel) counts() (subs, users int) {
+	ch.mu.RLock()
+	defer ch.mu.RUnlock()
+	return len(ch.subs), len(ch.members)
 }

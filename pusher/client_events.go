@@ -55,7 +55,7 @@ func (s *Socket) handleClientEvent(m *inbound) {
 	if len(cfg.Webhooks) > 0 {
 		s.srv.emitWebhook(s.app, webhookEvent{Name: "client_event", Channel: m.Channel, Event: m.Event, Data: &data, SocketID: s.id, UserID: userID})
 	}
-	s.srv.broadcast(&busMsg{T: "event", App: cfg.ID, Name: m.Event, Channels: []string{m.Channel}, Data: data, Except: s.id, User: userID, Client: true})
+	s.srv.cluster.broadcast(busMsg{T: busEvent, App: cfg.ID, Name: m.Event, Channels: []string{m.Channel}, Data: data, Except: s.id, User: userID, Client: true})
 	ch := s.app.hub.lookup(m.Channel)
 	if ch == nil {
 		return

@@ -2,7 +2,10 @@ package pusher
 
 import (
 	"context"
+	"sync/atomic"
 	"time"
+
+	"github.com/rs/zerolog"
 )
 
 // Broker joins this node to the other nodes serving the same apps (docs/architecture.md "Scaling out").
@@ -80,3 +83,24 @@ type Member struct {
 // clusterTimeout bounds the broker calls made on a socket's or an API request's behalf. When
 // the broker is slower than this, the node answers from what it knows locally.
 const clusterTimeout = 2 * time.Second
+
+// bounded is the context of one broker call: the caller's (an API request's, Shutdown's; a
+// socket's message or a timer has none and passes context.Background()), ended after
+// clusterTimeout at most.
+func bounded(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, clusterTimeout)
+}
+
+// cluster is this node's side of the cluster: the broker, every call made to it, and what a
+// failed call degrades to (this node's own view, logged once per interval). Server holds one.
+type cluster struct {
+	broker Broker // memoryBroker for a single node
+	// alone: the broker is memoryBroker, so no other node would read a bus message or a cached
+	// event; they are not encoded at all, and a publish costs no more than its local delivery.
+	alone     bool
+	log       zerolog.Logger
+	rlog      *rateLog
+	stop      <-chan struct{} // the server's: a recount scheduled after it closed does nothing
+	errAt     atomic.Int64    // when a broker failure was last logged (Unix ns)
+	subCounts subCounts
+}

@@ -16,7 +16,7 @@ import (
 // per subscriber: each receiving node frames the event once per channel and shares the bytes
 // among its own subscribers (docs/architecture.md "Encode once, write many").
 type busMsg struct {
-	T        string          `json:"t"` // event, added, removed, terminate, online, offline, subcount
+	T        busKind         `json:"t"`
 	App      string          `json:"app"`
 	Name     string          `json:"name,omitempty"`
 	Channels []string        `json:"channels,omitempty"`
@@ -27,13 +27,36 @@ type busMsg struct {
 	Client   bool            `json:"client,omitempty"` // a client event: not remembered by cache channels
 }
 
+// busKind says what a busMsg carries. The values are the wire's: nodes of different versions
+// share one bus during a rolling upgrade, so a kind is never renamed, only added.
+type busKind string
+
+const (
+	busEvent     busKind = "event"     // an API publish or a client event
+	busAdded     busKind = "added"     // member_added, the user's first socket cluster-wide
+	busRemoved   busKind = "removed"   // member_removed, the user's last socket cluster-wide
+	busTerminate busKind = "terminate" // terminate_connections for a user
+	busOnline    busKind = "online"    // a watched user's first signed-in socket cluster-wide
+	busOffline   busKind = "offline"   // a watched user's last signed-in socket closed
+	busSubcount  busKind = "subcount"  // a channel's cluster-wide subscription_count
+)
+
 // question is one Broker.Ask: what the other nodes hold locally, summed by the asker.
 type question struct {
-	Q       string `json:"q"` // channels, channel, connections
-	App     string `json:"app"`
-	Prefix  string `json:"prefix,omitempty"`
-	Channel string `json:"channel,omitempty"`
+	Q       questionKind `json:"q"`
+	App     string       `json:"app"`
+	Prefix  string       `json:"prefix,omitempty"`
+	Channel string       `json:"channel,omitempty"`
 }
+
+// questionKind says what a question asks; like busKind, its values are the wire's.
+type questionKind string
+
+const (
+	askChannels    questionKind = "channels"    // occupied channels by prefix, with subscriptions
+	askChannel     questionKind = "channel"     // one channel's subscriptions
+	askConnections questionKind = "connections" // the app's open sockets
+)
 
 type answer struct {
 	Channels    map[string]int `json:"channels,omitempty"` // occupied channel → subscriptions
@@ -44,13 +67,17 @@ type answer struct {
 // NodeID implements Node.
 func (s *Server) NodeID() string { return strconv.FormatUint(s.nodeID, 10) }
 
-// broadcast hands msg to the broker, if there is one.
-func (s *Server) broadcast(m *busMsg) {
-	if s.broker == nil {
-		return
+// broadcast hands m to the broker for the other nodes. m is a value, encoded in send: alone,
+// a message is not even built on the heap.
+func (c *cluster) broadcast(m busMsg) {
+	if !c.alone {
+		c.send(m)
 	}
-	b, _ := json.Marshal(m)
-	s.broker.Broadcast(b)
+}
+
+func (c *cluster) send(m busMsg) {
+	b, _ := json.Marshal(&m)
+	c.broker.Broadcast(b)
 }
 
 // Deliver implements Node: another node's publish, presence change or terminate.
@@ -65,7 +92,7 @@ func (s *Server) Deliver(raw []byte) {
 		return // an app this node does not serve (yet): nothing to deliver to
 	}
 	switch m.T {
-	case "event":
+	case busEvent:
 		var except *Socket
 		if m.Except != "" {
 			if v, ok := s.byID.Load(m.Except); ok && v.(*Socket).app == app {
@@ -73,19 +100,19 @@ func (s *Server) Deliver(raw []byte) {
 			}
 		}
 		s.deliver(app, m.Name, m.Channels, m.Data, m.User, except, !m.Client)
-	case "added":
+	case busAdded:
 		if ch := app.hub.lookup(first(m.Channels)); ch != nil && !ch.hasMember(m.User) {
 			ch.broadcast(memberAddedFrame(ch.name, m.User, m.Info), nil)
 		}
-	case "removed":
+	case busRemoved:
 		if ch := app.hub.lookup(first(m.Channels)); ch != nil && !ch.hasMember(m.User) {
 			ch.broadcast(memberRemovedFrame(ch.name, m.User), nil)
 		}
-	case "terminate":
+	case busTerminate:
 		app.terminate(m.User)
-	case "online", "offline":
-		app.notifyWatchers(m.User, m.T == "online")
-	case "subcount":
+	case busOnline, busOffline:
+		app.notifyWatchers(m.User, m.T == busOnline)
+	case busSubcount:
 		s.deliverSubscriptionCount(app, first(m.Channels), m.Data)
 	}
 }
@@ -104,7 +131,7 @@ func (s *Server) Answer(raw []byte) []byte {
 	if json.Unmarshal(raw, &q) == nil {
 		if app := s.appByID(q.App); app != nil {
 			switch q.Q {
-			case "channels":
+			case askChannels:
 				a.Channels = map[string]int{}
 				for _, ch := range app.hub.channelsSnapshot() {
 					if strings.HasPrefix(ch.name, q.Prefix) {
@@ -112,11 +139,11 @@ func (s *Server) Answer(raw []byte) []byte {
 						a.Channels[ch.name] = subs
 					}
 				}
-			case "channel":
+			case askChannel:
 				if ch := app.hub.lookup(q.Channel); ch != nil {
 					a.Subs, _ = ch.counts()
 				}
-			case "connections":
+			case askConnections:
 				a.Connections = app.conns.Load()
 			}
 		}
@@ -127,16 +154,13 @@ func (s *Server) Answer(raw []byte) []byte {
 
 // ask sums the other nodes' answers; on a broker error it logs and returns what arrived, so
 // an API answer degrades to this node's view rather than failing, and partial says so.
-func (s *Server) ask(q question) (out []answer, partial bool) {
-	if s.broker == nil {
-		return nil, false
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), clusterTimeout)
+func (c *cluster) ask(ctx context.Context, q question) (out []answer, partial bool) {
+	ctx, cancel := bounded(ctx)
 	defer cancel()
 	b, _ := json.Marshal(q)
-	raws, err := s.broker.Ask(ctx, b)
+	raws, err := c.broker.Ask(ctx, b)
 	if err != nil {
-		s.clusterError(fmt.Errorf("%s: answering from the nodes that replied: %w", q.Q, err))
+		c.failed(fmt.Errorf("%s: answering from the nodes that replied: %w", q.Q, err))
 	}
 	out = make([]answer, 0, len(raws))
 	for _, r := range raws {
@@ -181,19 +205,19 @@ func (s *Server) Reconnected(lost []Membership, reaped bool) {
 				}
 			}
 		}
-		for _, m := range s.webhookRegistrations(app) {
+		for _, m := range s.webhooks.registrations(app) {
 			regs = append(regs, reg{m: m})
 		}
 		for _, m := range app.onlineRegistrations() {
 			regs = append(regs, reg{m: m})
 		}
 	}
-	for _, m := range s.pendingRegistrations() {
+	for _, m := range s.webhooks.pendingRegistrations() {
 		regs = append(regs, reg{m: m})
 	}
 	for _, r := range regs {
-		ctx, cancel := context.WithTimeout(context.Background(), clusterTimeout)
-		first, err := s.broker.Join(ctx, r.m)
+		ctx, cancel := bounded(context.Background())
+		first, err := s.cluster.broker.Join(ctx, r.m)
 		cancel()
 		if err != nil {
 			s.log.Warn().Err(err).Msg("cluster: re-registering presence members stopped; the next reconnect retries")
@@ -201,7 +225,7 @@ func (s *Server) Reconnected(lost []Membership, reaped bool) {
 		}
 		if r.ch != nil {
 			if first && (reaped || r.ch.unannounced(r.m.User)) {
-				s.broadcast(&busMsg{T: "added", App: r.m.App, Channels: []string{r.m.Channel}, User: r.m.User, Info: r.m.Info})
+				s.cluster.broadcast(busMsg{T: busAdded, App: r.m.App, Channels: []string{r.m.Channel}, User: r.m.User, Info: r.m.Info})
 			}
 			r.ch.setUnannounced(r.m.User, false)
 		}
@@ -237,35 +261,32 @@ func (s *Server) MembersGone(ms []Membership) {
 
 func (s *Server) memberGone(m Membership) {
 	app := s.appByID(m.App)
-	if app == nil || s.webhookGone(app, m) {
+	if app == nil || s.webhooks.gone(app, m) {
 		return
 	}
 	if m.Channel == onlinePrefix { // a dead node's signed-in user, on no other node: offline
 		app.notifyWatchers(m.User, false)
-		s.broadcast(&busMsg{T: "offline", App: m.App, User: m.User})
+		s.cluster.broadcast(busMsg{T: busOffline, App: m.App, User: m.User})
 		return
 	}
 	if ch := app.hub.lookup(m.Channel); ch != nil && !ch.hasMember(m.User) {
 		ch.broadcast(memberRemovedFrame(m.Channel, m.User), nil)
 	}
-	s.broadcast(&busMsg{T: "removed", App: m.App, Channels: []string{m.Channel}, User: m.User})
+	s.cluster.broadcast(busMsg{T: busRemoved, App: m.App, Channels: []string{m.Channel}, User: m.User})
 }
 
 // presenceJoin is called when a user's first socket on this node joined a presence channel; it
 // reports whether member_added is due (the user's first socket cluster-wide, §5.4), and whether
 // the other nodes are to be told now: not when the broker failed, because Reconnected tells them
 // once it is back (a message queued through the outage as well would announce the user twice).
-func (s *Server) presenceJoin(app *App, ch *Channel, user string, info []byte) (announce, tellOthers bool) {
-	if s.broker == nil {
-		return true, false
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), clusterTimeout)
+func (c *cluster) presenceJoin(ctx context.Context, app *App, ch *Channel, user string, info []byte) (announce, tellOthers bool) {
+	ctx, cancel := bounded(ctx)
 	defer cancel()
-	first, err := s.broker.Join(ctx, Membership{App: app.config().ID, Channel: ch.name, User: user, Info: info})
+	first, err := c.broker.Join(ctx, Membership{App: app.config().ID, Channel: ch.name, User: user, Info: info})
 	if err != nil {
 		// Announce to this node's sockets; Reconnected registers the member and tells the
 		// other nodes once the broker is back.
-		s.clusterError(err)
+		c.failed(err)
 		ch.setUnannounced(user, true)
 		return true, false
 	}
@@ -275,53 +296,61 @@ func (s *Server) presenceJoin(app *App, ch *Channel, user string, info []byte) (
 // presenceLeave is called when a user's last socket on this node left; it reports whether
 // member_removed is due cluster-wide, and whether the other nodes are to be told now: not when
 // the broker failed, because Reconnected finds the member lost and announces it gone then.
-func (s *Server) presenceLeave(app *App, channel, user string) (announce, tellOthers bool) {
-	if s.broker == nil {
-		return true, false
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), clusterTimeout)
+func (c *cluster) presenceLeave(ctx context.Context, app *App, channel, user string) (announce, tellOthers bool) {
+	ctx, cancel := bounded(ctx)
 	defer cancel()
-	last, err := s.broker.Leave(ctx, Membership{App: app.config().ID, Channel: channel, User: user})
+	last, err := c.broker.Leave(ctx, Membership{App: app.config().ID, Channel: channel, User: user})
 	if err != nil {
-		s.clusterError(err)
+		c.failed(err)
 		return true, false
 	}
 	return last, last
 }
 
-// clusterError logs a broker failure at most once per interval, so an outage is one line, not
+// transition registers (up) or unregisters m and reports whether that changed it cluster-wide:
+// the first join or the last leave. When the broker fails, the change is taken to be the
+// cluster's, so this node's clients and webhooks still hear of it.
+func (c *cluster) transition(ctx context.Context, m Membership, up bool) bool {
+	ctx, cancel := bounded(ctx)
+	defer cancel()
+	var changed bool
+	var err error
+	if up {
+		changed, err = c.broker.Join(ctx, m)
+	} else {
+		changed, err = c.broker.Leave(ctx, m)
+	}
+	if err != nil {
+		c.failed(err)
+		return true
+	}
+	return changed
+}
+
+// failed logs a broker failure at most once per interval, so an outage is one line, not
 // one per socket.
-func (s *Server) clusterError(err error) {
+func (c *cluster) failed(err error) {
 	now := time.Now().UnixNano()
-	last := s.clusterErrAt.Load()
-	if now-last < int64(10*time.Second) || !s.clusterErrAt.CompareAndSwap(last, now) {
+	last := c.errAt.Load()
+	if now-last < int64(10*time.Second) || !c.errAt.CompareAndSwap(last, now) {
 		return
 	}
-	s.log.Warn().Err(err).Msg("cluster: broker unavailable, serving from this node's state")
+	c.log.Warn().Err(err).Msg("cluster: broker unavailable, serving from this node's state")
 }
 
 // members is a presence channel's member list: the cluster's, plus this node's own (a member
-// whose Join is still in flight on this node is already here).
-func (s *Server) members(app *App, ch *Channel, name string) []Member {
-	m, _ := s.clusterMembers(app, ch, name)
-	return m
-}
-
-// clusterMembers is members, with partial true when the broker did not answer and the list is
-// this node's only.
-func (s *Server) clusterMembers(app *App, ch *Channel, name string) (_ []Member, partial bool) {
+// whose Join is still in flight on this node is already here). partial is true when the broker
+// did not answer and the list is this node's only.
+func (c *cluster) members(ctx context.Context, app *App, ch *Channel, name string) (_ []Member, partial bool) {
 	var local []Member
 	if ch != nil {
 		local = ch.memberList()
 	}
-	if s.broker == nil {
-		return local, false
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), clusterTimeout)
+	ctx, cancel := bounded(ctx)
 	defer cancel()
-	remote, err := s.broker.Members(ctx, app.config().ID, name)
+	remote, err := c.broker.Members(ctx, app.config().ID, name)
 	if err != nil {
-		s.clusterError(err)
+		c.failed(err)
 		return local, true
 	}
 	seen := make(map[string]bool, len(remote))
@@ -330,7 +359,7 @@ func (s *Server) clusterMembers(app *App, ch *Channel, name string) (_ []Member,
 		if len(m.Info) > 0 && !json.Valid(m.Info) {
 			// The broker's store is written by every node (and by anyone else who can write to
 			// Redis): user_info that is not JSON would corrupt each frame it is embedded in.
-			s.rlog.event(zerolog.WarnLevel, "cluster_member_info").Str("app", app.config().ID).Str("channel", name).
+			c.rlog.event(zerolog.WarnLevel, "cluster_member_info").Str("app", app.config().ID).Str("channel", name).
 				Str("user_id", truncate(m.ID, 64)).Msg("cluster: presence member from the broker has invalid user_info JSON; sent as null")
 			remote[i].Info = []byte("null")
 		}
@@ -345,20 +374,17 @@ func (s *Server) clusterMembers(app *App, ch *Channel, name string) (_ []Member,
 
 // counts are a channel's subscriptions and presence users across the cluster; partial says some
 // nodes' share is missing.
-func (s *Server) counts(app *App, name string) (subs, users int, partial bool) {
+func (c *cluster) counts(ctx context.Context, app *App, name string) (subs, users int, partial bool) {
 	ch := app.hub.lookup(name)
 	if ch != nil {
 		subs, users = ch.counts()
 	}
-	if s.broker == nil {
-		return subs, users, false
-	}
-	answers, partial := s.ask(question{Q: "channel", App: app.config().ID, Channel: name})
+	answers, partial := c.ask(ctx, question{Q: askChannel, App: app.config().ID, Channel: name})
 	for _, a := range answers {
 		subs += a.Subs
 	}
 	if typeOf(name).kind == kindPresence {
-		ms, p := s.clusterMembers(app, ch, name)
+		ms, p := c.members(ctx, app, ch, name)
 		users, partial = len(ms), partial || p
 	}
 	return subs, users, partial
@@ -378,10 +404,7 @@ func markPartial(r *apiRequest, partial bool) {
 
 // Ready reports whether this node is connected to its cluster (nil for a single node).
 func (s *Server) Ready() error {
-	if s.broker == nil {
-		return nil
-	}
-	return s.broker.Healthy()
+	return s.cluster.broker.Healthy()
 }
 
 func memberAddedFrame(channel, user string, info []byte) []byte {
@@ -404,17 +427,33 @@ func cachedEventJSON(name, data string) []byte {
 	return b
 }
 
+// rememberCache stores an API event of the cache channels among channels in the broker, before
+// the API answers, so a subscriber on any node right after the publish finds it, even before the
+// broadcast has reached that node (§5.6). Alone, the Hub's copy is the only one.
+func (c *cluster) rememberCache(ctx context.Context, app *App, name string, channels []string, data string) {
+	if c.alone {
+		return
+	}
+	cfg := app.config()
+	for _, ch := range channels {
+		if typeOf(ch).cache {
+			ctx, cancel := bounded(ctx)
+			if err := c.broker.SetCache(ctx, cfg.ID, ch, cachedEventJSON(name, data), time.Duration(cfg.CacheTTL)*time.Second); err != nil {
+				c.failed(err)
+			}
+			cancel()
+		}
+	}
+}
+
 // remoteCache fetches a cache channel's last event from the broker when this node has none
 // (it started after the publish, §5.6), remembers it locally and returns the frame.
-func (s *Server) remoteCache(app *App, channel string) []byte {
-	if s.broker == nil {
-		return nil
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), clusterTimeout)
+func (c *cluster) remoteCache(ctx context.Context, app *App, channel string) []byte {
+	ctx, cancel := bounded(ctx)
 	defer cancel()
-	raw, ttl, ok, err := s.broker.Cache(ctx, app.config().ID, channel)
+	raw, ttl, ok, err := c.broker.Cache(ctx, app.config().ID, channel)
 	if err != nil {
-		s.clusterError(err)
+		c.failed(err)
 		return nil
 	}
 	var ev struct {

@@ -1,6 +1,7 @@
 package pusher
 
 import (
+	"context"
 	"strconv"
 	"sync"
 	"time"
@@ -30,65 +31,78 @@ type subCount struct {
 	last      int
 }
 
-// clusterSubscriptionCount schedules a recount of the channel's subscriptions cluster-wide.
-func (s *Server) clusterSubscriptionCount(app *App, channel string) {
-	k := app.config().ID + "\x00" + channel
-	s.subCounts.mu.Lock()
-	defer s.subCounts.mu.Unlock()
-	if s.subCounts.m == nil {
-		s.subCounts.m = map[string]*subCount{}
+// subscriptionCountChanged sends pusher_internal:subscription_count after a subscribe or an
+// unsubscribe left n subscribers on this node (§5.8). Alone, n is the count, sent at once, and a
+// channel vacated here has nobody left to tell. In a cluster the count is every node's: even a
+// channel vacated here may have subscribers elsewhere, and they get a debounced recount.
+func (c *cluster) subscriptionCountChanged(app *App, ch *Channel, n int, vacated bool) {
+	switch {
+	case !c.alone:
+		c.subscriptionCount(app, ch.name)
+	case !vacated:
+		ch.broadcast(subscriptionCountFrame(ch.name, n), nil)
 	}
-	c := s.subCounts.m[k]
-	if c == nil {
-		c = &subCount{}
-		s.subCounts.m[k] = c
-	}
-	if c.scheduled {
-		return // the recount already scheduled will see this change
-	}
-	c.scheduled = true
-	delay := subCountWindow
-	if c.last > subCountBusy {
-		delay = max(delay, time.Until(c.sentAt.Add(subCountBusyEvery)))
-	}
-	time.AfterFunc(delay, func() { s.recountSubscriptions(app, channel, k) })
 }
 
-func (s *Server) recountSubscriptions(app *App, channel, k string) {
+// subscriptionCount schedules a recount of the channel's subscriptions cluster-wide.
+func (c *cluster) subscriptionCount(app *App, channel string) {
+	k := app.config().ID + "\x00" + channel
+	c.subCounts.mu.Lock()
+	defer c.subCounts.mu.Unlock()
+	if c.subCounts.m == nil {
+		c.subCounts.m = map[string]*subCount{}
+	}
+	sc := c.subCounts.m[k]
+	if sc == nil {
+		sc = &subCount{}
+		c.subCounts.m[k] = sc
+	}
+	if sc.scheduled {
+		return // the recount already scheduled will see this change
+	}
+	sc.scheduled = true
+	delay := subCountWindow
+	if sc.last > subCountBusy {
+		delay = max(delay, time.Until(sc.sentAt.Add(subCountBusyEvery)))
+	}
+	time.AfterFunc(delay, func() { c.recountSubscriptions(app, channel, k) })
+}
+
+func (c *cluster) recountSubscriptions(app *App, channel, k string) {
 	select {
-	case <-s.stop:
+	case <-c.stop:
 		return
 	default:
 	}
 	// Cleared before counting: a change from here on schedules another recount, so the last
 	// number sent is never older than the last change.
-	s.subCounts.mu.Lock()
-	s.subCounts.m[k].scheduled = false
-	s.subCounts.mu.Unlock()
+	c.subCounts.mu.Lock()
+	c.subCounts.m[k].scheduled = false
+	c.subCounts.mu.Unlock()
 
 	n := 0
 	ch := app.hub.lookup(channel)
 	if ch != nil {
 		n, _ = ch.counts()
 	}
-	answers, _ := s.ask(question{Q: "channel", App: app.config().ID, Channel: channel})
+	answers, _ := c.ask(context.Background(), question{Q: askChannel, App: app.config().ID, Channel: channel})
 	for _, a := range answers {
 		n += a.Subs
 	}
 	if ch != nil {
 		ch.broadcast(subscriptionCountFrame(channel, n), nil)
 	}
-	s.broadcast(&busMsg{T: "subcount", App: app.config().ID, Channels: []string{channel}, Data: strconv.Itoa(n)})
+	c.broadcast(busMsg{T: busSubcount, App: app.config().ID, Channels: []string{channel}, Data: strconv.Itoa(n)})
 
-	s.subCounts.mu.Lock()
-	if c := s.subCounts.m[k]; c != nil && !c.scheduled {
+	c.subCounts.mu.Lock()
+	if sc := c.subCounts.m[k]; sc != nil && !sc.scheduled {
 		if n > subCountBusy {
-			c.sentAt, c.last = time.Now(), n
+			sc.sentAt, sc.last = time.Now(), n
 		} else {
-			delete(s.subCounts.m, k) // only busy channels need their last send remembered
+			delete(c.subCounts.m, k) // only busy channels need their last send remembered
 		}
 	}
-	s.subCounts.mu.Unlock()
+	c.subCounts.mu.Unlock()
 }
 
 // deliverSubscriptionCount sends another node's recount to this node's subscribers.

@@ -2,6 +2,7 @@ package pusher
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"strconv"
 	"strings"
@@ -58,152 +59,202 @@ func (s *Socket) subscriptionRefused(reason, channel, typ, msg string, status in
 	s.send(eventFrame("pusher:subscription_error", channel, inner, ""))
 }
 
-// handleSubscribe implements §5.2–§5.6.
+// handleSubscribe implements §5.2–§5.6 in three steps: authorize by the channel's kind, join
+// the channel, announce what the join changed.
 func (s *Socket) handleSubscribe(raw json.RawMessage) {
 	var d subscribeData
 	if err := decodeData(raw, &d); err != nil || d.Channel == "" {
 		s.protocolError("malformed_subscribe", "pusher:subscribe without data.channel", 0, "Invalid pusher:subscribe: data.channel is required")
 		return
 	}
-	name := d.Channel
 	cfg := s.app.config()
-	// One socket could otherwise create channels without bound (each one memory, and a
-	// channel_occupied webhook): its subscribes are rate-limited, its channels capped.
+	if !s.subscribeAllowed(d.Channel, cfg) {
+		return
+	}
+	typ := typeOf(d.Channel)
+	m, ok := authorizers[typ.kind](s, &d, cfg)
+	if !ok {
+		return
+	}
+	if r, ch, ok := s.join(d.Channel, typ, m, cfg); ok {
+		s.announceJoin(ch, r, m, cfg)
+	}
+}
+
+// subscribeAllowed applies the per-socket limits and the name rules (§5.1). One socket could
+// otherwise create channels without bound (each one memory, and a channel_occupied webhook):
+// its subscribes are rate-limited, its channels capped.
+func (s *Socket) subscribeAllowed(name string, cfg *AppConfig) bool {
 	s.mu.Lock()
 	_, already := s.subs.get(name)
 	have := s.subs.len()
 	allowed := s.subscribes.take(float64(cfg.SubscribeRate), float64(max(cfg.SubscribeRate, cfg.MaxSubscriptionsPerConnection)), time.Now())
 	s.mu.Unlock()
-	if !allowed {
+	switch {
+	case !allowed:
 		s.subscriptionRefused("subscribe_rate", name, "LimitReached", "Subscription rejected due to rate limit ("+strconv.Itoa(cfg.SubscribeRate)+" per second)", 4301)
-		return
-	}
-	if !already && have >= cfg.MaxSubscriptionsPerConnection {
+	case !already && have >= cfg.MaxSubscriptionsPerConnection:
 		s.subscriptionRefused("max_subscriptions", name, "LimitReached", "This connection is on "+strconv.Itoa(have)+" channels, its limit; unsubscribe from one first", 4004)
-		return
-	}
-	if !validChannelName(name) {
+	case !validChannelName(name):
 		s.subscriptionError(name, "InvalidChannel", "Invalid channel name: 1 to 200 characters of A-Z a-z 0-9 _ - = @ , . ;", 400)
-		return
+	default:
+		return true
 	}
-	typ := typeOf(name)
+	return false
+}
 
-	var userID string
-	var userInfo []byte
-	switch typ.kind {
-	case kindServerToUser:
-		s.mu.Lock()
-		me := s.user
-		s.mu.Unlock()
-		if me == "" || name != "#server-to-user-"+me {
-			s.subscriptionError(name, "AuthError", "Only a socket signed in as this user may subscribe to its #server-to-user- channel", 401)
-			return
-		}
-	case kindPrivate, kindEncrypted:
-		if !verifyAuth(d.Auth, cfg.Key, cfg.Secret, s.id+":"+name) {
-			s.subscriptionError(name, "AuthError", "Invalid signature: expected HMAC SHA256 hex digest of "+s.id+":"+name, 401)
-			return
-		}
-	case kindPresence:
-		channelData, ok := rawString(d.ChannelData)
-		if !ok {
-			s.subscriptionError(name, "AuthError", "Presence channels need channel_data with a user_id", 401)
-			return
-		}
-		if !verifyAuth(d.Auth, cfg.Key, cfg.Secret, s.id+":"+name+":"+channelData) {
-			s.subscriptionError(name, "AuthError", "Invalid signature: expected HMAC SHA256 hex digest of "+s.id+":"+name+":<channel_data>", 401)
-			return
-		}
-		var err string
-		userID, userInfo, err = parseChannelData(channelData, cfg.MaxPresenceUserBytes)
-		if err != "" {
-			s.subscriptionError(name, "AuthError", err, 400)
-			return
-		}
+// presenceMember is who a presence subscription joins as (§5.4); zero for the other kinds.
+type presenceMember struct {
+	id   string
+	info []byte // user_info JSON
+}
+
+// An authorizer checks a subscription to one kind of channel, in the manner of Reverb's class
+// per channel type: false means it refused, and the refusal has been sent.
+type authorizer func(s *Socket, d *subscribeData, cfg *AppConfig) (presenceMember, bool)
+
+var authorizers = [...]authorizer{
+	kindPublic:       authorizePublic,
+	kindPrivate:      authorizePrivate,
+	kindEncrypted:    authorizePrivate, // signed as private; the payload's key is the app's (§5.3)
+	kindPresence:     authorizePresence,
+	kindServerToUser: authorizeServerToUser,
+}
+
+// authorizePublic: anyone may subscribe (cache- channels included, §5.6).
+func authorizePublic(*Socket, *subscribeData, *AppConfig) (presenceMember, bool) {
+	return presenceMember{}, true
+}
+
+// authorizePrivate checks auth, the app's signature of "socket_id:channel" (§5.3).
+func authorizePrivate(s *Socket, d *subscribeData, cfg *AppConfig) (presenceMember, bool) {
+	if !verifyAuth(d.Auth, cfg.Key, cfg.Secret, s.id+":"+d.Channel) {
+		s.subscriptionError(d.Channel, "AuthError", "Invalid signature: expected HMAC SHA256 hex digest of "+s.id+":"+d.Channel, 401)
+		return presenceMember{}, false
 	}
+	return presenceMember{}, true
+}
 
+// authorizePresence checks the signature of "socket_id:channel:channel_data" and reads the
+// member from channel_data (§5.4).
+func authorizePresence(s *Socket, d *subscribeData, cfg *AppConfig) (presenceMember, bool) {
+	name := d.Channel
+	channelData, ok := rawString(d.ChannelData)
+	if !ok {
+		s.subscriptionError(name, "AuthError", "Presence channels need channel_data with a user_id", 401)
+		return presenceMember{}, false
+	}
+	if !verifyAuth(d.Auth, cfg.Key, cfg.Secret, s.id+":"+name+":"+channelData) {
+		s.subscriptionError(name, "AuthError", "Invalid signature: expected HMAC SHA256 hex digest of "+s.id+":"+name+":<channel_data>", 401)
+		return presenceMember{}, false
+	}
+	id, info, err := parseChannelData(channelData, cfg.MaxPresenceUserBytes)
+	if err != "" {
+		s.subscriptionError(name, "AuthError", err, 400)
+		return presenceMember{}, false
+	}
+	return presenceMember{id: id, info: info}, true
+}
+
+// authorizeServerToUser: only a socket signed in as the user joins its #server-to-user- channel (§7).
+func authorizeServerToUser(s *Socket, d *subscribeData, _ *AppConfig) (presenceMember, bool) {
+	s.mu.Lock()
+	me := s.user
+	s.mu.Unlock()
+	if me == "" || d.Channel != "#server-to-user-"+me {
+		s.subscriptionError(d.Channel, "AuthError", "Only a socket signed in as this user may subscribe to its #server-to-user- channel", 401)
+		return presenceMember{}, false
+	}
+	return presenceMember{}, true
+}
+
+// join adds the socket to the channel in the hub and records it on the socket; false means the
+// socket closed meanwhile or the join was refused (and answered).
+func (s *Socket) join(name string, typ channelType, m presenceMember, cfg *AppConfig) (subscribeResult, *Channel, bool) {
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
-		return
+		return subscribeResult{}, nil, false
 	}
 	s.mu.Unlock()
 
-	r, ch := s.app.hub.subscribe(name, typ, s, userID, userInfo, cfg.MaxPresenceMembers, cfg.MaxChannels)
+	r, ch := s.app.hub.subscribe(name, typ, s, m.id, m.info, cfg.MaxPresenceMembers, cfg.MaxChannels)
 	if r.full {
 		s.subscriptionRefused("max_channels", name, "LimitReached", "The app is at its limit of "+strconv.Itoa(cfg.MaxChannels)+" channels", 4004)
-		return
+		return r, nil, false
 	}
 	if r.limit {
 		s.subscriptionError(name, "LimitReached", "Presence channel is full ("+strconv.Itoa(cfg.MaxPresenceMembers)+" members)", 4004)
-		return
+		return r, nil, false
 	}
 	if !r.already {
 		s.mu.Lock()
 		if s.closed { // closed while subscribing: undo so the channel does not keep a dead socket
 			s.mu.Unlock()
-			s.app.hub.unsubscribe(name, s, userID)
-			return
+			s.app.hub.unsubscribe(name, s, m.id)
+			return r, nil, false
 		}
-		s.subs.set(name, userID)
+		s.subs.set(name, m.id)
 		if typ.needsAuth() {
 			s.authorized = true
 		}
 		s.mu.Unlock()
 		s.app.stats.subscriptions.Add(1)
 	}
+	return r, ch, true
+}
 
+// announceJoin tells the socket it is subscribed (with the members, §5.4, or the cached event,
+// §5.6), then the channel, the other nodes and the app's webhooks what the join changed.
+func (s *Socket) announceJoin(ch *Channel, r subscribeResult, m presenceMember, cfg *AppConfig) {
+	name, typ := ch.name, ch.typ
 	data := "{}"
-	announce, tellOthers, cacheMissed := false, false, false
+	announce, tellOthers := false, false
 	if typ.kind == kindPresence && r.newMember {
 		// member_added goes out once per user cluster-wide (§5.4): for the user's first socket
 		// on this node, the broker says whether another node already had the user.
-		announce, tellOthers = s.srv.presenceJoin(s.app, ch, userID, userInfo)
+		announce, tellOthers = s.srv.cluster.presenceJoin(context.Background(), s.app, ch, m.id, m.info)
 	}
 	if typ.kind == kindPresence {
-		data = string(presenceData(s.srv.members(s.app, ch, name)))
+		members, _ := s.srv.cluster.members(context.Background(), s.app, ch, name)
+		data = string(presenceData(members))
 	}
 	s.send(eventFrame("pusher_internal:subscription_succeeded", name, data, ""))
-	if typ.cache {
-		// After subscription_succeeded: the last event, or cache_miss (§5.6).
-		cached := r.cached
-		if cached == nil {
-			cached = s.srv.remoteCache(s.app, name)
-		}
-		if cached != nil {
-			s.send(cached)
-		} else {
-			s.send(cacheMissFrame(name))
-			cacheMissed = true
-		}
-	}
+	cacheMissed := typ.cache && !s.sendCached(name, r.cached)
 	ch.activate(s)
 	if announce {
-		ch.broadcast(memberAddedFrame(name, userID, userInfo), s)
+		ch.broadcast(memberAddedFrame(name, m.id, m.info), s)
 	}
 	if tellOthers {
-		s.srv.broadcast(&busMsg{T: "added", App: cfg.ID, Channels: []string{name}, User: userID, Info: userInfo})
+		s.srv.cluster.broadcast(busMsg{T: busAdded, App: cfg.ID, Channels: []string{name}, User: m.id, Info: m.info})
 	}
 	if len(cfg.Webhooks) > 0 && !r.already {
-		s.srv.subscribeWebhooks(s.app, name, typ, r, userID, cacheMissed)
+		s.srv.webhooks.subscribed(s.app, name, typ, r, m.id, cacheMissed)
 	}
 	if cfg.SubscriptionCount && typ.kind != kindPresence && !r.already {
-		s.broadcastSubscriptionCount(ch, r.subsAfter)
+		s.srv.cluster.subscriptionCountChanged(s.app, ch, r.subsAfter, false)
 	}
+}
+
+// sendCached sends a cache channel's last event after subscription_succeeded, from this node
+// (cached) or, when it has none, from the broker; otherwise pusher:cache_miss (§5.6). It reports
+// whether there was an event.
+func (s *Socket) sendCached(name string, cached []byte) bool {
+	if cached == nil {
+		cached = s.srv.cluster.remoteCache(context.Background(), s.app, name)
+	}
+	if cached == nil {
+		s.send(cacheMissFrame(name))
+		return false
+	}
+	s.send(cached)
+	return true
 }
 
 func cacheMissFrame(channel string) []byte {
 	b := append([]byte(`{"event":"pusher:cache_miss","channel":`), appendJSONString(nil, channel)...)
 	b = append(b, '}')
 	return eventFrameRaw(b)
-}
-
-func (s *Socket) broadcastSubscriptionCount(ch *Channel, n int) {
-	if s.srv.broker != nil {
-		s.srv.clusterSubscriptionCount(s.app, ch.name) // the cluster's count, debounced
-		return
-	}
-	ch.broadcast(subscriptionCountFrame(ch.name, n), nil)
 }
 
 // parseChannelData reads presence channel_data (§5.4): user_id string or number (identity is its
@@ -269,41 +320,19 @@ func (s *Socket) leave(name, userID string) {
 	}
 	s.app.stats.subscriptions.Add(-1)
 	if r.lastMember {
-		announce, tellOthers := s.srv.presenceLeave(s.app, name, userID)
+		announce, tellOthers := s.srv.cluster.presenceLeave(context.Background(), s.app, name, userID)
 		if announce && !r.vacated {
 			ch.broadcast(memberRemovedFrame(name, userID), nil)
 		}
 		if tellOthers {
-			s.srv.broadcast(&busMsg{T: "removed", App: s.app.config().ID, Channels: []string{name}, User: userID})
+			s.srv.cluster.broadcast(busMsg{T: busRemoved, App: s.app.config().ID, Channels: []string{name}, User: userID})
 		}
 	}
-	// Vacated here, the channel may still have subscribers on other nodes: they get the new count.
-	if s.app.config().SubscriptionCount && ch.typ.kind != kindPresence && (!r.vacated || s.srv.broker != nil) {
-		s.broadcastSubscriptionCount(ch, r.subsAfter)
+	if s.app.config().SubscriptionCount && ch.typ.kind != kindPresence {
+		s.srv.cluster.subscriptionCountChanged(s.app, ch, r.subsAfter, r.vacated)
 	}
 	if len(s.app.config().Webhooks) > 0 {
-		if r.lastMember {
-			s.srv.webhookDown(s.app, registration(s.app, membersPrefix, name, userID),
-				webhookEvent{Name: "member_removed", Channel: name, UserID: userID})
-		}
-		if r.vacated {
-			s.srv.webhookDown(s.app, registration(s.app, occupiedPrefix, name, "*"),
-				webhookEvent{Name: "channel_vacated", Channel: name})
-		}
-	}
-}
-
-// subscribeWebhooks sends what a subscription changed for the app (§9), in the order the app
-// would see it: occupied, member_added, cache_miss.
-func (s *Server) subscribeWebhooks(app *App, name string, typ channelType, r subscribeResult, userID string, cacheMissed bool) {
-	if r.occupied && s.webhookUp(app, registration(app, occupiedPrefix, name, "*")) {
-		s.emitWebhook(app, webhookEvent{Name: "channel_occupied", Channel: name})
-	}
-	if typ.kind == kindPresence && r.newMember && s.webhookUp(app, registration(app, membersPrefix, name, userID)) {
-		s.emitWebhook(app, webhookEvent{Name: "member_added", Channel: name, UserID: userID})
-	}
-	if cacheMissed {
-		s.cacheMissWebhook(app, name)
+		s.srv.webhooks.unsubscribed(s.app, name, userID, r)
 	}
 }
 

@@ -23,14 +23,13 @@ import (
 // Server is frontdoor's Pusher server: the apps, their sockets, and the janitor that keeps them
 // alive or closes them.
 type Server struct {
-	log  zerolog.Logger
-	rlog *rateLog // client-triggered lines (refusals, kicks), rate-limited per reason
-
-	clientIP func(*fasthttp.RequestCtx) netip.Addr // Config.ClientIP
-	prefix   string
-	maxConn  int
-	qBytes   int
-	qFrames  int
+	log         zerolog.Logger
+	rlog        *rateLog                              // client-triggered lines (refusals, kicks), rate-limited per reason
+	clientIP    func(*fasthttp.RequestCtx) netip.Addr // Config.ClientIP
+	prefix      string
+	maxConn     int
+	queueBytes  int
+	queueFrames int
 
 	maxPerIP int // sockets per client address; 0: unlimited
 	// capLoopback applies maxPerIP to loopback clients too. Off outside tests: behind a reverse
@@ -52,18 +51,10 @@ type Server struct {
 	upgrader *websocket.FastHTTPUpgrader
 	stats    serverCounters
 
-	webhooks        webhookSender
-	webhookLocal    func(*fasthttp.RequestCtx)
-	webhookHost     string
-	webhookTimeout  time.Duration
-	webhookRetryFor time.Duration
-	pongTimeout     time.Duration
-	trans           transitions
-	cacheMisses     sync.Map // app id + "\x00" + channel → when cache_miss was last sent (Unix ns)
-	subCounts       subCounts
+	webhooks    *webhooks
+	pongTimeout time.Duration
 
-	broker       Broker       // nil: a single node
-	clusterErrAt atomic.Int64 // when a broker failure was last logged (Unix ns)
+	cluster cluster // the broker and every call to it
 
 	authRate func() float64 // Config.AuthRate: paces Shutdown's closes (pacing.go)
 
@@ -83,13 +74,13 @@ func NewServer(cfg Config, log zerolog.Logger) (*Server, error) {
 	var rnd [8]byte
 	_, _ = rand.Read(rnd[:])
 	s := &Server{
-		log:     log,
-		rlog:    newRateLog(log),
-		perIP:   map[string]int32{},
-		prefix:  cfg.PathPrefix,
-		maxConn: cfg.MaxConnections,
-		qBytes:  cfg.QueueBytes,
-		qFrames: cfg.QueueFrames,
+		log:         log,
+		rlog:        newRateLog(log),
+		perIP:       map[string]int32{},
+		prefix:      cfg.PathPrefix,
+		maxConn:     cfg.MaxConnections,
+		queueBytes:  cfg.QueueBytes,
+		queueFrames: cfg.QueueFrames,
 		// The first half of every socket_id: random per process, so ids stay unique across
 		// restarts and nodes (§1.3). Kept below 10^9 for short ids.
 		nodeID:  binary.BigEndian.Uint64(rnd[:]) % 1_000_000_000,
@@ -118,33 +109,21 @@ func NewServer(cfg Config, log zerolog.Logger) (*Server, error) {
 	case cfg.MaxConnectionsPerIP > 0:
 		s.maxPerIP = cfg.MaxConnectionsPerIP
 	}
-	s.webhookLocal, s.webhookHost = cfg.WebhookLocal, cfg.WebhookHost
-	if s.webhookHost == "" {
-		s.webhookHost = "localhost"
-	}
-	s.webhookTimeout, s.webhookRetryFor = cfg.WebhookTimeout, cfg.WebhookRetryFor
-	if s.webhookTimeout == 0 {
-		s.webhookTimeout = 10 * time.Second
-	}
 	s.pongTimeout = cfg.PongTimeout
 	if s.pongTimeout <= 0 {
 		s.pongTimeout = defaultPongTimeout
 	}
-	if s.webhookRetryFor == 0 {
-		s.webhookRetryFor = 5 * time.Minute
+	s.cluster = cluster{broker: cfg.Broker, log: log, rlog: s.rlog, stop: s.stop}
+	if s.cluster.broker == nil {
+		s.cluster.broker, s.cluster.alone = memoryBroker{}, true
 	}
-	s.webhooks.drain = make(chan struct{})
-	s.webhooks.client = &fasthttp.Client{Name: "frontdoor-webhooks", MaxConnsPerHost: 8,
-		ReadTimeout: s.webhookTimeout, WriteTimeout: s.webhookTimeout, MaxIdleConnDuration: time.Minute}
+	s.webhooks = newWebhooks(&cfg, log, s.stop, &s.cluster, s.appByID)
 	s.setApps(cfg.Apps)
-	if cfg.Broker != nil {
-		s.broker = cfg.Broker
-		if err := s.broker.Start(s); err != nil {
-			return nil, fmt.Errorf("cluster broker: %w", err)
-		}
+	if err := s.cluster.broker.Start(s); err != nil {
+		return nil, fmt.Errorf("cluster broker: %w", err)
 	}
 	go s.janitor()
-	go s.webhookTimer()
+	go s.webhooks.timer()
 	return s, nil
 }
 
@@ -166,6 +145,7 @@ func (s *Server) setApps(cfgs []AppConfig) {
 	s.mu.Lock()
 	s.byKey, s.byAppID = byKey, byID
 	s.mu.Unlock()
+	s.webhooks.reload()
 	// Apps that were removed: their sockets are told the app is gone (4001, do not reconnect).
 	for id, a := range old {
 		if byID[id] == nil {
@@ -205,7 +185,7 @@ func (s *Server) Reload(cfg Config) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	if s.webhookLocal == nil {
+	if s.webhooks.local == nil {
 		if err := cfg.checkWebhookPaths(); err != nil {
 			return err
 		}
@@ -260,7 +240,7 @@ func (s *Server) HandleWebSocket(ctx *fasthttp.RequestCtx) {
 	// it alone, a syscall (and a client wake-up) more for every connection.
 	ctx.HijackSetNoResponse(true)
 	err := s.upgrader.Upgrade(ctx, func(wc *websocket.Conn) {
-		opts := ws.Options{MaxMessageSize: cfg.MaxMessageSize, MaxQueueBytes: s.qBytes, MaxQueueFrames: s.qFrames,
+		opts := ws.Options{MaxMessageSize: cfg.MaxMessageSize, MaxQueueBytes: s.queueBytes, MaxQueueFrames: s.queueFrames,
 			OverflowFrames: [][]byte{overflowFrame}, Preface: ctx.Response.Header.AppendBytes(nil)}
 		if refuse != nil {
 			opts.First = [][]byte{ws.AppendFrame(nil, ws.OpText, appendErrorFrame(nil, refuse.Code, refuse.Message))}
@@ -323,10 +303,7 @@ func (s *Server) reserve(app *App, ip string) (*Error, string) {
 }
 
 func (s *Server) reserveApp(app *App) (*Error, string) {
-	var remote int64
-	if s.broker != nil {
-		remote = s.broker.RemoteConnections(app.config().ID)
-	}
+	remote := s.cluster.broker.RemoteConnections(app.config().ID)
 	if max := app.config().MaxConnections; app.conns.Add(1)+remote > int64(max) && max > 0 {
 		app.conns.Add(-1)
 		return ErrOverQuota, "app_over_quota"
@@ -427,7 +404,7 @@ func (s *Server) janitor() {
 				}
 			}
 			if now.Sub(lastExpire) > time.Minute {
-				s.expireCacheMisses(now)
+				s.webhooks.expireCacheMisses(now)
 			}
 			if now.Sub(lastExpire) > time.Minute {
 				lastExpire = now
@@ -498,17 +475,15 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	defer s.stopOnce.Do(func() {
 		// The webhooks the sockets' departure made, and those still queued, go out while ctx
 		// allows (a deploy must not lose channel_vacated / member_removed).
-		s.flushWebhooks(ctx)
+		s.webhooks.flush(ctx)
 		close(s.stop)
 		// After the sockets had their chance to close: ends the writers, pollers and serving
 		// goroutines, closing what is still open.
 		s.flusher.Stop()
-		s.undeliveredAtStop()
-		if s.broker != nil {
-			// After the sockets left (their presence entries with them): leave the cluster.
-			if err := s.broker.Close(); err != nil {
-				s.log.Warn().Err(err).Msg("cluster: leaving")
-			}
+		s.webhooks.undeliveredAtStop()
+		// After the sockets left (their presence entries with them): leave the cluster.
+		if err := s.cluster.broker.Close(); err != nil {
+			s.log.Warn().Err(err).Msg("cluster: leaving")
 		}
 	})
 	for s.conns.Load() > 0 {

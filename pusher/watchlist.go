@@ -91,16 +91,14 @@ func (s *Socket) startWatching(ids []string) {
 	}
 	app.usersMu.Unlock()
 	s.mu.Unlock()
-	if b := s.srv.broker; b != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), clusterTimeout)
-		remote, err := b.Present(ctx, app.config().ID, onlinePrefix, ids)
-		cancel()
-		if err != nil {
-			s.srv.clusterError(err)
-		}
-		for i := range remote {
-			online[i] = online[i] || remote[i]
-		}
+	ctx, cancel := bounded(context.Background())
+	remote, err := s.srv.cluster.broker.Present(ctx, app.config().ID, onlinePrefix, ids)
+	cancel()
+	if err != nil {
+		s.srv.cluster.failed(err)
+	}
+	for i := range remote {
+		online[i] = online[i] || remote[i]
 	}
 	var on, off []string
 	told := make(map[string]bool, len(ids))
@@ -161,42 +159,20 @@ func (a *App) notifyWatchers(user string, online bool) {
 
 // userOnline is called when a user's first socket on this node signed in.
 func (s *Server) userOnline(app *App, user string) {
-	if !s.onlineTransition(app, user, true) {
+	if !s.cluster.transition(context.Background(), registration(app, onlinePrefix, "", user), true) {
 		return
 	}
 	app.notifyWatchers(user, true)
-	s.broadcast(&busMsg{T: "online", App: app.config().ID, User: user})
+	s.cluster.broadcast(busMsg{T: busOnline, App: app.config().ID, User: user})
 }
 
 // userOffline is called when a user's last signed-in socket on this node closed.
 func (s *Server) userOffline(app *App, user string) {
-	if !s.onlineTransition(app, user, false) {
+	if !s.cluster.transition(context.Background(), registration(app, onlinePrefix, "", user), false) {
 		return
 	}
 	app.notifyWatchers(user, false)
-	s.broadcast(&busMsg{T: "offline", App: app.config().ID, User: user})
-}
-
-// onlineTransition reports whether this node's change is the cluster's.
-func (s *Server) onlineTransition(app *App, user string, up bool) bool {
-	if s.broker == nil {
-		return true
-	}
-	m := registration(app, onlinePrefix, "", user)
-	ctx, cancel := context.WithTimeout(context.Background(), clusterTimeout)
-	defer cancel()
-	var changed bool
-	var err error
-	if up {
-		changed, err = s.broker.Join(ctx, m)
-	} else {
-		changed, err = s.broker.Leave(ctx, m)
-	}
-	if err != nil {
-		s.clusterError(err)
-		return true
-	}
-	return changed
+	s.cluster.broadcast(busMsg{T: busOffline, App: app.config().ID, User: user})
 }
 
 // onlineRegistrations are this node's signed-in users, for Reconnected to restore.

@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/rs/zerolog"
 	"github.com/valyala/fasthttp"
 )
 
@@ -109,6 +110,9 @@ type webhookTarget struct {
 	url   string
 	queue chan queuedWebhook
 	done  chan struct{} // closed when the goroutine has returned
+	// retired is closed when a reload removed the app (an app added back is a new App, with
+	// its new secret) or its URL: the goroutine drops what it holds and returns.
+	retired chan struct{}
 }
 
 // queuedWebhook is an event waiting for its target; id names it in the broker's journal.
@@ -117,8 +121,10 @@ type queuedWebhook struct {
 	id uint64
 }
 
-// webhookSender owns the targets, created on first use and kept while the server runs.
-type webhookSender struct {
+// webhooks is the server's webhook side (§9): the targets with their queues and goroutines, the
+// delayed downward transitions and their timer, cache_miss dedup, and the journal a clustered
+// broker keeps. Server holds one; the socket and API paths only ever queue.
+type webhooks struct {
 	mu      sync.Mutex
 	targets map[string]*webhookTarget // app id + "\x00" + url
 	client  *fasthttp.Client
@@ -127,7 +133,41 @@ type webhookSender struct {
 
 	sent, failed, dropped atomic.Uint64
 	droppedLogged         atomic.Int64
+
+	local    fasthttp.RequestHandler // serves path targets (Config.WebhookLocal); nil refuses them
+	host     string                  // Host header of path targets
+	timeout  time.Duration           // one delivery attempt
+	retryFor time.Duration           // how long a batch is retried
+
+	pendingDowns pendingDowns
+	cacheMisses  sync.Map // app id + "\x00" + channel → when cache_miss was last sent (Unix ns)
+
+	log     zerolog.Logger
+	stop    <-chan struct{}      // the server's: targets stop at once, undelivered events are accounted
+	cluster *cluster             // registrations of cluster-wide transitions, and the journal
+	current func(id string) *App // the app served under id now (Server.appByID)
 }
+
+// newWebhooks applies cfg's webhook settings and their defaults.
+func newWebhooks(cfg *Config, log zerolog.Logger, stop <-chan struct{}, c *cluster, current func(string) *App) *webhooks {
+	w := &webhooks{local: cfg.WebhookLocal, host: cfg.WebhookHost, timeout: cfg.WebhookTimeout, retryFor: cfg.WebhookRetryFor,
+		drain: make(chan struct{}), log: log, stop: stop, cluster: c, current: current}
+	if w.host == "" {
+		w.host = "localhost"
+	}
+	if w.timeout == 0 {
+		w.timeout = 10 * time.Second
+	}
+	if w.retryFor == 0 {
+		w.retryFor = 5 * time.Minute
+	}
+	w.client = &fasthttp.Client{Name: "frontdoor-webhooks", MaxConnsPerHost: 8,
+		ReadTimeout: w.timeout, WriteTimeout: w.timeout, MaxIdleConnDuration: time.Minute}
+	return w
+}
+
+// emitWebhook queues ev for every target of the app that wants it. It never blocks.
+func (s *Server) emitWebhook(app *App, ev webhookEvent) { s.webhooks.emit(app, ev) }
 
 // WebhookJournal is implemented by a Broker that keeps each webhook event until it is delivered,
 // so the events a node could not deliver before it died or stopped are delivered by another
@@ -146,40 +186,54 @@ type journalEntry struct {
 	Event webhookEvent `json:"event"`
 }
 
-func (s *Server) journal() WebhookJournal {
-	j, _ := s.broker.(WebhookJournal)
+func (w *webhooks) journal() WebhookJournal {
+	j, _ := w.cluster.broker.(WebhookJournal)
 	return j
 }
 
-// emitWebhook queues ev for every target of the app that wants it. It never blocks.
-func (s *Server) emitWebhook(app *App, ev webhookEvent) {
+// emit queues ev for every target of the app that wants it. It never blocks.
+func (w *webhooks) emit(app *App, ev webhookEvent) {
 	cfg := app.config()
 	for i := range cfg.Webhooks {
-		w := &cfg.Webhooks[i]
-		if w.wants(&ev) {
-			s.queueWebhook(app, w.URL, ev)
+		wc := &cfg.Webhooks[i]
+		if wc.wants(&ev) {
+			w.queue(app, wc.URL, ev)
 		}
 	}
 }
 
-// queueWebhook hands ev to the target's goroutine, recording it in the journal first so the
+// queue hands ev to the target's goroutine, recording it in the journal first so the
 // record always precedes its removal.
-func (s *Server) queueWebhook(app *App, url string, ev webhookEvent) {
-	t := s.webhookTarget(app, url)
-	q := queuedWebhook{ev: ev, id: s.webhooks.seq.Add(1)}
-	j := s.journal()
+// The target is looked up and the event queued under w.mu, which a reload takes to retire
+// targets: nothing lands in a retired target's queue after its goroutine emptied it.
+func (w *webhooks) queue(app *App, url string, ev webhookEvent) {
+	q := queuedWebhook{ev: ev, id: w.seq.Add(1)}
+	j := w.journal()
 	if j != nil {
 		b, _ := json.Marshal(journalEntry{App: app.config().ID, URL: url, Event: ev})
 		j.RecordWebhook(q.id, b)
 	}
-	select {
-	case t.queue <- q:
-	default:
-		if j != nil {
-			j.WebhooksDone([]uint64{q.id})
+	w.mu.Lock()
+	t, queued := w.target(app, url), false
+	if t != nil {
+		select {
+		case t.queue <- q:
+			queued = true
+		default:
 		}
-		s.webhooks.dropped.Add(1)
-		s.logWebhookDrop(t, 1, "queue full")
+	}
+	w.mu.Unlock()
+	if queued {
+		return
+	}
+	if j != nil {
+		j.WebhooksDone([]uint64{q.id})
+	}
+	w.dropped.Add(1)
+	if t == nil {
+		w.logDrop(app.config().ID, url, 1, "app removed by a reload")
+	} else {
+		w.logDrop(app.config().ID, url, 1, "queue full")
 	}
 }
 
@@ -200,7 +254,7 @@ func (s *Server) AdoptWebhooks(entries [][]byte) {
 				Msg("webhook left by a stopped node dropped: this node has no such app or target")
 			continue
 		}
-		s.queueWebhook(app, e.URL, e.Event)
+		s.webhooks.queue(app, e.URL, e.Event)
 		adopted++
 	}
 	if adopted > 0 {
@@ -217,31 +271,80 @@ func (a *App) hasWebhook(url string) bool {
 	return false
 }
 
-func (s *Server) webhookTarget(app *App, target string) *webhookTarget {
-	k := app.config().ID + "\x00" + target
-	s.webhooks.mu.Lock()
-	defer s.webhooks.mu.Unlock()
-	if s.webhooks.targets == nil {
-		s.webhooks.targets = map[string]*webhookTarget{}
+// target is app's target for the URL, started on first use; nil when app is no longer served.
+// The caller holds w.mu.
+func (w *webhooks) target(app *App, target string) *webhookTarget {
+	if w.current(app.config().ID) != app {
+		return nil
 	}
-	t := s.webhooks.targets[k]
+	k := app.config().ID + "\x00" + target
+	if w.targets == nil {
+		w.targets = map[string]*webhookTarget{}
+	}
+	t := w.targets[k]
+	if t != nil && t.app != app { // the app was added back and reload has not retired it yet
+		w.retire(k, t)
+		t = nil
+	}
 	if t == nil {
-		t = &webhookTarget{app: app, url: target, queue: make(chan queuedWebhook, webhookQueue), done: make(chan struct{})}
-		s.webhooks.targets[k] = t
-		go s.runWebhookTarget(t)
+		t = &webhookTarget{app: app, url: target, queue: make(chan queuedWebhook, webhookQueue), done: make(chan struct{}),
+			retired: make(chan struct{})}
+		w.targets[k] = t
+		go w.run(t)
 	}
 	return t
 }
 
-func (s *Server) runWebhookTarget(t *webhookTarget) {
+// reload retires the targets a reload left behind: those of an app no longer served (removed,
+// or removed and added back: a new App, with its new secret) and those of a URL its app no
+// longer lists. Their goroutines end; the events they held are dropped and counted.
+func (w *webhooks) reload() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for k, t := range w.targets {
+		if w.current(t.app.config().ID) != t.app || !t.app.hasWebhook(t.url) {
+			w.retire(k, t)
+		}
+	}
+}
+
+// retire stops t; the caller holds w.mu.
+func (w *webhooks) retire(k string, t *webhookTarget) {
+	close(t.retired)
+	delete(w.targets, k)
+}
+
+// abandon drops what a retired target holds, batch and queue: nobody wants it any more, so it
+// leaves the journal too rather than go to another node.
+func (w *webhooks) abandon(t *webhookTarget, batch []queuedWebhook) {
+	for more := true; more; {
+		select {
+		case q := <-t.queue:
+			batch = append(batch, q)
+		default:
+			more = false
+		}
+	}
+	if len(batch) == 0 {
+		return
+	}
+	w.dropped.Add(uint64(len(batch)))
+	w.settled(batch)
+	w.logDrop(t.app.config().ID, t.url, len(batch), "target removed by a reload")
+}
+
+func (w *webhooks) run(t *webhookTarget) {
 	defer close(t.done)
 	batch := make([]queuedWebhook, 0, maxBatch)
 	for {
 		select {
-		case <-s.stop:
+		case <-w.stop:
 			return
-		case <-s.webhooks.drain:
-			s.drainWebhookTarget(t, batch)
+		case <-w.drain:
+			w.drainTarget(t, batch)
+			return
+		case <-t.retired:
+			w.abandon(t, batch[:0])
 			return
 		case q := <-t.queue:
 			batch = append(batch[:0], q)
@@ -254,22 +357,26 @@ func (s *Server) runWebhookTarget(t *webhookTarget) {
 				batch = append(batch, q)
 			case <-window.C:
 				break collect
-			case <-s.webhooks.drain:
+			case <-w.drain:
 				break collect // shutting down: no point waiting out the window
-			case <-s.stop:
+			case <-w.stop:
 				window.Stop()
-				s.webhookUndelivered(batch)
+				w.undelivered(batch)
+				return
+			case <-t.retired:
+				window.Stop()
+				w.abandon(t, batch)
 				return
 			}
 		}
 		window.Stop()
-		s.deliverWebhook(t, batch)
+		w.deliver(t, batch)
 	}
 }
 
-// drainWebhookTarget delivers everything queued for t, in batches, until the queue is empty or
+// drainTarget delivers everything queued for t, in batches, until the queue is empty or
 // the server stops.
-func (s *Server) drainWebhookTarget(t *webhookTarget, batch []queuedWebhook) {
+func (w *webhooks) drainTarget(t *webhookTarget, batch []queuedWebhook) {
 	for {
 		batch = batch[:0]
 	fill:
@@ -284,37 +391,37 @@ func (s *Server) drainWebhookTarget(t *webhookTarget, batch []queuedWebhook) {
 		if len(batch) == 0 {
 			return
 		}
-		if !s.deliverWebhook(t, batch) {
+		if !w.deliver(t, batch) {
 			return
 		}
 	}
 }
 
-// webhookUndelivered accounts for events the server stopped before delivering: with a journal
+// undelivered accounts for events the server stopped before delivering: with a journal
 // they stay in it for another node; without one they are lost, and counted.
-func (s *Server) webhookUndelivered(batch []queuedWebhook) {
-	if len(batch) == 0 || s.journal() != nil {
+func (w *webhooks) undelivered(batch []queuedWebhook) {
+	if len(batch) == 0 || w.journal() != nil {
 		return
 	}
-	s.webhooks.dropped.Add(uint64(len(batch)))
-	s.log.Error().Int("events", len(batch)).Msg("webhook events not delivered before shutdown")
+	w.dropped.Add(uint64(len(batch)))
+	w.log.Error().Int("events", len(batch)).Msg("webhook events not delivered before shutdown")
 }
 
-// flushWebhooks is Shutdown's last word on webhooks: the downward transitions still waiting out
+// flush is Shutdown's last word on webhooks: the downward transitions still waiting out
 // WebhookDelay are due now (the sockets are gone), and every target delivers what it has queued
 // while ctx allows. What is left is counted dropped, or, with a journal, left for another node.
-func (s *Server) flushWebhooks(ctx context.Context) {
+func (w *webhooks) flush(ctx context.Context) {
 	if ctx.Err() != nil {
 		return // no time left: Shutdown was asked to stop now
 	}
-	s.flushTransitions(time.Now().Add(24 * time.Hour))
-	close(s.webhooks.drain)
-	s.webhooks.mu.Lock()
-	targets := make([]*webhookTarget, 0, len(s.webhooks.targets))
-	for _, t := range s.webhooks.targets {
+	w.flushTransitions(ctx, time.Now().Add(24*time.Hour))
+	close(w.drain)
+	w.mu.Lock()
+	targets := make([]*webhookTarget, 0, len(w.targets))
+	for _, t := range w.targets {
 		targets = append(targets, t)
 	}
-	s.webhooks.mu.Unlock()
+	w.mu.Unlock()
 	for _, t := range targets {
 		select {
 		case <-t.done:
@@ -324,13 +431,13 @@ func (s *Server) flushWebhooks(ctx context.Context) {
 }
 
 // undeliveredAtStop accounts for what is still queued once the server has stopped.
-func (s *Server) undeliveredAtStop() {
-	s.webhooks.mu.Lock()
-	targets := make([]*webhookTarget, 0, len(s.webhooks.targets))
-	for _, t := range s.webhooks.targets {
+func (w *webhooks) undeliveredAtStop() {
+	w.mu.Lock()
+	targets := make([]*webhookTarget, 0, len(w.targets))
+	for _, t := range w.targets {
 		targets = append(targets, t)
 	}
-	s.webhooks.mu.Unlock()
+	w.mu.Unlock()
 	var left []queuedWebhook
 	for _, t := range targets {
 		for {
@@ -343,17 +450,17 @@ func (s *Server) undeliveredAtStop() {
 			break
 		}
 	}
-	s.webhookUndelivered(left)
+	w.undelivered(left)
 }
 
-// deliverWebhook sends one batch, retrying with backoff on 5xx, 408, 429, timeouts and
+// deliver sends one batch, retrying with backoff on 5xx, 408, 429, timeouts and
 // connection errors until WebhookRetryFor has passed (§9: Pusher retries for 5 minutes). Other
 // 4xx answers will not change on retry: the batch is dropped at once, with a log line naming the
 // status.
 //
 // It reports whether the batch is settled (delivered or given up on, and so removed from the
 // journal); false means the server stopped first.
-func (s *Server) deliverWebhook(t *webhookTarget, batch []queuedWebhook) bool {
+func (w *webhooks) deliver(t *webhookTarget, batch []queuedWebhook) bool {
 	cfg := t.app.config()
 	events := make([]webhookEvent, len(batch))
 	for i, q := range batch {
@@ -364,33 +471,36 @@ func (s *Server) deliverWebhook(t *webhookTarget, batch []queuedWebhook) bool {
 		Events []webhookEvent `json:"events"`
 	}{time.Now().UnixMilli(), events})
 	sig := hmacHex(cfg.Secret, string(body))
-	deadline := time.Now().Add(s.webhookRetryFor)
+	deadline := time.Now().Add(w.retryFor)
 	backoff := 250 * time.Millisecond
 	for attempt := 1; ; attempt++ {
-		status, err := s.postWebhook(t.url, cfg.Key, sig, body)
+		status, err := w.post(t.url, cfg.Key, sig, body)
 		if err == nil && status >= 200 && status < 300 {
-			s.webhooks.sent.Add(1)
-			s.webhooksSettled(batch)
+			w.sent.Add(1)
+			w.settled(batch)
 			return true
 		}
-		s.webhooks.failed.Add(1)
+		w.failed.Add(1)
 		retry := err != nil || status >= 500 || status == 408 || status == 429
 		reason := fmt.Sprintf("status %d", status)
 		if err != nil {
 			reason = err.Error()
 		}
 		if !retry || time.Now().Add(backoff).After(deadline) {
-			s.webhooks.dropped.Add(uint64(len(events)))
-			s.log.Error().Str("app", cfg.ID).Str("url", RedactURL(t.url)).Int("events", len(events)).Int("attempts", attempt).
+			w.dropped.Add(uint64(len(events)))
+			w.log.Error().Str("app", cfg.ID).Str("url", RedactURL(t.url)).Int("events", len(events)).Int("attempts", attempt).
 				Str("reason", reason).Msg("webhook batch dropped")
-			s.webhooksSettled(batch)
+			w.settled(batch)
 			return true
 		}
-		s.log.Warn().Str("app", cfg.ID).Str("url", RedactURL(t.url)).Int("attempt", attempt).Str("reason", reason).
+		w.log.Warn().Str("app", cfg.ID).Str("url", RedactURL(t.url)).Int("attempt", attempt).Str("reason", reason).
 			Dur("retry_in", backoff).Msg("webhook delivery failed; retrying")
 		select {
-		case <-s.stop:
-			s.webhookUndelivered(batch)
+		case <-w.stop:
+			w.undelivered(batch)
+			return false
+		case <-t.retired:
+			w.abandon(t, batch)
 			return false
 		case <-time.After(backoff):
 		}
@@ -398,9 +508,9 @@ func (s *Server) deliverWebhook(t *webhookTarget, batch []queuedWebhook) bool {
 	}
 }
 
-// webhooksSettled removes a delivered or abandoned batch from the journal.
-func (s *Server) webhooksSettled(batch []queuedWebhook) {
-	j := s.journal()
+// settled removes a delivered or abandoned batch from the journal.
+func (w *webhooks) settled(batch []queuedWebhook) {
+	j := w.journal()
 	if j == nil {
 		return
 	}
@@ -411,9 +521,9 @@ func (s *Server) webhooksSettled(batch []queuedWebhook) {
 	j.WebhooksDone(ids)
 }
 
-// postWebhook makes one attempt. A path goes through WebhookLocal (the PHP front door) as if
+// post makes one attempt. A path goes through WebhookLocal (the PHP front door) as if
 // it had arrived from loopback; a URL goes over the network.
-func (s *Server) postWebhook(target, key, sig string, body []byte) (int, error) {
+func (w *webhooks) post(target, key, sig string, body []byte) (int, error) {
 	req := fasthttp.AcquireRequest()
 	defer fasthttp.ReleaseRequest(req)
 	req.Header.SetMethod(fasthttp.MethodPost)
@@ -424,10 +534,10 @@ func (s *Server) postWebhook(target, key, sig string, body []byte) (int, error) 
 	req.SetBody(body)
 	if strings.HasPrefix(target, "/") {
 		req.SetRequestURI(target)
-		req.Header.SetHost(s.webhookHost)
+		req.Header.SetHost(w.host)
 		var ctx fasthttp.RequestCtx
 		ctx.Init(req, &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1)}, nil)
-		s.webhookLocal(&ctx)
+		w.local(&ctx)
 		_ = ctx.Response.Body() // drains a streamed answer, so the upstream exchange completes
 		return ctx.Response.StatusCode(), nil
 	}
@@ -435,20 +545,20 @@ func (s *Server) postWebhook(target, key, sig string, body []byte) (int, error) 
 	resp := fasthttp.AcquireResponse()
 	defer fasthttp.ReleaseResponse(resp)
 	resp.SkipBody = true
-	if err := s.webhooks.client.DoTimeout(req, resp, s.webhookTimeout); err != nil {
+	if err := w.client.DoTimeout(req, resp, w.timeout); err != nil {
 		return 0, err
 	}
 	return resp.StatusCode(), nil
 }
 
-func (s *Server) logWebhookDrop(t *webhookTarget, n int, reason string) {
+func (w *webhooks) logDrop(app, url string, n int, reason string) {
 	now := time.Now().UnixNano()
-	last := s.webhooks.droppedLogged.Load()
-	if now-last < int64(10*time.Second) || !s.webhooks.droppedLogged.CompareAndSwap(last, now) {
+	last := w.droppedLogged.Load()
+	if now-last < int64(10*time.Second) || !w.droppedLogged.CompareAndSwap(last, now) {
 		return
 	}
-	s.log.Error().Str("app", t.app.config().ID).Str("url", RedactURL(t.url)).Int("events", n).Str("reason", reason).
-		Uint64("dropped_total", s.webhooks.dropped.Load()).Msg("webhook events dropped")
+	w.log.Error().Str("app", app).Str("url", RedactURL(url)).Int("events", n).Str("reason", reason).
+		Uint64("dropped_total", w.dropped.Load()).Msg("webhook events dropped")
 }
 
 // WebhookStats are the webhook counters for metrics.

@@ -19,9 +19,9 @@ const (
 	membersPrefix  = "#members:"  // user: the member is on the node, for member_* webhooks
 )
 
-// transitions holds the downward transitions waiting out WebhookDelay. A matching upward
+// pendingDowns holds the downward transitions waiting out WebhookDelay. A matching upward
 // transition within the delay cancels one: nothing happened, as far as the app can tell.
-type transitions struct {
+type pendingDowns struct {
 	mu      sync.Mutex
 	pending map[string]*pendingDown
 	queue   []*pendingDown // in the order they happened, so webhooks keep that order
@@ -42,119 +42,103 @@ func registration(app *App, prefix, channel, user string) Membership {
 
 func (m Membership) key() string { return m.App + "\x00" + m.Channel + "\x00" + m.User }
 
-// webhookUp is called on this node's upward transition; it reports whether the webhook is due.
-func (s *Server) webhookUp(app *App, reg Membership) bool {
+// up is called on this node's upward transition; it reports whether the webhook is due.
+func (w *webhooks) up(ctx context.Context, app *App, reg Membership) bool {
 	k := reg.key()
-	s.trans.mu.Lock()
-	if p := s.trans.pending[k]; p != nil {
+	w.pendingDowns.mu.Lock()
+	if p := w.pendingDowns.pending[k]; p != nil {
 		p.canceled = true
-		delete(s.trans.pending, k)
-		s.trans.mu.Unlock()
+		delete(w.pendingDowns.pending, k)
+		w.pendingDowns.mu.Unlock()
 		return false // still registered: it never went down cluster-wide
 	}
-	s.trans.mu.Unlock()
-	if s.broker == nil {
-		return true
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), clusterTimeout)
-	defer cancel()
-	first, err := s.broker.Join(ctx, reg)
-	if err != nil {
-		s.clusterError(err)
-		return true
-	}
-	return first
+	w.pendingDowns.mu.Unlock()
+	return w.cluster.transition(ctx, reg, true)
 }
 
-// webhookDown schedules ev for after the app's WebhookDelay, unless webhookUp cancels it.
-func (s *Server) webhookDown(app *App, reg Membership, ev webhookEvent) {
+// down schedules ev for after the app's WebhookDelay, unless webhookUp cancels it.
+func (w *webhooks) down(app *App, reg Membership, ev webhookEvent) {
 	p := &pendingDown{key: reg.key(), app: app, reg: reg, ev: ev, due: time.Now().Add(app.config().WebhookDelay)}
-	s.trans.mu.Lock()
-	if s.trans.pending == nil {
-		s.trans.pending = map[string]*pendingDown{}
+	w.pendingDowns.mu.Lock()
+	if w.pendingDowns.pending == nil {
+		w.pendingDowns.pending = map[string]*pendingDown{}
 	}
-	if old := s.trans.pending[p.key]; old != nil {
+	if old := w.pendingDowns.pending[p.key]; old != nil {
 		old.canceled = true
 	}
-	s.trans.pending[p.key] = p
-	s.trans.queue = append(s.trans.queue, p)
-	s.trans.mu.Unlock()
+	w.pendingDowns.pending[p.key] = p
+	w.pendingDowns.queue = append(w.pendingDowns.queue, p)
+	w.pendingDowns.mu.Unlock()
 }
 
-// flushTransitions runs the due downward transitions, in the order they happened.
-func (s *Server) flushTransitions(now time.Time) {
-	s.trans.mu.Lock()
+// flushTransitions runs the due downward transitions, in the order they happened; ctx is the
+// caller's (Shutdown's, or none for the timer).
+func (w *webhooks) flushTransitions(ctx context.Context, now time.Time) {
+	w.pendingDowns.mu.Lock()
 	var due []*pendingDown
-	keep := s.trans.queue[:0]
-	for _, p := range s.trans.queue {
+	keep := w.pendingDowns.queue[:0]
+	for _, p := range w.pendingDowns.queue {
 		switch {
 		case p.canceled:
 		case !now.Before(p.due):
 			due = append(due, p)
-			delete(s.trans.pending, p.key)
+			delete(w.pendingDowns.pending, p.key)
 		default:
 			keep = append(keep, p)
 		}
 	}
-	clear(s.trans.queue[len(keep):])
-	s.trans.queue = keep
-	s.trans.mu.Unlock()
+	clear(w.pendingDowns.queue[len(keep):])
+	w.pendingDowns.queue = keep
+	w.pendingDowns.mu.Unlock()
 	for _, p := range due {
-		if s.broker != nil {
-			ctx, cancel := context.WithTimeout(context.Background(), clusterTimeout)
-			last, err := s.broker.Leave(ctx, p.reg)
-			cancel()
-			if err != nil {
-				s.clusterError(err)
-			} else if !last {
-				continue // another node still has it
-			}
+		if !w.cluster.transition(ctx, p.reg, false) {
+			continue // another node still has it
 		}
-		s.emitWebhook(p.app, p.ev)
+		w.emit(p.app, p.ev)
 	}
 }
 
-// webhookTimer drives flushTransitions; 50 ms is well inside Pusher's "up to 3 s".
-func (s *Server) webhookTimer() {
+// timer drives flushTransitions; 50 ms is well inside Pusher's "up to 3 s".
+func (w *webhooks) timer() {
 	t := time.NewTicker(50 * time.Millisecond)
 	defer t.Stop()
 	for {
 		select {
-		case <-s.stop:
+		case <-w.stop:
 			return
 		case now := <-t.C:
-			s.flushTransitions(now)
+			w.flushTransitions(context.Background(), now)
 		}
 	}
 }
 
 // pendingRegistrations are the downward transitions still waiting: their registrations stay.
-func (s *Server) pendingRegistrations() []Membership {
-	s.trans.mu.Lock()
-	defer s.trans.mu.Unlock()
-	out := make([]Membership, 0, len(s.trans.pending))
-	for _, p := range s.trans.pending {
+func (w *webhooks) pendingRegistrations() []Membership {
+	w.pendingDowns.mu.Lock()
+	defer w.pendingDowns.mu.Unlock()
+	out := make([]Membership, 0, len(w.pendingDowns.pending))
+	for _, p := range w.pendingDowns.pending {
 		out = append(out, p.reg)
 	}
 	return out
 }
 
-// webhookGone handles a registration the broker dropped for good (its node died, or it left
+// gone handles a registration the broker dropped for good (its node died, or it left
 // while the broker was unreachable): the downward webhook, at once.
-func (s *Server) webhookGone(app *App, m Membership) bool {
+func (w *webhooks) gone(app *App, m Membership) bool {
 	switch {
 	case strings.HasPrefix(m.Channel, occupiedPrefix):
-		s.emitWebhook(app, webhookEvent{Name: "channel_vacated", Channel: strings.TrimPrefix(m.Channel, occupiedPrefix)})
+		w.emit(app, webhookEvent{Name: "channel_vacated", Channel: strings.TrimPrefix(m.Channel, occupiedPrefix)})
 	case strings.HasPrefix(m.Channel, membersPrefix):
-		s.emitWebhook(app, webhookEvent{Name: "member_removed", Channel: strings.TrimPrefix(m.Channel, membersPrefix), UserID: m.User})
+		w.emit(app, webhookEvent{Name: "member_removed", Channel: strings.TrimPrefix(m.Channel, membersPrefix), UserID: m.User})
 	default:
 		return false
 	}
 	return true
 }
 
-// webhookRegistrations are this node's webhook registrations for Reconnected to restore.
-func (s *Server) webhookRegistrations(app *App) []Membership {
+// registrations are this node's webhook registrations for Reconnected to restore.
+func (w *webhooks) registrations(app *App) []Membership {
 	if len(app.config().Webhooks) == 0 {
 		return nil
 	}
@@ -170,24 +154,51 @@ func (s *Server) webhookRegistrations(app *App) []Membership {
 	return out
 }
 
-// cacheMissWebhook sends cache_miss at most once a second per channel on this node, so
+// cacheMiss sends cache_miss at most once a second per channel on this node, so
 // simultaneous subscribers to an empty cache channel make one webhook (§5.6).
-func (s *Server) cacheMissWebhook(app *App, channel string) {
+func (w *webhooks) cacheMiss(app *App, channel string) {
 	k := app.config().ID + "\x00" + channel
 	now := time.Now().UnixNano()
-	if v, ok := s.cacheMisses.Load(k); ok && now-v.(int64) < int64(time.Second) {
+	if v, ok := w.cacheMisses.Load(k); ok && now-v.(int64) < int64(time.Second) {
 		return
 	}
-	s.cacheMisses.Store(k, now)
-	s.emitWebhook(app, webhookEvent{Name: "cache_miss", Channel: channel})
+	w.cacheMisses.Store(k, now)
+	w.emit(app, webhookEvent{Name: "cache_miss", Channel: channel})
 }
 
 // expireCacheMisses forgets old cache_miss times; the janitor calls it.
-func (s *Server) expireCacheMisses(now time.Time) {
-	s.cacheMisses.Range(func(k, v any) bool {
+func (w *webhooks) expireCacheMisses(now time.Time) {
+	w.cacheMisses.Range(func(k, v any) bool {
 		if now.UnixNano()-v.(int64) > int64(time.Minute) {
-			s.cacheMisses.Delete(k)
+			w.cacheMisses.Delete(k)
 		}
 		return true
 	})
+}
+
+// subscribed sends what a subscription changed for the app (§9), in the order the app
+// would see it: occupied, member_added, cache_miss.
+func (w *webhooks) subscribed(app *App, name string, typ channelType, r subscribeResult, userID string, cacheMissed bool) {
+	if r.occupied && w.up(context.Background(), app, registration(app, occupiedPrefix, name, "*")) {
+		w.emit(app, webhookEvent{Name: "channel_occupied", Channel: name})
+	}
+	if typ.kind == kindPresence && r.newMember && w.up(context.Background(), app, registration(app, membersPrefix, name, userID)) {
+		w.emit(app, webhookEvent{Name: "member_added", Channel: name, UserID: userID})
+	}
+	if cacheMissed {
+		w.cacheMiss(app, name)
+	}
+}
+
+// unsubscribed schedules what a leave changed for the app (§9): member_removed, then
+// channel_vacated, each after the app's WebhookDelay unless a subscribe cancels it.
+func (w *webhooks) unsubscribed(app *App, name, userID string, r unsubscribeResult) {
+	if r.lastMember {
+		w.down(app, registration(app, membersPrefix, name, userID),
+			webhookEvent{Name: "member_removed", Channel: name, UserID: userID})
+	}
+	if r.vacated {
+		w.down(app, registration(app, occupiedPrefix, name, "*"),
+			webhookEvent{Name: "channel_vacated", Channel: name})
+	}
 }

@@ -15,7 +15,7 @@ import (
 // TestSendAllocs: enqueueing a shared frame allocates nothing per recipient (docs/architecture.md
 // "Encode once, write many"). The conn is held "scheduled" so only the Send path is measured.
 func TestSendAllocs(t *testing.T) {
-	c := &Conn{maxQ: 1 << 20, maxQN: 4096, scheduled: true}
+	c := &Conn{maxQueueBytes: 1 << 20, maxQueueFrames: 4096, scheduled: true}
 	frame := AppendFrame(nil, OpText, []byte(`{"event":"x","channel":"c","data":"{}"}`))
 	n := testing.AllocsPerRun(1000, func() {
 		if err := c.Send(frame); err != nil {

@@ -63,10 +63,13 @@ type Conn struct {
 	h       Handler
 	f       *Flusher
 	maxMsg  int
-	maxQ    int
-	maxQN   int
-	ovf     [][]byte
 	lastAct atomic.Int64
+
+	// The send queue's bounds (Options.MaxQueueBytes, MaxQueueFrames) and the frames a conn
+	// over either gets before it is closed as a slow consumer (Options.OverflowFrames).
+	maxQueueBytes  int
+	maxQueueFrames int
+	overflowFrames [][]byte
 
 	mu        sync.Mutex
 	queue     [][]byte  // frames waiting; queue[0] may be a tail of a partly written frame
@@ -106,14 +109,14 @@ type hijacked interface {
 // first implements Adopter.
 func Adopt(nc net.Conn, h Handler, opts Options, f *Flusher) *Conn {
 	c := &Conn{
-		h: h, f: f, ovf: opts.OverflowFrames,
-		maxMsg: opts.MaxMessageSize, maxQ: opts.MaxQueueBytes, maxQN: opts.MaxQueueFrames,
+		h: h, f: f, overflowFrames: opts.OverflowFrames,
+		maxMsg: opts.MaxMessageSize, maxQueueBytes: opts.MaxQueueBytes, maxQueueFrames: opts.MaxQueueFrames,
 	}
-	if c.maxQ <= 0 {
-		c.maxQ = 1 << 20
+	if c.maxQueueBytes <= 0 {
+		c.maxQueueBytes = 1 << 20
 	}
-	if c.maxQN <= 0 {
-		c.maxQN = 4096
+	if c.maxQueueFrames <= 0 {
+		c.maxQueueFrames = 4096
 	}
 	var pending []byte
 	if hj, ok := nc.(hijacked); ok {
@@ -199,9 +202,9 @@ func (c *Conn) Send(frame []byte) error {
 		c.mu.Unlock()
 		return ErrClosed
 	}
-	if c.queued+len(frame) > c.maxQ || len(c.queue) >= c.maxQN {
+	if c.queued+len(frame) > c.maxQueueBytes || len(c.queue) >= c.maxQueueFrames {
 		c.mu.Unlock()
-		c.abort(CloseOverCapacity, ReasonSlowConsumer, c.ovf)
+		c.abort(CloseOverCapacity, ReasonSlowConsumer, c.overflowFrames)
 		return ErrQueueFull
 	}
 	c.push(frame)
