@@ -29,9 +29,6 @@ func authPath(p string) bool {
 	return p == "/broadcasting/auth" || p == "/broadcasting/user-auth"
 }
 
-// kindAuthBusy is an authorization refused by the lane: 503 with Retry-After.
-const kindAuthBusy = "auth_busy"
-
 // defaultAuthLatency is assumed for the capacity before any authorization was measured.
 const defaultAuthLatency = 50 * time.Millisecond
 

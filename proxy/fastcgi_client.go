@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -11,11 +10,12 @@ import (
 	"net/url"
 	"strconv"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/rs/zerolog"
 	"github.com/valyala/fasthttp"
+
+	"github.com/frontdoorhq/frontdoor/internal/ratelog"
 )
 
 const (
@@ -43,6 +43,16 @@ const (
 	fcgiIdleTimeout = 2 * time.Second
 )
 
+// The compiler checks that each upstream kind is a backend and each streamed body what fasthttp
+// writes from.
+var (
+	_ backend       = (*fcgiUpstream)(nil)
+	_ backend       = (*httpUpstream)(nil)
+	_ io.ReadCloser = (*fcgiBody)(nil)
+	_ io.WriterTo   = (*fcgiBody)(nil)
+	_ io.ReadCloser = (*httpBody)(nil)
+)
+
 // fcgiUpstream is one php-fpm pool, over TCP or a unix socket.
 type fcgiUpstream struct {
 	name    string
@@ -51,15 +61,15 @@ type fcgiUpstream struct {
 	cfg     Config
 	log     zerolog.Logger
 	down    health
-	stderrs logLimiter
-	lane    *authLane // /broadcasting/auth's share of the pool (authlane.go); nil without max_conns
+	stderrs *ratelog.Limiter // php stderr lines
+	lane    *authLane        // /broadcasting/auth's share of the pool (authlane.go); nil without max_conns
 
 	pool
 }
 
 func newFCGIUpstream(raw string, cfg Config, log zerolog.Logger) *fcgiUpstream {
 	network, addr, maxConns := fcgiAddr(raw)
-	u := &fcgiUpstream{name: raw, network: network, addr: addr, cfg: cfg, log: log}
+	u := &fcgiUpstream{name: raw, network: network, addr: addr, cfg: cfg, log: log, stderrs: newLogLimiter()}
 	u.pool.maxConns = maxConns
 	u.lane = newAuthLane(maxConns, cfg)
 	u.stop = make(chan struct{})
@@ -84,116 +94,6 @@ func fcgiAddr(raw string) (network, addr string, maxConns int) {
 func (u *fcgiUpstream) id() string    { return u.name }
 func (u *fcgiUpstream) healthy() bool { return u.down.healthy() }
 
-// fcgiConn is one connection to php-fpm.
-type fcgiConn struct {
-	u        *fcgiUpstream
-	nc       net.Conn
-	br       *bufio.Reader
-	r        fcgiReader
-	reused   bool
-	fresh    bool // counted in u.pending
-	dead     bool // closed and no longer counted in u.open
-	lastUsed time.Time
-	reqID    string       // of the request in flight, for stderr lines
-	wdl      lazyDeadline // writes: the params, then the STDIN writer, never both at once
-}
-
-// write sends b within the write timeout.
-func (c *fcgiConn) write(b []byte) error {
-	if at, move := c.wdl.next(); move {
-		if err := c.nc.SetWriteDeadline(at); err != nil {
-			return err
-		}
-	}
-	_, err := c.nc.Write(b)
-	return err
-}
-
-// onStderr logs what PHP wrote to FCGI_STDERR (error_log(), notices), rate-limited.
-func (c *fcgiConn) onStderr(b []byte) {
-	ok, dropped := c.u.stderrs.allow()
-	if !ok {
-		return
-	}
-	ev := c.u.log.Warn().Str("upstream", c.u.name).Str("request_id", c.reqID)
-	if dropped > 0 {
-		ev = ev.Int("suppressed", dropped)
-	}
-	ev.Bytes("stderr", bytes.TrimSpace(truncate(b, 4096))).Msg("php stderr")
-}
-
-// alive reports whether an idle connection is still open: php-fpm closes kept connections
-// when a worker exits (pm.max_requests, reload). A non-blocking peek sees that close without
-// consuming anything.
-func alive(nc net.Conn) bool {
-	sc, ok := nc.(syscall.Conn)
-	if !ok {
-		return true
-	}
-	rc, err := sc.SyscallConn()
-	if err != nil {
-		return false
-	}
-	open := false
-	var buf [1]byte
-	err = rc.Read(func(fd uintptr) bool {
-		n, _, err := syscall.Recvfrom(int(fd), buf[:], syscall.MSG_PEEK|syscall.MSG_DONTWAIT)
-		open = n < 0 && (err == syscall.EAGAIN || err == syscall.EWOULDBLOCK) // nothing to read: open and idle
-		return true
-	})
-	return err == nil && open
-}
-
-// timeoutReader bounds each read from php-fpm: ReadTimeout is the longest silence allowed
-// between two reads, as Nginx's fastcgi_read_timeout (see lazyDeadline).
-type timeoutReader struct {
-	nc  net.Conn
-	rdl lazyDeadline
-}
-
-func (t *timeoutReader) Read(p []byte) (int, error) {
-	if at, move := t.rdl.next(); move {
-		if err := t.nc.SetReadDeadline(at); err != nil {
-			return 0, err
-		}
-	}
-	return t.nc.Read(p)
-}
-
-// Failure kinds an upstream reports to the handler (and to metrics).
-const (
-	kindConnect  = "connect"   // refused or unreachable: 502, upstream cools down
-	kindTimeout  = "timeout"   // connect, read or write timeout: 504
-	kindProtocol = "protocol"  // the upstream broke the protocol or closed early: 502
-	kindClient   = "client"    // the client's request body failed: 400
-	kindTooLarge = "too_large" // the body went over MaxBody while it streamed: 413
-	kindSlow     = "slow_body" // the client stalled mid-body past BodyTimeout: 408
-	kindBusy     = "busy"      // buffered bodies are over BodyBufferLimit: 503
-)
-
-// clientError marks a failure reading the client's body, not the upstream's fault.
-type clientError struct{ error }
-
-func (e clientError) Unwrap() error { return e.error }
-
-func failureKind(err error) string {
-	var ne net.Error
-	var ce clientError
-	switch {
-	case errors.Is(err, errBodyTooLarge):
-		return kindTooLarge
-	case errors.Is(err, errBodyBudget):
-		return kindBusy
-	case errors.As(err, &ce) && errors.As(err, &ne) && ne.Timeout():
-		return kindSlow
-	case errors.As(err, &ce):
-		return kindClient
-	case errors.As(err, &ne) && ne.Timeout():
-		return kindTimeout
-	}
-	return kindProtocol
-}
-
 var (
 	paramsPool = sync.Pool{New: func() any { return new([]byte) }}
 	chunkPool  = sync.Pool{New: func() any { b := make([]byte, fcgiHeaderLen+fcgiChunk); return &b }}
@@ -202,10 +102,10 @@ var (
 // serve runs the front controller for ctx with the body the handler buffered (x.body). On
 // success the response is set on ctx, either in full or as a body stream that keeps the
 // connection until fasthttp has written it.
-func (u *fcgiUpstream) serve(ctx *fasthttp.RequestCtx, x *exchange) (string, error) {
+func (u *fcgiUpstream) serve(ctx *fasthttp.RequestCtx, x *exchange) error {
 	if u.lane != nil && authPath(x.path) {
 		if err := u.lane.acquire(); err != nil {
-			return kindAuthBusy, err
+			return failed(kindAuthBusy, err)
 		}
 		start := time.Now()
 		defer func() { u.lane.release(time.Since(start)) }()
@@ -241,37 +141,37 @@ func (u *fcgiUpstream) serve(ctx *fasthttp.RequestCtx, x *exchange) (string, err
 	for attempt := 0; ; attempt++ {
 		c, err := u.get(inline && attempt == 0)
 		if errors.Is(err, errPoolWait) {
-			return kindTimeout, err
+			return failed(kindTimeout, err)
 		}
 		if err != nil {
-			kind := kindConnect
 			if ne, ok := err.(net.Error); ok && ne.Timeout() {
-				kind = kindTimeout
+				u.down.mark()
+				return failed(kindTimeout, err)
 			}
 			u.down.mark()
-			return kind, err
+			return failed(kindConnect, err)
 		}
 		c.reqID = x.reqID
 		c.r.reset(c.br, c.onStderr)
-		kind, err, retry := u.roundTrip(ctx, x, c, out, *body, inline)
+		retry, err := u.roundTrip(ctx, x, c, out, *body, inline)
 		if err == nil {
-			return "", nil
+			return nil
 		}
 		// A kept connection can die between the liveness check and our write (a worker
 		// exiting). Try once more on a fresh connection when nothing of the request is lost.
 		if retry && c.reused && attempt == 0 {
 			continue
 		}
-		return kind, err
+		return err
 	}
 }
 
 // roundTrip runs one request on c. retry reports a failure before any response byte with the
-// body still unread, so the request may go again.
-func (u *fcgiUpstream) roundTrip(ctx *fasthttp.RequestCtx, x *exchange, c *fcgiConn, out []byte, body requestBody, inline bool) (kind string, err error, retry bool) {
+// body still unread, so the request may go again. The error's kind is its cause's (kindOf).
+func (u *fcgiUpstream) roundTrip(ctx *fasthttp.RequestCtx, x *exchange, c *fcgiConn, out []byte, body requestBody, inline bool) (retry bool, err error) {
 	if err := c.write(out); err != nil {
 		c.discard()
-		return failureKind(err), err, true
+		return true, err
 	}
 	var stdin chan error
 	if !inline {
@@ -280,7 +180,7 @@ func (u *fcgiUpstream) roundTrip(ctx *fasthttp.RequestCtx, x *exchange, c *fcgiC
 	}
 	// fail closes the connection, which also stops the STDIN writer, and waits for it: the
 	// client's body stream belongs to fasthttp once we return.
-	fail := func(err error) (string, error, bool) {
+	fail := func(err error) error {
 		c.discard()
 		if stdin != nil {
 			if werr := <-stdin; werr != nil {
@@ -290,7 +190,7 @@ func (u *fcgiUpstream) roundTrip(ctx *fasthttp.RequestCtx, x *exchange, c *fcgiC
 				}
 			}
 		}
-		return failureKind(err), err, false
+		return err
 	}
 
 	hdr := cgiHeaders{limit: fcgiMaxHeader}
@@ -301,13 +201,13 @@ func (u *fcgiUpstream) roundTrip(ctx *fasthttp.RequestCtx, x *exchange, c *fcgiC
 			if errors.Is(err, io.EOF) {
 				err = errors.New("fastcgi: response ended before its headers")
 			}
-			k, e, _ := fail(err)
-			return k, e, !got && inline && failureKind(err) == kindProtocol
+			err = fail(err)
+			return !got && inline && failureKind(err) == kindProtocol, err
 		}
 		c.settle()
 		var done bool
 		if rest, done, err = hdr.feed(chunk); err != nil {
-			return fail(err)
+			return false, fail(err)
 		}
 		if done {
 			break
@@ -316,14 +216,22 @@ func (u *fcgiUpstream) roundTrip(ctx *fasthttp.RequestCtx, x *exchange, c *fcgiC
 	var fieldsArr [24]cgiField
 	status, fields, err := hdr.parse(fieldsArr[:0])
 	if err != nil {
-		return fail(err)
+		return false, fail(err)
 	}
 	cl := applyCGIHeaders(&ctx.Response, status, fields)
 
 	// Gather what has already arrived: most responses are complete here and go out from memory,
-	// with the connection back in the pool before fasthttp writes a byte.
+	// with the connection back in the pool before fasthttp writes a byte. The pooled buffer goes
+	// back when this returns, unless a streamed body took it.
 	pre := chunkPool.Get().(*[]byte)
 	buf := append((*pre)[:0], rest...)
+	streamed := false
+	defer func() {
+		if !streamed {
+			*pre = buf[:0]
+			chunkPool.Put(pre)
+		}
+	}()
 	ended := false
 	for len(buf) < fcgiInlineBody && c.r.ready() {
 		chunk, err := c.r.next(fcgiChunk)
@@ -332,9 +240,7 @@ func (u *fcgiUpstream) roundTrip(ctx *fasthttp.RequestCtx, x *exchange, c *fcgiC
 			break
 		}
 		if err != nil {
-			*pre = buf[:0]
-			chunkPool.Put(pre)
-			return fail(err)
+			return false, fail(err)
 		}
 		buf = append(buf, chunk...)
 	}
@@ -345,9 +251,7 @@ func (u *fcgiUpstream) roundTrip(ctx *fasthttp.RequestCtx, x *exchange, c *fcgiC
 		err := c.finish(stdin)
 		stdin = nil // consumed by finish
 		if err != nil {
-			*pre = buf[:0]
-			chunkPool.Put(pre)
-			return fail(err)
+			return false, fail(err)
 		}
 		if ctx.IsHead() {
 			// PHP sends no body for HEAD; the length it announced is the GET's (RFC 9110 §9.3.2).
@@ -358,23 +262,20 @@ func (u *fcgiUpstream) roundTrip(ctx *fasthttp.RequestCtx, x *exchange, c *fcgiC
 		} else {
 			ctx.Response.SetBody(buf)
 		}
-		*pre = buf[:0]
-		chunkPool.Put(pre)
-		return "", nil, false
+		return false, nil
 	}
 	if ctx.IsHead() { // no body goes out; the rest of PHP's output is not worth the wait
-		*pre = buf[:0]
-		chunkPool.Put(pre)
-		fail(nil)
+		_ = fail(nil)
 		if cl >= 0 {
 			ctx.Response.Header.SetContentLength(cl)
 		}
-		return "", nil, false
+		return false, nil
 	}
+	streamed = true
 	x.deferred = true
 	b := &fcgiBody{c: c, pre: pre, buf: buf, stdin: stdin, x: x, status: status}
 	x.h.setBodyStream(ctx, b, cl)
-	return "", nil, false
+	return false, nil
 }
 
 // finish checks END_REQUEST and the STDIN writer (whose result it always consumes), then
@@ -438,149 +339,6 @@ func (c *fcgiConn) copyStdin(body requestBody) error {
 	return c.write(appendRecordHeader(buf[:0], fcgiStdin, 0))
 }
 
-// applyCGIHeaders sets the status and PHP's headers on resp and returns PHP's Content-Length, or
-// -1. Hop-by-hop fields, X-Powered-By (Laravel's server block hides it) and X-Request-Id (ours
-// is already set) are left out.
-func applyCGIHeaders(resp *fasthttp.Response, status int, fields []cgiField) int {
-	resp.SetStatusCode(status)
-	resp.Header.SetNoDefaultContentType(true)
-	cl := -1
-	for _, f := range fields {
-		switch {
-		case asciiEqualFold(f.name, "Content-Length"):
-			if n, err := strconv.Atoi(string(f.value)); err == nil && n >= 0 {
-				cl = n
-			}
-			continue
-		case asciiEqualFold(f.name, "Content-Type"):
-			resp.Header.SetContentTypeBytes(f.value)
-			continue
-		case asciiEqualFold(f.name, "X-Powered-By"), asciiEqualFold(f.name, "X-Request-Id"):
-			continue
-		}
-		hop := false
-		for _, h := range hopByHop {
-			if asciiEqualFold(f.name, h) {
-				hop = true
-				break
-			}
-		}
-		if !hop {
-			resp.Header.AddBytesKV(f.name, f.value)
-		}
-	}
-	return cl
-}
-
-// fcgiBody streams the rest of a response from php-fpm to the client. fasthttp calls WriteTo
-// (or Read) while writing the response and Close once done, which is when the connection goes
-// back to the pool, or is closed when the body did not end cleanly.
-type fcgiBody struct {
-	c      *fcgiConn
-	pre    *[]byte // pooled backing of buf
-	buf    []byte  // bytes gathered before streaming began, not yet sent
-	stdin  chan error
-	x      *exchange
-	status int
-	sent   int64
-	done   bool // END_REQUEST seen and the connection handed back
-	err    error
-}
-
-// SupportsBodyWriteTo lets fasthttp use WriteTo, which writes whole gathered chunks.
-func (b *fcgiBody) SupportsBodyWriteTo() bool { return true }
-
-// WriteTo copies the body to w. For a chunked response fasthttp flushes every Write, so a write
-// happens whenever php-fpm has nothing more ready: PHP's flush() reaches the client at once
-// (streamed responses, SSE) while a fast download goes out in fcgiChunk pieces.
-func (b *fcgiBody) WriteTo(w io.Writer) (int64, error) {
-	start := b.sent
-	for {
-		if len(b.buf) > 0 {
-			n, err := w.Write(b.buf)
-			b.sent += int64(n)
-			if err != nil {
-				b.err = err
-				return b.sent - start, err
-			}
-			b.buf = b.buf[:0]
-		}
-		if b.done {
-			return b.sent - start, nil
-		}
-		if err := b.gather(); err != nil {
-			return b.sent - start, err
-		}
-	}
-}
-
-// gather reads at least one piece of body into buf, and more while it is already buffered.
-func (b *fcgiBody) gather() error {
-	for {
-		chunk, err := b.c.r.next(fcgiChunk - len(b.buf))
-		if errors.Is(err, io.EOF) {
-			err := b.c.finish(b.stdin)
-			b.stdin = nil // consumed by finish
-			if err != nil {
-				b.fail(err)
-				return err
-			}
-			b.done = true
-			return nil
-		}
-		if err != nil {
-			b.fail(err)
-			return err
-		}
-		b.buf = append(b.buf, chunk...)
-		if len(b.buf) >= fcgiChunk || !b.c.r.ready() {
-			return nil
-		}
-	}
-}
-
-// Read is the io.Reader fasthttp requires; WriteTo is the path it takes.
-func (b *fcgiBody) Read(p []byte) (int, error) {
-	for len(b.buf) == 0 {
-		if b.done {
-			return 0, io.EOF
-		}
-		if b.err != nil {
-			return 0, b.err
-		}
-		if err := b.gather(); err != nil {
-			return 0, err
-		}
-	}
-	n := copy(p, b.buf)
-	b.buf = b.buf[:copy(b.buf, b.buf[n:])]
-	b.sent += int64(n)
-	return n, nil
-}
-
-func (b *fcgiBody) fail(err error) {
-	b.err = err
-	b.c.u.log.Error().Err(err).Str("upstream", b.c.u.name).Str("request_id", b.x.reqID).
-		Str("kind", failureKind(err)).Msg("upstream failed while streaming the response")
-	b.x.h.observer.Load().ObserveUpstreamError(b.c.u.name, failureKind(err))
-}
-
-// Close ends the exchange: an unfinished body (client gone, HEAD, error) closes the upstream
-// connection, since the rest of the response would still be on it.
-func (b *fcgiBody) Close() error {
-	if !b.done {
-		b.done = true
-		b.c.discard()
-		if b.stdin != nil {
-			<-b.stdin
-		}
-	}
-	*b.pre = b.buf[:0]
-	chunkPool.Put(b.pre)
-	b.x.finish(b.status, b.sent)
-	return nil
-}
-
 // ready dials php-fpm once (for /readyz).
 func (u *fcgiUpstream) ready(ctx context.Context) error {
 	d := net.Dialer{Timeout: u.cfg.ConnectTimeout}
@@ -589,29 +347,4 @@ func (u *fcgiUpstream) ready(ctx context.Context) error {
 		return err
 	}
 	return c.Close()
-}
-
-// logLimiter lets through a burst of lines per second and counts the rest.
-type logLimiter struct {
-	mu      sync.Mutex
-	window  time.Time
-	n       int
-	dropped int
-}
-
-const logBurst = 20
-
-func (l *logLimiter) allow() (ok bool, dropped int) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if now := time.Now(); now.Sub(l.window) >= time.Second {
-		l.window, l.n = now, 0
-	}
-	if l.n >= logBurst {
-		l.dropped++
-		return false, 0
-	}
-	l.n++
-	dropped, l.dropped = l.dropped, 0
-	return true, dropped
 }

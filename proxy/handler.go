@@ -17,6 +17,8 @@ import (
 
 	"github.com/rs/zerolog"
 	"github.com/valyala/fasthttp"
+
+	"github.com/frontdoorhq/frontdoor/internal/ratelog"
 )
 
 // Observer receives one call per request, for metrics; cmd/frontdoor implements it with
@@ -43,22 +45,27 @@ type Handler struct {
 	hosts     []string    // Config.Hosts as hostName gives them
 	compress  *compressor // nil when Config.DisableCompression
 	trusted   *TrustedProxies
-	sendfile  []sendfileRoot // Config.SendfileRoots; nil when X-Sendfile is off
-	bodies    bodyBudget     // request bodies being buffered
-	refusals  logLimiter     // lines about refused requests
+	sendfile  []sendfileRoot   // Config.SendfileRoots; nil when X-Sendfile is off
+	bodies    bodyBudget       // request bodies being buffered
+	refusals  *ratelog.Limiter // lines about refused requests
 }
 
 // backend is one upstream running the app: php-fpm over FastCGI, or an HTTP server.
 type backend interface {
 	id() string
 	healthy() bool
-	// serve forwards ctx and sets the response, or returns the failure kind (kindConnect…).
+	// serve forwards ctx and sets the response, or returns why it could not (kindOf tells the
+	// failKind).
 	// When it leaves a body stream on the response it sets x.deferred and calls x.finish
 	// once the body is written.
-	serve(ctx *fasthttp.RequestCtx, x *exchange) (kind string, err error)
+	serve(ctx *fasthttp.RequestCtx, x *exchange) error
 	ready(ctx context.Context) error
 	close()
 }
+
+// newLogLimiter bounds the proxy's lines about refused requests and PHP's stderr: a burst of
+// 20, then 20 a second; the rest are counted in the next line's "suppressed".
+func newLogLimiter() *ratelog.Limiter { return ratelog.New(20, time.Second/20) }
 
 // exchange is what the access log and metrics need of one request, kept past the handler's
 // return when the response body streams.
@@ -111,7 +118,7 @@ func New(cfg Config, log zerolog.Logger) (*Handler, error) {
 			cfg.Root = abs
 		}
 	}
-	h := &Handler{cfg: cfg, log: log}
+	h := &Handler{cfg: cfg, log: log, refusals: newLogLimiter()}
 	var err error
 	if h.trusted, err = ParseTrustedProxies(cfg.TrustedProxies); err != nil {
 		return nil, err
@@ -235,17 +242,17 @@ func (h *Handler) ServeHTTP(ctx *fasthttp.RequestCtx) {
 				break
 			}
 		}
-		if kind, err := u.serve(ctx, x); err != nil {
-			switch kind {
+		if err := u.serve(ctx, x); err != nil {
+			switch kind := kindOf(err); kind {
 			case kindTooLarge, kindClient, kindSlow, kindBusy, kindAuthBusy:
 				h.refuseBody(ctx, x, kind, err)
 			default:
-				h.observer.Load().ObserveUpstreamError(x.upstream, kind)
+				h.observer.Load().ObserveUpstreamError(x.upstream, string(kind))
 				status := fasthttp.StatusBadGateway
 				if kind == kindTimeout {
 					status = fasthttp.StatusGatewayTimeout
 				}
-				h.log.Error().Err(err).Str("upstream", x.upstream).Str("request_id", x.reqID).Str("kind", kind).Msg("upstream failed")
+				h.log.Error().Err(err).Str("upstream", x.upstream).Str("request_id", x.reqID).Str("kind", string(kind)).Msg("upstream failed")
 				h.errorPage(ctx, status, fasthttp.StatusMessage(status))
 			}
 		} else if !h.serveSendfile(ctx, x) && !x.deferred {
@@ -275,7 +282,7 @@ func (h *Handler) buffers(ctx *fasthttp.RequestCtx, u backend) bool {
 
 // refuseBody answers a request whose body could not be taken: the client's fault (too large,
 // broken, too slow) or ours (the buffers are full), never PHP's, so no upstream error.
-func (h *Handler) refuseBody(ctx *fasthttp.RequestCtx, x *exchange, kind string, err error) {
+func (h *Handler) refuseBody(ctx *fasthttp.RequestCtx, x *exchange, kind failKind, err error) {
 	status, msg := fasthttp.StatusBadRequest, "Bad request body"
 	switch kind {
 	case kindTooLarge:
@@ -297,10 +304,10 @@ func (h *Handler) refuseBody(ctx *fasthttp.RequestCtx, x *exchange, kind string,
 			return
 		}
 	}
-	if ok, dropped := h.refusals.allow(); ok {
+	if dropped, ok := h.refusals.Allow(); ok {
 		ev := h.log.Info().Err(err).Str("request_id", x.reqID).Str("path", x.path).Int("status", status)
 		if dropped > 0 {
-			ev = ev.Int("suppressed", dropped)
+			ev = ev.Uint64("suppressed", dropped)
 		}
 		if kind == kindAuthBusy {
 			ev.Msg("authorization refused: the lane for /broadcasting/auth is full")
@@ -309,7 +316,7 @@ func (h *Handler) refuseBody(ctx *fasthttp.RequestCtx, x *exchange, kind string,
 		}
 	}
 	h.errorPage(ctx, status, msg)
-	if lf, ok := err.(laneFull); ok {
+	if lf := (laneFull{}); errors.As(err, &lf) {
 		ctx.Response.Header.Set("Retry-After", lf.header())
 	}
 }

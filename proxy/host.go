@@ -60,10 +60,10 @@ func (h *Handler) RefuseHost(ctx *fasthttp.RequestCtx) bool {
 	if len(h.hosts) == 0 || h.cfg.AllowAnyHost || h.matchHost(ctx) != "" {
 		return false
 	}
-	if ok, dropped := h.refusals.allow(); ok {
+	if dropped, ok := h.refusals.Allow(); ok {
 		ev := h.log.Info().Str("remote", ClientIP(ctx).String()).Int("host_bytes", len(ctx.Host()))
 		if dropped > 0 {
-			ev = ev.Int("suppressed", dropped)
+			ev = ev.Uint64("suppressed", dropped)
 		}
 		ev.Msg("request for a host name this server does not serve refused (421)")
 	}

@@ -65,7 +65,7 @@ func TestRequestIDFromClientIsCheckedAndEscaped(t *testing.T) {
 // TestErrorPageEscapes: whatever id reaches errorPage, the HTML page escapes it and the JSON
 // page encodes it.
 func TestErrorPageEscapes(t *testing.T) {
-	h := &Handler{}
+	h := &Handler{refusals: newLogLimiter()}
 	id := `"><script>alert(1)</script>`
 	var ctx fasthttp.RequestCtx
 	ctx.Response.Header.Set("X-Request-Id", id)

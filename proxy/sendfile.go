@@ -208,14 +208,14 @@ func (h *Handler) serveSendfile(ctx *fasthttp.RequestCtx, x *exchange) bool {
 			status = fasthttp.StatusNotFound
 		}
 		h.observer.Load().ObserveUpstreamError(x.upstream, "sendfile")
-		if ok, dropped := h.refusals.allow(); ok {
+		if dropped, ok := h.refusals.Allow(); ok {
 			header := "X-Sendfile"
 			if accel {
 				header = "X-Accel-Redirect"
 			}
 			ev := h.log.Error().Err(err).Str("request_id", x.reqID).Str("header", header).Str("file", capString(target, 1024)).Int("status", status)
 			if dropped > 0 {
-				ev = ev.Int("suppressed", dropped)
+				ev = ev.Uint64("suppressed", dropped)
 			}
 			ev.Msg("PHP handed over a file that cannot be sent")
 		}

@@ -24,14 +24,14 @@ func isWebSocketUpgrade(ctx *fasthttp.RequestCtx) bool {
 // Reverb behind Octane, a Node sidecar…) and, when it answers 101, joins the two connections
 // byte for byte until either side closes (RFC 9110 §7.8: after 101 the connection speaks the
 // new protocol). Any other answer goes back as an ordinary response.
-func (u *httpUpstream) tunnel(ctx *fasthttp.RequestCtx, x *exchange) (string, error) {
+func (u *httpUpstream) tunnel(ctx *fasthttp.RequestCtx, x *exchange) error {
 	up, err := net.DialTimeout("tcp", u.addr, u.cfg.ConnectTimeout)
 	if err != nil {
 		if isTimeout(err) {
-			return kindTimeout, err
+			return failed(kindTimeout, err)
 		}
 		u.down.mark()
-		return kindConnect, err
+		return failed(kindConnect, err)
 	}
 	ok := false
 	defer func() {
@@ -61,34 +61,34 @@ func (u *httpUpstream) tunnel(ctx *fasthttp.RequestCtx, x *exchange) (string, er
 	}
 	b.WriteString("Connection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
 	if err := up.SetDeadline(time.Now().Add(u.cfg.WriteTimeout)); err != nil {
-		return kindProtocol, err
+		return failed(kindProtocol, err)
 	}
 	if _, err := up.Write(b.Bytes()); err != nil {
-		return failureKind(err), err
+		return err
 	}
 	if err := up.SetDeadline(time.Now().Add(u.cfg.ReadTimeout)); err != nil {
-		return kindProtocol, err
+		return failed(kindProtocol, err)
 	}
 	br := bufio.NewReaderSize(up, 4096)
 	head, status, err := readResponseHead(br)
 	if err != nil {
-		return failureKind(err), err
+		return err
 	}
 	id := string(ctx.Response.Header.Peek("X-Request-Id"))
 	if status != fasthttp.StatusSwitchingProtocols {
 		// Refused (403, 426…): an ordinary response, body and all.
 		var resp fasthttp.Response
 		if err := resp.ReadLimitBody(bufio.NewReader(io.MultiReader(bytes.NewReader(head), br)), 1<<20); err != nil {
-			return failureKind(err), err
+			return err
 		}
 		stripHopByHop(&resp.Header)
 		resp.CopyTo(&ctx.Response)
 		ctx.Response.Header.Set("X-Request-Id", id)
 		ctx.SetConnectionClose()
-		return "", nil
+		return nil
 	}
 	if err := up.SetDeadline(time.Time{}); err != nil {
-		return kindProtocol, err
+		return failed(kindProtocol, err)
 	}
 	ok = true
 	ctx.SetStatusCode(fasthttp.StatusSwitchingProtocols) // for the access log; the 101 sent is the upstream's
@@ -115,7 +115,7 @@ func (u *httpUpstream) tunnel(ctx *fasthttp.RequestCtx, x *exchange) (string, er
 		closeBoth()
 		<-done
 	})
-	return "", nil
+	return nil
 }
 
 // readResponseHead reads a response's status line and header block as sent, up to 64 KiB.

@@ -133,7 +133,7 @@ var hopByHop = []string{"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-A
 // serve forwards the request with the body the handler buffered, or streaming from the client
 // when the operator chose that, and streams the response back: fasthttp flushes each piece of a chunked body as it is read, so SSE and Laravel's
 // StreamedResponse reach the client as the upstream sends them.
-func (u *httpUpstream) serve(ctx *fasthttp.RequestCtx, x *exchange) (string, error) {
+func (u *httpUpstream) serve(ctx *fasthttp.RequestCtx, x *exchange) error {
 	if isWebSocketUpgrade(ctx) {
 		return u.tunnel(ctx, x)
 	}
@@ -176,14 +176,14 @@ func (u *httpUpstream) serve(ctx *fasthttp.RequestCtx, x *exchange) (string, err
 		fasthttp.ReleaseResponse(resp)
 		switch {
 		case limited != nil && limited.over:
-			return kindTooLarge, errBodyTooLarge
+			return failed(kindTooLarge, errBodyTooLarge)
 		case errors.Is(err, fasthttp.ErrTimeout), errors.Is(err, fasthttp.ErrDialTimeout), isTimeout(err):
-			return kindTimeout, err
+			return failed(kindTimeout, err)
 		case isConnectError(err):
 			u.down.mark()
-			return kindConnect, err
+			return failed(kindConnect, err)
 		}
-		return kindProtocol, err
+		return failed(kindProtocol, err)
 	}
 	stripHopByHop(&resp.Header)
 	id := append([]byte(nil), ctx.Response.Header.Peek("X-Request-Id")...)
@@ -198,11 +198,11 @@ func (u *httpUpstream) serve(ctx *fasthttp.RequestCtx, x *exchange) (string, err
 			ctx.Response.SetBody(resp.Body())
 		}
 		fasthttp.ReleaseResponse(resp)
-		return "", nil
+		return nil
 	}
 	x.deferred = true
 	x.h.setBodyStream(ctx, &httpBody{u: u, resp: resp, stream: stream, x: x, status: resp.StatusCode()}, resp.Header.ContentLength())
-	return "", nil
+	return nil
 }
 
 // httpBody hands an upstream response body to fasthttp as it arrives and releases the upstream
@@ -226,9 +226,9 @@ func (b *httpBody) Read(p []byte) (int, error) {
 		if isTimeout(err) {
 			kind = kindTimeout
 		}
-		b.u.log.Error().Err(err).Str("upstream", b.u.name).Str("request_id", b.x.reqID).Str("kind", kind).
+		b.u.log.Error().Err(err).Str("upstream", b.u.name).Str("request_id", b.x.reqID).Str("kind", string(kind)).
 			Msg("upstream failed while streaming the response")
-		b.x.h.observer.Load().ObserveUpstreamError(b.u.name, kind)
+		b.x.h.observer.Load().ObserveUpstreamError(b.u.name, string(kind))
 	}
 	return n, err
 }
