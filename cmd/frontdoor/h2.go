@@ -204,24 +204,27 @@ func writeResponse(w http.ResponseWriter, ctx *fasthttp.RequestCtx) {
 		_, _ = w.Write(resp.Body())
 		return
 	}
-	copyFlushing(w, stream)
+	copyFlushing(w, stream, int64(resp.Header.ContentLength()))
 }
 
-// copyFlushing copies a streamed body, flushing each time the source pauses (a read that filled
-// less than the buffer): Server-Sent Events and PHP's streamed responses reach the client as PHP
-// writes them, while a file goes out in full frames.
-func copyFlushing(w http.ResponseWriter, src io.Reader) {
+// copyFlushing copies a streamed body of size bytes (-1: unknown), flushing each time the source
+// pauses (a read that filled less than the buffer) before the end: Server-Sent Events and PHP's
+// streamed responses reach the client as PHP writes them, while a file goes out in full frames
+// and its end with the stream's last frame, without a flush (a write to the socket) of its own.
+func copyFlushing(w http.ResponseWriter, src io.Reader, size int64) {
 	bufp := copyBufs.Get().(*[]byte)
 	defer copyBufs.Put(bufp)
 	buf := *bufp
 	rc := http.NewResponseController(w)
+	var sent int64
 	for {
 		n, err := src.Read(buf)
 		if n > 0 {
 			if _, werr := w.Write(buf[:n]); werr != nil {
 				return // the client reset the stream or went away
 			}
-			if n < len(buf) {
+			sent += int64(n)
+			if n < len(buf) && err == nil && (size < 0 || sent < size) {
 				if rc.Flush() != nil {
 					return
 				}
