@@ -93,16 +93,28 @@ func TestBrowserH2LaravelPage(t *testing.T) {
 	}) {
 		t.Fatalf("page never finished loading\nchromium:\n%s", browser.log())
 	}
-	if err := dt.eval(`performance.getEntries().filter(e => e.entryType === 'navigation' || e.entryType === 'resource')
-		.map(e => ({name: e.name, proto: e.nextHopProtocol, type: e.entryType}))`, &entries); err != nil {
-		t.Fatal(err)
-	}
+	// A preloaded font may finish after the load event: wait until every asset has an entry.
 	seen := map[string]bool{}
+	pebbletest.WaitFor(ctx, pageTimeout, func() bool {
+		if err := dt.eval(`performance.getEntries().filter(e => e.entryType === 'navigation' || e.entryType === 'resource')
+			.map(e => ({name: e.name, proto: e.nextHopProtocol, type: e.entryType}))`, &entries); err != nil {
+			return false
+		}
+		clear(seen)
+		for _, e := range entries {
+			seen[strings.TrimPrefix(e.Name, origin+"/")] = true
+		}
+		for _, a := range assets {
+			if !seen[a] {
+				return false
+			}
+		}
+		return true
+	})
 	for _, e := range entries {
 		if e.Proto != "h2" {
 			t.Errorf("%s %s over %q, want h2", e.Type, e.Name, e.Proto)
 		}
-		seen[strings.TrimPrefix(e.Name, origin+"/")] = true
 	}
 	for _, a := range assets {
 		if !seen[a] {
