@@ -10,11 +10,9 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -24,7 +22,7 @@ import (
 	"golang.org/x/net/http2"
 	"golang.org/x/net/http2/hpack"
 
-	"github.com/frontdoorhq/frontdoor/internal/testenv"
+	"github.com/frontdoorhq/frontdoor/internal/phpfpmtest"
 	"github.com/frontdoorhq/frontdoor/pusher"
 )
 
@@ -33,75 +31,6 @@ import (
 // frames where a well-behaved client cannot be made to misbehave).
 
 const h2Domain = "app.example.com"
-
-// startFPM starts php-fpm8.2 with one static pool on a unix socket (the recipe of
-// proxy/phpfpm_test.go, cut to what these tests need) and returns its fastcgi:// URL.
-func startFPM(t *testing.T) string {
-	t.Helper()
-	bin := ""
-	for _, n := range []string{"php-fpm8.2", "/usr/sbin/php-fpm8.2", "php-fpm"} {
-		if p, err := exec.LookPath(n); err == nil {
-			bin = p
-			break
-		}
-	}
-	if bin == "" {
-		testenv.Missing(t, "php-fpm8.2", "not installed", "Debian: apt-get install -y php8.2-fpm")
-	}
-	dir, err := os.MkdirTemp("", "fpm") // a unix socket path must stay under 108 bytes
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	sock := filepath.Join(dir, "php.sock")
-	conf := fmt.Sprintf(`[global]
-pid = php-fpm.pid
-error_log = php-fpm.log
-[www]
-listen = %s
-listen.mode = 0666
-pm = static
-pm.max_children = 4
-clear_env = yes
-php_admin_value[output_buffering] = 0
-`, sock)
-	confPath := filepath.Join(dir, "php-fpm.conf")
-	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	args := []string{"-F", "-O", "-y", confPath, "-p", dir}
-	if os.Geteuid() == 0 {
-		args = append(args, "-R")
-	}
-	cmd := exec.Command(bin, args...)
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
-	})
-	for deadline := time.Now().Add(20 * time.Second); ; {
-		if c, err := net.Dial("unix", sock); err == nil {
-			c.Close()
-			return "fastcgi://" + sock
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("php-fpm not listening: %s", out.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
 
 // h2Site writes a Laravel-shaped public/: a front controller that reports what PHP saw, an SSE
 // script that waits for the test between two events, and a built asset.
@@ -234,7 +163,7 @@ func do(t *testing.T, c *http.Client, method, u string, body io.Reader, hdr ...s
 // signed Pusher API, the 413 and 421 refusals, Server-Sent Events as they are written, and the
 // access log all behave as over HTTP/1.1, which keeps working on the same port, as does wss://.
 func TestHTTP2ServesTheSameHandlerChain(t *testing.T) {
-	fpm := startFPM(t)
+	fpm := phpfpmtest.Start(t, 4)
 	root, marker := h2Site(t)
 	logs := &logBuffer{}
 	srv, addr, _ := startH2Server(t, logs, "--upstream", fpm, "--root", root, "--max-body", "1K")
