@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/textproto"
+	"strings"
 	"sync"
 	"time"
 
@@ -104,12 +105,19 @@ func newH2Server(h fasthttp.RequestHandler, m *metrics, log zerolog.Logger) *h2S
 	return s
 }
 
-// h2ErrorLog sends the HTTP/2 server's own messages (a client that closed mid-preface, a
-// handler panic) to debug: per-client noise on a public port, counted by CountError.
+// h2ErrorLog sends the HTTP/2 server's own messages to the log: a handler's panic (recovered by
+// net/http, the stream reset) is a bug and logged as an error; the rest (a client that closed
+// mid-preface, a malformed frame) is per-client noise on a public port, counted by CountError,
+// and goes to debug.
 type h2ErrorLog struct{ log zerolog.Logger }
 
 func (l h2ErrorLog) Write(p []byte) (int, error) {
-	l.log.Debug().Msg(string(bytes.TrimSpace(p)))
+	msg := string(bytes.TrimSpace(p))
+	if strings.Contains(msg, "panic serving") {
+		l.log.Error().Msg(msg)
+	} else {
+		l.log.Debug().Msg(msg)
+	}
 	return len(p), nil
 }
 
