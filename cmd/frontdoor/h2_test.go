@@ -299,6 +299,9 @@ func TestHTTP2ServesTheSameHandlerChain(t *testing.T) {
 		if ev := readEvent(t, ws); ev.Event != "pusher:connection_established" {
 			t.Fatalf("first event %+v", ev)
 		}
+		// A pong proves the socket is read (and waits out its adoption: closing the socket
+		// while ws.Adopt still runs trips a data race inside pusher/internal/ws).
+		ping(t, ws)
 	})
 
 	t.Run("metrics", func(t *testing.T) {
