@@ -11,6 +11,8 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"reflect"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -47,6 +49,12 @@ if (parse_url($_SERVER['REQUEST_URI'], PHP_URL_PATH) === '/events') {
     echo "data: first\n\n"; flush();
     for ($i = 0; $i < 600 && !file_exists(` + fmt.Sprintf("%q", marker) + `); $i++) { usleep(50000); }
     echo "data: second\n\n"; flush();
+    exit;
+}
+if (parse_url($_SERVER['REQUEST_URI'], PHP_URL_PATH) === '/cookies') {
+    setcookie('a', '1');
+    setcookie('b', '2');
+    echo 'no content type set';
     exit;
 }
 header('Content-Type: text/plain');
@@ -210,6 +218,32 @@ func TestHTTP2ServesTheSameHandlerChain(t *testing.T) {
 		}
 	})
 
+	t.Run("headers as over HTTP/1.1", func(t *testing.T) {
+		const css = "/build/assets/app-3f2a1b.css"
+		etag := ""
+		for _, rq := range []struct {
+			method, path string
+			hdr          []string
+		}{
+			{"GET", "/cookies", nil},
+			{"GET", css, nil},
+			{"HEAD", css, nil},
+			{"GET", css, []string{"If-None-Match", "etag"}},
+			{"GET", css, []string{"Range", "bytes=0-3"}},
+			{"GET", "/apps/1/channels", nil}, // unsigned: 401 JSON
+			{"GET", "/x", []string{"Host", "attacker.example"}},
+		} {
+			hdr := slices.Clone(rq.hdr)
+			if len(hdr) == 2 && hdr[1] == "etag" {
+				hdr[1] = etag
+			}
+			r1 := sameAsH1(t, c, rq.method, base+rq.path, hdr...)
+			if rq.path == css && etag == "" {
+				etag = r1.Header.Get("ETag")
+			}
+		}
+	})
+
 	t.Run("signed API", func(t *testing.T) {
 		body := []byte(`{"name":"e","channel":"news","data":"{}"}`)
 		q := pusher.SignAPIRequest("key1", "secret1", "POST", "/apps/1/events", nil, body, time.Now())
@@ -309,6 +343,71 @@ func TestHTTP2ServesTheSameHandlerChain(t *testing.T) {
 			t.Errorf("frontdoor_http2_connections = %v with a client connected", n)
 		}
 	})
+}
+
+// sameAsH1 sends the request over HTTP/1.1 and over HTTP/2 (with c) and fails unless status,
+// header fields and body are the same, but for the request id (and the error pages that name
+// it), Date's value and HTTP/1.1's Connection. It returns the HTTP/1.1 response.
+func sameAsH1(t *testing.T, c *http.Client, method, u string, hdr ...string) *http.Response {
+	t.Helper()
+	r1, b1 := do(t, h1Client(), method, u, nil, hdr...)
+	r2, b2 := do(t, c, method, u, nil, hdr...)
+	b1 = strings.ReplaceAll(b1, r1.Header.Get("X-Request-Id"), "ID")
+	b2 = strings.ReplaceAll(b2, r2.Header.Get("X-Request-Id"), "ID")
+	h1, h2 := r1.Header.Clone(), r2.Header.Clone()
+	for _, h := range []http.Header{h1, h2} {
+		h.Del("X-Request-Id")
+		// The current date, not one the upstream sent (fasthttp replaces it).
+		if d, err := http.ParseTime(h.Get("Date")); err != nil || time.Since(d).Abs() > time.Hour {
+			t.Errorf("%s %s: Date %q", method, u, h.Get("Date"))
+		}
+		h.Del("Date")
+	}
+	h1.Del("Connection")
+	if r2.ProtoMajor != 2 || r1.StatusCode != r2.StatusCode || !reflect.DeepEqual(h1, h2) || b1 != b2 {
+		t.Errorf("%s %s %v:\n HTTP/1.1 %d %v %q\n HTTP/2   %d %v %q", method, u, hdr, r1.StatusCode, h1, b1, r2.StatusCode, h2, b2)
+	}
+	return r1
+}
+
+// TestHTTP2HeadersFromAnHTTPUpstream: what an HTTP upstream answers reaches an HTTP/2 client with
+// the header fields an HTTP/1.1 client gets: no Content-Type invented for 204 and 304 but
+// fasthttp's default for a body without one, every Set-Cookie, the upstream's own Date replaced
+// as fasthttp replaces it, a streamed body of unknown length.
+func TestHTTP2HeadersFromAnHTTPUpstream(t *testing.T) {
+	up := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h["Content-Type"] = nil // no sniffing: the response has no Content-Type
+		switch r.URL.Path {
+		case "/204":
+			w.WriteHeader(204)
+		case "/304":
+			h.Set("ETag", `"v1"`)
+			w.WriteHeader(304)
+		case "/cookies":
+			h.Add("Set-Cookie", "a=1; Path=/")
+			h.Add("Set-Cookie", "b=2; Path=/; HttpOnly")
+			h.Set("Date", "Mon, 01 Jan 2001 00:00:00 GMT")
+			io.WriteString(w, "untyped body")
+		case "/stream":
+			h.Set("Content-Type", "text/event-stream")
+			io.WriteString(w, "data: 1\n\n")
+			w.(http.Flusher).Flush()
+			io.WriteString(w, "data: 2\n\n")
+		}
+	})}
+	uln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go up.Serve(uln)
+	t.Cleanup(func() { up.Close() })
+	_, addr, _ := startH2Server(t, nil, "--upstream", "http://"+uln.Addr().String())
+	c := h2Client()
+	for _, p := range []string{"/204", "/304", "/cookies", "/stream"} {
+		sameAsH1(t, c, "GET", "https://"+addr+p)
+	}
+	sameAsH1(t, c, "HEAD", "https://"+addr+"/cookies")
 }
 
 // rawH2 is a hand-driven HTTP/2 client connection: the preface and SETTINGS sent, frames read
