@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"crypto/tls"
@@ -10,7 +9,6 @@ import (
 	stdlog "log"
 	"net"
 	"net/http"
-	"net/textproto"
 	"strings"
 	"sync"
 	"time"
@@ -184,25 +182,32 @@ func writeResponse(w http.ResponseWriter, ctx *fasthttp.RequestCtx) {
 			resp.Header.SetContentLength(len(body))
 		}
 	}
-	// The header exactly as fasthttp would send it over HTTP/1.1 (its default Content-Type, its
-	// Content-Length rules for 204/304, cookies, Date), parsed back into net/http's form: one
-	// rendering of a response, whatever the protocol.
-	tr := textproto.NewReader(bufio.NewReader(bytes.NewReader(resp.Header.Header())))
-	_, _ = tr.ReadLine() // the status line
-	mh, err := tr.ReadMIMEHeader()
-	if err != nil && !errors.Is(err, io.EOF) {
-		w.WriteHeader(http.StatusInternalServerError)
-		return
-	}
+	// The header as fasthttp writes it over HTTP/1.1 (Response.Header.AppendBytes): cookies,
+	// Content-Length but not on 1xx/204, its default Content-Type only when there is a body, no
+	// Date of the handler's (net/http adds the current one), less what HTTP/2 forbids.
 	h := w.Header()
-	for k, vs := range mh {
-		switch k {
+	rh := &resp.Header
+	rh.SetNoDefaultContentType(true) // ContentType() now says only what the handler set
+	for k, v := range rh.All() {
+		key := http.CanonicalHeaderKey(string(k))
+		switch key {
+		case "Content-Type", "Date", "Trailer":
+			continue
 		// Connection-specific fields are malformed in HTTP/2 (RFC 9113 §8.2.2); a chunked
 		// stream is HTTP/2's DATA frames.
 		case "Connection", "Keep-Alive", "Proxy-Connection", "Transfer-Encoding", "Upgrade":
 			continue
+		case "Content-Length":
+			if status < 200 || status == http.StatusNoContent {
+				continue
+			}
 		}
-		h[k] = vs
+		h[key] = append(h[key], string(v))
+	}
+	if ct := rh.ContentType(); len(ct) > 0 {
+		h["Content-Type"] = []string{string(ct)}
+	} else if rh.ContentLength() != 0 && status >= 200 && status != http.StatusNoContent && status != http.StatusNotModified {
+		h["Content-Type"] = []string{fasthttpDefaultContentType}
 	}
 	w.WriteHeader(status)
 	if !sendBody {
@@ -243,6 +248,9 @@ func copyFlushing(w http.ResponseWriter, src io.Reader, size int64) {
 		}
 	}
 }
+
+// fasthttpDefaultContentType is what fasthttp sends for a body without a Content-Type.
+const fasthttpDefaultContentType = "text/plain; charset=utf-8"
 
 var copyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
 
