@@ -143,6 +143,7 @@ func (u *httpUpstream) serve(ctx *fasthttp.RequestCtx, x *exchange) error {
 
 	ctx.Request.Header.CopyTo(&req.Header)
 	req.SetRequestURIBytes(ctx.Request.Header.RequestURI())
+	req.Header.SetProtocol("HTTP/1.1") // an HTTP/2 request (cmd/frontdoor/h2.go) goes on as HTTP/1.1
 	var limited *limitReader
 	if b := x.body; b != nil { // read in full by the handler
 		if b.stream != nil {

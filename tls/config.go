@@ -35,6 +35,8 @@ type Config struct {
 	HTTPRedirect bool
 	// HSTS is the Strict-Transport-Security max-age; zero sends none (--hsts).
 	HSTS time.Duration
+	// HTTP2 offers h2 in ALPN beside http/1.1 (--http2); off, every client speaks HTTP/1.1.
+	HTTP2 bool
 }
 
 // DefaultConfig is this package's defaults: TLS off, and everything --domain needs ready: the
@@ -47,6 +49,7 @@ func DefaultConfig() Config {
 		HTTPSAddr:    ":443",
 		HTTPAddr:     ":80",
 		HTTPRedirect: true,
+		HTTP2:        true,
 	}
 }
 

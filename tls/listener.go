@@ -48,14 +48,23 @@ type serverConn struct {
 }
 
 func (c *serverConn) Read(p []byte) (int, error) {
-	if !c.handshook {
-		if err := c.Conn.Handshake(); err != nil {
-			c.m.handshakeFailed(c.Conn, err)
-			return 0, io.EOF
-		}
-		c.handshook = true
+	if err := c.handshake(); err != nil {
+		return 0, io.EOF
 	}
 	return c.Conn.Read(p)
+}
+
+// handshake runs the TLS handshake once, reporting a failure through handshakeFailed.
+func (c *serverConn) handshake() error {
+	if c.handshook {
+		return nil
+	}
+	if err := c.Conn.Handshake(); err != nil {
+		c.m.handshakeFailed(c.Conn, err)
+		return err
+	}
+	c.handshook = true
+	return nil
 }
 
 // handshakeFailed reports a failed handshake. Refused names were already logged, once per name per

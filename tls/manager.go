@@ -85,15 +85,24 @@ func New(cfg Config, log zerolog.Logger) (*Manager, error) {
 }
 
 // TLSConfig is the listener's configuration. Built here rather than taken from autocert's
-// TLSConfig, which advertises h2: fasthttp speaks HTTP/1.1 only, so ALPN offers exactly
-// http/1.1 plus acme-tls/1 for TLS-ALPN-01 challenges.
+// TLSConfig so that ALPN offers exactly what is served: h2 (unless HTTP2 is off) for the
+// connections SplitH2 hands to the HTTP/2 server, http/1.1 for fasthttp, and acme-tls/1 for
+// TLS-ALPN-01 challenges. The server's order wins over the client's (crypto/tls picks the first
+// of ours the client also offers), so a browser offering both gets h2.
 func (m *Manager) TLSConfig() *cryptotls.Config {
+	protos := []string{"http/1.1", acme.ALPNProto}
+	if m.cfg.HTTP2 {
+		protos = append([]string{ALPNH2}, protos...)
+	}
 	return &cryptotls.Config{
 		MinVersion:     cryptotls.VersionTLS12,
-		NextProtos:     []string{"http/1.1", acme.ALPNProto},
+		NextProtos:     protos,
 		GetCertificate: m.getCertificate,
 	}
 }
+
+// ALPNH2 is HTTP/2's ALPN protocol id over TLS (RFC 9113 §3.2).
+const ALPNH2 = "h2"
 
 func (m *Manager) getCertificate(hello *cryptotls.ClientHelloInfo) (*cryptotls.Certificate, error) {
 	if m.acme != nil {

@@ -154,6 +154,7 @@ type fileTLS struct {
 	HTTPAddr      *string        `yaml:"http_addr"`
 	HTTPRedirect  *bool          `yaml:"http_redirect"`
 	HSTS          *time.Duration `yaml:"hsts"`
+	HTTP2         *bool          `yaml:"http2"`
 }
 
 // applyYAML reads a --config file. Unknown keys are errors with their line, so a typo never
@@ -285,6 +286,7 @@ func (s *settings) applyYAML(path string) error {
 		setIf(&s.TLS.HTTPAddr, t.HTTPAddr)
 		setIf(&s.TLS.HTTPRedirect, t.HTTPRedirect)
 		setIf(&s.TLS.HSTS, t.HSTS)
+		setIf(&s.TLS.HTTP2, t.HTTP2)
 		s.hstsChosen = t.HSTS != nil
 	}
 	return nil

@@ -21,6 +21,8 @@ type metrics struct {
 	proxyBytes     *prometheus.CounterVec
 	upstreamErrors *prometheus.CounterVec
 	malformed      *prometheus.CounterVec
+	h2Conns        prometheus.Gauge
+	h2Errors       *prometheus.CounterVec
 }
 
 func newMetrics() *metrics {
@@ -43,11 +45,17 @@ func newMetrics() *metrics {
 		upstreamErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "frontdoor_upstream_errors_total", Help: "Failed upstream attempts, by upstream and kind (connect, timeout, protocol).",
 		}, []string{"upstream", "kind"}),
+		h2Conns: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "frontdoor_http2_connections", Help: "Open HTTP/2 connections on the TLS listener.",
+		}),
+		h2Errors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "frontdoor_http2_errors_total", Help: "HTTP/2 protocol errors refused, by kind: connection or stream, the error code, the cause (conn_ENHANCE_YOUR_CALM_too_many_early_resets is a rapid-reset burst).",
+		}, []string{"kind"}),
 	}
 	m.registry.MustRegister(
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		m.proxyRequests, m.proxyDuration, m.proxyBytes, m.upstreamErrors, m.malformed,
+		m.proxyRequests, m.proxyDuration, m.proxyBytes, m.upstreamErrors, m.malformed, m.h2Conns, m.h2Errors,
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
 			Name: "frontdoor_accept_exhausted_total",
 			Help: "accept(2) calls that failed because the process or system was out of file descriptors.",

@@ -93,6 +93,8 @@ type server struct {
 	proxy    *proxy.Handler
 	broker   *redisbroker.Broker // nil on a single node; the pusher server closes it
 	tls      *fdtls.Manager      // nil when TLS is off
+	h2       *h2Server           // nil when TLS or HTTP/2 is off
+	h2Ln     net.Listener        // the TLS connections that chose h2
 	metrics  *metrics
 	workers  *workers.Supervisor // the app's queue workers and the like; started once listeners serve
 
@@ -170,7 +172,14 @@ func newServer(s settings, log zerolog.Logger) (_ *server, err error) {
 		}
 		ln = fdtls.GuardAccept(ln, fdtls.AcceptGuard{Name: "https", Log: log})
 		ln = srv.proxyProtocol("https", ln) // before TLS: the header precedes the handshake
-		srv.listeners = append(srv.listeners, boundListener{"https", srv.tls.NewListener(pusher.ListenerForTLS(ln)), srv.httpServer(srv.tls.WrapHSTS(app))})
+		https := srv.tls.WrapHSTS(app)
+		tlsLn := srv.tls.NewListener(pusher.ListenerForTLS(ln))
+		if s.TLS.HTTP2 {
+			// Connections that choose h2 go to the HTTP/2 server, which runs the same handler.
+			srv.h2 = newH2Server(https, srv.metrics, log.With().Str("component", "http2").Logger())
+			tlsLn, srv.h2Ln = fdtls.SplitH2(tlsLn, h2HandshakeTimeout)
+		}
+		srv.listeners = append(srv.listeners, boundListener{"https", tlsLn, srv.httpServer(https)})
 		ln80, err := fdtls.Listen(s.TLS.HTTPAddr)
 		if err != nil {
 			return nil, err
@@ -327,10 +336,13 @@ func (srv *server) refuseMalformed(ctx *fasthttp.RequestCtx, err error) {
 // run serves until ctx ends, then shuts down gracefully: listeners close, WebSocket clients are
 // told to reconnect elsewhere (4200), and in-flight requests get ShutdownTimeout to finish.
 func (srv *server) run(ctx context.Context) error {
-	errc := make(chan error, len(srv.listeners)+1)
+	errc := make(chan error, len(srv.listeners)+2)
 	for _, bl := range srv.listeners {
 		srv.log.Info().Str("listener", bl.name).Str("addr", bl.ln.Addr().String()).Msg("listening")
 		go func() { errc <- bl.srv.Serve(bl.ln) }()
+	}
+	if srv.h2 != nil {
+		go func() { errc <- srv.h2.Serve(srv.h2Ln) }()
 	}
 	if srv.admin != nil {
 		srv.log.Info().Str("listener", "admin").Str("addr", srv.adminLn.Addr().String()).Msg("admin listening")
@@ -369,6 +381,13 @@ func (srv *server) shutdown() {
 		wg.Go(func() {
 			if err := bl.srv.ShutdownWithContext(ctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
 				srv.log.Warn().Err(err).Str("listener", bl.name).Msg("shutdown")
+			}
+		})
+	}
+	if srv.h2 != nil {
+		wg.Go(func() {
+			if err := srv.h2.Shutdown(ctx); err != nil {
+				srv.log.Warn().Err(err).Msg("http2 shutdown: connections still open were closed")
 			}
 		})
 	}
