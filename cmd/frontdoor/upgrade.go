@@ -8,12 +8,14 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"runtime"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/rs/zerolog"
+
+	fdtls "github.com/frontdoorhq/frontdoor/tls"
 )
 
 // Zero-downtime binary upgrade (replaces `php artisan reverb:restart`).
@@ -25,6 +27,10 @@ import (
 // new process. If the new process fails to come up, the old one keeps serving and logs why.
 //
 // Under systemd (Type=notify, NotifyAccess=all) the new process announces itself as MAINPID.
+
+// errNoUpgrade is why restart is refused outside Linux: the new process must bind the ports the
+// old one still serves, which takes Linux's SO_REUSEPORT (fdtls.ReusePort).
+var errNoUpgrade = errors.New("zero-downtime restart is supported on Linux only: it needs SO_REUSEPORT with Linux's semantics")
 
 // upgradeEnv names the inherited pipe's descriptor in the new process.
 const upgradeEnv = "FRONTDOOR_UPGRADE_FD"
@@ -139,7 +145,11 @@ func cmdRestart(args []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 	}
-	if err := syscall.Kill(*pid, syscall.SIGUSR2); err != nil {
+	if !fdtls.ReusePort {
+		fmt.Fprintf(stderr, "frontdoor restart: %v (this is %s); stop and start the server instead\n", errNoUpgrade, runtime.GOOS)
+		return 1
+	}
+	if err := signalUpgrade(*pid); err != nil {
 		fmt.Fprintf(stderr, "frontdoor restart: signalling pid %d: %v\n", *pid, err)
 		return 1
 	}
