@@ -563,7 +563,7 @@ func TestTLSFallback(t *testing.T) {
 	if m := rec.messages(); len(m) != 1 || m[0] != "over tls" {
 		t.Fatalf("got %q", m)
 	}
-	if epollDriver && (!c.polled() || c.base == nil) {
+	if EpollDriver && (!c.polled() || c.base == nil) {
 		t.Fatal("the TLS conn was not given to the epoll driver")
 	}
 	want := []string{"over tls"}

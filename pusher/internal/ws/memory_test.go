@@ -23,7 +23,7 @@ func TestIdleMemory(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short: skips opening 10,000 WebSocket conns")
 	}
-	if !epollDriver {
+	if !EpollDriver {
 		t.Skip("the portable driver keeps a read goroutine per conn: the bound is the epoll driver's")
 	}
 	const n = 10000

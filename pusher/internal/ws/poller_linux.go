@@ -33,10 +33,10 @@ type poller struct {
 	failed atomic.Bool
 }
 
-// epollDriver reports which read driver this build has: the epoll one (Linux without the
-// portable build tag) or the portable one (poller_portable.go). Tests use it to skip checks of
-// the epoll driver's internals.
-const epollDriver = true
+// EpollDriver reports which read driver this build has: the epoll one (Linux without the
+// portable build tag) or the portable one (poller_portable.go), so tests of the epoll driver's
+// internals and idle-memory bounds can skip under the portable one.
+const EpollDriver = true
 
 // pollState is the Flusher's epoll driver state.
 type pollState struct {

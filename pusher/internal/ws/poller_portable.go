@@ -10,8 +10,8 @@ import "sync"
 // costs that goroutine's stack, a few KB, instead of nothing; fine for development, which is
 // what these platforms are supported for.
 
-// epollDriver reports which read driver this build has; see poller_linux.go.
-const epollDriver = false
+// EpollDriver reports which read driver this build has; see poller_linux.go.
+const EpollDriver = false
 
 // poller is the epoll driver's; the portable driver has none.
 type poller struct{}
