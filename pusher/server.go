@@ -58,6 +58,10 @@ type Server struct {
 	trans           transitions
 	cacheMisses     sync.Map // app id + "\x00" + channel → when cache_miss was last sent (Unix ns)
 
+	// trace logs every frame and API call (trace.go): log level trace, fixed at NewServer (the
+	// logger's level never changes afterwards), so the hot paths test one bool.
+	trace bool
+
 	broker       Broker       // nil: a single node
 	clusterErrAt atomic.Int64 // when a broker failure was last logged (Unix ns)
 
@@ -78,6 +82,7 @@ func NewServer(cfg Config, log zerolog.Logger) (*Server, error) {
 	_, _ = rand.Read(rnd[:])
 	s := &Server{
 		log:     log,
+		trace:   log.GetLevel() <= zerolog.TraceLevel && zerolog.GlobalLevel() <= zerolog.TraceLevel,
 		rlog:    newRateLog(log),
 		perIP:   map[string]int32{},
 		prefix:  cfg.PathPrefix,
@@ -263,6 +268,9 @@ func (s *Server) HandleWebSocket(ctx *fasthttp.RequestCtx) {
 			`{"socket_id":"`+sock.id+`","activity_timeout":`+strconv.Itoa(cfg.ActivityTimeout)+`}`, "")}
 		if e := s.log.Debug(); e.Enabled() { // before Adopt, so it precedes the socket's "closed"
 			e.Str("app", cfg.ID).Str("socket_id", sock.id).Str("remote", wc.NetConn().RemoteAddr().String()).Msg("socket connected")
+		}
+		if s.trace {
+			sock.traceOut(opts.First[0])
 		}
 		ws.Adopt(wc.NetConn(), sock, opts, s.flusher) // sock.Adopted registers it
 	})

@@ -38,7 +38,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "frontdoor: %v\n", err)
 		return 2
 	}
-	log := newLogger(stderr, s.LogFormat, s.LogLevel)
+	log := newLogger(stderr, s.LogFormat, s.logLevel())
 	for _, n := range s.notices {
 		log.Warn().Msg(n)
 	}
