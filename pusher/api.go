@@ -32,7 +32,7 @@ func (s *Server) HandleAPI(ctx *fasthttp.RequestCtx) {
 	status := s.serveAPI(ctx, id, route, endpoint, method, handler, &body)
 	s.stats.apiRequest(endpoint, status)
 	if s.trace {
-		s.traceAPI(ctx, endpoint, body, status)
+		s.traceAPI(ctx, id, endpoint, body, status)
 	}
 }
 

@@ -453,6 +453,9 @@ func (sock *Socket) checkLiveness(now time.Time, cfg *AppConfig, pongTimeout tim
 		}
 	} else if now.Sub(last) > time.Duration(cfg.PingInterval)*time.Second {
 		sock.pingedAt.Store(now.UnixNano())
+		if sock.srv.trace {
+			sock.srv.log.Trace().Str("app", cfg.ID).Str("socket_id", sock.id).Msg("ping out (WebSocket control frame)")
+		}
 		sock.conn.Ping()
 	}
 	if cfg.AuthorizationTimeout > 0 && now.Sub(sock.connectedAt) > time.Duration(cfg.AuthorizationTimeout)*time.Second {

@@ -47,7 +47,7 @@ func (s *Server) traceFanout(app *App, frame []byte, recipients int) {
 // traceAPI logs one HTTP API call with its answer; the caller checked s.trace. body is what the
 // API read (never more than max_request_size: nothing is read for the log). The query's
 // auth_key and auth_signature and the body's secrets are redacted.
-func (s *Server) traceAPI(ctx *fasthttp.RequestCtx, endpoint string, body []byte, status int) {
+func (s *Server) traceAPI(ctx *fasthttp.RequestCtx, app, endpoint string, body []byte, status int) {
 	q := ctx.QueryArgs()
 	query := make([]byte, 0, 128)
 	for k, v := range q.All() {
@@ -63,7 +63,7 @@ func (s *Server) traceAPI(ctx *fasthttp.RequestCtx, endpoint string, body []byte
 		}
 	}
 	logged, _, _ := redactJSON(body)
-	s.log.Trace().Bytes("method", ctx.Method()).Bytes("path", ctx.Path()).Str("endpoint", endpoint).
+	s.log.Trace().Str("app", truncate(app, 64)).Bytes("method", ctx.Method()).Bytes("path", ctx.Path()).Str("endpoint", endpoint).
 		Str("query", truncate(string(query), traceMaxBytes)).Str("body", logged).Int("status", status).
 		Str("response", truncate(string(ctx.Response.Body()), traceMaxBytes)).Msg("API call")
 }

@@ -85,7 +85,7 @@ func TestTraceLogsFramesRedacted(t *testing.T) {
 		t.Fatalf("publish to 2 sockets: want one fan-out line with recipients 2, got %v", pub)
 	}
 	api := waitLines(t, &sink, `"API call"`, 1)
-	if len(api) != 1 || api[0]["status"] != float64(200) || api[0]["endpoint"] != "events" ||
+	if len(api) != 1 || api[0]["status"] != float64(200) || api[0]["endpoint"] != "events" || api[0]["app"] != "app1" ||
 		!strings.Contains(api[0]["query"].(string), "auth_signature=[redacted]") || !strings.Contains(api[0]["query"].(string), "auth_key=[redacted]") ||
 		!strings.Contains(api[0]["body"].(string), "order.shipped") {
 		t.Fatalf("API call lines %v", api)
