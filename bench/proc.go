@@ -9,10 +9,9 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
-	"golang.org/x/sys/unix"
+	"github.com/frontdoorhq/frontdoor/internal/rlimit"
 )
 
 // clockTicks is USER_HZ, the unit of utime/stime in /proc/<pid>/stat; it is 100 on every Linux
@@ -78,34 +77,17 @@ func readProcs(pids []int) (procUsage, error) {
 	return t, nil
 }
 
-// selfCPU is the load generator's own CPU time (user+system, all threads).
-func selfCPU() time.Duration {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
 // raiseNoFile lifts the soft open-file limit to the hard limit (tens of thousands of sockets
-// need it) and returns the limit in force.
+// need it) and returns the limit in force (0 where there is none).
 func raiseNoFile() uint64 {
-	var l unix.Rlimit
-	if err := unix.Getrlimit(unix.RLIMIT_NOFILE, &l); err != nil {
+	cur, hard, err := rlimit.NoFile()
+	if err != nil {
 		return 0
 	}
-	if l.Cur < l.Max {
-		l.Cur = l.Max
-		_ = unix.Setrlimit(unix.RLIMIT_NOFILE, &l)
-		_ = unix.Getrlimit(unix.RLIMIT_NOFILE, &l)
+	if cur < hard && rlimit.SetNoFile(hard, hard) == nil {
+		cur = hard
 	}
-	return l.Cur
-}
-
-// isTerminal reports whether f is a terminal (progress lines are for people, not for logs).
-func isTerminal(f *os.File) bool {
-	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
-	return err == nil
+	return cur
 }
 
 // procNoFile returns the "Max open files" soft limit of pid as written in /proc/<pid>/limits.
@@ -195,10 +177,7 @@ func machineConditions() Conditions {
 		c.Kernel = strings.TrimSpace(string(b))
 	}
 	c.LoadAvgStart = loadAvg()
-	var si unix.Sysinfo_t
-	if unix.Sysinfo(&si) == nil {
-		c.MemoryMB = int64(si.Totalram) * int64(si.Unit) >> 20
-	}
+	c.MemoryMB = totalMemoryMB()
 	return c
 }
 

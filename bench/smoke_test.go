@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/frontdoorhq/frontdoor/internal/testenv"
 )
 
 // startFrontdoor builds ./cmd/frontdoor and starts it on a free loopback port, with extra flags;
@@ -37,7 +39,7 @@ func startFrontdoor(t *testing.T, extra ...string) (addr string, pid int) {
 	cmd := exec.Command(bin, append([]string{"serve", "--listen", addr, "--admin", "off", "--env-file", "",
 		"--app-id", "smoke", "--app-key", "smoke-key", "--app-secret", "smoke-secret", "--log-level", "warn"}, extra...)...)
 	cmd.Stdout, cmd.Stderr = &logs, &logs
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = testenv.DieWithParent()
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -175,7 +177,7 @@ func startRedis(t *testing.T) string {
 	l.Close()
 	_, port, _ := net.SplitHostPort(addr)
 	cmd := exec.Command(bin, "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = testenv.DieWithParent()
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

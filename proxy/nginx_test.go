@@ -21,6 +21,8 @@ import (
 
 	"github.com/rs/zerolog"
 	"github.com/valyala/fasthttp"
+
+	"github.com/frontdoorhq/frontdoor/internal/testenv"
 )
 
 // startNginx runs nginx in the foreground with Laravel's canonical server block (as in
@@ -123,7 +125,7 @@ http {
 	cmd := exec.Command(bin, "-p", dir, "-c", confPath, "-g", "daemon off;")
 	var stderr lockedBuffer
 	cmd.Stdout, cmd.Stderr = &stderr, &stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = testenv.DieWithParent()
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -415,7 +417,7 @@ func startFrontProcess(b *testing.B, cfg Config) (string, func()) {
 	spec, _ := json.Marshal(cfg)
 	cmd := exec.Command(os.Args[0], "-test.run", "^$")
 	cmd.Env = append(os.Environ(), benchServeEnv+"="+string(spec))
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = testenv.DieWithParent()
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		b.Fatal(err)

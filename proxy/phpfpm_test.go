@@ -124,7 +124,7 @@ php_admin_flag[display_errors] = off
 	p := &phpFPM{sock: sock, tcp: tcp, stderr: &lockedBuffer{}, done: make(chan struct{})}
 	p.cmd = exec.Command(bin, args...)
 	p.cmd.Stdout, p.cmd.Stderr = p.stderr, p.stderr
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	p.cmd.SysProcAttr = testenv.DieWithParent()
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

@@ -28,11 +28,16 @@ func (s *Server) HandleAPI(ctx *fasthttp.RequestCtx) {
 	rest := strings.TrimPrefix(full, s.prefix+"/apps/")
 	id, route, _ := strings.Cut(rest, "/")
 	endpoint, method, handler := s.route(route)
-	status := s.serveAPI(ctx, id, route, endpoint, method, handler)
+	var body []byte
+	status := s.serveAPI(ctx, id, route, endpoint, method, handler, &body)
 	s.stats.apiRequest(endpoint, status)
+	if s.trace {
+		s.traceAPI(ctx, id, endpoint, body, status)
+	}
 }
 
-func (s *Server) serveAPI(ctx *fasthttp.RequestCtx, id, route, endpoint, method string, h func(*apiRequest) int) int {
+// The body read (within max_request_size) is left in *read for the trace line.
+func (s *Server) serveAPI(ctx *fasthttp.RequestCtx, id, route, endpoint, method string, h func(*apiRequest) int, read *[]byte) int {
 	app := s.appByID(id)
 	if app == nil {
 		return jsonError(ctx, fasthttp.StatusNotFound, "Unknown app id "+truncate(id, 64))
@@ -46,6 +51,7 @@ func (s *Server) serveAPI(ctx *fasthttp.RequestCtx, id, route, endpoint, method 
 	}
 	cfg := app.config()
 	body, tooBig := readBody(ctx, cfg.MaxRequestBytes)
+	*read = body
 	if tooBig {
 		return jsonError(ctx, fasthttp.StatusRequestEntityTooLarge, "Request body over "+itoa(cfg.MaxRequestBytes)+" bytes")
 	}

@@ -196,9 +196,12 @@ func (s *Server) deliver(app *App, name string, channels []string, data, userID 
 			// sendToUser: every socket signed in as the user, subscribed or not (§7).
 			for _, sock := range app.signedInSockets(strings.TrimPrefix(c, "#server-to-user-")) {
 				if sock != except {
-					sock.send(frame)
+					sock.sendShared(frame)
 					n++
 				}
+			}
+			if s.trace && n > 0 {
+				s.traceFanout(app, frame, n)
 			}
 		} else if ch := app.hub.lookup(c); ch != nil {
 			n = ch.broadcast(frame, except)

@@ -57,6 +57,9 @@ type Server struct {
 	cluster cluster // the broker and every call to it
 
 	authRate func() float64 // Config.AuthRate: paces Shutdown's closes (pacing.go)
+	// trace logs every frame and API call (trace.go): log level trace, fixed at NewServer (the
+	// logger's level never changes afterwards), so the hot paths test one bool.
+	trace bool
 
 	closing  atomic.Bool
 	stop     chan struct{}
@@ -75,6 +78,7 @@ func NewServer(cfg Config, log zerolog.Logger) (*Server, error) {
 	_, _ = rand.Read(rnd[:])
 	s := &Server{
 		log:         log,
+		trace:       log.GetLevel() <= zerolog.TraceLevel && zerolog.GlobalLevel() <= zerolog.TraceLevel,
 		rlog:        newRateLog(log),
 		perIP:       map[string]int32{},
 		prefix:      cfg.PathPrefix,
@@ -252,6 +256,9 @@ func (s *Server) HandleWebSocket(ctx *fasthttp.RequestCtx) {
 			`{"socket_id":"`+sock.id+`","activity_timeout":`+strconv.Itoa(cfg.ActivityTimeout)+`}`, "")}
 		if e := s.log.Debug(); e.Enabled() { // before Adopt, so it precedes the socket's "closed"
 			e.Str("app", cfg.ID).Str("socket_id", sock.id).Str("remote", wc.NetConn().RemoteAddr().String()).Msg("socket connected")
+		}
+		if s.trace {
+			sock.traceOut(opts.First[0])
 		}
 		ws.Adopt(wc.NetConn(), sock, opts, s.flusher) // sock.Adopted registers it
 	})
@@ -445,6 +452,9 @@ func (sock *Socket) checkLiveness(now time.Time, cfg *AppConfig, pongTimeout tim
 		}
 	} else if now.Sub(last) > time.Duration(cfg.PingInterval)*time.Second {
 		sock.pingedAt.Store(now.UnixNano())
+		if sock.srv.trace {
+			sock.srv.log.Trace().Str("app", cfg.ID).Str("socket_id", sock.id).Msg("ping out (WebSocket control frame)")
+		}
 		sock.conn.Ping()
 	}
 	if cfg.AuthorizationTimeout > 0 && now.Sub(sock.connectedAt) > time.Duration(cfg.AuthorizationTimeout)*time.Second {

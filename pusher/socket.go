@@ -51,13 +51,27 @@ func newSocket(srv *Server, app *App, id, ip string) *Socket {
 	return &Socket{id: id, app: app, srv: srv, ip: ip, connectedAt: time.Now()}
 }
 
+// send queues a frame for this socket alone, traced at log level trace.
 func (s *Socket) send(frame []byte) {
+	if s.srv.trace {
+		s.traceOut(frame)
+	}
 	_ = s.conn.Send(frame) // overflow closes the socket with 4100 inside ws
+}
+
+// sendShared queues one recipient's copy of a fanned-out frame: the fan-out traces it once for
+// all of them (traceFanout), so nothing here is per recipient.
+func (s *Socket) sendShared(frame []byte) {
+	_ = s.conn.Send(frame)
 }
 
 // closeWith sends e as a pusher:error frame, then closes with e.Code (§1.2 "How to refuse").
 func (s *Socket) closeWith(e *Error) {
-	s.conn.Close(e.Code, e.Message, ws.AppendFrame(nil, ws.OpText, appendErrorFrame(nil, e.Code, e.Message)))
+	frame := ws.AppendFrame(nil, ws.OpText, appendErrorFrame(nil, e.Code, e.Message))
+	if s.srv.trace {
+		s.traceOut(frame)
+	}
+	s.conn.Close(e.Code, e.Message, frame)
 }
 
 // sendError sends a pusher:error frame and keeps the socket (code 0 renders as null).
@@ -131,6 +145,9 @@ func (s *Socket) Adopted(c *ws.Conn) {
 
 // OnMessage implements ws.Handler: one text message from the client.
 func (s *Socket) OnMessage(payload []byte) {
+	if s.srv.trace {
+		s.traceIn(payload)
+	}
 	s.app.stats.messagesIn.Add(1)
 	s.app.stats.bytesIn.Add(uint64(len(payload)))
 	s.pingedAt.Store(0) // any frame is activity (§3)

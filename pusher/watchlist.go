@@ -145,7 +145,8 @@ func (a *App) notifyWatchers(user string, online bool) {
 		frame = watchlistFrame(nil, []string{user})
 	}
 	a.usersMu.Lock()
-	defer a.usersMu.Unlock()
+	n := 0
+	var last *Socket
 	for s := range a.watchers[user] {
 		if was, ok := s.watchTold[user]; ok && was == online {
 			continue
@@ -153,7 +154,13 @@ func (a *App) notifyWatchers(user string, online bool) {
 		if s.watchTold != nil {
 			s.watchTold[user] = online
 		}
-		s.send(frame)
+		s.sendShared(frame)
+		n++
+		last = s
+	}
+	a.usersMu.Unlock()
+	if last != nil && last.srv.trace { // once for every watcher, after the lock
+		last.srv.traceFanout(a, frame, n)
 	}
 }
 

@@ -44,17 +44,33 @@ if [[ -n $unformatted ]]; then echo "not gofmt'ed: $unformatted"; exit 1; fi
 go vet ./...
 staticcheck ./...
 
+step="cross-compile"
+echo "== cross-compile: the development platforms build and vet (README \"Platforms\")"
+for target in darwin/amd64 darwin/arm64 windows/amd64 freebsd/amd64; do
+  GOOS=${target%/*} GOARCH=${target#*/} go build -o /dev/null ./cmd/frontdoor
+  GOOS=${target%/*} GOARCH=${target#*/} go vet ./...
+done
+go vet -tags portable ./...
+staticcheck -tags portable ./pusher/...
+
 step="go test"
 echo "== go test"
 go test -race -count=1 -timeout 20m ./...
 # Allocation tests (testing.AllocsPerRun) are built only without the race detector.
 go test -count=1 -run 'Allocs' ./...
+# The portable WebSocket driver (macOS, Windows, FreeBSD) against the same protocol tests, here
+# on Linux: the portable tag selects it instead of epoll.
+go test -race -count=1 -tags portable ./pusher/...
 
 step="release build"
 echo "== release build (the command the Dockerfile runs; no Docker engine here)"
 rel=$(mktemp -d)
 VERSION=v0.0.0-ci deploy/build.sh "$rel/frontdoor"
 "$rel/frontdoor" version | grep -q "frontdoor v0.0.0-ci" || { echo "deploy/build.sh: version not stamped"; exit 1; }
+VERSION=v0.0.0-ci deploy/build.sh --release "$rel/dist"
+for f in frontdoor-linux-amd64 frontdoor-linux-arm64 frontdoor-darwin-arm64 frontdoor-darwin-amd64 frontdoor-windows-amd64.exe; do
+  grep -q " $f\$" "$rel/dist/SHA256SUMS" || { echo "deploy/build.sh --release: no $f"; exit 1; }
+done
 grep -q 'deploy/build.sh' Dockerfile || { echo "Dockerfile no longer runs deploy/build.sh"; exit 1; }
 
 step="end-to-end"

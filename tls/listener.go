@@ -9,8 +9,6 @@ import (
 	"net"
 	"strconv"
 	"syscall"
-
-	"golang.org/x/sys/unix"
 )
 
 // NewListener is the HTTPS listener: TLS with TLSConfig, where a failed handshake is this
@@ -78,28 +76,11 @@ func (m *Manager) handshakeFailed(c *cryptotls.Conn, err error) {
 	m.log.Debug().Err(err).Str("remote", c.RemoteAddr().String()).Str("sni", c.ConnectionState().ServerName).Msg("TLS handshake failed")
 }
 
-// Listen binds a TCP listener with SO_REUSEPORT, so a new frontdoor process can bind the same
-// address while the old one drains (binary upgrades). When a port below 1024 is refused, the
-// error names the port and the two usual fixes.
-//
-// TCP keepalive (Go's defaults: first probe after 15 s idle, then every 15 s, 9 probes) is set
-// once on the listening socket, which Linux copies to every accepted one, instead of by Go with
-// four setsockopt calls per accepted connection: a tenth of the server's syscalls in a
-// connect/subscribe/close cycle.
+// Listen binds a TCP listener with SO_REUSEPORT on Linux, so a new frontdoor process can bind the
+// same address while the old one drains (binary upgrades), and with TCP keepalive (listen_*.go).
+// When a port below 1024 is refused, the error names the port and the two usual fixes.
 func Listen(addr string) (net.Listener, error) {
-	lc := net.ListenConfig{KeepAlive: -1, Control: func(_, _ string, c syscall.RawConn) error {
-		var serr error
-		err := c.Control(func(fd uintptr) {
-			serr = errors.Join(
-				unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_REUSEPORT, 1),
-				unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_KEEPALIVE, 1),
-				unix.SetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_KEEPIDLE, keepAliveSeconds),
-				unix.SetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_KEEPINTVL, keepAliveSeconds),
-				unix.SetsockoptInt(int(fd), unix.IPPROTO_TCP, unix.TCP_KEEPCNT, 9),
-			)
-		})
-		return errors.Join(err, serr)
-	}}
+	lc := listenConfig()
 	ln, err := lc.Listen(context.Background(), "tcp", addr)
 	if err != nil {
 		return nil, listenError(addr, err)

@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/frontdoorhq/frontdoor/internal/testenv"
 )
 
 // Servers in their own process, for a like-for-like comparison: the same clients (this process)
@@ -126,7 +128,7 @@ func startProcess(b *testing.B, name, addr, bin string, args ...string) {
 	cmd := exec.Command(bin, args...)
 	out := &syncBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = testenv.DieWithParent()
 	if err := cmd.Start(); err != nil {
 		b.Fatal(err)
 	}

@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command storm measures a reconnect storm against real php-fpm: N WebSocket clients with two
 // private channels each, authorized by a PHP script through frontdoor's /broadcasting/auth,
 // then a zero-downtime restart (SIGUSR2) that tells every client to reconnect (4200). It reports

@@ -30,6 +30,7 @@ type settings struct {
 	Pprof           bool          // /debug/pprof on the admin listener
 	ShutdownTimeout time.Duration // how long in-flight HTTP requests may finish after SIGTERM
 	LogLevel        string
+	Debug           bool   // log level trace: every WebSocket frame and API call (reverb:start --debug)
 	LogFormat       string // auto, json or console
 	AccessLog       bool
 	PidFile         string // written at start-up for `frontdoor restart`
@@ -107,6 +108,7 @@ type fileRedis struct {
 
 type fileLog struct {
 	Level  *string `yaml:"level"`
+	Debug  *bool   `yaml:"debug"`
 	Format *string `yaml:"format"`
 	Access *bool   `yaml:"access"`
 }
@@ -184,6 +186,7 @@ func (s *settings) applyYAML(path string) error {
 	}
 	if l := fc.Log; l != nil {
 		setIf(&s.LogLevel, l.Level)
+		setIf(&s.Debug, l.Debug)
 		setIf(&s.LogFormat, l.Format)
 		setIf(&s.AccessLog, l.Access)
 	}

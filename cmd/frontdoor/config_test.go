@@ -494,3 +494,32 @@ func TestFrontdoorVariablesInDotenv(t *testing.T) {
 		t.Fatalf("err=%v notices=%q level=%q", err, s.notices, s.LogLevel)
 	}
 }
+
+// --debug (FRONTDOOR_DEBUG, log.debug) logs at trace whatever log-level says, as
+// `reverb:start --debug` shows every frame; a bad value names the flag.
+func TestDebugMeansTrace(t *testing.T) {
+	yml := writeFile(t, "frontdoor.yaml", "log: {level: warn, debug: true}\n")
+	for _, c := range []struct {
+		name   string
+		args   []string
+		lookup func(string) (string, bool)
+		want   string
+	}{
+		{"default", nil, env(), "info"},
+		{"flag", []string{"--debug", "--log-level", "error"}, env(), "trace"},
+		{"env", nil, env("FRONTDOOR_DEBUG", "true"), "trace"},
+		{"yaml", []string{"--config", yml}, env(), "trace"},
+		{"flag off over yaml", []string{"--config", yml, "--debug=false"}, env(), "warn"},
+	} {
+		s, err := load(t, c.args, c.lookup)
+		if err != nil {
+			t.Fatalf("%s: %v", c.name, err)
+		}
+		if got := s.logLevel(); got != c.want {
+			t.Errorf("%s: level %q, want %q", c.name, got, c.want)
+		}
+	}
+	if _, err := load(t, nil, env("FRONTDOOR_DEBUG", "maybe")); err == nil || !strings.Contains(err.Error(), "debug") {
+		t.Fatalf("FRONTDOOR_DEBUG=maybe: %v", err)
+	}
+}

@@ -13,6 +13,14 @@ func parseLevel(s string) (zerolog.Level, error) {
 	return zerolog.ParseLevel(strings.ToLower(s))
 }
 
+// logLevel is the level serve logs at: trace under --debug, whatever log-level says.
+func (s *settings) logLevel() string {
+	if s.Debug {
+		return "trace"
+	}
+	return s.LogLevel
+}
+
 // newLogger writes JSON for log collectors and a readable console format when a person watches
 // the terminal (docs/architecture.md "Errors and logs"). Every line carries the process id: during an upgrade
 // the old and the new process write to the same log, and pid tells them apart.

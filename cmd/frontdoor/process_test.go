@@ -13,7 +13,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -72,7 +71,7 @@ func startCommand(t *testing.T, dir string, cmd *exec.Cmd) *proc {
 	t.Helper()
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "FRONTDOOR_LOG_FORMAT=json")
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = testenv.DieWithParent()
 	// An *os.File rather than StderrPipe: after a binary upgrade the new process inherits this
 	// stderr, and the old process's exit must not wait for the new one's output to end.
 	stderr, w, err := os.Pipe()
@@ -218,70 +217,12 @@ func TestServeWithNoConfiguration(t *testing.T) {
 	ping(t, c)
 }
 
-// SIGTERM: clients are told to reconnect (4200) and closed, and the process exits 0.
-func TestSIGTERMTellsClientsToReconnect(t *testing.T) {
-	addr := freeAddr(t)
-	p := startFrontdoor(t, t.TempDir(), "serve", "--listen", addr, "--admin", "off",
-		"--app-id", "1", "--app-key", "key1", "--app-secret", "secret1")
-	p.waitLog(t, `"listening"`)
-	c := dialPusher(t, addr, "key1")
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	sawError := false
-	for {
-		_ = c.SetReadDeadline(time.Now().Add(15 * time.Second))
-		_, msg, err := c.ReadMessage()
-		if err != nil {
-			var ce *websocket.CloseError
-			if !asCloseError(err, &ce) || ce.Code != 4200 {
-				t.Fatalf("want close 4200, got %v", err)
-			}
-			break
-		}
-		if strings.Contains(string(msg), `"pusher:error"`) && strings.Contains(string(msg), `4200`) {
-			sawError = true
-		}
-	}
-	if !sawError {
-		t.Error("no pusher:error 4200 frame before the close")
-	}
-	if err := p.wait(t); err != nil {
-		t.Fatalf("exit: %v", err)
-	}
-}
-
 func asCloseError(err error, target **websocket.CloseError) bool {
 	ce, ok := err.(*websocket.CloseError)
 	if ok {
 		*target = ce
 	}
 	return ok
-}
-
-// SIGHUP re-reads the YAML: a new app starts working and open sockets stay open.
-func TestSIGHUPReloadKeepsConnections(t *testing.T) {
-	dir := t.TempDir()
-	cfg := filepath.Join(dir, "frontdoor.yaml")
-	write := func(apps string) {
-		if err := os.WriteFile(cfg, []byte("apps:\n"+apps), 0o600); err != nil {
-			t.Fatal(err)
-		}
-	}
-	write("  - {id: one, key: key-one, secret: secret-one}\n")
-	addr := freeAddr(t)
-	p := startFrontdoor(t, dir, "serve", "--listen", addr, "--admin", "off", "--config", cfg)
-	p.waitLog(t, `"listening"`)
-	c := dialPusher(t, addr, "key-one")
-
-	write("  - {id: one, key: key-one, secret: secret-one}\n  - {id: two, key: key-two, secret: secret-two}\n")
-	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
-		t.Fatal(err)
-	}
-	p.waitLog(t, "configuration reloaded")
-	ping(t, c) // the old socket survived the reload
-	c2 := dialPusher(t, addr, "key-two")
-	ping(t, c2)
 }
 
 // The admin listener: liveness, readiness as JSON, and frontdoor_ metrics after real traffic.
@@ -336,90 +277,4 @@ func grepLines(s, substr string) string {
 		}
 	}
 	return strings.Join(out, "\n")
-}
-
-// SIGUSR2 replaces the process with a new one on the same port; clients of the old one are told to
-// reconnect and find the new one there.
-func TestBinaryUpgradeWithoutDowntime(t *testing.T) {
-	dir := t.TempDir()
-	addr := freeAddr(t)
-	pidFile := filepath.Join(dir, "frontdoor.pid")
-	p := startFrontdoor(t, dir, "serve", "--listen", addr, "--admin", "off", "--pid-file", pidFile,
-		"--app-id", "1", "--app-key", "key1", "--app-secret", "secret1")
-	p.waitLog(t, `"listening"`)
-	c := dialPusher(t, addr, "key1")
-
-	out, err := exec.Command(frontdoorBin(t), "restart", "--pid-file", pidFile).CombinedOutput()
-	if err != nil {
-		t.Fatalf("frontdoor restart: %v\n%s", err, out)
-	}
-	// restart returns once the new process listens: the pid file is already its.
-	raw, err := os.ReadFile(pidFile)
-	if err != nil {
-		t.Fatalf("pid file gone after upgrade: %v", err)
-	}
-	var newPid int
-	fmt.Sscan(string(raw), &newPid)
-	if newPid == 0 || newPid == p.cmd.Process.Pid {
-		t.Fatalf("pid file = %q when restart returned, old pid %d", raw, p.cmd.Process.Pid)
-	}
-	t.Cleanup(func() { _ = syscall.Kill(newPid, syscall.SIGKILL) })
-	if !strings.Contains(string(out), fmt.Sprintf("pid %d serves", newPid)) {
-		t.Fatalf("restart output does not name the new process %d:\n%s", newPid, out)
-	}
-	p.waitLog(t, "the new process listens", fmt.Sprintf(`"pid":%d`, p.cmd.Process.Pid))
-	// Both processes write to one log; every line says whose it is.
-	p.waitLog(t, `"listening"`, fmt.Sprintf(`"pid":%d`, newPid))
-	for _, l := range strings.Split(p.log(), "\n") {
-		if strings.HasPrefix(l, "{") && !strings.Contains(l, `"pid":`) {
-			t.Errorf("log line without pid: %s", l)
-		}
-	}
-	for {
-		_ = c.SetReadDeadline(time.Now().Add(15 * time.Second))
-		if _, _, err := c.ReadMessage(); err != nil {
-			var ce *websocket.CloseError
-			if !asCloseError(err, &ce) || ce.Code != 4200 {
-				t.Fatalf("old socket: want close 4200, got %v", err)
-			}
-			break
-		}
-	}
-	if err := p.wait(t); err != nil {
-		t.Fatalf("old process exit: %v", err)
-	}
-	c2 := dialPusher(t, addr, "key1") // the new process answers on the same port
-	ping(t, c2)
-}
-
-// A new process that cannot start: `frontdoor restart` says so with the reason and exits non-zero,
-// and the old process keeps serving.
-func TestRestartReportsAFailedUpgrade(t *testing.T) {
-	dir := t.TempDir()
-	addr := freeAddr(t)
-	pidFile := filepath.Join(dir, "frontdoor.pid")
-	cfg := filepath.Join(dir, "frontdoor.yaml")
-	if err := os.WriteFile(cfg, []byte("apps:\n  - {id: one, key: key-one, secret: secret-one}\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	p := startFrontdoor(t, dir, "serve", "--listen", addr, "--admin", "off", "--pid-file", pidFile, "--config", cfg)
-	p.waitLog(t, `"listening"`)
-	c := dialPusher(t, addr, "key-one")
-	// The new process will read this and refuse to start.
-	if err := os.WriteFile(cfg, []byte("apps:\n  - {id: one, key: key-one, secret: secret-one}\nlisten_addr: x\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(frontdoorBin(t), "restart", "--pid-file", pidFile)
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	err := cmd.Run()
-	if err == nil {
-		t.Fatal("restart exited 0 although the new process did not come up")
-	}
-	for _, want := range []string{"the upgrade failed", "keeps serving", "exit status 2"} {
-		if !strings.Contains(stderr.String(), want) {
-			t.Errorf("restart's message lacks %q: %s", want, stderr.String())
-		}
-	}
-	ping(t, c) // the old process and its sockets are still there
 }

@@ -81,6 +81,7 @@ func serveOptions() []*option {
 		{name: "shutdown-timeout", usage: "how long in-flight requests may finish on SIGTERM", apply: duration("shutdown-timeout", func(s *settings) *time.Duration { return &s.ShutdownTimeout })},
 		{name: "pid-file", usage: "`file` to write the process id to (for frontdoor restart)", apply: str(func(s *settings) *string { return &s.PidFile })},
 		{name: "log-level", usage: "trace, debug, info, warn or error", apply: str(func(s *settings) *string { return &s.LogLevel })},
+		{name: "debug", isBool: true, usage: "log every WebSocket frame in and out and every API call, signatures redacted (log level trace, as reverb:start --debug)", apply: boolean("debug", func(s *settings) *bool { return &s.Debug })},
 		{name: "log-format", usage: "auto (console on a terminal, else JSON), json or console", apply: str(func(s *settings) *string { return &s.LogFormat })},
 		{name: "proxy-protocol", repeated: true, usage: "`listeners` (https, http, plain or all) that expect a PROXY protocol v1/v2 header from a --trusted-proxies balancer", apply: list(func(s *settings) *[]string { return &s.ProxyProtocol })},
 		{name: "access-log", isBool: true, usage: "one log line per proxied request", apply: boolean("access-log", func(s *settings) *bool { return &s.AccessLog })},

@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -38,7 +39,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "frontdoor: %v\n", err)
 		return 2
 	}
-	log := newLogger(stderr, s.LogFormat, s.LogLevel)
+	log := newLogger(stderr, s.LogFormat, s.logLevel())
 	for _, n := range s.notices {
 		log.Warn().Msg(n)
 	}
@@ -57,12 +58,18 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 	ctx, upgraded := context.WithCancel(ctx)
 	defer upgraded()
 	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGHUP, syscall.SIGUSR2)
+	if len(controlSignals) > 0 { // Notify with no signals would relay every signal
+		signal.Notify(sigs, controlSignals...)
+	}
 	defer signal.Stop(sigs)
 	go func() {
 		for sig := range sigs {
-			if sig == syscall.SIGHUP {
+			if isReload(sig) {
 				srv.reload(args)
+				continue
+			}
+			if !fdtls.ReusePort {
+				log.Error().Str("os", runtime.GOOS).Msg(errNoUpgrade.Error())
 				continue
 			}
 			newPid, err := startUpgrade(args, log)

@@ -9,12 +9,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/rs/zerolog"
+
+	fdtls "github.com/frontdoorhq/frontdoor/tls"
 )
 
 // Zero-downtime binary upgrade (replaces `php artisan reverb:restart`).
@@ -26,6 +28,10 @@ import (
 // new process. If the new process fails to come up, the old one keeps serving and logs why.
 //
 // Under systemd (Type=notify, NotifyAccess=all) the new process announces itself as MAINPID.
+
+// errNoUpgrade is why restart is refused outside Linux: the new process must bind the ports the
+// old one still serves, which takes Linux's SO_REUSEPORT (fdtls.ReusePort).
+var errNoUpgrade = errors.New("zero-downtime restart is supported on Linux only: it needs SO_REUSEPORT with Linux's semantics")
 
 // upgradeEnv names the inherited pipe's descriptor in the new process.
 const upgradeEnv = "FRONTDOOR_UPGRADE_FD"
@@ -174,18 +180,22 @@ func cmdRestart(args []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 	}
+	if !fdtls.ReusePort {
+		fmt.Fprintf(stderr, "frontdoor restart: %v (this is %s); stop and start the server instead\n", errNoUpgrade, runtime.GOOS)
+		return 1
+	}
 	// The outcome arrives in the status file; one left by an earlier upgrade must not answer.
 	status := upgradeStatusFile(pidFileUsed, *pid)
 	clear := func() { _ = os.Remove(status); _ = os.Remove(upgradeStatusFile("", *pid)) }
 	clear()
-	if err := syscall.Kill(*pid, syscall.SIGUSR2); err != nil {
+	if err := signalUpgrade(*pid); err != nil {
 		fmt.Fprintf(stderr, "frontdoor restart: signalling pid %d: %v\n", *pid, err)
 		return 1
 	}
 	fmt.Fprintf(stdout, "asked pid %d to upgrade; waiting for the new process to listen\n", *pid)
 	deadline := time.Now().Add(upgradeTimeout + 10*time.Second)
 	for {
-		gone := syscall.Kill(*pid, 0) == syscall.ESRCH // before the read: a report then exit is not lost
+		gone := processGone(*pid) // before the read: a report then exit is not lost
 		raw, err := os.ReadFile(status)
 		if err == nil && strings.HasSuffix(string(raw), "\n") {
 			clear()

@@ -60,7 +60,7 @@ php_admin_value[output_buffering] = 0
 	cmd := exec.Command(bin, args...)
 	out := &lockedBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = testenv.DieWithParent()
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

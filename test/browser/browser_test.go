@@ -1,3 +1,8 @@
+//go:build linux
+
+// The browser tests run headless Chromium as a process group tied to the test (Pdeathsig):
+// Linux only, like the CI that runs them.
+
 package browser
 
 import (

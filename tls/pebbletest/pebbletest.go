@@ -30,7 +30,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -280,7 +279,7 @@ func (s *Server) spawn(t testing.TB, name, bin string, args, env []string) (*exe
 	cmd.Env = append(os.Environ(), env...)
 	w := &prefixWriter{prefix: name + ": ", buf: s.log}
 	cmd.Stdout, cmd.Stderr = w, w
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = testenv.DieWithParent()
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", name, err)
 	}
@@ -378,26 +377,6 @@ func writeListenerCert(t testing.TB, certFile, keyFile string) *x509.Certificate
 
 // FreePort returns a TCP port on 127.0.0.1 that was free a moment ago.
 func FreePort(t testing.TB) int { return freePort(t) }
-
-// ClosedPort returns a TCP port on 127.0.0.1 where connections are refused until the test ends:
-// a socket is bound to it but never listens, so no other listener can take the port meanwhile.
-// Pointing Pebble's validation there proves the other challenge type alone.
-func ClosedPort(t testing.TB) int {
-	t.Helper()
-	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM|syscall.SOCK_CLOEXEC, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { syscall.Close(fd) })
-	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
-		t.Fatal(err)
-	}
-	sa, err := syscall.Getsockname(fd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return sa.(*syscall.SockaddrInet4).Port
-}
 
 func freePort(t testing.TB) int {
 	t.Helper()

@@ -11,25 +11,23 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
+
+	"github.com/frontdoorhq/frontdoor/internal/rlimit"
+	"github.com/frontdoorhq/frontdoor/internal/testenv"
 )
 
 // RaiseNoFile lifts RLIMIT_NOFILE to at least need, or skips the test.
 func RaiseNoFile(t testing.TB, need uint64) {
 	t.Helper()
-	var lim syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
-		t.Skipf("getrlimit: %v", err)
+	cur, hard, err := rlimit.NoFile()
+	if err != nil {
+		t.Skipf("open-file limit: %v", err)
 	}
-	if lim.Cur >= need {
+	if cur >= need {
 		return
 	}
-	if lim.Max < need {
-		lim.Max = need // needs CAP_SYS_RESOURCE; refused otherwise
-	}
-	lim.Cur = need
-	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+	if err := rlimit.SetNoFile(need, max(hard, need)); err != nil { // a higher hard limit needs CAP_SYS_RESOURCE
 		t.Skipf("need %d file descriptors, cannot raise RLIMIT_NOFILE: %v", need, err)
 	}
 }
@@ -67,7 +65,7 @@ func StartChild(t *testing.T, helper string, env ...string) *Child {
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^"+helper+"$", "-test.v=false")
 	cmd.Env = append(os.Environ(), env...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = testenv.DieWithParent()
 	cmd.Stderr = os.Stderr
 	stdin, err := cmd.StdinPipe()
 	if err != nil {

@@ -3,14 +3,11 @@ package ws
 import (
 	"encoding/binary"
 	"errors"
-	"io"
 	"net"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
 
 // Handler receives what a Conn reads. Both methods run on the conn's read goroutine, except
@@ -85,13 +82,9 @@ type Conn struct {
 
 	closeOnce sync.Once
 
-	// The epoll driver's state (poller.go); unused by conns that have a read goroutine.
-	poller *poller
-	pollID uint64
-	armed  atomic.Bool
-	parser Parser          // a partial frame between readiness events
-	pollRC syscall.RawConn // the TCP socket the poller watches (under TLS, not the one written)
-	base   *TLSBase        // set when nc is a tls.Conn over a TLSBase: reads go through TLS
+	connPoll                 // the read driver's state: poller_linux.go, or poller_portable.go
+	pollRC   syscall.RawConn // the TCP socket a poller would watch (under TLS, not the one written)
+	base     *TLSBase        // set when nc is a tls.Conn over a TLSBase: reads go through TLS
 }
 
 // hijacked is fasthttp's hijacked connection: its Read goes through fasthttp's 4 KB buffered
@@ -102,7 +95,7 @@ type hijacked interface {
 }
 
 // Adopt takes over an upgraded connection and starts reading it: a TCP conn goes to the epoll
-// driver (poller.go: no goroutine while idle), others get one read goroutine. When nc comes from
+// driver (poller_linux.go: no goroutine while idle), others get one read goroutine. When nc comes from
 // fasthttp's Hijack, bytes fasthttp already buffered are fed to the parser first and the raw
 // socket is used from then on, so fasthttp's reader (4 KB) is not kept alive by an idle socket.
 // h may receive OnMessage as soon as the read goroutine starts; a Handler that needs the *Conn
@@ -124,11 +117,7 @@ func Adopt(nc net.Conn, h Handler, opts Options, f *Flusher) *Conn {
 		nc = hj.UnsafeConn()
 	}
 	c.nc = nc
-	if tc, ok := nc.(*net.TCPConn); ok {
-		if rc, err := tc.SyscallConn(); err == nil {
-			c.rc = rc
-		}
-	}
+	c.rc = rawConn(nc)
 	c.touch()
 	if a, ok := h.(Adopter); ok {
 		a.Adopted(c)
@@ -150,7 +139,7 @@ func Adopt(nc net.Conn, h Handler, opts Options, f *Flusher) *Conn {
 	if b := tlsBaseOf(nc); b != nil {
 		c.base, c.pollRC = b, b.rc
 	}
-	if c.pollRC == nil || !c.startPolled(pending) {
+	if !c.startPolled(pending) {
 		go c.readLoop(pending) // conns without a socket to watch: one read goroutine
 	}
 	return c
@@ -328,45 +317,11 @@ func (c *Conn) readLoop(pending []byte) {
 	}
 }
 
-// read waits for bytes and returns them in a pooled buffer. On TCP it waits in the runtime
-// poller with no buffer (RawConn.Read calls back when the fd is readable), so an idle conn holds
-// only its goroutine; other conns (TLS) read through net.Conn with a pooled buffer.
-func (c *Conn) read() (*[]byte, int, error) {
-	if c.rc == nil {
-		bp := readBufs.Get().(*[]byte)
-		n, err := c.nc.Read(*bp)
-		return bp, n, err
-	}
-	var (
-		bp   *[]byte
-		n    int
-		rerr error
-	)
-	err := c.rc.Read(func(fd uintptr) bool {
-		if bp == nil {
-			bp = readBufs.Get().(*[]byte)
-		}
-		m, e := unix.Read(int(fd), *bp)
-		for e == unix.EINTR {
-			m, e = unix.Read(int(fd), *bp)
-		}
-		if e == unix.EAGAIN {
-			readBufs.Put(bp)
-			bp = nil
-			return false // park in the poller without a buffer
-		}
-		n, rerr = m, e
-		if e == nil && m == 0 {
-			rerr = io.EOF
-		}
-		if n < 0 {
-			n = 0
-		}
-		return true
-	})
-	if err == nil {
-		err = rerr
-	}
+// readBuffered reads whatever net.Conn has into a pooled buffer: conns without a raw fd (TLS),
+// and every conn under the portable driver.
+func (c *Conn) readBuffered() (*[]byte, int, error) {
+	bp := readBufs.Get().(*[]byte)
+	n, err := c.nc.Read(*bp)
 	return bp, n, err
 }
 
@@ -457,12 +412,16 @@ func (c *Conn) resetIfUnsent() {
 	} else if c.base != nil {
 		rc, tc = c.base.rc, c.base.TCPConn
 	}
-	if rc == nil || tc == nil {
+	if tc == nil {
 		return
 	}
-	unsent := 0
-	_ = rc.Control(func(fd uintptr) { unsent, _ = unix.IoctlGetInt(int(fd), unix.SIOCOUTQ) })
-	if unsent > 0 {
+	if rc == nil { // the portable driver keeps no RawConn
+		var err error
+		if rc, err = tc.SyscallConn(); err != nil {
+			return
+		}
+	}
+	if unsentBytes(rc) > 0 {
 		_ = tc.SetLinger(0)
 		_ = tc.Close()
 	}

@@ -1,12 +1,14 @@
 // Package ws is the WebSocket layer under the Pusher protocol: an IO-free incremental frame
 // parser (RFC 6455 §5), the server-frame encoder, the epoll read driver and the coalescing
-// non-blocking writer (docs/architecture.md "The Pusher core").
+// non-blocking writer (docs/architecture.md "The Pusher core"). Outside Linux, or with the
+// "portable" build tag, a portable driver (poller_portable.go, io_portable.go) takes the epoll
+// driver's place: a read goroutine per conn and blocking net.Buffers writes.
 //
 // # Goroutine ownership
 //
 // Every goroutine here belongs to the Flusher the conn was adopted with, and Flusher.Stop ends
 // them. A TCP conn (plain, or the socket under TLS) has no goroutine while idle: its fd sits in
-// one of the Flusher's epoll sets (poller.go), and when it turns readable one serving goroutine
+// one of the Flusher's epoll sets (poller_linux.go), and when it turns readable one serving goroutine
 // (parked between passes, at most 128 parked) reads until EAGAIN, feeds the conn's Parser, runs
 // Handler.OnMessage and re-arms the fd. EPOLLONESHOT makes that goroutine the conn's only reader
 // for the pass, so OnMessage is never called concurrently for one conn. A 512-byte read buffer

@@ -1,22 +1,18 @@
 package ws
 
 import (
-	"encoding/binary"
-	"errors"
 	"net"
 	"runtime"
 	"sync"
-	"sync/atomic"
 	"time"
-	"unsafe"
-
-	"golang.org/x/sys/unix"
 )
 
 // Flusher drives the conns adopted with it: a fixed pool of workers that write dirty conns
 // (docs/architecture.md "Coalescing, non-blocking delivery"), each pass writing all of one conn's
 // pending frames with one writev and never waiting on a socket, and the epoll pollers that read
-// them (poller.go). It owns every goroutine it starts; Stop ends them all.
+// them (poller_linux.go). Under the portable driver (poller_portable.go) the workers hand each
+// dirty conn to a blocking writer and every conn has a read goroutine. It owns every goroutine it
+// starts; Stop ends them all.
 type Flusher struct {
 	work chan *Conn
 	wg   sync.WaitGroup // workers and poller waiters
@@ -30,17 +26,10 @@ type Flusher struct {
 	// poller's conns are closed and new ones get read goroutines).
 	OnPollError func(error)
 
-	pollOnce sync.Once
-	pollers  []*poller
-	serveQ   chan servePass // unbuffered: a send succeeds only when a server is parked
-	quit     chan struct{}  // closed by Stop: parked servers exit
-	servers  sync.WaitGroup // serving goroutines
-	parked   atomic.Int32
-
-	epollWait func(epfd int, events []unix.EpollEvent, msec int) (int, error) // tests inject failures
+	pollState // the read driver's: poller_linux.go, or poller_portable.go
 }
 
-// iovMax is Linux's IOV_MAX: the most buffers one writev takes.
+// iovMax bounds the frames one write takes: Linux's IOV_MAX, the most buffers one writev takes.
 const iovMax = 1024
 
 // NewFlusher starts workers goroutines (GOMAXPROCS when workers ≤ 0).
@@ -58,8 +47,7 @@ func NewFlusher(workers int) *Flusher {
 
 // newFlusher is a Flusher with room for backlog dirty conns and no workers yet.
 func newFlusher(backlog int) *Flusher {
-	return &Flusher{work: make(chan *Conn, backlog), serveQ: make(chan servePass), quit: make(chan struct{}),
-		epollWait: unix.EpollWait}
+	return &Flusher{work: make(chan *Conn, backlog), pollState: newPollState()}
 }
 
 // Stop ends every goroutine the Flusher started: the workers once the conns already handed to
@@ -67,7 +55,7 @@ func newFlusher(backlog int) *Flusher {
 // closed (call Stop after closing them to close them gracefully); conns that become dirty after
 // Stop write on their own short-lived goroutines, and conns adopted after it get read goroutines.
 func (f *Flusher) Stop() {
-	f.pollOnce.Do(func() {}) // no pollers start after this
+	f.noMorePollers()
 	f.mu.Lock()
 	if f.stopped {
 		f.mu.Unlock()
@@ -75,20 +63,10 @@ func (f *Flusher) Stop() {
 	}
 	f.stopped = true
 	close(f.work)
-	pollers := f.pollers
-	for _, p := range pollers {
-		_, _ = unix.Write(p.wake, binary.NativeEndian.AppendUint64(nil, 1)) // an eventfd takes a uint64
-	}
+	pollers := f.wakePollers()
 	f.mu.Unlock()
 	f.wg.Wait()
-	close(f.quit)
-	f.servers.Wait()
-	for _, p := range pollers {
-		p.closeAll()
-	}
-	f.mu.Lock()
-	f.closePollers()
-	f.mu.Unlock()
+	f.endPollers(pollers)
 }
 
 func (f *Flusher) schedule(c *Conn) {
@@ -117,23 +95,8 @@ func (f *Flusher) worker() {
 	}
 }
 
-// worker is one flusher's reusable state: the frames of the conn being written and their iovecs.
-type worker struct {
-	bufs [][]byte
-	iov  []unix.Iovec
-	n    int
-	err  error
-	try  func(fd uintptr) bool
-}
-
 // spareWorkers lends flushNow a worker's buffers.
 var spareWorkers = sync.Pool{New: func() any { return newWorker(16) }}
-
-func newWorker(n int) *worker {
-	w := &worker{bufs: make([][]byte, 0, n), iov: make([]unix.Iovec, 0, n)}
-	w.try = w.writevOnce // bound once: RawConn.Write takes a func, and a fresh closure per flush would allocate
-	return w
-}
 
 // flushNow writes what is queued on the caller's goroutine, unless a writer already has the conn
 // (or it is closed). A partial write continues on a blocking writer as with the pool.
@@ -150,36 +113,6 @@ func (c *Conn) flushNow() {
 	clear(w.bufs[:cap(w.bufs)])
 	w.bufs = w.bufs[:0]
 	spareWorkers.Put(w)
-}
-
-// writevOnce makes one writev attempt with w.bufs and returns true, so RawConn.Write never parks
-// the flusher on a full socket. It builds the iovecs itself (unix.Writev allocates above 8).
-func (w *worker) writevOnce(fd uintptr) bool {
-	iov := w.iov[:0]
-	for _, b := range w.bufs {
-		if len(b) == 0 {
-			continue
-		}
-		v := unix.Iovec{Base: &b[0]}
-		v.SetLen(len(b))
-		iov = append(iov, v)
-	}
-	w.iov = iov
-	w.n, w.err = 0, nil
-	if len(iov) == 0 {
-		return true
-	}
-	r, _, e := unix.Syscall(unix.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&iov[0])), uintptr(len(iov)))
-	for e == unix.EINTR {
-		r, _, e = unix.Syscall(unix.SYS_WRITEV, fd, uintptr(unsafe.Pointer(&iov[0])), uintptr(len(iov)))
-	}
-	clear(iov) // drop the pointers into frames
-	if e != 0 {
-		w.err = e
-		return true
-	}
-	w.n = int(r)
-	return true
 }
 
 // take moves up to iovMax queued frames into bufs.
@@ -205,52 +138,6 @@ func (c *Conn) giveBack(rest [][]byte) {
 	c.queue = append(append(q, rest...), c.queue...)
 }
 
-// flushOnce writes what the conn has queued with single non-blocking writev calls. A conn whose
-// socket buffer fills moves to writeBlocking; a conn that is not TCP (TLS) always writes there.
-func (c *Conn) flushOnce(w *worker) {
-	if c.rc == nil {
-		go c.writeBlocking()
-		return
-	}
-	for {
-		c.mu.Lock()
-		if c.closed {
-			c.scheduled = false
-			c.mu.Unlock()
-			return
-		}
-		if len(c.queue) == 0 {
-			c.done() // unlocks
-			return
-		}
-		w.bufs = c.take(w.bufs[:0])
-		c.mu.Unlock()
-
-		err := c.rc.Write(w.try)
-		if err == nil {
-			err = w.err
-		}
-		n := w.n
-		rest := advance(w.bufs, n)
-		c.mu.Lock()
-		c.queued -= n
-		c.giveBack(rest)
-		c.mu.Unlock()
-		if err != nil {
-			if errors.Is(err, unix.EAGAIN) {
-				go c.writeBlocking()
-				return
-			}
-			c.finish(CloseAbnormal, "write failed")
-			return
-		}
-		if len(rest) > 0 { // partial write: the socket buffer is full
-			go c.writeBlocking()
-			return
-		}
-	}
-}
-
 // writeBlocking drains the conn on its own goroutine, waiting for the socket as needed. It ends
 // when the queue is empty; the next Send schedules the conn on the pool again.
 func (c *Conn) writeBlocking() {
@@ -273,37 +160,7 @@ func (c *Conn) writeBlocking() {
 		c.mu.Unlock()
 
 		var err error
-		if c.rc != nil {
-			var werr error
-			err = c.rc.Write(func(fd uintptr) bool {
-				for {
-					m, e := unix.Writev(int(fd), bufs)
-					if e == unix.EINTR {
-						continue
-					}
-					if m > 0 {
-						bufs = advance(bufs, m)
-					}
-					switch {
-					case len(bufs) == 0:
-						return true
-					case e == unix.EAGAIN:
-						return false // park in the poller until the socket is writable
-					case e != nil:
-						werr = e
-						return true
-					}
-				}
-			})
-			if err == nil {
-				err = werr
-			}
-		} else {
-			// net.Buffers.WriteTo consumes nb (its own slice headers, never the frames).
-			nb := net.Buffers(bufs)
-			_, err = nb.WriteTo(c.nc)
-			bufs = nb
-		}
+		bufs, err = c.writeWaiting(bufs)
 		c.mu.Lock()
 		c.giveBack(bufs)
 		c.recount()
@@ -344,18 +201,12 @@ func (c *Conn) closeWritten() {
 	_ = c.nc.SetReadDeadline(time.Now().Add(closeLinger))
 }
 
-// advance drops the first n bytes from bufs without modifying any frame (frames are shared).
-func advance(bufs [][]byte, n int) [][]byte {
-	for n > 0 && len(bufs) > 0 {
-		if n >= len(bufs[0]) {
-			n -= len(bufs[0])
-			bufs = bufs[1:]
-			continue
-		}
-		bufs[0] = bufs[0][n:]
-		n = 0
-	}
-	return bufs
+// writeBuffers writes bufs to nc, waiting as needed, and returns what is left unwritten.
+// net.Buffers.WriteTo consumes its own slice headers, never the frames.
+func writeBuffers(nc net.Conn, bufs [][]byte) ([][]byte, error) {
+	nb := net.Buffers(bufs)
+	_, err := nb.WriteTo(nc)
+	return nb, err
 }
 
 // recount recomputes queued bytes after a blocking write (the slow path, rarely taken).

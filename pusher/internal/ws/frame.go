@@ -57,3 +57,22 @@ func AppendClose(dst []byte, code int, reason string) []byte {
 	payload = append(payload, reason...)
 	return AppendFrame(dst, OpClose, payload)
 }
+
+// Payload is the payload of a server frame built by AppendFrame or AppendHeader (unmasked, one
+// frame), for callers that log what they send; nil when frame is shorter than its header says.
+func Payload(frame []byte) []byte {
+	if len(frame) < 2 {
+		return nil
+	}
+	hdr := 2
+	switch frame[1] & 0x7f {
+	case 126:
+		hdr = 4
+	case 127:
+		hdr = 10
+	}
+	if len(frame) < hdr {
+		return nil
+	}
+	return frame[hdr:]
+}

@@ -188,3 +188,16 @@ func FuzzParser(f *testing.F) {
 		}
 	})
 }
+
+// Payload undoes AppendFrame for every header length (7-bit, 16-bit and 64-bit sizes).
+func TestPayload(t *testing.T) {
+	for _, n := range []int{0, 1, 125, 126, 65535, 65536} {
+		p := bytes.Repeat([]byte{'x'}, n)
+		if got := Payload(AppendFrame(nil, OpText, p)); !bytes.Equal(got, p) {
+			t.Errorf("%d-byte payload: got %d bytes", n, len(got))
+		}
+	}
+	if Payload([]byte{0x81, 126, 0}) != nil || Payload(nil) != nil {
+		t.Error("a truncated header has no payload")
+	}
+}

@@ -1,12 +1,9 @@
 package ws
 
 import (
-	"io"
 	"net"
 	"sync/atomic"
 	"syscall"
-
-	"golang.org/x/sys/unix"
 )
 
 // TLSBase is the TCP conn under a tls.Conn, made so the epoll driver can serve TLS WebSockets
@@ -40,40 +37,12 @@ func (l TLSBaseListener) Accept() (net.Conn, error) {
 	return &TLSBase{TCPConn: tc, rc: rc}, nil
 }
 
-// errWouldBlock is a timeout-like net.Error: crypto/tls treats it as temporary.
-type wouldBlock struct{}
-
-func (wouldBlock) Error() string   { return "ws: no bytes ready" }
-func (wouldBlock) Timeout() bool   { return true }
-func (wouldBlock) Temporary() bool { return true }
-
-var errWouldBlock error = wouldBlock{}
-
 // Read implements net.Conn.
 func (b *TLSBase) Read(p []byte) (int, error) {
 	if !b.nonBlock.Load() {
 		return b.TCPConn.Read(p)
 	}
-	var n int
-	var e error
-	if err := b.rc.Read(func(fd uintptr) bool {
-		n, e = unix.Read(int(fd), p)
-		for e == unix.EINTR {
-			n, e = unix.Read(int(fd), p)
-		}
-		return true
-	}); err != nil {
-		return 0, err
-	}
-	switch {
-	case e == unix.EAGAIN:
-		return 0, errWouldBlock
-	case e != nil:
-		return 0, e
-	case n == 0:
-		return 0, io.EOF
-	}
-	return n, nil
+	return b.readNow(p)
 }
 
 // tlsBaseOf returns the TLSBase under a TLS conn, if it has one: a *tls.Conn, or a type that

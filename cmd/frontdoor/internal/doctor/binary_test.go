@@ -40,7 +40,7 @@ func startFrontdoor(t *testing.T, bin, id, key, secret string) string {
 	cmd.Dir = t.TempDir() // no ./.env to pick up
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = testenv.DieWithParent()
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

@@ -11,10 +11,10 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/frontdoorhq/frontdoor/internal/dotenv"
+	"github.com/frontdoorhq/frontdoor/internal/rlimit"
 )
 
 // Options are the flags of `frontdoor doctor`.
@@ -174,11 +174,14 @@ func hostPort(u *url.URL) string {
 
 // nofileFinding prints the descriptor limit: every WebSocket holds one (laravel-config.md §5 #14).
 func nofileFinding() Finding {
-	var lim syscall.Rlimit
-	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil {
+	cur, hard, err := rlimit.NoFile()
+	if errors.Is(err, errors.ErrUnsupported) {
+		return Finding{Severity: Info, Code: "nofile-limit", Message: err.Error()}
+	}
+	if err != nil {
 		return Finding{Severity: Info, Code: "nofile-limit", Message: "cannot read the file descriptor limit: " + err.Error()}
 	}
 	return Finding{Severity: Info, Code: "nofile-limit", Message: fmt.Sprintf(
 		"this shell's file descriptor limit: soft %d, hard %d. Each WebSocket holds one; frontdoor raises its soft limit to the hard one at start-up, so the service's hard limit caps connections",
-		lim.Cur, lim.Max), Fix: "for the service: LimitNOFILE=1048576 in its systemd unit (deploy/frontdoor.service has it)"}
+		cur, hard), Fix: "for the service: LimitNOFILE=1048576 in its systemd unit (deploy/frontdoor.service has it)"}
 }

@@ -399,7 +399,7 @@ func (in *instance) runOnce(cfg Config) (code int, planned bool) {
 	}
 	in.set(func(in *instance) { in.state = StateStopping })
 	// The whole process group: Horizon's supervisors and anything else the worker started.
-	_ = syscall.Kill(-pid, syscall.SIGTERM)
+	_ = stopGroup(pid)
 	t := time.NewTimer(cfg.StopTimeout)
 	defer t.Stop()
 	select {
@@ -407,7 +407,7 @@ func (in *instance) runOnce(cfg Config) (code int, planned bool) {
 	case <-t.C:
 		in.log.Warn().Int("pid", pid).Str("stop_timeout", cfg.StopTimeout.String()).
 			Msg("worker still running after stop_timeout: SIGKILL")
-		_ = syscall.Kill(-pid, syscall.SIGKILL)
+		_ = killGroup(pid)
 		err = <-exited
 	}
 	return exitCode(err), true
@@ -421,10 +421,7 @@ func (in *instance) start(cfg Config) (cmd *exec.Cmd, pumped <-chan struct{}, er
 	cmd = exec.Command(cfg.Command[0], cfg.Command[1:]...)
 	cmd.Dir = cfg.Directory
 	cmd.Env = environ(cfg.Environment)
-	// Its own process group, so SIGTERM reaches what the worker started and a Ctrl-C in
-	// frontdoor's terminal does not reach the workers before frontdoor decides to stop them.
-	// Pdeathsig: a frontdoor killed outright takes the worker with it (Linux).
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = procAttr() // its own process group (proc_*.go)
 	outR, outW, err := os.Pipe()
 	if err != nil {
 		return nil, nil, err

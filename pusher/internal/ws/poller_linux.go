@@ -1,6 +1,9 @@
+//go:build !portable
+
 package ws
 
 import (
+	"encoding/binary"
 	"errors"
 	"runtime"
 	"sync"
@@ -29,6 +32,62 @@ type poller struct {
 	conns  sync.Map // id → *Conn
 	failed atomic.Bool
 }
+
+// EpollDriver reports which read driver this build has: the epoll one (Linux without the
+// portable build tag) or the portable one (poller_portable.go), so tests of the epoll driver's
+// internals and idle-memory bounds can skip under the portable one.
+const EpollDriver = true
+
+// pollState is the Flusher's epoll driver state.
+type pollState struct {
+	pollOnce sync.Once
+	pollers  []*poller
+	serveQ   chan servePass // unbuffered: a send succeeds only when a server is parked
+	quit     chan struct{}  // closed by Stop: parked servers exit
+	servers  sync.WaitGroup // serving goroutines
+	parked   atomic.Int32
+
+	epollWait func(epfd int, events []unix.EpollEvent, msec int) (int, error) // tests inject failures
+}
+
+func newPollState() pollState {
+	return pollState{serveQ: make(chan servePass), quit: make(chan struct{}), epollWait: unix.EpollWait}
+}
+
+// noMorePollers makes sure no poller starts after Stop.
+func (f *Flusher) noMorePollers() { f.pollOnce.Do(func() {}) }
+
+// wakePollers ends every poller's wait; f.mu is held. It returns them for endPollers.
+func (f *Flusher) wakePollers() []*poller {
+	for _, p := range f.pollers {
+		_, _ = unix.Write(p.wake, binary.NativeEndian.AppendUint64(nil, 1)) // an eventfd takes a uint64
+	}
+	return f.pollers
+}
+
+// endPollers runs once the waiters have returned: the parked servers exit, the conns still in a
+// poller are closed, and the epoll sets released.
+func (f *Flusher) endPollers(pollers []*poller) {
+	close(f.quit)
+	f.servers.Wait()
+	for _, p := range pollers {
+		p.closeAll()
+	}
+	f.mu.Lock()
+	f.closePollers()
+	f.mu.Unlock()
+}
+
+// connPoll is a Conn's epoll driver state; unused by conns that have a read goroutine.
+type connPoll struct {
+	poller *poller
+	pollID uint64
+	armed  atomic.Bool
+	parser Parser // a partial frame between readiness events
+}
+
+// polled reports whether c is served by a poller (tests).
+func (c *Conn) polled() bool { return c.poller != nil }
 
 // wakeID is the epoll data of a poller's eventfd; conn ids start at 1.
 const wakeID = 0
@@ -158,8 +217,12 @@ func (p *poller) arm(c *Conn, op int) error {
 	return err
 }
 
-// startPolled hands c to a poller; false when there is none (use a read goroutine instead).
+// startPolled hands c to a poller; false when there is none or c has no socket to watch (use a
+// read goroutine instead).
 func (c *Conn) startPolled(pending []byte) bool {
+	if c.pollRC == nil {
+		return false
+	}
 	id := pollerSeq.Add(1)
 	p := c.f.pollerFor(id)
 	if p == nil {
