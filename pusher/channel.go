@@ -27,16 +27,22 @@ type member struct {
 
 // broadcast sends one prepared frame to every subscriber but except. Send never blocks, so the
 // channel's read lock is held only for the loop; zero allocations per recipient.
+// The frame is traced once for all recipients.
 func (ch *Channel) broadcast(frame []byte, except *Socket) int {
 	ch.mu.RLock()
 	n := 0
+	var last *Socket
 	for s, pending := range ch.subs {
 		if s != except && !pending {
-			s.send(frame)
+			s.sendShared(frame)
 			n++
+			last = s
 		}
 	}
 	ch.mu.RUnlock()
+	if last != nil && last.srv.trace {
+		last.srv.traceFanout(last.app, frame, n)
+	}
 	return n
 }
 
