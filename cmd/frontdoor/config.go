@@ -58,6 +58,13 @@ type settings struct {
 	tlsSet map[string]string
 	// tlsModeSet is where the TLS mode was chosen explicitly; "" when it was left to inference.
 	tlsModeSet string
+
+	// Sites are the resolved `sites:` (sites.go); empty: one implicit site from the flags.
+	Sites []siteSettings
+	// siteFiles and sitesSource are the YAML's sites before resolution, and the file's path.
+	siteFiles      []fileSite
+	sitesSource    string
+	onDemandLimits fileOnDemandLimits
 }
 
 // Defaults: a development server on loopback, one app, no TLS, PHP at http://127.0.0.1:8000.
@@ -92,6 +99,8 @@ type fileConfig struct {
 	TLS             *fileTLS           `yaml:"tls"`
 	Redis           *fileRedis         `yaml:"redis"`
 	Workers         []workers.Config   `yaml:"workers"`
+	// Sites are several Laravel apps on one server (sites.go); absent, the flags describe one.
+	Sites []fileSite `yaml:"sites"`
 }
 
 type fileRedis struct {
@@ -136,6 +145,8 @@ type fileTLS struct {
 	HTTPAddr      *string        `yaml:"http_addr"`
 	HTTPRedirect  *bool          `yaml:"http_redirect"`
 	HSTS          *time.Duration `yaml:"hsts"`
+	// OnDemand bounds on-demand certificate orders across all sites (sites.go).
+	OnDemand *fileOnDemandLimits `yaml:"on_demand"`
 }
 
 // applyYAML reads a --config file. Unknown keys are errors with their line, so a typo never
@@ -171,30 +182,17 @@ func (s *settings) applyYAML(path string) error {
 	if len(fc.Apps) > 0 {
 		s.Pusher.Apps = fc.Apps
 	}
-	if p := fc.Proxy; p != nil {
-		setIf(&s.Proxy.Root, p.Root)
-		setIf(&s.Proxy.FrontController, p.FrontController)
-		if len(p.Upstreams) > 0 {
-			s.Proxy.Upstreams = p.Upstreams
-		}
-		if p.MaxBody != nil {
-			s.Proxy.MaxBody = int64(*p.MaxBody)
-		}
-		setIf(&s.Proxy.ConnectTimeout, p.ConnectTimeout)
-		setIf(&s.Proxy.ReadTimeout, p.ReadTimeout)
-		setIf(&s.Proxy.WriteTimeout, p.WriteTimeout)
-		setIf(&s.Proxy.BodyTimeout, p.BodyTimeout)
-		if p.BodyBufferLimit != nil {
-			s.Proxy.BodyBufferLimit = int64(*p.BodyBufferLimit)
-		}
-		setIf(&s.Proxy.StreamRequestBodies, p.StreamRequestBodies)
-		setIf(&s.Proxy.AllowAnyHost, p.AllowAnyHost)
-		if p.SymlinkRoots != nil {
-			s.Proxy.SymlinkRoots = p.SymlinkRoots
-		}
+	if fc.Proxy != nil {
+		applyFileProxy(&s.Proxy, fc.Proxy)
 	}
 	if fc.Workers != nil {
 		s.Workers = fc.Workers
+	}
+	if fc.Sites != nil {
+		s.siteFiles, s.sitesSource = fc.Sites, path
+	}
+	if fc.TLS != nil && fc.TLS.OnDemand != nil {
+		s.onDemandLimits = *fc.TLS.OnDemand
 	}
 	if r := fc.Redis; r != nil {
 		setIf(&s.Redis.URL, r.URL)
@@ -238,6 +236,30 @@ func (s *settings) applyYAML(path string) error {
 		s.hstsChosen = t.HSTS != nil
 	}
 	return nil
+}
+
+// applyFileProxy sets what a YAML proxy section names (the top-level one, or a site's).
+func applyFileProxy(dst *proxy.Config, p *fileProxy) {
+	setIf(&dst.Root, p.Root)
+	setIf(&dst.FrontController, p.FrontController)
+	if len(p.Upstreams) > 0 {
+		dst.Upstreams = p.Upstreams
+	}
+	if p.MaxBody != nil {
+		dst.MaxBody = int64(*p.MaxBody)
+	}
+	setIf(&dst.ConnectTimeout, p.ConnectTimeout)
+	setIf(&dst.ReadTimeout, p.ReadTimeout)
+	setIf(&dst.WriteTimeout, p.WriteTimeout)
+	setIf(&dst.BodyTimeout, p.BodyTimeout)
+	if p.BodyBufferLimit != nil {
+		dst.BodyBufferLimit = int64(*p.BodyBufferLimit)
+	}
+	setIf(&dst.StreamRequestBodies, p.StreamRequestBodies)
+	setIf(&dst.AllowAnyHost, p.AllowAnyHost)
+	if p.SymlinkRoots != nil {
+		dst.SymlinkRoots = p.SymlinkRoots
+	}
 }
 
 // markTLS records that a TLS-only setting was given, and where; a later layer's source replaces
@@ -342,7 +364,7 @@ func (s *settings) validate() error {
 	if s.ShutdownTimeout < 0 {
 		errs = append(errs, badValue("shutdown-timeout", s.ShutdownTimeout.String(), "want a duration ≥ 0, e.g. 10s"))
 	}
-	if s.TLS.Mode == "off" && s.Listen == "" {
+	if s.TLS.Mode == "off" && s.Listen == "" && !s.anySiteTLS() {
 		errs = append(errs, errors.New("listen: empty while tls is off: nothing would be served; set --listen or --tls"))
 	}
 	if err := s.Pusher.Validate(); err != nil {
