@@ -79,10 +79,12 @@ func (srv *server) serveReady(ctx *fasthttp.RequestCtx) {
 			checks["cluster"] = "ok"
 		}
 	}
-	if err := srv.proxy.Ready(c); err != nil {
-		fail("upstream", err)
-	} else {
-		checks["upstream"] = "ok"
+	checks["upstream"] = "ok"
+	for _, site := range srv.sites.Load().sites {
+		if err := site.handler.Ready(c); err != nil {
+			fail("upstream", err)
+			break
+		}
 	}
 	if !ok {
 		ctx.SetStatusCode(fasthttp.StatusServiceUnavailable)

@@ -169,11 +169,18 @@ type certCollector struct{ srv *server }
 func (c *certCollector) Describe(ch chan<- *prometheus.Desc) { ch <- certExpiryDesc }
 
 func (c *certCollector) Collect(ch chan<- prometheus.Metric) {
-	if c.srv.tls == nil {
+	t := c.srv.sites.Load()
+	if t == nil {
 		return
 	}
-	for name, t := range c.srv.tls.Expiries() {
-		ch <- prometheus.MustNewConstMetric(certExpiryDesc, prometheus.GaugeValue, float64(t.Unix()), name)
+	seen := map[string]bool{}
+	for _, m := range t.managers {
+		for name, exp := range m.Expiries() {
+			if !seen[name] {
+				seen[name] = true
+				ch <- prometheus.MustNewConstMetric(certExpiryDesc, prometheus.GaugeValue, float64(exp.Unix()), name)
+			}
+		}
 	}
 }
 
