@@ -373,7 +373,12 @@ func (s *settings) validate() error {
 	if err := s.Proxy.Validate(); err != nil {
 		errs = append(errs, err)
 	}
-	if err := s.TLS.Validate(); err != nil {
+	tc := s.TLS
+	if len(s.Sites) > 0 {
+		// Each site's certificate source was checked by resolveSites; here only the listeners.
+		tc.Mode = "self-signed"
+	}
+	if err := tc.Validate(); err != nil {
 		errs = append(errs, err)
 	}
 	if s.Redis.URL != "" {

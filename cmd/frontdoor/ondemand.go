@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"net"
+	"net/url"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -123,8 +124,7 @@ func (a *onDemandAsker) ask(name string) bool {
 	req := fasthttp.AcquireRequest()
 	defer fasthttp.ReleaseRequest(req)
 	req.Header.SetMethod(fasthttp.MethodGet)
-	req.SetRequestURI(a.path)
-	req.URI().QueryArgs().Set("domain", name)
+	req.SetRequestURI(a.path + "?domain=" + url.QueryEscape(name))
 	req.Header.SetHost(a.host)
 	req.Header.Set("User-Agent", "frontdoor-on-demand-tls")
 	req.Header.Set("Accept", "application/json")
