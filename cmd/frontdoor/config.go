@@ -65,6 +65,8 @@ type settings struct {
 	siteFiles      []fileSite
 	sitesSource    string
 	onDemandLimits fileOnDemandLimits
+	// hstsDefaulted: HSTS is the ACME default, not a chosen value, so sites without ACME send none.
+	hstsDefaulted bool
 }
 
 // Defaults: a development server on loopback, one app, no TLS, PHP at http://127.0.0.1:8000.

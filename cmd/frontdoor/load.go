@@ -113,7 +113,8 @@ func loadSettings(args []string, lookup func(string) (string, bool), stderr io.W
 	hstsDefault := !s.hstsChosen && !optionSet(opts, "hsts")
 	if len(s.siteFiles) > 0 {
 		if hstsDefault && (s.TLS.Mode == "auto" || s.tlsModeSet == "") {
-			s.TLS.HSTS = defaultACMEHSTS // each ACME site sends it (sitetable.go)
+			s.TLS.HSTS = defaultACMEHSTS // each ACME site sends it; other sites none (resolveSites)
+			s.hstsDefaulted = true
 		}
 		if err := s.resolveSites(); err != nil {
 			return s, err

@@ -98,7 +98,6 @@ type server struct {
 	sites    atomic.Pointer[siteTable]
 	broker   *redisbroker.Broker // nil on a single node; the pusher server closes it
 	tls      *fdtls.Manager      // the first certificate manager at start-up (readiness); nil when TLS is off
-	certLog  *fdtls.Manager      // reports refused handshakes for names no site serves
 	askLimit *askLimiter         // on-demand TLS asks across all sites
 	metrics  *metrics
 	workers  *workers.Supervisor // the app's queue workers and the like; started once listeners serve
@@ -173,7 +172,7 @@ func newServer(s settings, log zerolog.Logger) (_ *server, err error) {
 			return nil, err
 		}
 		ln = fdtls.GuardAccept(ln, fdtls.AcceptGuard{Name: "https", Log: log})
-		srv.listeners = append(srv.listeners, boundListener{"https", srv.certLog.NewListenerFunc(pusher.ListenerForTLS(ln), srv.getCertificate), srv.httpServer(srv.siteHandler(false))})
+		srv.listeners = append(srv.listeners, boundListener{"https", t.refuser.NewListenerFunc(pusher.ListenerForTLS(ln), srv.getCertificate), srv.httpServer(srv.siteHandler(false))})
 		ln80, err := fdtls.Listen(s.TLS.HTTPAddr)
 		if err != nil {
 			return nil, err

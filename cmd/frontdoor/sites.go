@@ -190,6 +190,9 @@ func (s *settings) resolveSites() error {
 				errs = append(errs, fmt.Errorf("%s on_demand: needs tls.mode auto (ACME), not %q", at, site.TLS.Mode))
 			}
 		}
+		if s.hstsDefaulted && site.TLS.Mode != "auto" {
+			site.TLS.HSTS = 0
+		}
 		switch site.TLS.Mode {
 		case "auto":
 			if len(site.TLS.Domains) < len(site.Hosts) && site.OnDemand == nil {
@@ -239,8 +242,9 @@ func siteHostName(h string) (string, error) {
 	switch {
 	case n == "":
 		return "", errors.New("an empty host name")
-	case strings.ContainsAny(rest, "*/: @?#"):
-		return "", badValue("host", h, "want a bare name (app.example.com) or a wildcard first label (*.example.com); no scheme, port or path")
+	case strings.Trim(rest, "abcdefghijklmnopqrstuvwxyz0123456789-_.") != "" || strings.Contains(rest, "..") ||
+		strings.HasPrefix(rest, ".") || strings.HasSuffix(rest, "."):
+		return "", badValue("host", h, "want a bare name (app.example.com, xn-- for international names) or a wildcard first label (*.example.com); no scheme, port or path")
 	case !strings.Contains(rest, ".") && net.ParseIP(rest) == nil && rest != "localhost":
 		return "", badValue("host", h, "want a fully qualified name such as app.example.com")
 	}

@@ -299,3 +299,37 @@ func TestReloadAppliesProxySettings(t *testing.T) {
 		t.Errorf("the running listener went away: %v", err)
 	}
 }
+
+// FuzzSiteHostName: a host name the config accepts is already normal (lower case, no trailing
+// dot), has a wildcard only as its whole first label, and the table finds it for a request.
+func FuzzSiteHostName(f *testing.F) {
+	for _, s := range []string{"a.example.com", "*.example.com", "A.Example.COM.", "https://x.example.com", "*.*.x.com", "",
+		"127.0.0.1", "[::1]:80", "localhost", "a..b.com", "x.com..", " x.com ", "xn--bcher-kva.example", "İ.example.com"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, h string) {
+		n, err := siteHostName(h)
+		if err != nil {
+			return
+		}
+		if n2, err := siteHostName(n); err != nil || n2 != n {
+			t.Fatalf("%q → %q → %q, %v: not stable", h, n, n2, err)
+		}
+		rest, wild := strings.CutPrefix(n, "*.")
+		if strings.Contains(rest, "*") || strings.HasSuffix(n, ".") {
+			t.Fatalf("%q accepted as %q", h, n)
+		}
+		site := &liveSite{}
+		tbl := &siteTable{exact: map[string]*liveSite{}, wild: map[string]*liveSite{}}
+		request := n
+		if wild {
+			tbl.wild[rest] = site
+			request = "tenant." + rest
+		} else {
+			tbl.exact[n] = site
+		}
+		if got := tbl.lookup(siteHost([]byte(strings.ToUpper(request) + ":443"))); got != site && strings.ToLower(strings.ToUpper(request)) == request {
+			t.Fatalf("%q: a request for %q does not find its site", h, request)
+		}
+	})
+}

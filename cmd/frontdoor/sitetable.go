@@ -47,6 +47,7 @@ type siteTable struct {
 	acme     *fdtls.Manager       // the one ACME manager every auto site shares; nil when none
 	acmeCfg  fdtls.Config         // what acme was built from (OnDemand compared by presence)
 	managers []*fdtls.Manager     // distinct managers, for Run, Reload, metrics
+	refuser  *fdtls.Manager       // reports handshakes for names no site serves
 	// http80 serves :80 behind the host check: ACME http-01 for the ACME manager, then the redirect.
 	http80 fasthttp.RequestHandler
 }
@@ -245,7 +246,7 @@ func (srv *server) buildSites(s settings, old *siteTable) (_ *siteTable, err err
 		t.def = t.sites[0]
 	}
 	if len(t.managers) > 0 {
-		srv.certLog = t.managers[0]
+		t.refuser = t.managers[0]
 		fallback := srv.siteHandler(false)
 		if t.acme != nil {
 			t.http80 = t.acme.HTTPHandler(fallback)
@@ -378,7 +379,7 @@ func (srv *server) getCertificate(hello *cryptotls.ClientHelloInfo) (*cryptotls.
 		return t.acme.GetCertificate(hello) // asks, within the order limits
 	}
 	if site == nil || site.certs == nil {
-		return nil, srv.certLog.Refuse(name)
+		return nil, t.refuser.Refuse(name)
 	}
 	return site.certs.GetCertificate(hello)
 }
