@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -332,4 +333,34 @@ func FuzzSiteHostName(f *testing.F) {
 			t.Fatalf("%q: a request for %q does not find its site", h, request)
 		}
 	})
+}
+
+// `doctor --config` checks every site's env_file, each report under its site's name; the exit
+// code is the worst one.
+func TestDoctorChecksEverySite(t *testing.T) {
+	dir := t.TempDir()
+	for _, s := range []struct{ name, env string }{
+		{"a", "BROADCAST_CONNECTION=reverb\nREVERB_APP_ID=1\nREVERB_APP_KEY=keyaaaaaaaaaaaaaaaaa\nREVERB_APP_SECRET=secretaaaaaaaaaaaaaa\n"},
+		{"b", "BROADCAST_CONNECTION=log\nREVERB_APP_ID=2\nREVERB_APP_KEY=keybbbbbbbbbbbbbbbbb\nREVERB_APP_SECRET=secretbbbbbbbbbbbbbb\n"},
+	} {
+		if err := os.MkdirAll(filepath.Join(dir, s.name, "public"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		writeYAML(t, filepath.Join(dir, s.name, ".env"), s.env)
+	}
+	cfg := filepath.Join(dir, "frontdoor.yaml")
+	writeYAML(t, cfg, "tls: {mode: \"off\"}\nsites:\n  - {name: a, hosts: [a.example.com], env_file: a/.env}\n  - {name: b, hosts: [b.example.com], env_file: b/.env}\n")
+	cmd := exec.Command(frontdoorBin(t), "doctor", "--config", cfg)
+	out, _ := cmd.Output()
+	text := string(out)
+	ia, ib := strings.Index(text, "site a:"), strings.Index(text, "site b:")
+	if ia < 0 || ib < ia || !strings.Contains(text[ia:ib], filepath.Join(dir, "a", ".env")) {
+		t.Fatalf("want a report per site, a then b:\n%s", text)
+	}
+	if !strings.Contains(text[ib:], "broadcaster-not-reverb") || strings.Contains(text[ia:ib], "broadcaster-not-reverb") {
+		t.Errorf("site b's own finding should be under site b alone:\n%s", text)
+	}
+	if cmd.ProcessState.ExitCode() != 1 {
+		t.Errorf("exit %d, want 1 (errors in the sites' .env files)", cmd.ProcessState.ExitCode())
+	}
 }
