@@ -62,7 +62,7 @@ func newMetrics() *metrics {
 
 // register adds the collectors that read the running server's state at scrape time.
 func (m *metrics) register(srv *server) {
-	m.registry.MustRegister(&pusherCollector{srv: srv}, &certCollector{srv: srv}, &clusterCollector{srv: srv})
+	m.registry.MustRegister(&pusherCollector{srv: srv}, &certCollector{srv: srv}, &clusterCollector{srv: srv}, &onDemandCollector{srv: srv})
 	m.registry.MustRegister(&workersCollector{srv: srv})
 }
 

@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/valyala/fasthttp"
 
 	"github.com/frontdoorhq/frontdoor/proxy"
@@ -168,4 +169,34 @@ func (l *askLimiter) take() bool {
 	}
 	l.tokens--
 	return true
+}
+
+var onDemandDesc = prometheus.NewDesc("frontdoor_on_demand_tls_total",
+	"On-demand TLS: asks made to the sites' apps, orders started, issued and failed, handshakes refused (not_allowed, order_rate, backoff).",
+	[]string{"event"}, nil)
+
+// onDemandCollector exposes the on-demand counters (the ACME manager's and the asks), read per scrape.
+type onDemandCollector struct{ srv *server }
+
+func (c *onDemandCollector) Describe(ch chan<- *prometheus.Desc) { ch <- onDemandDesc }
+
+func (c *onDemandCollector) Collect(ch chan<- prometheus.Metric) {
+	t := c.srv.sites.Load()
+	if t == nil || t.acme == nil || t.acmeCfg.OnDemand == nil {
+		return
+	}
+	var asks uint64
+	for _, s := range t.sites {
+		if s.asker != nil {
+			asks += s.asker.asks.Load()
+		}
+	}
+	st := t.acme.OnDemandStats()
+	for _, v := range []struct {
+		event string
+		n     uint64
+	}{{"ask", asks}, {"order", st.Orders}, {"issued", st.Issued}, {"failed", st.Failed},
+		{"not_allowed", st.Refused}, {"order_rate", st.RateLimited}, {"backoff", st.BackedOff}} {
+		ch <- prometheus.MustNewConstMetric(onDemandDesc, prometheus.CounterValue, float64(v.n), v.event)
+	}
 }

@@ -230,8 +230,12 @@ func TestSitesReloadKeepsOtherSitesConnected(t *testing.T) {
 		t.Fatalf("site b's key on site a's host: err %v status %d, want 404", err, status)
 	}
 
+	handlerA := srv.sites.Load().lookup("a.frontdoor.test").handler
 	writeYAML(t, cfg, head+siteA+siteC)
 	srv.reload(args)
+	if srv.sites.Load().lookup("a.frontdoor.test").handler != handlerA {
+		t.Error("the unchanged site a got a new proxy handler")
+	}
 	if !strings.Contains(logs.String(), "configuration reloaded") {
 		t.Fatalf("reload did not apply:\n%s", logs)
 	}

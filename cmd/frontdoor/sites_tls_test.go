@@ -358,4 +358,23 @@ func TestSitesOnDemandTLS(t *testing.T) {
 	if stats.Orders != orderBurst || stats.RateLimited == 0 {
 		t.Errorf("stats %+v: want the burst's orders and no more", stats)
 	}
+	// The same counters reach /metrics.
+	mfs, err := srv.metrics.registry.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := false
+	for _, mf := range mfs {
+		if mf.GetName() != "frontdoor_on_demand_tls_total" {
+			continue
+		}
+		for _, m := range mf.GetMetric() {
+			if m.GetLabel()[0].GetValue() == "order" {
+				found = uint64(m.GetCounter().GetValue()) == stats.Orders
+			}
+		}
+	}
+	if !found {
+		t.Errorf("frontdoor_on_demand_tls_total{event=\"order\"} missing or not %d", stats.Orders)
+	}
 }
