@@ -106,11 +106,12 @@ func TestSitesThreeOnOneTLSListener(t *testing.T) {
 	envC := filepath.Join(dir, "c.env")
 	writeYAML(t, envC, "REVERB_APP_ID=c1\nREVERB_APP_KEY=keyc\nREVERB_APP_SECRET=secretc\n")
 	cfg := filepath.Join(dir, "frontdoor.yaml")
-	writeYAML(t, cfg, fmt.Sprintf("listen: %s\nadmin: \"off\"\n%ssites:\n", plain, tlsYAML)+
-		fmt.Sprintf("  - {name: a, hosts: [%s], apps: [{id: a1, key: keya, secret: sa}], proxy: {root: %s, upstreams: [%s]}}\n", a, siteRoot(t, "root a"), namedUpstream(t, "a"))+
-		fmt.Sprintf("  - {name: b, hosts: [%s], apps: [{id: b1, key: keyb, secret: sb}], proxy: {root: %s, upstreams: [%s]}}\n", b, siteRoot(t, "root b"), namedUpstream(t, "b"))+
-		fmt.Sprintf("  - {name: c, default: true, hosts: [%s, '*.%s'], env_file: %s, tls: {cert: %s, key: %s}, proxy: {root: %s, upstreams: [%s]}}\n", c, c, envC, certC, keyC, siteRoot(t, "root c"), namedUpstream(t, "c")))
-	_, logs := startSitesServer(t, "--config", cfg)
+	head := fmt.Sprintf("listen: %s\nadmin: \"off\"\n%ssites:\n", plain, tlsYAML)
+	siteA := fmt.Sprintf("  - {name: a, hosts: [%s], apps: [{id: a1, key: keya, secret: sa}], proxy: {root: %s, upstreams: [%s]}}\n", a, siteRoot(t, "root a"), namedUpstream(t, "a"))
+	siteB := fmt.Sprintf("  - {name: b, hosts: [%s], apps: [{id: b1, key: keyb, secret: sb}], proxy: {root: %s, upstreams: [%s]}}\n", b, siteRoot(t, "root b"), namedUpstream(t, "b"))
+	siteC := fmt.Sprintf("  - {name: c, default: true, hosts: [%s, '*.%s'], env_file: %s, tls: {cert: %s, key: %s}, proxy: {root: %s, upstreams: [%s]}}\n", c, c, envC, certC, keyC, siteRoot(t, "root c"), namedUpstream(t, "c"))
+	writeYAML(t, cfg, head+siteA+siteB+siteC)
+	srv, logs := startSitesServer(t, "--config", cfg)
 
 	for _, s := range []struct{ name, want string }{{a, "a"}, {b, "b"}} {
 		leaf, code, body, err := tlsGet(https, s.name, s.name, "/hello.txt", pb.Roots())
@@ -161,6 +162,7 @@ func TestSitesThreeOnOneTLSListener(t *testing.T) {
 	}
 
 	// Each site's sockets: its own app's key (c's from its env_file); another site's key is refused.
+	var kept []*websocket.Conn // stay open across the reload below
 	for _, s := range []struct {
 		host, key string
 		roots     *x509.CertPool
@@ -170,14 +172,43 @@ func TestSitesThreeOnOneTLSListener(t *testing.T) {
 		if err != nil {
 			t.Fatalf("wss %s %s: %v", s.host, s.key, err)
 		}
+		defer ws.Close()
 		if ev := readEvent(t, ws); ev.Event != "pusher:connection_established" {
 			t.Errorf("wss %s: %+v", s.host, ev)
 		}
-		ws.Close()
+		kept = append(kept, ws)
 	}
 	d := &websocket.Dialer{HandshakeTimeout: 10 * time.Second, TLSClientConfig: &tls.Config{ServerName: a, RootCAs: pb.Roots()}}
 	if _, status, err := dialSite(d, "wss", https, a, "keyb"); err == nil || status != 404 {
 		t.Errorf("site b's key on site a: %v %d, want 404", err, status)
+	}
+
+	// A reload removes ACME site b and adds ACME site e: the ACME allow-list changes (a new
+	// manager, same account and cache), a's and c's sockets stay, e gets its certificate, b none.
+	e := testName("site-e")
+	siteE := fmt.Sprintf("  - {name: e, hosts: [%s], apps: [{id: e1, key: keye, secret: se}], proxy: {root: %s, upstreams: [%s]}}\n", e, siteRoot(t, "root e"), namedUpstream(t, "e"))
+	writeYAML(t, cfg, head+siteA+siteC+siteE)
+	srv.reload([]string{"--config", cfg})
+	if !strings.Contains(logs.String(), "configuration reloaded") {
+		t.Fatalf("reload did not apply:\n%s", logs)
+	}
+	for _, ws := range kept {
+		ping(t, ws)
+	}
+	if leaf, code, body, err := tlsGet(https, e, e, "/hello.txt", pb.Roots()); err != nil || !slices.Equal(leaf.DNSNames, []string{e}) || code != 200 || body != "root e" {
+		t.Errorf("added site e: %v %d %q\n%s", err, code, body, pb.Log())
+	}
+	if _, code, body, err := tlsGet(https, a, a, "/hello.txt", pb.Roots()); err != nil || code != 200 || body != "root a" {
+		t.Errorf("site a after the reload: %v %d %q", err, code, body)
+	}
+	if _, _, _, err := tlsGet(https, b, b, "/", pb.Roots()); err == nil {
+		t.Error("removed site b still completes a handshake")
+	}
+	if n := pb.Orders(); n != 3 {
+		t.Errorf("%d orders, want 3 (a, b, then e; a's certificate came from the cache)", n)
+	}
+	for _, ws := range kept {
+		ping(t, ws)
 	}
 }
 
