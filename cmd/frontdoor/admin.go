@@ -61,11 +61,14 @@ func (srv *server) serveReady(ctx *fasthttp.RequestCtx) {
 	} else {
 		checks["listeners"] = "ok"
 	}
-	if srv.tls != nil {
-		if len(srv.tls.Expiries()) == 0 && srv.settings.TLS.Mode != "auto" {
-			fail("certificates", errString("no certificate loaded"))
-		} else {
-			checks["certificates"] = "ok"
+	if t := srv.sites.Load(); len(t.managers) > 0 {
+		// ACME certificates arrive at their first handshake; every other source must have one loaded.
+		checks["certificates"] = "ok"
+		for _, m := range t.managers {
+			if m != t.acme && len(m.Expiries()) == 0 {
+				fail("certificates", errString("no certificate loaded"))
+				break
+			}
 		}
 	}
 	c, cancel := context.WithTimeout(context.Background(), 2*time.Second)

@@ -97,7 +97,6 @@ type server struct {
 	// on reload.
 	sites    atomic.Pointer[siteTable]
 	broker   *redisbroker.Broker // nil on a single node; the pusher server closes it
-	tls      *fdtls.Manager      // the first certificate manager at start-up (readiness); nil when TLS is off
 	askLimit *askLimiter         // on-demand TLS asks across all sites
 	metrics  *metrics
 	workers  *workers.Supervisor // the app's queue workers and the like; started once listeners serve
@@ -166,7 +165,6 @@ func newServer(s settings, log zerolog.Logger) (_ *server, err error) {
 	}
 
 	if len(t.managers) > 0 {
-		srv.tls = t.managers[0]
 		ln, err := fdtls.Listen(s.TLS.HTTPSAddr)
 		if err != nil {
 			return nil, err

@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/fasthttp/websocket"
+	"github.com/valyala/fasthttp"
 
 	"github.com/frontdoorhq/frontdoor/internal/testenv"
 	"github.com/frontdoorhq/frontdoor/tls/pebbletest"
@@ -112,6 +113,12 @@ func TestSitesThreeOnOneTLSListener(t *testing.T) {
 	siteC := fmt.Sprintf("  - {name: c, default: true, hosts: [%s, '*.%s'], env_file: %s, tls: {cert: %s, key: %s}, proxy: {root: %s, upstreams: [%s]}}\n", c, c, envC, certC, keyC, siteRoot(t, "root c"), namedUpstream(t, "c"))
 	writeYAML(t, cfg, head+siteA+siteB+siteC)
 	srv, logs := startSitesServer(t, "--config", cfg)
+	// Ready before any ACME certificate exists (they come at the first handshake); c's file is loaded.
+	var rc fasthttp.RequestCtx
+	srv.serveReady(&rc)
+	if rc.Response.StatusCode() != 200 {
+		t.Fatalf("/readyz %d %s, want 200", rc.Response.StatusCode(), rc.Response.Body())
+	}
 
 	for _, s := range []struct{ name, want string }{{a, "a"}, {b, "b"}} {
 		leaf, code, body, err := tlsGet(https, s.name, s.name, "/hello.txt", pb.Roots())
