@@ -37,6 +37,9 @@ type Config struct {
 	HSTS time.Duration
 	// HTTP2 offers h2 in ALPN beside http/1.1 (--http2); off, every client speaks HTTP/1.1.
 	HTTP2 bool
+	// OnDemand, in auto mode, also obtains certificates for names outside Domains that it allows
+	// (tenants' domains); nil refuses every other name.
+	OnDemand *OnDemand
 }
 
 // DefaultConfig is this package's defaults: TLS off, and everything --domain needs ready: the
@@ -66,7 +69,12 @@ func (c *Config) Validate() error {
 	case "off":
 		return nil
 	case "auto":
-		if len(c.Domains) == 0 {
+		if c.OnDemand != nil {
+			if err := c.OnDemand.validate(); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		if len(c.Domains) == 0 && c.OnDemand == nil {
 			errs = append(errs, errors.New("--domain: none given; automatic certificates need at least one name, e.g. --domain app.example.com"))
 		}
 		for _, d := range c.Domains {
@@ -96,6 +104,9 @@ func (c *Config) Validate() error {
 		if _, _, err := net.SplitHostPort(a.v); err != nil {
 			errs = append(errs, fmt.Errorf("%s: invalid value %q: want host:port or :port", a.flag, a.v))
 		}
+	}
+	if c.OnDemand != nil && c.Mode != "auto" {
+		errs = append(errs, errOnDemandConfig)
 	}
 	if c.HSTS < 0 {
 		errs = append(errs, fmt.Errorf("--hsts: invalid value %s: want a duration ≥ 0", c.HSTS))

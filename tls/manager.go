@@ -28,6 +28,7 @@ type Manager struct {
 	logMu   sync.Mutex
 	logLast map[string]time.Time // rate-limited log line (refusal, issuance failure) → when last written
 
+	od     *onDemand // auto mode with Config.OnDemand: names the app allows, ordered at first handshake
 	ocsp   *stapler
 	served sync.Map // auto mode: name → *x509.Certificate last served, to log each new certificate once
 }
@@ -60,6 +61,10 @@ func New(cfg Config, log zerolog.Logger) (*Manager, error) {
 			Cache:      autocert.DirCache(cfg.CacheDir),
 			HostPolicy: m.hostPolicy(autocert.HostWhitelist(cfg.Domains...)),
 			Client:     client,
+		}
+		if cfg.OnDemand != nil {
+			m.od = newOnDemand(*cfg.OnDemand)
+			m.acme.HostPolicy = m.hostPolicy(m.od.policy(autocert.HostWhitelist(cfg.Domains...)))
 		}
 		log.Info().Strs("domains", cfg.Domains).Str("directory", client.DirectoryURL).Str("cache", cfg.CacheDir).
 			Msg("automatic certificates: the first TLS handshake for each name obtains its certificate")
@@ -110,7 +115,7 @@ func (m *Manager) getCertificate(hello *cryptotls.ClientHelloInfo) (*cryptotls.C
 			m.logRefused("(no SNI)")
 			return nil, errRefused{}
 		}
-		cert, err := m.acme.GetCertificate(hello)
+		cert, err := m.acmeCertificate(hello)
 		if err != nil {
 			m.issueFailed(hello, err)
 			return nil, err

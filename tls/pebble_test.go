@@ -65,6 +65,12 @@ func uniqueName(t *testing.T) string {
 
 func newSite(t *testing.T, only challenge, o pebbletest.Options, domains ...string) *site {
 	t.Helper()
+	return newSiteWith(t, only, o, nil, domains...)
+}
+
+// newSiteWith is newSite with the Config changed by mutate (nil: none) before New.
+func newSiteWith(t *testing.T, only challenge, o pebbletest.Options, mutate func(*Config), domains ...string) *site {
+	t.Helper()
 	lnTLS, err := Listen("127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -87,7 +93,7 @@ func newSite(t *testing.T, only challenge, o pebbletest.Options, domains ...stri
 		domains = []string{uniqueName(t)}
 	}
 	s.name = domains[0]
-	s.m, err = New(Config{
+	cfg := Config{
 		Mode:          "auto",
 		Domains:       domains,
 		Email:         "ops@frontdoor.test",
@@ -97,14 +103,18 @@ func newSite(t *testing.T, only challenge, o pebbletest.Options, domains ...stri
 		HTTPSAddr:     s.https,
 		HTTPAddr:      s.http,
 		HTTPRedirect:  true,
-	}, zerolog.New(s.logs))
+	}
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	s.m, err = New(cfg, zerolog.New(s.logs))
 	if err != nil {
 		t.Fatal(err)
 	}
 
-	cfg := s.m.TLSConfig()
-	get := cfg.GetCertificate
-	cfg.GetCertificate = func(h *cryptotls.ClientHelloInfo) (*cryptotls.Certificate, error) {
+	tcfg := s.m.TLSConfig()
+	get := tcfg.GetCertificate
+	tcfg.GetCertificate = func(h *cryptotls.ClientHelloInfo) (*cryptotls.Certificate, error) {
 		if slices.Equal(h.SupportedProtos, []string{acme.ALPNProto}) {
 			s.alpnHits.Add(1)
 		}
@@ -121,7 +131,7 @@ func newSite(t *testing.T, only challenge, o pebbletest.Options, domains ...stri
 		}
 	}}
 	ln := s.m.NewListener(lnTLS)
-	ln.(*listener).cfg = cfg
+	ln.(*listener).cfg = tcfg
 	app.Logger = fasthttpLog{s.logs}
 	plain.Logger = fasthttpLog{s.logs}
 	go app.Serve(ln)

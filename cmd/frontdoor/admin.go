@@ -61,11 +61,14 @@ func (srv *server) serveReady(ctx *fasthttp.RequestCtx) {
 	} else {
 		checks["listeners"] = "ok"
 	}
-	if srv.tls != nil {
-		if len(srv.tls.Expiries()) == 0 && srv.settings.TLS.Mode != "auto" {
-			fail("certificates", errString("no certificate loaded"))
-		} else {
-			checks["certificates"] = "ok"
+	if t := srv.sites.Load(); len(t.managers) > 0 {
+		// ACME certificates arrive at their first handshake; every other source must have one loaded.
+		checks["certificates"] = "ok"
+		for _, m := range t.managers {
+			if m != t.acme && len(m.Expiries()) == 0 {
+				fail("certificates", errString("no certificate loaded"))
+				break
+			}
 		}
 	}
 	c, cancel := context.WithTimeout(context.Background(), 2*time.Second)
@@ -79,10 +82,12 @@ func (srv *server) serveReady(ctx *fasthttp.RequestCtx) {
 			checks["cluster"] = "ok"
 		}
 	}
-	if err := srv.proxy.Ready(c); err != nil {
-		fail("upstream", err)
-	} else {
-		checks["upstream"] = "ok"
+	checks["upstream"] = "ok"
+	for _, site := range srv.sites.Load().sites {
+		if err := site.handler.Ready(c); err != nil {
+			fail("upstream", err)
+			break
+		}
 	}
 	if !ok {
 		ctx.SetStatusCode(fasthttp.StatusServiceUnavailable)
@@ -96,7 +101,7 @@ func (srv *server) serveReady(ctx *fasthttp.RequestCtx) {
 	}
 	// The reconnect backlog: authorizations waiting for PHP (reported, not checked: a storm is
 	// what the lane is for, and taking the node out would only move the storm).
-	if l := srv.proxy.AuthLane(); l.Slots > 0 {
+	if l := srv.sites.Load().def.handler.AuthLane(); l.Slots > 0 {
 		report["auth_lane"] = l
 	}
 	body, _ := json.Marshal(report)

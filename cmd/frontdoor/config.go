@@ -62,6 +62,15 @@ type settings struct {
 	tlsSet map[string]string
 	// tlsModeSet is where the TLS mode was chosen explicitly; "" when it was left to inference.
 	tlsModeSet string
+
+	// Sites are the resolved `sites:` (sites.go); empty: one implicit site from the flags.
+	Sites []siteSettings
+	// siteFiles and sitesSource are the YAML's sites before resolution, and the file's path.
+	siteFiles      []fileSite
+	sitesSource    string
+	onDemandLimits fileOnDemandLimits
+	// hstsDefaulted: HSTS is the ACME default, not a chosen value, so sites without ACME send none.
+	hstsDefaulted bool
 }
 
 // Defaults: a development server on loopback, one app, no TLS, PHP at http://127.0.0.1:8000.
@@ -97,6 +106,8 @@ type fileConfig struct {
 	Redis           *fileRedis         `yaml:"redis"`
 	Workers         []workers.Config   `yaml:"workers"`
 	ProxyProtocol   []string           `yaml:"proxy_protocol"`
+	// Sites are several Laravel apps on one server (sites.go); absent, the flags describe one.
+	Sites []fileSite `yaml:"sites"`
 }
 
 type fileRedis struct {
@@ -157,6 +168,8 @@ type fileTLS struct {
 	HTTPRedirect  *bool          `yaml:"http_redirect"`
 	HSTS          *time.Duration `yaml:"hsts"`
 	HTTP2         *bool          `yaml:"http2"`
+	// OnDemand bounds on-demand certificate orders across all sites (sites.go).
+	OnDemand *fileOnDemandLimits `yaml:"on_demand"`
 }
 
 // applyYAML reads a --config file. Unknown keys are errors with their line, so a typo never
@@ -196,59 +209,19 @@ func (s *settings) applyYAML(path string) error {
 	if fc.ProxyProtocol != nil {
 		s.ProxyProtocol = fc.ProxyProtocol
 	}
-	if p := fc.Proxy; p != nil {
-		setIf(&s.Proxy.Root, p.Root)
-		setIf(&s.Proxy.FrontController, p.FrontController)
-		if len(p.Upstreams) > 0 {
-			s.Proxy.Upstreams = p.Upstreams
+	if fc.Proxy != nil {
+		if err := applyFileProxy(&s.Proxy, fc.Proxy, path); err != nil {
+			return err
 		}
-		if p.MaxBody != nil {
-			s.Proxy.MaxBody = int64(*p.MaxBody)
-		}
-		setIf(&s.Proxy.ConnectTimeout, p.ConnectTimeout)
-		setIf(&s.Proxy.ReadTimeout, p.ReadTimeout)
-		setIf(&s.Proxy.WriteTimeout, p.WriteTimeout)
-		setIf(&s.Proxy.BodyTimeout, p.BodyTimeout)
-		if p.BodyBufferLimit != nil {
-			s.Proxy.BodyBufferLimit = int64(*p.BodyBufferLimit)
-		}
-		setIf(&s.Proxy.StreamRequestBodies, p.StreamRequestBodies)
-		setIf(&s.Proxy.AllowAnyHost, p.AllowAnyHost)
-		if p.SymlinkRoots != nil {
-			s.Proxy.SymlinkRoots = p.SymlinkRoots
-		}
-		if p.SendfileRoots != nil {
-			s.Proxy.SendfileRoots = p.SendfileRoots
-		}
-		if p.TrustedProxies != nil {
-			s.Proxy.TrustedProxies = p.TrustedProxies
-		}
-		if p.Compress != nil {
-			s.Proxy.DisableCompression = !*p.Compress
-		}
-		setIf(&s.Proxy.CompressLevel, p.CompressLevel)
-		setIf(&s.Proxy.BuildDir, p.BuildDir)
-		if n := p.PreviousReleases; n != nil {
-			if *n < 0 {
-				return fmt.Errorf("%s: proxy.previous_releases: invalid value %d: want a whole number ≥ 0 (0 = off)", path, *n)
-			}
-			s.Proxy.PreviousReleases = offIfZero(*n)
-		}
-		setIf(&s.Proxy.PreviousReleasesWindow, p.PreviousReleasesWindow)
-		if p.PreviousReleasesCopyLimit != nil {
-			s.Proxy.PreviousReleasesCopyLimit = int64(*p.PreviousReleasesCopyLimit)
-		}
-		if f := p.AuthLaneShare; f != nil {
-			if *f < 0 || *f > 1 {
-				return fmt.Errorf("%s: proxy.auth_lane_share: invalid value %v: want a share from 0 (off) to 1", path, *f)
-			}
-			s.Proxy.AuthLaneShare = shareOrOff(*f)
-		}
-		setIf(&s.Proxy.AuthQueue, p.AuthQueue)
-		setIf(&s.Proxy.AuthQueueTimeout, p.AuthQueueTimeout)
 	}
 	if fc.Workers != nil {
 		s.Workers = fc.Workers
+	}
+	if fc.Sites != nil {
+		s.siteFiles, s.sitesSource = fc.Sites, path
+	}
+	if fc.TLS != nil && fc.TLS.OnDemand != nil {
+		s.onDemandLimits = *fc.TLS.OnDemand
 	}
 	if r := fc.Redis; r != nil {
 		setIf(&s.Redis.URL, r.URL)
@@ -292,6 +265,60 @@ func (s *settings) applyYAML(path string) error {
 		setIf(&s.TLS.HTTP2, t.HTTP2)
 		s.hstsChosen = t.HSTS != nil
 	}
+	return nil
+}
+
+// applyFileProxy sets what a YAML proxy section names (the top-level one, or a site's).
+func applyFileProxy(dst *proxy.Config, p *fileProxy, path string) error {
+	setIf(&dst.Root, p.Root)
+	setIf(&dst.FrontController, p.FrontController)
+	if len(p.Upstreams) > 0 {
+		dst.Upstreams = p.Upstreams
+	}
+	if p.MaxBody != nil {
+		dst.MaxBody = int64(*p.MaxBody)
+	}
+	setIf(&dst.ConnectTimeout, p.ConnectTimeout)
+	setIf(&dst.ReadTimeout, p.ReadTimeout)
+	setIf(&dst.WriteTimeout, p.WriteTimeout)
+	setIf(&dst.BodyTimeout, p.BodyTimeout)
+	if p.BodyBufferLimit != nil {
+		dst.BodyBufferLimit = int64(*p.BodyBufferLimit)
+	}
+	setIf(&dst.StreamRequestBodies, p.StreamRequestBodies)
+	setIf(&dst.AllowAnyHost, p.AllowAnyHost)
+	if p.SymlinkRoots != nil {
+		dst.SymlinkRoots = p.SymlinkRoots
+	}
+	if p.SendfileRoots != nil {
+		dst.SendfileRoots = p.SendfileRoots
+	}
+	if p.TrustedProxies != nil {
+		dst.TrustedProxies = p.TrustedProxies
+	}
+	if p.Compress != nil {
+		dst.DisableCompression = !*p.Compress
+	}
+	setIf(&dst.CompressLevel, p.CompressLevel)
+	setIf(&dst.BuildDir, p.BuildDir)
+	if n := p.PreviousReleases; n != nil {
+		if *n < 0 {
+			return fmt.Errorf("%s: proxy.previous_releases: invalid value %d: want a whole number ≥ 0 (0 = off)", path, *n)
+		}
+		dst.PreviousReleases = offIfZero(*n)
+	}
+	setIf(&dst.PreviousReleasesWindow, p.PreviousReleasesWindow)
+	if p.PreviousReleasesCopyLimit != nil {
+		dst.PreviousReleasesCopyLimit = int64(*p.PreviousReleasesCopyLimit)
+	}
+	if f := p.AuthLaneShare; f != nil {
+		if *f < 0 || *f > 1 {
+			return fmt.Errorf("%s: proxy.auth_lane_share: invalid value %v: want a share from 0 (off) to 1", path, *f)
+		}
+		dst.AuthLaneShare = shareOrOff(*f)
+	}
+	setIf(&dst.AuthQueue, p.AuthQueue)
+	setIf(&dst.AuthQueueTimeout, p.AuthQueueTimeout)
 	return nil
 }
 
@@ -397,7 +424,7 @@ func (s *settings) validate() error {
 	if s.ShutdownTimeout < 0 {
 		errs = append(errs, badValue("shutdown-timeout", s.ShutdownTimeout.String(), "want a duration ≥ 0, e.g. 10s"))
 	}
-	if s.TLS.Mode == "off" && s.Listen == "" {
+	if s.TLS.Mode == "off" && s.Listen == "" && !s.anySiteTLS() {
 		errs = append(errs, errors.New("listen: empty while tls is off: nothing would be served; set --listen or --tls"))
 	}
 	if err := s.validateProxyProtocol(); err != nil {
@@ -409,7 +436,12 @@ func (s *settings) validate() error {
 	if err := s.Proxy.Validate(); err != nil {
 		errs = append(errs, err)
 	}
-	if err := s.TLS.Validate(); err != nil {
+	tc := s.TLS
+	if len(s.Sites) > 0 {
+		// Each site's certificate source was checked by resolveSites; here only the listeners.
+		tc.Mode = "self-signed"
+	}
+	if err := tc.Validate(); err != nil {
 		errs = append(errs, err)
 	}
 	if s.Redis.URL != "" {

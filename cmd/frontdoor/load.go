@@ -58,6 +58,13 @@ func loadSettings(args []string, lookup func(string) (string, bool), stderr io.W
 	}
 
 	env := laravelEnv{lookup: lookup}
+	if len(s.siteFiles) > 0 {
+		// Each site reads its own env_file (sites.go); ./.env is not one of them.
+		if err := s.checkSiteFlags(opts, envPathSet, envPath); err != nil {
+			return s, err
+		}
+		envPath, envPathSet = "", true
+	}
 	if !envPathSet {
 		// Laravel teams start servers from the project root; Reverb reads ./.env from there too.
 		if _, err := os.Stat(".env"); err == nil {
@@ -101,12 +108,24 @@ func loadSettings(args []string, lookup func(string) (string, bool), stderr io.W
 			s.markTLS(o.name, o.source)
 		}
 	}
-	if err := s.inferTLSMode(optionSet(opts, "listen") || configPath != ""); err != nil {
-		return s, err
-	}
 	// ACME certificates are for a public name that will keep a valid certificate: browsers are told
 	// to stay on https (HSTS, this host only) unless the operator chose a value, 0 included.
-	if s.TLS.Mode == "auto" && !s.hstsChosen && !optionSet(opts, "hsts") {
+	hstsDefault := !s.hstsChosen && !optionSet(opts, "hsts")
+	if len(s.siteFiles) > 0 {
+		if hstsDefault && (s.TLS.Mode == "auto" || s.tlsModeSet == "") {
+			s.TLS.HSTS = defaultACMEHSTS // each ACME site sends it; other sites none (resolveSites)
+			s.hstsDefaulted = true
+		}
+		if err := s.resolveSites(); err != nil {
+			return s, err
+		}
+	}
+	if !s.anySiteTLS() {
+		if err := s.inferTLSMode(optionSet(opts, "listen") || configPath != ""); err != nil {
+			return s, err
+		}
+	}
+	if s.TLS.Mode == "auto" && hstsDefault {
 		s.TLS.HSTS = defaultACMEHSTS
 	}
 	if len(s.Pusher.Apps) == 0 {

@@ -68,10 +68,15 @@ func cmdDoctor(args []string, stdout, stderr io.Writer) int {
 	fs.DurationVar(&opts.Timeout, "timeout", 5*time.Second, "time limit for each live check")
 	fs.BoolVar(&opts.Insecure, "insecure", false, "do not verify the server's TLS certificate during live checks")
 	fs.StringVar(&opts.CAFile, "ca-file", "", "PEM `file` of a private CA doctor trusts for its live TLS checks (PHP does not: see README)")
+	var config string
+	fs.StringVar(&config, "config", "", "frontdoor YAML `file`: with sites:, check each site's env_file")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	if config != "" {
+		return doctorSites(ctx, config, opts, stdout, stderr)
+	}
 	return doctor.Run(ctx, opts, stdout)
 }

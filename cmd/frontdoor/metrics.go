@@ -70,7 +70,7 @@ func newMetrics() *metrics {
 
 // register adds the collectors that read the running server's state at scrape time.
 func (m *metrics) register(srv *server) {
-	m.registry.MustRegister(&pusherCollector{srv: srv}, &certCollector{srv: srv}, &clusterCollector{srv: srv})
+	m.registry.MustRegister(&pusherCollector{srv: srv}, &certCollector{srv: srv}, &clusterCollector{srv: srv}, &onDemandCollector{srv: srv})
 	m.registry.MustRegister(&workersCollector{srv: srv}, &proxyCollector{srv: srv})
 }
 
@@ -177,11 +177,18 @@ type certCollector struct{ srv *server }
 func (c *certCollector) Describe(ch chan<- *prometheus.Desc) { ch <- certExpiryDesc }
 
 func (c *certCollector) Collect(ch chan<- prometheus.Metric) {
-	if c.srv.tls == nil {
+	t := c.srv.sites.Load()
+	if t == nil {
 		return
 	}
-	for name, t := range c.srv.tls.Expiries() {
-		ch <- prometheus.MustNewConstMetric(certExpiryDesc, prometheus.GaugeValue, float64(t.Unix()), name)
+	seen := map[string]bool{}
+	for _, m := range t.managers {
+		for name, exp := range m.Expiries() {
+			if !seen[name] {
+				seen[name] = true
+				ch <- prometheus.MustNewConstMetric(certExpiryDesc, prometheus.GaugeValue, float64(exp.Unix()), name)
+			}
+		}
 	}
 }
 

@@ -28,8 +28,14 @@ func (c *proxyCollector) Describe(ch chan<- *prometheus.Desc) {
 }
 
 func (c *proxyCollector) Collect(ch chan<- prometheus.Metric) {
-	ch <- prometheus.MustNewConstMetric(previousReleaseAssetsDesc, prometheus.CounterValue, float64(c.srv.proxy.PreviousReleaseAssetsServed()))
-	if l := c.srv.proxy.AuthLane(); l.Slots > 0 {
+	t := c.srv.sites.Load()
+	var served uint64
+	for _, site := range t.sites {
+		served += uint64(site.handler.PreviousReleaseAssetsServed())
+	}
+	ch <- prometheus.MustNewConstMetric(previousReleaseAssetsDesc, prometheus.CounterValue, float64(served))
+	// The lane of the default site's pool: the one the broadcaster's clients authorize through.
+	if l := t.def.handler.AuthLane(); l.Slots > 0 {
 		ch <- prometheus.MustNewConstMetric(authLaneWaitingDesc, prometheus.GaugeValue, float64(l.Waiting))
 		ch <- prometheus.MustNewConstMetric(authLaneActiveDesc, prometheus.GaugeValue, float64(l.Active))
 		ch <- prometheus.MustNewConstMetric(authLaneRefusedDesc, prometheus.CounterValue, float64(l.Refused))

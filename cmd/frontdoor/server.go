@@ -17,7 +17,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/fasthttp/websocket"
 	"github.com/rs/zerolog"
 	"github.com/valyala/fasthttp"
 
@@ -39,7 +38,11 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "frontdoor: %v\n", err)
 		return 2
 	}
-	log := newLogger(stderr, s.LogFormat, s.logLevel())
+	// The level is the process's global one, so a reload can change it (server.reload).
+	log := newLogger(stderr, s.LogFormat, "trace")
+	if lvl, err := parseLevel(s.logLevel()); err == nil {
+		zerolog.SetGlobalLevel(lvl)
+	}
 	for _, n := range s.notices {
 		log.Warn().Msg(n)
 	}
@@ -97,11 +100,14 @@ type server struct {
 	log      zerolog.Logger
 	settings settings
 	pusher   *pusher.Server
-	proxy    *proxy.Handler
+	// sites routes by host to each site's proxy and certificates (sitetable.go); replaced whole
+	// on reload.
+	sites    atomic.Pointer[siteTable]
 	broker   *redisbroker.Broker // nil on a single node; the pusher server closes it
 	tls      *fdtls.Manager      // nil when TLS is off
 	h2       *h2Server           // nil when TLS or HTTP/2 is off
 	h2Ln     net.Listener        // the TLS connections that chose h2
+	askLimit *askLimiter         // on-demand TLS asks across all sites
 	metrics  *metrics
 	workers  *workers.Supervisor // the app's queue workers and the like; started once listeners serve
 
@@ -112,6 +118,11 @@ type server struct {
 	upgrading atomic.Bool // a new process took over: leave the pid file to it
 
 	malformedLogs *ratelog.Limiter
+	hostLogs      *ratelog.Limiter // requests for names no site serves
+
+	mgrMu   sync.Mutex
+	runCtx  context.Context                       // set by run: managers started after it run under it
+	mgrRuns map[*fdtls.Manager]context.CancelFunc // running certificate watch loops
 }
 
 // boundListener is a listener with the fasthttp server that serves it and the name logs use.
@@ -130,11 +141,28 @@ func newServer(s settings, log zerolog.Logger) (_ *server, err error) {
 		}
 	}()
 
+	srv.hostLogs = ratelog.New(1, 10*time.Second)
+	var limit float64
+	setIf(&limit, s.onDemandLimits.AsksPerMinute)
+	srv.askLimit = newAskLimiter(limit)
+	srv.metrics.register(srv)
+	t, err := srv.buildSites(s, nil)
+	if err != nil {
+		return nil, err
+	}
+	srv.sites.Store(t)
+	defer func() {
+		if err != nil {
+			srv.closeSites()
+		}
+	}()
+
 	pusherCfg := s.Pusher
-	// Webhooks to a path reach PHP through the front door in-process, as if from loopback.
-	pusherCfg.WebhookLocal = func(ctx *fasthttp.RequestCtx) { srv.proxy.ServeHTTP(ctx) }
-	// The router resolves the visitor behind trusted proxies before the Pusher side runs, so
-	// the per-address cap and the logs count visitors, not the balancer.
+	// Webhooks to a path reach PHP through the front door in-process, as if from loopback: the
+	// default site's.
+	pusherCfg.WebhookLocal = func(ctx *fasthttp.RequestCtx) { srv.sites.Load().def.handler.ServeHTTP(ctx) }
+	// The site handler resolves the visitor behind trusted proxies before the Pusher side runs,
+	// so the per-address cap and the logs count visitors, not the balancer.
 	pusherCfg.ClientIP = proxy.ClientIP
 	// Shutdown paces its reconnects to the authorizations per second PHP answers (pusher/pacing.go),
 	// when the clients have somewhere to reconnect to meanwhile: the new process of an upgrade, or
@@ -144,10 +172,10 @@ func newServer(s settings, log zerolog.Logger) (_ *server, err error) {
 		if !srv.upgrading.Load() && srv.broker == nil {
 			return 0
 		}
-		return srv.proxy.AuthCapacity()
+		return srv.sites.Load().def.handler.AuthCapacity()
 	}
-	if len(s.TLS.Domains) > 0 {
-		pusherCfg.WebhookHost = s.TLS.Domains[0]
+	if d := t.def.cfg.TLS.Domains; len(d) > 0 {
+		pusherCfg.WebhookHost = d[0]
 	}
 	if s.Redis.URL != "" {
 		if srv.broker, err = redisbroker.New(s.Redis, log.With().Str("component", "cluster").Logger()); err != nil {
@@ -158,29 +186,16 @@ func newServer(s settings, log zerolog.Logger) (_ *server, err error) {
 	if srv.pusher, err = pusher.NewServer(pusherCfg, log.With().Str("component", "pusher").Logger()); err != nil {
 		return nil, err
 	}
-	proxyCfg := s.Proxy
-	proxyCfg.AccessLog = s.AccessLog
-	proxyCfg.Hosts = s.TLS.Domains // 421 for other names on the public listeners
-	if srv.proxy, err = proxy.New(proxyCfg, log.With().Str("component", "proxy").Logger()); err != nil {
-		return nil, err
-	}
-	srv.proxy.SetObserver(srv.metrics)
-	srv.metrics.register(srv)
 
-	all := srv.router()
-	app := srv.checkHost(all)
-	if s.TLS.Mode != "off" {
-		if srv.tls, err = fdtls.New(s.TLS, log.With().Str("component", "tls").Logger()); err != nil {
-			return nil, err
-		}
+	if len(t.managers) > 0 {
 		ln, err := fdtls.Listen(s.TLS.HTTPSAddr)
 		if err != nil {
 			return nil, err
 		}
 		ln = fdtls.GuardAccept(ln, fdtls.AcceptGuard{Name: "https", Log: log})
 		ln = srv.proxyProtocol("https", ln) // before TLS: the header precedes the handshake
-		https := srv.tls.WrapHSTS(app)
-		tlsLn := srv.tls.NewListener(pusher.ListenerForTLS(ln))
+		https := srv.siteHandler(false)
+		tlsLn := t.refuser.NewListenerFunc(pusher.ListenerForTLS(ln), srv.getCertificate)
 		if s.TLS.HTTP2 {
 			// Connections that choose h2 go to the HTTP/2 server, which runs the same handler.
 			srv.h2 = newH2Server(https, srv.metrics, log.With().Str("component", "http2").Logger())
@@ -193,8 +208,8 @@ func newServer(s settings, log zerolog.Logger) (_ *server, err error) {
 		}
 		ln80 = fdtls.GuardAccept(ln80, fdtls.AcceptGuard{Name: "http", RefuseHTTP: true, Log: log})
 		ln80 = srv.proxyProtocol("http", ln80)
-		// Checked before the redirect too: only configured names are sent on to https.
-		srv.listeners = append(srv.listeners, boundListener{"http", ln80, srv.httpServer(srv.checkHost(srv.tls.HTTPHandler(app)))})
+		// Checked before the redirect too: only served names are sent on to https.
+		srv.listeners = append(srv.listeners, boundListener{"http", ln80, srv.httpServer(srv.http80Handler())})
 	}
 	if s.Listen != "" {
 		ln, err := fdtls.Listen(s.Listen)
@@ -203,11 +218,8 @@ func newServer(s settings, log zerolog.Logger) (_ *server, err error) {
 		}
 		ln = fdtls.GuardAccept(ln, fdtls.AcceptGuard{Name: "plain", RefuseHTTP: true, Log: log})
 		ln = srv.proxyProtocol("plain", ln)
-		h := app
-		if isLoopback(s.Listen) {
-			h = all // the broadcaster posts to 127.0.0.1 beside TLS: its Host is not a --domain
-		}
-		srv.listeners = append(srv.listeners, boundListener{"plain", ln, srv.httpServer(h)})
+		// The broadcaster posts to 127.0.0.1 beside TLS: its Host is no site's name.
+		srv.listeners = append(srv.listeners, boundListener{"plain", ln, srv.httpServer(srv.siteHandler(isLoopback(s.Listen)))})
 	}
 	if s.Admin != "" && s.Admin != "off" {
 		// SO_REUSEPORT here too, so an upgrade's new process can bind it while this one drains.
@@ -218,48 +230,6 @@ func newServer(s settings, log zerolog.Logger) (_ *server, err error) {
 		srv.admin = srv.adminServer()
 	}
 	return srv, nil
-}
-
-// router is the one place that splits the product's three jobs by path (docs/architecture.md
-// "The path of a request"): {prefix}/app/{key} is the Pusher socket, {prefix}/apps/{id}/… the Pusher HTTP API,
-// the rest PHP. The Pusher side takes a path only when it is really its own (a configured key or
-// app id, a WebSocket handshake, a signed API request), so a Laravel route under /app or /apps
-// (Filament's default panel is /app) still reaches PHP; unknown keys and ids that do come as a
-// handshake or a signed request get the Pusher answer (4001, "Unknown app id") their clients expect.
-func (srv *server) router() fasthttp.RequestHandler {
-	prefix := srv.settings.Pusher.PathPrefix
-	appPrefix := []byte(prefix + "/app/")
-	apiPrefix := []byte(prefix + "/apps/")
-	return func(ctx *fasthttp.RequestCtx) {
-		// The visitor's address, once for all three jobs (proxy.ClientIPKey).
-		srv.proxy.ResolveClient(ctx)
-		path := ctx.Path()
-		switch {
-		case bytes.HasPrefix(path, appPrefix) &&
-			(srv.pusher.KnownKey(path[len(appPrefix):]) || websocket.FastHTTPIsWebSocketUpgrade(ctx)):
-			srv.pusher.HandleWebSocket(ctx)
-		case bytes.HasPrefix(path, apiPrefix) &&
-			(srv.pusher.KnownAppID(firstSegment(path[len(apiPrefix):])) || ctx.QueryArgs().Has("auth_signature")):
-			srv.pusher.HandleAPI(ctx)
-		default:
-			srv.proxy.ServeHTTP(ctx)
-		}
-	}
-}
-
-// checkHost refuses, with 421, requests whose Host is not one of the --domain names (unless
-// --allow-any-host), before any of the three jobs sees them: PHP builds links from the Host,
-// and a Pusher socket or API call for another name is not for this server either.
-func (srv *server) checkHost(h fasthttp.RequestHandler) fasthttp.RequestHandler {
-	if len(srv.settings.TLS.Domains) == 0 || srv.settings.Proxy.AllowAnyHost {
-		return h
-	}
-	return func(ctx *fasthttp.RequestCtx) {
-		srv.proxy.ResolveClient(ctx) // so the refusal logs the visitor
-		if !srv.proxy.RefuseHost(ctx) {
-			h(ctx)
-		}
-	}
 }
 
 // isLoopback reports a listen address on the loopback interface (127.0.0.1:8080, [::1]:8080,
@@ -355,9 +325,10 @@ func (srv *server) run(ctx context.Context) error {
 		srv.log.Info().Str("listener", "admin").Str("addr", srv.adminLn.Addr().String()).Msg("admin listening")
 		go func() { errc <- srv.admin.Serve(srv.adminLn) }()
 	}
-	if srv.tls != nil {
-		go srv.tls.Run(ctx)
-	}
+	srv.mgrMu.Lock()
+	srv.runCtx = ctx
+	srv.mgrMu.Unlock()
+	srv.runManagers(srv.sites.Load())
 	if err := srv.writePidFile(); err != nil {
 		srv.log.Warn().Err(err).Str("file", srv.settings.PidFile).Msg("cannot write the pid file")
 	}
@@ -405,9 +376,7 @@ func (srv *server) shutdown() {
 		}
 	})
 	wg.Wait()
-	if err := srv.proxy.Close(); err != nil {
-		srv.log.Warn().Err(err).Msg("proxy close")
-	}
+	srv.closeSites()
 	if srv.admin != nil {
 		_ = srv.admin.Shutdown()
 	}
@@ -434,7 +403,10 @@ func (srv *server) removePidFile() {
 }
 
 // reload re-reads every layer on SIGHUP and applies what can change without dropping a
-// connection: apps, origins and limits, and certificates. Listener addresses need a restart.
+// connection: apps, origins and limits, sites (added, changed, removed: a changed site gets a new
+// proxy handler while requests in flight finish on the old one), upstreams, roots, body limits,
+// host names and certificates, and the log level. What needs new listeners (addresses, TLS on or
+// off, Redis) is refused by name, never silently ignored. An invalid configuration changes nothing.
 func (srv *server) reload(args []string) {
 	s, err := loadSettings(args, envLookup, io.Discard)
 	if err != nil {
@@ -444,22 +416,62 @@ func (srv *server) reload(args []string) {
 	if s.devCredentials {
 		s.Pusher.Apps = srv.settings.Pusher.Apps // keep this run's generated credentials
 	}
-	if err := srv.pusher.Reload(s.Pusher); err != nil {
-		srv.log.Error().Err(err).Msg("reload of apps refused; keeping the running ones")
+	t, refused, err := srv.reloadSites(s)
+	if err != nil {
+		srv.log.Error().Err(err).Msg("reload refused; keeping the running configuration")
 		return
 	}
-	if srv.tls != nil {
-		if err := srv.tls.Reload(); err != nil {
+	if err := srv.pusher.Reload(s.Pusher); err != nil {
+		srv.discardSites(t)
+		srv.log.Error().Err(err).Msg("reload of apps refused; keeping the running configuration")
+		return
+	}
+	old := srv.sites.Swap(t)
+	srv.retire(old, t)
+	for _, m := range t.managers {
+		if err := m.Reload(); err != nil {
 			srv.log.Error().Err(err).Msg("certificate reload failed; keeping the loaded certificates")
 		}
 	}
-	if s.Listen != srv.settings.Listen || s.Admin != srv.settings.Admin || s.TLS.HTTPSAddr != srv.settings.TLS.HTTPSAddr {
-		srv.log.Warn().Msg("listener addresses changed: they apply after a restart")
+	if len(refused) > 0 {
+		srv.log.Error().Strs("settings", refused).Msg("reload: these settings changed but need a restart (frontdoor restart); they keep their running values")
 	}
-	srv.settings.Pusher = s.Pusher
+	if lvl, err := parseLevel(s.LogLevel); err == nil && lvl != zerolog.GlobalLevel() {
+		zerolog.SetGlobalLevel(lvl)
+		srv.log.Info().Str("level", lvl.String()).Msg("log level changed")
+	}
+	// srv.settings stays the start-up configuration (listeners, pid file, shutdown timeout): what a
+	// reload changes lives in the site table, the Pusher server and the workers.
 	// A reload after a deploy is also `php artisan queue:restart`: workers pick up the new code.
 	srv.workers.Reload(s.Workers)
-	srv.log.Info().Int("apps", len(s.Pusher.Apps)).Msg("configuration reloaded")
+	srv.log.Info().Int("apps", len(s.Pusher.Apps)).Int("sites", len(t.sites)).Msg("configuration reloaded")
+}
+
+// discardSites closes the handlers a table built for a refused reload opened.
+func (srv *server) discardSites(t *siteTable) {
+	cur := srv.sites.Load()
+	keep := map[*proxy.Handler]bool{}
+	for _, s := range cur.sites {
+		keep[s.handler] = true
+	}
+	for _, s := range t.sites {
+		if !keep[s.handler] {
+			s.handler.Close()
+		}
+	}
+}
+
+// closeSites closes every proxy handler of the current table (shutdown).
+func (srv *server) closeSites() {
+	t := srv.sites.Load()
+	if t == nil {
+		return
+	}
+	for _, s := range t.sites {
+		if err := s.handler.Close(); err != nil {
+			srv.log.Warn().Err(err).Str("site", s.cfg.Name).Msg("proxy close")
+		}
+	}
 }
 
 // stopWorkers lets each worker finish its current job (SIGTERM; SIGKILL after its stop_timeout)
