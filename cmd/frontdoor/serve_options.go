@@ -225,7 +225,7 @@ func serveOptions() []*option {
 		{name: "http-redirect", tlsOnly: true, isBool: true, usage: "redirect plain HTTP to https (false: serve it)", apply: boolean("http-redirect", func(s *settings) *bool { return &s.TLS.HTTPRedirect })},
 		{name: "tls-cert", tlsOnly: true, usage: "certificate `file` (PEM, full chain)", apply: str(func(s *settings) *string { return &s.TLS.CertFile })},
 		{name: "tls-key", tlsOnly: true, usage: "private key `file` (PEM)", apply: str(func(s *settings) *string { return &s.TLS.KeyFile })},
-		{name: "http2", tlsOnly: true, isBool: true, usage: "offer HTTP/2 (ALPN h2) on the TLS listener beside HTTP/1.1; false: HTTP/1.1 only", apply: boolean("http2", func(s *settings) *bool { return &s.TLS.HTTP2 })},
+		{name: "http2", isBool: true, usage: "offer HTTP/2 (ALPN h2) on the TLS listener beside HTTP/1.1; false: HTTP/1.1 only", apply: boolean("http2", func(s *settings) *bool { return &s.TLS.HTTP2 })},
 		{name: "hsts", tlsOnly: true, usage: "Strict-Transport-Security max-age (0 = off)", apply: duration("hsts", func(s *settings) *time.Duration { return &s.TLS.HSTS })},
 	}
 }
