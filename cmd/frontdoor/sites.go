@@ -197,7 +197,7 @@ func (s *settings) resolveSites() error {
 		}
 		switch site.TLS.Mode {
 		case "auto":
-			if len(site.TLS.Domains) < len(site.Hosts) && site.OnDemand == nil {
+			if slices.ContainsFunc(site.Hosts, func(h string) bool { return strings.HasPrefix(h, "*.") }) && site.OnDemand == nil {
 				errs = append(errs, fmt.Errorf("%s hosts: ACME cannot issue wildcard certificates here (http-01 and tls-alpn-01 only); use tls.cert/tls.key with a wildcard certificate, or on_demand", at))
 			}
 		case "off", "files", "self-signed":

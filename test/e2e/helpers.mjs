@@ -33,10 +33,11 @@ export function freePort() {
 export async function startFrontdoor({ yaml, args = [], port } = {}) {
   port ??= await freePort();
   const argv = ['serve', '--listen', `127.0.0.1:${port}`, '--admin', 'off', '--log-format', 'json', '--env-file', ''];
+  let configFile;
   if (yaml) {
-    const f = join(mkdtempSync(join(tmpdir(), 'fd-cfg-')), 'frontdoor.yaml');
-    writeFileSync(f, yaml);
-    argv.push('--config', f);
+    configFile = join(mkdtempSync(join(tmpdir(), 'fd-cfg-')), 'frontdoor.yaml');
+    writeFileSync(configFile, yaml);
+    argv.push('--config', configFile);
   } else {
     argv.push('--app-id', APP.id, '--app-key', APP.key, '--app-secret', APP.secret);
   }
@@ -58,6 +59,19 @@ export async function startFrontdoor({ yaml, args = [], port } = {}) {
     stop: () => { child.kill('SIGTERM'); return exited; },
     kill: () => { child.kill('SIGKILL'); return exited; }, // a crash: no goodbye to anyone
     log: () => log,
+    // reload writes a new YAML config and sends SIGHUP; it resolves once the reload is logged.
+    reload: (newYaml) => new Promise((resolve, reject) => {
+      const seen = (log.match(/"configuration reloaded"/g) || []).length;
+      writeFileSync(configFile, newYaml);
+      const timer = setTimeout(() => reject(new Error('no reload logged:\n' + log)), 10000);
+      const check = () => {
+        if ((log.match(/"configuration reloaded"/g) || []).length > seen) {
+          clearTimeout(timer); child.stderr.off('data', check); resolve();
+        }
+      };
+      child.stderr.on('data', check);
+      child.kill('SIGHUP');
+    }),
   };
 }
 
