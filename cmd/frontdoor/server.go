@@ -104,7 +104,6 @@ type server struct {
 	// on reload.
 	sites    atomic.Pointer[siteTable]
 	broker   *redisbroker.Broker // nil on a single node; the pusher server closes it
-	tls      *fdtls.Manager      // nil when TLS is off
 	h2       *h2Server           // nil when TLS or HTTP/2 is off
 	h2Ln     net.Listener        // the TLS connections that chose h2
 	askLimit *askLimiter         // on-demand TLS asks across all sites
