@@ -11,10 +11,21 @@ import (
 	"golang.org/x/crypto/acme/autocert"
 )
 
+// Mode is where the TLS listener's certificates come from; the strings are --tls's values.
+type Mode string
+
+// The certificate sources.
+const (
+	ModeOff        Mode = "off"         // plain HTTP only
+	ModeAuto       Mode = "auto"        // ACME (Let's Encrypt) for the configured names
+	ModeFiles      Mode = "files"       // PEM files, reloaded on change
+	ModeSelfSigned Mode = "self-signed" // a certificate made and kept here, for development
+)
+
 // Config selects how certificates are obtained. Field comments name the flags.
 type Config struct {
-	// Mode is off, auto (ACME), files, or self-signed (--tls).
-	Mode string
+	// Mode is where certificates come from (--tls).
+	Mode Mode
 	// Domains are the names certificates are obtained for; any other SNI is refused without
 	// contacting the CA, so a scanner cannot burn its rate limits (--domain).
 	Domains []string
@@ -47,7 +58,7 @@ type Config struct {
 // /var/lib/frontdoor/certs (the systemd unit's StateDirectory).
 func DefaultConfig() Config {
 	return Config{
-		Mode:         "off",
+		Mode:         ModeOff,
 		CacheDir:     "/var/lib/frontdoor/certs",
 		HTTPSAddr:    ":443",
 		HTTPAddr:     ":80",
@@ -66,9 +77,9 @@ const (
 func (c *Config) Validate() error {
 	var errs []error
 	switch c.Mode {
-	case "off":
+	case ModeOff:
 		return nil
-	case "auto":
+	case ModeAuto:
 		if c.OnDemand != nil {
 			if err := c.OnDemand.validate(); err != nil {
 				errs = append(errs, err)
@@ -92,11 +103,11 @@ func (c *Config) Validate() error {
 				errs = append(errs, fmt.Errorf("--acme-directory: invalid value %q: want production, staging or an https:// directory URL", c.ACMEDirectory))
 			}
 		}
-	case "files":
+	case ModeFiles:
 		if c.CertFile == "" || c.KeyFile == "" {
 			errs = append(errs, errors.New("--tls-cert and --tls-key: both are needed with --tls files"))
 		}
-	case "self-signed":
+	case ModeSelfSigned:
 	default:
 		errs = append(errs, fmt.Errorf("--tls: invalid value %q: want off, auto, files or self-signed", c.Mode))
 	}
@@ -105,7 +116,7 @@ func (c *Config) Validate() error {
 			errs = append(errs, fmt.Errorf("%s: invalid value %q: want host:port or :port", a.flag, a.v))
 		}
 	}
-	if c.OnDemand != nil && c.Mode != "auto" {
+	if c.OnDemand != nil && c.Mode != ModeAuto {
 		errs = append(errs, errOnDemandConfig)
 	}
 	if c.HSTS < 0 {

@@ -27,7 +27,7 @@ func (m *Manager) checkExpiry(now time.Time) {
 			continue
 		}
 		ev := m.log.Error().Str("name", name).Time("expires", leaf.NotAfter).Int("days_left", int(left.Hours()/24))
-		if m.cfg.Mode == "auto" {
+		if m.cfg.Mode == ModeAuto {
 			ev.Msg("certificate not renewed and expiring: automatic renewal keeps failing (see earlier errors; is the CA able to reach this server?)")
 		} else {
 			ev.Msg("certificate expiring: replace the files, then SIGHUP (or wait: changes are picked up)")

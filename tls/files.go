@@ -23,7 +23,7 @@ type fileVersions struct{ cert, key time.Time }
 // Reload re-reads the certificate files (SIGHUP and file changes). A failed reload keeps the
 // certificate in use and says why; connections are never dropped, new handshakes use the new one.
 func (m *Manager) Reload() error {
-	if m.cfg.Mode != "files" {
+	if m.cfg.Mode != ModeFiles {
 		return nil
 	}
 	certInfo, err1 := os.Stat(m.cfg.CertFile)

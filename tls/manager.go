@@ -40,7 +40,7 @@ func New(cfg Config, log zerolog.Logger) (*Manager, error) {
 	}
 	m := &Manager{cfg: cfg, log: log, logLast: map[string]time.Time{}, ocsp: newStapler(log)}
 	switch cfg.Mode {
-	case "auto":
+	case ModeAuto:
 		if err := os.MkdirAll(cfg.CacheDir, 0o700); err != nil {
 			return nil, fmt.Errorf("--cert-cache: %w", err)
 		}
@@ -68,11 +68,11 @@ func New(cfg Config, log zerolog.Logger) (*Manager, error) {
 		}
 		log.Info().Strs("domains", cfg.Domains).Str("directory", client.DirectoryURL).Str("cache", cfg.CacheDir).
 			Msg("automatic certificates: the first TLS handshake for each name obtains its certificate")
-	case "files":
+	case ModeFiles:
 		if err := m.Reload(); err != nil {
 			return nil, err
 		}
-	case "self-signed":
+	case ModeSelfSigned:
 		var lc *loadedCert
 		var err error
 		if cfg.CacheDir != "" {
@@ -141,7 +141,7 @@ func (m *Manager) Run(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case now := <-t.C:
-			if m.cfg.Mode == "files" && m.filesChanged() {
+			if m.cfg.Mode == ModeFiles && m.filesChanged() {
 				if err := m.Reload(); err != nil {
 					m.log.Error().Err(err).Msg("certificate files changed but could not be loaded; keeping the current certificate")
 				}

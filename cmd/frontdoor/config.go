@@ -155,7 +155,7 @@ type fileProxy struct {
 }
 
 type fileTLS struct {
-	Mode          *string        `yaml:"mode"`
+	Mode          *fdtls.Mode    `yaml:"mode"`
 	Domains       []string       `yaml:"domains"`
 	Email         *string        `yaml:"acme_email"`
 	CacheDir      *string        `yaml:"cert_cache"`
@@ -337,13 +337,13 @@ func (s *settings) markTLS(flag, source string) {
 // served is worse than a refusal to start. keepListen is true when the development listener was
 // asked for (or a YAML file describes the listeners).
 func (s *settings) inferTLSMode(keepListen bool) error {
-	if s.TLS.Mode == "off" && s.tlsModeSet == "" {
-		inferred := ""
+	if s.TLS.Mode == fdtls.ModeOff && s.tlsModeSet == "" {
+		var inferred fdtls.Mode
 		switch {
 		case s.TLS.CertFile != "" && s.TLS.KeyFile != "":
-			inferred = "files"
+			inferred = fdtls.ModeFiles
 		case s.TLS.CertFile == "" && s.TLS.KeyFile == "" && len(s.TLS.Domains) > 0:
-			inferred = "auto"
+			inferred = fdtls.ModeAuto
 		}
 		if inferred != "" {
 			s.TLS.Mode = inferred
@@ -353,7 +353,7 @@ func (s *settings) inferTLSMode(keepListen bool) error {
 			return nil
 		}
 	}
-	if s.TLS.Mode != "off" || len(s.tlsSet) == 0 {
+	if s.TLS.Mode != fdtls.ModeOff || len(s.tlsSet) == 0 {
 		return nil
 	}
 	why := "TLS is off"
@@ -424,7 +424,7 @@ func (s *settings) validate() error {
 	if s.ShutdownTimeout < 0 {
 		errs = append(errs, badValue("shutdown-timeout", s.ShutdownTimeout.String(), "want a duration ≥ 0, e.g. 10s"))
 	}
-	if s.TLS.Mode == "off" && s.Listen == "" && !s.anySiteTLS() {
+	if s.TLS.Mode == fdtls.ModeOff && s.Listen == "" && !s.anySiteTLS() {
 		errs = append(errs, errors.New("listen: empty while tls is off: nothing would be served; set --listen or --tls"))
 	}
 	if err := s.validateProxyProtocol(); err != nil {
@@ -439,7 +439,7 @@ func (s *settings) validate() error {
 	tc := s.TLS
 	if len(s.Sites) > 0 {
 		// Each site's certificate source was checked by resolveSites; here only the listeners.
-		tc.Mode = "self-signed"
+		tc.Mode = fdtls.ModeSelfSigned
 	}
 	if err := tc.Validate(); err != nil {
 		errs = append(errs, err)

@@ -14,6 +14,7 @@ import (
 	"github.com/frontdoorhq/frontdoor/cmd/frontdoor/internal/workers"
 	"github.com/frontdoorhq/frontdoor/internal/dotenv"
 	"github.com/frontdoorhq/frontdoor/pusher"
+	fdtls "github.com/frontdoorhq/frontdoor/tls"
 )
 
 // loadSettings assembles the settings from every layer, lowest first:
@@ -112,7 +113,7 @@ func loadSettings(args []string, lookup func(string) (string, bool), stderr io.W
 	// to stay on https (HSTS, this host only) unless the operator chose a value, 0 included.
 	hstsDefault := !s.hstsChosen && !optionSet(opts, "hsts")
 	if len(s.siteFiles) > 0 {
-		if hstsDefault && (s.TLS.Mode == "auto" || s.tlsModeSet == "") {
+		if hstsDefault && (s.TLS.Mode == fdtls.ModeAuto || s.tlsModeSet == "") {
 			s.TLS.HSTS = defaultACMEHSTS // each ACME site sends it; other sites none (resolveSites)
 			s.hstsDefaulted = true
 		}
@@ -125,7 +126,7 @@ func loadSettings(args []string, lookup func(string) (string, bool), stderr io.W
 			return s, err
 		}
 	}
-	if s.TLS.Mode == "auto" && hstsDefault {
+	if s.TLS.Mode == fdtls.ModeAuto && hstsDefault {
 		s.TLS.HSTS = defaultACMEHSTS
 	}
 	if len(s.Pusher.Apps) == 0 {

@@ -3,6 +3,7 @@ package main
 import (
 	"github.com/frontdoorhq/frontdoor/cmd/frontdoor/internal/workers"
 	"github.com/frontdoorhq/frontdoor/pusher"
+	fdtls "github.com/frontdoorhq/frontdoor/tls"
 
 	"strconv"
 	"time"
@@ -207,7 +208,10 @@ func serveOptions() []*option {
 		}},
 
 		// TLS.
-		{name: "tls", usage: "off, auto (ACME, default with --domain), files or self-signed", apply: str(func(s *settings) *string { return &s.TLS.Mode })},
+		{name: "tls", usage: "off, auto (ACME, default with --domain), files or self-signed", apply: func(s *settings, v []string) error {
+			s.TLS.Mode = fdtls.Mode(v[len(v)-1])
+			return nil
+		}},
 		{name: "domain", tlsOnly: true, repeated: true, usage: "`name` to obtain a certificate for (repeatable)", apply: func(s *settings, v []string) error {
 			var out []string
 			for _, x := range v {

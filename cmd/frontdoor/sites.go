@@ -33,9 +33,9 @@ type fileSite struct {
 }
 
 type fileSiteTLS struct {
-	Mode *string `yaml:"mode"`
-	Cert *string `yaml:"cert"`
-	Key  *string `yaml:"key"`
+	Mode *fdtls.Mode `yaml:"mode"`
+	Cert *string     `yaml:"cert"`
+	Key  *string     `yaml:"key"`
 }
 
 // fileOnDemand is a site's on-demand TLS: before ordering a certificate for a name it does not
@@ -165,7 +165,7 @@ func (s *settings) resolveSites() error {
 		}
 		s.Pusher.Apps = append(s.Pusher.Apps, apps...)
 
-		site.TLS.Mode = "auto"
+		site.TLS.Mode = fdtls.ModeAuto
 		if s.tlsModeSet != "" {
 			site.TLS.Mode = s.TLS.Mode
 		}
@@ -173,7 +173,7 @@ func (s *settings) resolveSites() error {
 			setIf(&site.TLS.CertFile, t.Cert)
 			setIf(&site.TLS.KeyFile, t.Key)
 			if t.Cert != nil && t.Key != nil {
-				site.TLS.Mode = "files"
+				site.TLS.Mode = fdtls.ModeFiles
 			}
 			setIf(&site.TLS.Mode, t.Mode)
 		}
@@ -188,11 +188,11 @@ func (s *settings) resolveSites() error {
 			}
 			site.OnDemand = &onDemandSettings{Ask: od.Ask, RefusedTTL: 10 * time.Minute}
 			setIf(&site.OnDemand.RefusedTTL, od.RefusedTTL)
-			if site.TLS.Mode != "auto" {
+			if site.TLS.Mode != fdtls.ModeAuto {
 				errs = append(errs, fmt.Errorf("%s on_demand: needs tls.mode auto (ACME), not %q", at, site.TLS.Mode))
 			}
 		}
-		if s.hstsDefaulted && site.TLS.Mode != "auto" {
+		if s.hstsDefaulted && site.TLS.Mode != fdtls.ModeAuto {
 			site.TLS.HSTS = 0
 		}
 		switch site.TLS.Mode {
@@ -202,7 +202,7 @@ func (s *settings) resolveSites() error {
 			}
 		case "off", "files", "self-signed":
 		default:
-			errs = append(errs, badValue(at+" tls.mode", site.TLS.Mode, "want off, auto, files or self-signed"))
+			errs = append(errs, badValue(at+" tls.mode", string(site.TLS.Mode), "want off, auto, files or self-signed"))
 		}
 		site.Proxy.AllowAnyHost = f.Proxy != nil && f.Proxy.AllowAnyHost != nil && *f.Proxy.AllowAnyHost
 		if site.Proxy.AllowAnyHost {
@@ -217,7 +217,7 @@ func (s *settings) resolveSites() error {
 		if err := site.Proxy.Validate(); err != nil {
 			errs = append(errs, fmt.Errorf("%s proxy: %w", at, err))
 		}
-		if site.TLS.Mode != "off" && site.TLS.Mode != "auto" {
+		if site.TLS.Mode != fdtls.ModeOff && site.TLS.Mode != fdtls.ModeAuto {
 			if err := site.TLS.Validate(); err != nil {
 				errs = append(errs, fmt.Errorf("%s tls: %w", at, err))
 			}
@@ -275,7 +275,7 @@ func (s *settings) siteApps(yamlApps []pusher.AppConfig, envFile string) ([]push
 // anySiteTLS reports whether some site serves TLS, so the :443 and :80 listeners run.
 func (s *settings) anySiteTLS() bool {
 	for _, site := range s.Sites {
-		if site.TLS.Mode != "off" {
+		if site.TLS.Mode != fdtls.ModeOff {
 			return true
 		}
 	}

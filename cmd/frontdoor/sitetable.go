@@ -145,10 +145,10 @@ func (srv *server) buildSites(s settings, old *siteTable) (_ *siteTable, err err
 	// Every ACME site shares one autocert manager: one account, one cache, and a host policy that
 	// allows exactly the union of their names (plus what on-demand sites' apps allow).
 	acmeCfg := s.TLS
-	acmeCfg.Mode, acmeCfg.Domains, acmeCfg.CertFile, acmeCfg.KeyFile = "auto", nil, "", ""
+	acmeCfg.Mode, acmeCfg.Domains, acmeCfg.CertFile, acmeCfg.KeyFile = fdtls.ModeAuto, nil, "", ""
 	anyACME, anyOnDemand := false, false
 	for _, sc := range cfgs {
-		if sc.TLS.Mode == "auto" {
+		if sc.TLS.Mode == fdtls.ModeAuto {
 			anyACME = true
 			acmeCfg.Domains = append(acmeCfg.Domains, sc.TLS.Domains...)
 			anyOnDemand = anyOnDemand || sc.OnDemand != nil
@@ -468,7 +468,7 @@ func (srv *server) reloadSites(s settings) (*siteTable, []string, error) {
 			refused = append(refused, c.name)
 		}
 	}
-	hadTLS, hasTLS := len(srv.sites.Load().managers) > 0, len(s.Sites) == 0 && s.TLS.Mode != "off" || s.anySiteTLS()
+	hadTLS, hasTLS := len(srv.sites.Load().managers) > 0, len(s.Sites) == 0 && s.TLS.Mode != fdtls.ModeOff || s.anySiteTLS()
 	if hadTLS != hasTLS {
 		return nil, nil, errors.New("TLS on or off: the TLS listeners start or stop only with a restart (frontdoor restart)")
 	}
