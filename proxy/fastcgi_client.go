@@ -173,56 +173,74 @@ func (u *fcgiUpstream) roundTrip(ctx *fasthttp.RequestCtx, x *exchange, c *fcgiC
 		c.discard()
 		return true, err
 	}
-	var stdin chan error
+	e := &fcgiExchange{c: c}
 	if !inline {
-		stdin = make(chan error, 1)
-		go c.writeStdin(body, stdin)
+		e.stdin = make(chan error, 1)
+		go c.writeStdin(body, e.stdin)
 	}
-	// fail closes the connection, which also stops the STDIN writer, and waits for it: the
-	// client's body stream belongs to fasthttp once we return.
-	fail := func(err error) error {
-		c.discard()
-		if stdin != nil {
-			if werr := <-stdin; werr != nil {
-				var ce clientError
-				if errors.As(werr, &ce) || errors.Is(werr, errBodyTooLarge) {
-					err = werr // the client's fault explains the upstream's failure
-				}
-			}
-		}
-		return err
-	}
-
 	hdr := cgiHeaders{limit: fcgiMaxHeader}
-	var rest []byte
-	for got := false; ; got = true {
-		chunk, err := c.r.next(fcgiChunk)
-		if err != nil {
-			if errors.Is(err, io.EOF) {
-				err = errors.New("fastcgi: response ended before its headers")
-			}
-			err = fail(err)
-			return !got && inline && failureKind(err) == kindProtocol, err
-		}
-		c.settle()
-		var done bool
-		if rest, done, err = hdr.feed(chunk); err != nil {
-			return false, fail(err)
-		}
-		if done {
-			break
-		}
+	rest, firstRead, err := e.headers(&hdr)
+	if err != nil {
+		err = e.fail(err)
+		return firstRead && inline && failureKind(err) == kindProtocol, err
 	}
 	var fieldsArr [24]cgiField
 	status, fields, err := hdr.parse(fieldsArr[:0])
 	if err != nil {
-		return false, fail(err)
+		return false, e.fail(err)
 	}
 	cl := applyCGIHeaders(&ctx.Response, status, fields)
+	return false, e.respond(ctx, x, rest, status, cl)
+}
 
-	// Gather what has already arrived: most responses are complete here and go out from memory,
-	// with the connection back in the pool before fasthttp writes a byte. The pooled buffer goes
-	// back when this returns, unless a streamed body took it.
+// fcgiExchange is one request on a connection, from its first response byte on.
+type fcgiExchange struct {
+	c     *fcgiConn
+	stdin chan error // the STDIN writer's result; nil when the body went inline or was consumed
+}
+
+// fail closes the connection, which also stops the STDIN writer, and waits for it: the client's
+// body stream belongs to fasthttp once the exchange returns. A failure of the client's body
+// explains the upstream's and is the one returned.
+func (e *fcgiExchange) fail(err error) error {
+	e.c.discard()
+	if e.stdin != nil {
+		if werr := <-e.stdin; werr != nil {
+			var ce clientError
+			if errors.As(werr, &ce) || errors.Is(werr, errBodyTooLarge) {
+				err = werr
+			}
+		}
+		e.stdin = nil
+	}
+	return err
+}
+
+// headers reads the CGI header block into hdr and returns the bytes after it. firstRead
+// reports a failure on the very first read, when nothing of the response has arrived.
+func (e *fcgiExchange) headers(hdr *cgiHeaders) (rest []byte, firstRead bool, err error) {
+	for got := false; ; got = true {
+		chunk, err := e.c.r.next(fcgiChunk)
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				err = errors.New("fastcgi: response ended before its headers")
+			}
+			return nil, !got, err
+		}
+		e.c.settle()
+		var done bool
+		if rest, done, err = hdr.feed(chunk); err != nil || done {
+			return rest, false, err
+		}
+	}
+}
+
+// respond sets the body: from memory when all of it has already arrived (most responses: the
+// connection is back in the pool before fasthttp writes a byte), else as a stream that keeps
+// the connection until fasthttp has written it. The pooled buffer goes back when this returns,
+// unless the streamed body took it.
+func (e *fcgiExchange) respond(ctx *fasthttp.RequestCtx, x *exchange, rest []byte, status, cl int) error {
+	c := e.c
 	pre := chunkPool.Get().(*[]byte)
 	buf := append((*pre)[:0], rest...)
 	streamed := false
@@ -240,18 +258,15 @@ func (u *fcgiUpstream) roundTrip(ctx *fasthttp.RequestCtx, x *exchange, c *fcgiC
 			break
 		}
 		if err != nil {
-			return false, fail(err)
+			return e.fail(err)
 		}
 		buf = append(buf, chunk...)
 	}
-	if !ended && c.r.ended {
-		ended = true
-	}
-	if ended {
-		err := c.finish(stdin)
-		stdin = nil // consumed by finish
+	if ended || c.r.ended {
+		err := c.finish(e.stdin)
+		e.stdin = nil // consumed by finish
 		if err != nil {
-			return false, fail(err)
+			return e.fail(err)
 		}
 		if ctx.IsHead() {
 			// PHP sends no body for HEAD; the length it announced is the GET's (RFC 9110 §9.3.2).
@@ -262,20 +277,20 @@ func (u *fcgiUpstream) roundTrip(ctx *fasthttp.RequestCtx, x *exchange, c *fcgiC
 		} else {
 			ctx.Response.SetBody(buf)
 		}
-		return false, nil
+		return nil
 	}
 	if ctx.IsHead() { // no body goes out; the rest of PHP's output is not worth the wait
-		_ = fail(nil)
+		_ = e.fail(nil)
 		if cl >= 0 {
 			ctx.Response.Header.SetContentLength(cl)
 		}
-		return false, nil
+		return nil
 	}
 	streamed = true
 	x.deferred = true
-	b := &fcgiBody{c: c, pre: pre, buf: buf, stdin: stdin, x: x, status: status}
+	b := &fcgiBody{c: c, pre: pre, buf: buf, stdin: e.stdin, x: x, status: status}
 	x.h.setBodyStream(ctx, b, cl)
-	return false, nil
+	return nil
 }
 
 // finish checks END_REQUEST and the STDIN writer (whose result it always consumes), then
