@@ -198,6 +198,7 @@ type cliFlags struct {
 	json, html string
 	interval   time.Duration
 	cpuProfile string
+	pin        string
 }
 
 func newFlags(out io.Writer) *cliFlags {
@@ -220,6 +221,7 @@ func newFlags(out io.Writer) *cliFlags {
 	fs.StringVar(&f.json, "json", "", "write the report as JSON to `file` (- for stdout instead of the table)")
 	fs.StringVar(&f.html, "html", "", "write the report as self-contained HTML with charts to `file`")
 	fs.StringVar(&f.cpuProfile, "cpuprofile", "", "write the bench client's own CPU profile to `file` (where the client's CPU time goes)")
+	fs.StringVar(&f.pin, "pin", PinOff, "on: client on CPU 0, the server processes (--server-pid, with their children) on CPU 1; both: every scenario unpinned, then pinned; off")
 	fs.DurationVar(&f.interval, "interval", 0, "resource sampling interval (default 1s, 250ms with --small)")
 	fs.IntVar(&f.s.Connections, "connections", 0, fmt.Sprintf("connections: sockets to hold (default %d)", d.Connections))
 	fs.DurationVar(&f.s.Hold, "hold", 0, fmt.Sprintf("connections: how long to hold them (default %s)", d.Hold))
@@ -236,7 +238,10 @@ func newFlags(out io.Writer) *cliFlags {
 }
 
 func (f *cliFlags) options(log io.Writer) (Options, error) {
-	o := Options{Small: f.small, Interval: f.interval}
+	o := Options{Small: f.small, Interval: f.interval, Pin: f.pin}
+	if err := validPin(f.pin); err != nil {
+		return o, err
+	}
 	t := f.t
 	if f.envFile != "" {
 		env, err := dotenv.Load(f.envFile)

@@ -41,6 +41,7 @@ type Conditions struct {
 	Notes            []string `json:"notes,omitempty"`
 	SmallSizes       bool     `json:"small_sizes,omitempty"`
 	ServerSampleNote string   `json:"server_sample_note,omitempty"`
+	Pinned           string   `json:"pinned,omitempty"` // --pin: which CPUs client and server ran on
 }
 
 // Result is one scenario's outcome. Metrics are an ordered list so tables and comparisons

@@ -105,6 +105,9 @@ type Options struct {
 	Log io.Writer
 	// Interval between resource samples (default 1 s, 250 ms with Small).
 	Interval time.Duration
+	// Pin is off, on or both (--pin): client on CPU 0, server processes on CPU 1; both runs each
+	// scenario unpinned and then pinned.
+	Pin string
 }
 
 // Scenarios lists the scenario names Run accepts; "suite" expands to Suite.
@@ -127,6 +130,9 @@ type runner struct {
 func Run(ctx context.Context, o Options, names ...string) (*Report, error) {
 	e, err := o.Target.endpoint()
 	if err != nil {
+		return nil, err
+	}
+	if err := validPin(o.Pin); err != nil {
 		return nil, err
 	}
 	defaults := DefaultSizes
@@ -172,29 +178,72 @@ func Run(ctx context.Context, o Options, names ...string) (*Report, error) {
 		c.Notes = append(c.Notes, "no --server-pid: server CPU and memory not measured")
 	}
 	r := &runner{o: o, s: s, e: e, cond: c}
+	var pinned *pinning
+	defer func() { pinned.unpin() }()
+	if o.Pin == PinOn {
+		if pinned, err = pin(o.Target.ServerPIDs); err != nil {
+			return nil, err
+		}
+	}
+	if o.Pin == PinOn || o.Pin == PinBoth {
+		c.Pinned = fmt.Sprintf("client on CPU %d, server pids %v and their children on CPU %d", pinClientCPU, o.Target.ServerPIDs, pinServerCPU)
+		if o.Pin == PinBoth {
+			c.Pinned = "each scenario unpinned, then pinned (-pinned): " + c.Pinned
+		}
+		c.Notes = append(c.Notes, "pinned: "+c.Pinned) // the text and HTML reports show notes
+	}
 	for i, name := range expanded {
-		if err := ctx.Err(); err != nil {
-			break
-		}
-		if i > 0 {
-			// Let the server close the previous scenario's sockets and settle.
-			pause := 2 * time.Second
-			if o.Small {
-				pause = 200 * time.Millisecond
+		for _, pinThis := range pinPasses(o.Pin) {
+			if err := ctx.Err(); err != nil {
+				break
 			}
-			sleepCtx(ctx, pause)
+			if i > 0 || pinThis && o.Pin == PinBoth {
+				// Let the server close the previous scenario's sockets and settle.
+				pause := 2 * time.Second
+				if o.Small {
+					pause = 200 * time.Millisecond
+				}
+				sleepCtx(ctx, pause)
+			}
+			runName := name
+			if pinThis && o.Pin == PinBoth {
+				if pinned, err = pin(o.Target.ServerPIDs); err != nil {
+					return nil, err
+				}
+				runName += "-pinned"
+			}
+			r.logf("%s: starting", runName)
+			res, err := r.scenario(ctx, name)
+			if o.Pin == PinBoth {
+				pinned.unpin()
+				pinned = nil
+			}
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", runName, err)
+			}
+			res.Name = runName
+			if res.Params == nil {
+				res.Params = map[string]string{}
+			}
+			res.Params["pinned"] = strconv.FormatBool(pinThis)
+			r.logf("%s: done in %.1f s", runName, res.Seconds)
+			rep.Results = append(rep.Results, res)
 		}
-		r.logf("%s: starting", name)
-		res, err := r.scenario(ctx, name)
-		if err != nil {
-			return nil, fmt.Errorf("%s: %w", name, err)
-		}
-		r.logf("%s: done in %.1f s", name, res.Seconds)
-		rep.Results = append(rep.Results, res)
 	}
 	c.LoadAvgEnd = loadAvg()
 	rep.Seconds = time.Since(rep.Started).Seconds()
 	return rep, nil
+}
+
+// pinPasses is, per scenario, whether each of its runs is pinned.
+func pinPasses(mode string) []bool {
+	switch mode {
+	case PinOn:
+		return []bool{true}
+	case PinBoth:
+		return []bool{false, true}
+	}
+	return []bool{false}
 }
 
 func (r *runner) logf(format string, args ...any) {

@@ -67,6 +67,11 @@ func (s *Socket) handleSubscribe(raw json.RawMessage) {
 		s.protocolError("malformed_subscribe", "pusher:subscribe without data.channel", 0, "Invalid pusher:subscribe: data.channel is required")
 		return
 	}
+	s.subscribe(d)
+}
+
+// subscribe handles a decoded pusher:subscribe (handleSubscribe, or fastSubscribe's shape).
+func (s *Socket) subscribe(d subscribeData) {
 	cfg := s.app.config()
 	if !s.subscribeAllowed(d.Channel, cfg) {
 		return

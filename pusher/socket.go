@@ -162,6 +162,10 @@ func (s *Socket) OnMessage(payload []byte) {
 		}
 		return
 	}
+	if d, ok := fastSubscribe(payload); ok {
+		s.subscribe(d)
+		return
+	}
 	var m inbound
 	if err := json.Unmarshal(payload, &m); err != nil || m.Event == "" {
 		s.protocolError("malformed_frame", "frame is not a JSON object with an event", 0,

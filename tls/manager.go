@@ -28,9 +28,10 @@ type Manager struct {
 	logMu   sync.Mutex
 	logLast map[string]time.Time // rate-limited log line (refusal, issuance failure) → when last written
 
-	od     *onDemand // auto mode with Config.OnDemand: names the app allows, ordered at first handshake
-	ocsp   *stapler
-	served sync.Map // auto mode: name → *x509.Certificate last served, to log each new certificate once
+	od      *onDemand // auto mode with Config.OnDemand: names the app allows, ordered at first handshake
+	ocsp    *stapler
+	tickets *ticketKeys // session ticket keys shared through --cert-cache; nil: crypto/tls's own
+	served  sync.Map    // auto mode: name → *x509.Certificate last served, to log each new certificate once
 }
 
 // New prepares the certificates for cfg (which must have been validated).
@@ -86,6 +87,7 @@ func New(cfg Config, log zerolog.Logger) (*Manager, error) {
 		m.cert.Store(lc)
 		log.Warn().Strs("names", lc.names).Msg("self-signed certificate: for local HTTPS testing only; browsers will warn")
 	}
+	m.tickets = newTicketKeys(cfg.CacheDir, time.Now, log)
 	return m, nil
 }
 
@@ -94,16 +96,25 @@ func New(cfg Config, log zerolog.Logger) (*Manager, error) {
 // connections SplitH2 hands to the HTTP/2 server, http/1.1 for fasthttp, and acme-tls/1 for
 // TLS-ALPN-01 challenges. The server's order wins over the client's (crypto/tls picks the first
 // of ours the client also offers), so a browser offering both gets h2.
+//
+// Key exchange and certificates are left to crypto/tls's defaults on purpose: since Go 1.24 the
+// order of CurvePreferences is ignored and the server picks, among the groups the client sent a
+// key share for, the hybrid post-quantum X25519MLKEM768 first, then X25519, then P-256, so X25519
+// is already the first classical choice and listing curves could only remove the post-quantum one.
+// Certificates are ECDSA P-256 in every mode this package makes (autocert's default without
+// ForceRSA, self-signed), the cheapest signature for the server to make.
 func (m *Manager) TLSConfig() *cryptotls.Config {
 	protos := []string{"http/1.1", acme.ALPNProto}
 	if m.cfg.HTTP2 {
 		protos = append([]string{ALPNH2}, protos...)
 	}
-	return &cryptotls.Config{
+	cfg := &cryptotls.Config{
 		MinVersion:     cryptotls.VersionTLS12,
 		NextProtos:     protos,
 		GetCertificate: m.getCertificate,
 	}
+	m.tickets.use(cfg)
+	return cfg
 }
 
 // ALPNH2 is HTTP/2's ALPN protocol id over TLS (RFC 9113 §3.2).
@@ -136,6 +147,7 @@ func (m *Manager) Run(ctx context.Context) {
 	t := time.NewTicker(5 * time.Second)
 	defer t.Stop()
 	nextExpiryCheck := time.Now().Add(time.Minute) // after the first issuance has had its chance
+	nextTicketCheck := time.Now().Add(ticketKeysCheck)
 	for {
 		select {
 		case <-ctx.Done():
@@ -149,6 +161,10 @@ func (m *Manager) Run(ctx context.Context) {
 			if now.After(nextExpiryCheck) {
 				m.checkExpiry(now)
 				nextExpiryCheck = now.Add(time.Hour)
+			}
+			if now.After(nextTicketCheck) {
+				m.tickets.check()
+				nextTicketCheck = now.Add(ticketKeysCheck)
 			}
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -30,15 +31,16 @@ func BenchmarkFrontdoorProcess(b *testing.B) {
 	}
 	dir := benchFiles(b)
 	tlsPort, plainPort := freeTCPPort(b), freeTCPPort(b)
-	startProcess(b, "frontdoor", fmt.Sprintf("127.0.0.1:%d", tlsPort), bin, "serve",
+	pid := startProcess(b, "frontdoor", fmt.Sprintf("127.0.0.1:%d", tlsPort), bin, "serve",
 		"--tls", "files", "--tls-cert", filepath.Join(dir, "cert.pem"), "--tls-key", filepath.Join(dir, "key.pem"),
 		"--https-addr", fmt.Sprintf("127.0.0.1:%d", tlsPort), "--http-addr", fmt.Sprintf("127.0.0.1:%d", freeTCPPort(b)),
 		"--listen", fmt.Sprintf("127.0.0.1:%d", plainPort), "--root", filepath.Join(dir, "www"),
 		"--admin", "off", "--env-file", "", "--log-level", "warn", "--app-id", "bench", "--app-key", "bench", "--app-secret", "bench")
-	runProcessBench(b, tlsPort, plainPort)
+	runProcessBench(b, tlsPort, plainPort, pid)
 }
 
-// BenchmarkNginx runs against Nginx (worker_processes auto, access log off, no session cache);
+// BenchmarkNginx runs against Nginx (worker_processes auto, access log off, session tickets and a
+// shared session cache as production configurations have them);
 // skipped when nginx is not installed.
 func BenchmarkNginx(b *testing.B) {
 	bin, err := exec.LookPath("nginx")
@@ -53,15 +55,15 @@ func BenchmarkNginx(b *testing.B) {
 	if err := os.WriteFile(filepath.Join(dir, "nginx.conf"), []byte(conf), 0o644); err != nil {
 		b.Fatal(err)
 	}
-	startProcess(b, "nginx", fmt.Sprintf("127.0.0.1:%d", tlsPort), bin, "-p", dir, "-c", filepath.Join(dir, "nginx.conf"), "-g", "daemon off;")
-	runProcessBench(b, tlsPort, plainPort)
+	pid := startProcess(b, "nginx", fmt.Sprintf("127.0.0.1:%d", tlsPort), bin, "-p", dir, "-c", filepath.Join(dir, "nginx.conf"), "-g", "daemon off;")
+	runProcessBench(b, tlsPort, plainPort, pid)
 }
 
-func runProcessBench(b *testing.B, tlsPort, plainPort int) {
+func runProcessBench(b *testing.B, tlsPort, plainPort, pid int) {
 	roots := x509.NewCertPool()
 	roots.AddCert(benchCert().cert.Leaf)
-	s := &benchServer{tlsAddr: fmt.Sprintf("127.0.0.1:%d", tlsPort), plainAddr: fmt.Sprintf("127.0.0.1:%d", plainPort), roots: roots}
-	benchHandshakes(b, "", s)
+	s := &benchServer{tlsAddr: fmt.Sprintf("127.0.0.1:%d", tlsPort), plainAddr: fmt.Sprintf("127.0.0.1:%d", plainPort), roots: roots, pid: pid}
+	benchHandshakes(b, "", s, false)
 	for _, size := range benchSizes {
 		benchRequests(b, "", s, size.name, size.n, "/"+size.name)
 	}
@@ -107,8 +109,8 @@ http {
 	keepalive_requests 1000000;
 	default_type text/plain;
 	ssl_protocols TLSv1.2 TLSv1.3;
-	ssl_session_cache off;
-	ssl_session_tickets off;
+	ssl_session_tickets on;
+	ssl_session_cache shared:SSL:10m;
 	server {
 		listen 127.0.0.1:%[3]d ssl;
 		listen 127.0.0.1:%[4]d;
@@ -122,8 +124,9 @@ http {
 	return conf
 }
 
-// startProcess runs a server until the benchmark ends and waits until addr accepts connections.
-func startProcess(b *testing.B, name, addr, bin string, args ...string) {
+// startProcess runs a server until the benchmark ends, waits until addr accepts connections and
+// returns its pid.
+func startProcess(b *testing.B, name, addr, bin string, args ...string) int {
 	b.Helper()
 	cmd := exec.Command(bin, args...)
 	out := &syncBuffer{}
@@ -136,7 +139,7 @@ func startProcess(b *testing.B, name, addr, bin string, args ...string) {
 	for deadline := time.Now().Add(10 * time.Second); ; {
 		if c, err := net.Dial("tcp", addr); err == nil {
 			c.Close()
-			return
+			return cmd.Process.Pid
 		}
 		if time.Now().After(deadline) {
 			b.Fatalf("%s did not start:\n%s", name, out)
@@ -152,4 +155,33 @@ func freeTCPPort(b *testing.B) int {
 	}
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// processCPU is the user+system CPU time of pid and its children (Nginx's workers); 0 for pid 0.
+func processCPU(pid int) time.Duration {
+	if pid == 0 {
+		return 0
+	}
+	var total time.Duration
+	pids := []int{pid}
+	if kids, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid)); err == nil {
+		for _, f := range strings.Fields(string(kids)) {
+			if k, err := strconv.Atoi(f); err == nil {
+				pids = append(pids, k)
+			}
+		}
+	}
+	for _, p := range pids {
+		stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p))
+		if err != nil {
+			continue
+		}
+		// Fields after the command's closing parenthesis; utime and stime are the 12th and 13th,
+		// in clock ticks of 10 ms (USER_HZ is 100 on Linux).
+		f := strings.Fields(string(stat[strings.LastIndexByte(string(stat), ')')+1:]))
+		ut, _ := strconv.ParseInt(f[11], 10, 64)
+		st, _ := strconv.ParseInt(f[12], 10, 64)
+		total += time.Duration(ut+st) * 10 * time.Millisecond
+	}
+	return total
 }
