@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
-	"golang.org/x/sys/unix"
 )
 
 // Session resumption. A returning client (a reconnecting WebSocket, a browser opening its next
@@ -99,10 +98,10 @@ func (tk *ticketKeys) sync() error {
 		return err
 	}
 	defer lock.Close()
-	if err := unix.Flock(int(lock.Fd()), unix.LOCK_EX); err != nil {
+	if err := lockFile(lock); err != nil {
 		return err
 	}
-	defer unix.Flock(int(lock.Fd()), unix.LOCK_UN)
+	defer unlockFile(lock)
 
 	var f ticketFile
 	data, err := os.ReadFile(path)
