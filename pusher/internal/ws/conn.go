@@ -119,6 +119,12 @@ func Adopt(nc net.Conn, h Handler, opts Options, f *Flusher) *Conn {
 	c.nc = nc
 	c.rc = rawConn(nc)
 	c.touch()
+	// Everything a close reads (finish, resetIfUnsent) is set before the first frames are queued:
+	// a write that fails at once closes the conn from a flusher while Adopt is still running.
+	c.pollRC = c.rc
+	if b := tlsBaseOf(nc); b != nil {
+		c.base, c.pollRC = b, b.rc
+	}
 	if a, ok := h.(Adopter); ok {
 		a.Adopted(c)
 	}
@@ -134,10 +140,6 @@ func Adopt(nc net.Conn, h Handler, opts Options, f *Flusher) *Conn {
 		}
 		c.scheduleLocked()
 		c.mu.Unlock()
-	}
-	c.pollRC = c.rc
-	if b := tlsBaseOf(nc); b != nil {
-		c.base, c.pollRC = b, b.rc
 	}
 	if !c.startPolled(pending) {
 		go c.readLoop(pending) // conns without a socket to watch: one read goroutine

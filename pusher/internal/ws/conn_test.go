@@ -805,3 +805,22 @@ func upgrade(t testing.TB, c net.Conn, addr string) {
 	}
 	_ = c.SetReadDeadline(time.Time{})
 }
+
+// A client that resets the connection right after its upgrade request makes the server's first
+// write (the 101 and the first frames, queued in Adopt) fail while Adopt is still registering the
+// conn: the close and the registration must not race (run with -race), and the conn must end up
+// closed, not registered with nobody to read it.
+func TestCloseDuringAdopt(t *testing.T) {
+	s := startServerWith(t, Options{}, nil, NewFlusher(0), [][]byte{AppendFrame(nil, OpText, []byte("hello"))})
+	for range 100 {
+		nc, err := net.Dial("tcp", s.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(nc, "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+		_ = nc.(*net.TCPConn).SetLinger(0)
+		nc.Close() // RST: the server's first write fails
+		_, rec := s.next(t)
+		rec.waitClosed(t)
+	}
+}

@@ -228,12 +228,20 @@ func (c *Conn) startPolled(pending []byte) bool {
 	if p == nil {
 		return false
 	}
-	c.poller, c.pollID = p, id
 	c.parser = Parser{MaxMessage: c.maxMsg}
+	// Under c.mu, which finish holds while it unpolls: the first frames may already have failed
+	// to write and closed the conn, and then it must not be registered (nor read).
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return true
+	}
+	c.poller, c.pollID = p, id
+	p.conns.Store(id, c)
+	c.mu.Unlock()
 	if c.base != nil {
 		c.base.nonBlock.Store(true)
 	}
-	p.conns.Store(id, c)
 	if len(pending) == 0 && c.base == nil {
 		// Nothing is buffered above the socket (TLS may hold decrypted records, fasthttp's reader
 		// was drained into pending), so there is nothing to read yet: a Pusher client waits for
