@@ -1,14 +1,12 @@
 package proxy
 
 import (
-	"bytes"
 	"fmt"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -59,22 +57,8 @@ func (p *phpFPM) stop() {
 	}
 }
 
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
+// lockedBuffer is the shared log sink of internal/testenv.
+type lockedBuffer = testenv.LogBuffer
 
 // startPHPFPM starts php-fpm8.2 in the foreground from a config written here: two static pools
 // (unix socket and 127.0.0.1), output_buffering off so flush() reaches us, uploads up to 64 MiB.

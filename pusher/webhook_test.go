@@ -17,6 +17,8 @@ import (
 
 	"github.com/rs/zerolog"
 	"github.com/valyala/fasthttp"
+
+	"github.com/frontdoorhq/frontdoor/internal/testenv"
 )
 
 // receiver is an HTTP webhook endpoint that checks every request the way pusher-php-server's
@@ -355,23 +357,8 @@ func (r *receiver) attempts() int {
 	return r.calls
 }
 
-// lockedBuffer is a log sink shared by the server's goroutines and the test.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
+// lockedBuffer is the shared log sink of internal/testenv.
+type lockedBuffer = testenv.LogBuffer
 
 // A webhook URL's credentials never reach the log or a config error.
 func TestWebhookURLCredentialsRedacted(t *testing.T) {

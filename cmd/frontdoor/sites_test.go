@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -12,31 +11,17 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/fasthttp/websocket"
 	"github.com/rs/zerolog"
+
+	"github.com/frontdoorhq/frontdoor/internal/testenv"
 )
 
-// syncLog is a log sink tests read while the server writes.
-type syncLog struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *syncLog) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *syncLog) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
+// syncLog is the shared log sink of internal/testenv.
+type syncLog = testenv.LogBuffer
 
 // startSitesServer runs a server in-process from these serve arguments with its log kept.
 func startSitesServer(t *testing.T, args ...string) (*server, *syncLog) {

@@ -16,20 +16,18 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/fasthttp/websocket"
 	"github.com/valyala/fasthttp"
 
-	"github.com/frontdoorhq/frontdoor/internal/testenv"
+	"github.com/frontdoorhq/frontdoor/internal/phpfpmtest"
 	"github.com/frontdoorhq/frontdoor/tls/pebbletest"
 )
 
@@ -219,76 +217,9 @@ func TestSitesThreeOnOneTLSListener(t *testing.T) {
 	}
 }
 
-// phpFPMAsk is php-fpm serving one index.php: the minimal start recipe of proxy/phpfpm_test.go
-// (which is not importable), with one pool on 127.0.0.1.
-func phpFPMAsk(t *testing.T, root string) string {
-	t.Helper()
-	bin := ""
-	for _, n := range []string{"php-fpm8.2", "/usr/sbin/php-fpm8.2", "php-fpm"} {
-		if p, err := exec.LookPath(n); err == nil {
-			bin = p
-			break
-		}
-	}
-	if bin == "" {
-		testenv.Missing(t, "php-fpm8.2", "not installed", "Debian: apt-get install -y php8.2-fpm")
-		return ""
-	}
-	dir, err := os.MkdirTemp("", "fpm")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	ln, err := net.Listen("tcp", "127.0.0.1:0") // php-fpm binds without SO_REUSEPORT: no held port
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	conf := fmt.Sprintf("[global]\npid = php-fpm.pid\nerror_log = php-fpm.log\n[www]\nlisten = %s\npm = static\npm.max_children = 4\n"+
-		"catch_workers_output = yes\nclear_env = yes\nphp_admin_flag[display_errors] = off\n", addr)
-	confPath := filepath.Join(dir, "php-fpm.conf")
-	writeYAML(t, confPath, conf)
-	args := []string{"-F", "-O", "-y", confPath, "-p", dir}
-	if os.Geteuid() == 0 {
-		args = append(args, "-R")
-	}
-	cmd := exec.Command(bin, args...)
-	var out syncLog
-	cmd.Stdout, cmd.Stderr = &out, &out
-	cmd.SysProcAttr = testenv.DieWithParent()
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
-	})
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		c, err := net.DialTimeout("tcp", addr, time.Second)
-		if err == nil {
-			c.Close()
-			return "fastcgi://" + addr
-		}
-		select {
-		case <-done:
-			t.Fatalf("php-fpm exited: %s", out.String())
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("php-fpm not listening: %s", out.String())
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-}
+// phpFPMAsk is php-fpm for the sites' roots (SCRIPT_FILENAME names the script, so one pool
+// serves every root).
+func phpFPMAsk(t *testing.T, _ string) string { return phpfpmtest.Start(t, 4) }
 
 // askScript is the tenant check as a Laravel route would do it, in plain PHP: /tls/allowed
 // answers 200 for tenants' domains (here: names starting tenant- or storm-) and 404 otherwise,

@@ -1,13 +1,11 @@
 package redis
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
 	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,6 +14,8 @@ import (
 	"github.com/frontdoorhq/frontdoor/pusher"
 
 	"github.com/frontdoorhq/frontdoor/internal/ratelog"
+
+	"github.com/frontdoorhq/frontdoor/internal/testenv"
 )
 
 // TestRedisOutageDelaysPublishes: publishes made while Redis is down are kept and reach the
@@ -98,23 +98,8 @@ func TestOutageQueueBounds(t *testing.T) {
 	b.expectNothing()
 }
 
-// syncBuffer is a log sink the library's goroutines and the test can share.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuffer is the shared log sink of internal/testenv.
+type syncBuffer = testenv.LogBuffer
 
 // TestGoRedisLogRateLimited: go-redis' own lines come out as zerolog JSON, one per interval, with
 // the count of those left out.
