@@ -119,19 +119,7 @@ func TestBrowserPageSocketCertificate(t *testing.T) {
 
 	// Each wait below has its own budget: a slow start on a loaded box does not eat the next one's.
 	ctx := context.Background()
-	var dt *devtools
-	if !pebbletest.WaitFor(ctx, pageTimeout, func() bool {
-		port, ok := devtoolsPort(profile)
-		if !ok {
-			return false
-		}
-		actx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		defer cancel()
-		dt, err = attach(actx, port, "/page.html")
-		return err == nil
-	}) {
-		t.Fatalf("no DevTools page target: %v\nchromium:\n%s", err, browser.log())
-	}
+	dt := attachPage(t, ctx, profile, "/page.html", browser.log)
 	defer dt.close()
 
 	type pageState struct {

@@ -14,9 +14,11 @@ import (
 	"path/filepath"
 	"strings"
 	"sync/atomic"
+	"testing"
 	"time"
 
 	"github.com/fasthttp/websocket"
+	"github.com/frontdoorhq/frontdoor/tls/pebbletest"
 )
 
 // devtools is a minimal Chrome DevTools Protocol client: enough to evaluate an expression in a
@@ -110,3 +112,24 @@ func (d *devtools) eval(expression string, out any) error {
 }
 
 func (d *devtools) close() { d.conn.Close() }
+
+// attachPage waits (pageTimeout) for the Chromium started with profile to show path and attaches
+// DevTools to it; the test fails with the browser's log when it does not.
+func attachPage(t *testing.T, ctx context.Context, profile, path string, browserLog func() string) *devtools {
+	t.Helper()
+	var dt *devtools
+	var err error
+	if !pebbletest.WaitFor(ctx, pageTimeout, func() bool {
+		port, ok := devtoolsPort(profile)
+		if !ok {
+			return false
+		}
+		actx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		dt, err = attach(actx, port, path)
+		return err == nil
+	}) {
+		t.Fatalf("no DevTools page target: %v\nchromium:\n%s", err, browserLog())
+	}
+	return dt
+}

@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"testing"
-	"time"
 
 	"github.com/frontdoorhq/frontdoor/tls/pebbletest"
 )
@@ -75,19 +74,7 @@ window.__load = () => import("./` + lazy + `").then(m => { window.__result = m.v
 
 	profile := t.TempDir()
 	browser := startChromium(t, chromium, profile, origin+"/page.html")
-	var dt *devtools
-	if !pebbletest.WaitFor(ctx, pageTimeout, func() bool {
-		port, ok := devtoolsPort(profile)
-		if !ok {
-			return false
-		}
-		actx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		defer cancel()
-		dt, err = attach(actx, port, "/page.html")
-		return err == nil
-	}) {
-		t.Fatalf("no DevTools page target: %v\nchromium:\n%s", err, browser.log())
-	}
+	dt := attachPage(t, ctx, profile, "/page.html", browser.log)
 	defer dt.close()
 	if !pebbletest.WaitFor(ctx, pageTimeout, func() bool { var ok bool; _ = dt.eval("window.__ready === true", &ok); return ok }) {
 		t.Fatalf("release 1's entry chunk never ran\nchromium:\n%s", browser.log())

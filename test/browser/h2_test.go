@@ -67,19 +67,7 @@ func TestBrowserH2LaravelPage(t *testing.T) {
 		"--ignore-certificate-errors-spki-list="+spki,
 		origin+"/page.html")
 	ctx := context.Background()
-	var dt *devtools
-	if !pebbletest.WaitFor(ctx, pageTimeout, func() bool {
-		port, ok := devtoolsPort(profile)
-		if !ok {
-			return false
-		}
-		actx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		defer cancel()
-		dt, err = attach(actx, port, "/page.html")
-		return err == nil
-	}) {
-		t.Fatalf("no DevTools page target: %v\nchromium:\n%s", err, browser.log())
-	}
+	dt := attachPage(t, ctx, profile, "/page.html", browser.log)
 	defer dt.close()
 
 	type entry struct {

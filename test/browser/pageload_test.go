@@ -170,19 +170,7 @@ func loadOnce(t *testing.T, chromium, spki, url string) pageload {
 	}
 	defer func() { syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL); cmd.Wait() }()
 	ctx := context.Background()
-	var dt *devtools
-	if !pebbletest.WaitFor(ctx, pageTimeout, func() bool {
-		port, ok := devtoolsPort(profile)
-		if !ok {
-			return false
-		}
-		actx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		defer cancel()
-		dt, err = attach(actx, port, "/page.html")
-		return err == nil
-	}) {
-		t.Fatalf("no DevTools page target: %v\n%s", err, p.log())
-	}
+	dt := attachPage(t, ctx, profile, "/page.html", p.log)
 	defer dt.close()
 	var pl pageload
 	if !pebbletest.WaitFor(ctx, pageTimeout, func() bool {
