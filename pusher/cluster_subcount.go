@@ -68,6 +68,14 @@ func (c *cluster) subscriptionCount(app *App, channel string) {
 	time.AfterFunc(delay, func() { c.recountSubscriptions(app, channel, k) })
 }
 
+// recountPending reports a recount scheduled on this node for the channel.
+func (c *cluster) recountPending(app *App, channel string) bool {
+	c.subCounts.mu.Lock()
+	defer c.subCounts.mu.Unlock()
+	sc := c.subCounts.m[app.config().ID+"\x00"+channel]
+	return sc != nil && sc.scheduled
+}
+
 func (c *cluster) recountSubscriptions(app *App, channel, k string) {
 	select {
 	case <-c.stop:
@@ -105,10 +113,14 @@ func (c *cluster) recountSubscriptions(app *App, channel, k string) {
 	c.subCounts.mu.Unlock()
 }
 
-// deliverSubscriptionCount sends another node's recount to this node's subscribers.
+// deliverSubscriptionCount sends another node's recount to this node's subscribers, unless a
+// recount is scheduled here: then a subscription changed on this node after the other node
+// counted (its number can be in flight while a client subscribes here), and this node's own
+// recount, which asks every node again, sends the fresher number. Without this, a client that
+// subscribed just then was told the count from before it joined.
 func (s *Server) deliverSubscriptionCount(app *App, channel, count string) {
 	n, err := strconv.Atoi(count)
-	if err != nil || n < 0 || !app.config().SubscriptionCount {
+	if err != nil || n < 0 || !app.config().SubscriptionCount || s.cluster.recountPending(app, channel) {
 		return
 	}
 	if ch := app.hub.lookup(channel); ch != nil {
