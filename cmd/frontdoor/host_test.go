@@ -22,7 +22,13 @@ func runServer(t *testing.T, args ...string) *server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := newServer(s, zerolog.Nop())
+	return serveSettings(t, s, zerolog.Nop())
+}
+
+// serveSettings starts a server from s, waits until it is ready and stops it when the test ends.
+func serveSettings(t *testing.T, s settings, log zerolog.Logger) *server {
+	t.Helper()
+	srv, err := newServer(s, log)
 	if err != nil {
 		t.Fatal(err)
 	}

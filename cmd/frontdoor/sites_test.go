@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"net"
@@ -31,21 +30,7 @@ func startSitesServer(t *testing.T, args ...string) (*server, *syncLog) {
 		t.Fatal(err)
 	}
 	logs := &syncLog{}
-	srv, err := newServer(s, zerolog.New(logs))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.run(ctx) }()
-	t.Cleanup(func() { cancel(); <-done })
-	deadline := time.Now().Add(10 * time.Second)
-	for !srv.ready.Load() {
-		if time.Now().After(deadline) {
-			t.Fatal("server not ready")
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	srv := serveSettings(t, s, zerolog.New(logs))
 	return srv, logs
 }
 
