@@ -66,29 +66,19 @@ func attach(ctx context.Context, port, urlPart string) (*devtools, error) {
 	return nil, fmt.Errorf("no page target with %q among %d targets", urlPart, len(targets))
 }
 
-// eval runs expression in the page and unmarshals its (JSON-serialisable) value into out.
-func (d *devtools) eval(expression string, out any) error {
+// call sends one DevTools command and unmarshals its result into out.
+func (d *devtools) call(method string, params map[string]any, out any) error {
 	id := d.id.Add(1)
-	msg := map[string]any{"id": id, "method": "Runtime.evaluate", "params": map[string]any{
-		"expression": expression, "returnByValue": true,
-	}}
 	d.conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
-	if err := d.conn.WriteJSON(msg); err != nil {
+	if err := d.conn.WriteJSON(map[string]any{"id": id, "method": method, "params": params}); err != nil {
 		return err
 	}
 	d.conn.SetReadDeadline(time.Now().Add(10 * time.Second))
 	for {
 		var reply struct {
-			ID     int64 `json:"id"`
-			Result struct {
-				Result struct {
-					Value json.RawMessage `json:"value"`
-				} `json:"result"`
-				ExceptionDetails *struct {
-					Text string `json:"text"`
-				} `json:"exceptionDetails"`
-			} `json:"result"`
-			Error *struct {
+			ID     int64           `json:"id"`
+			Result json.RawMessage `json:"result"`
+			Error  *struct {
 				Message string `json:"message"`
 			} `json:"error"`
 		}
@@ -99,16 +89,32 @@ func (d *devtools) eval(expression string, out any) error {
 			continue // an event or a late reply
 		}
 		if reply.Error != nil {
-			return fmt.Errorf("devtools: %s", reply.Error.Message)
+			return fmt.Errorf("devtools: %s: %s", method, reply.Error.Message)
 		}
-		if ex := reply.Result.ExceptionDetails; ex != nil {
-			return fmt.Errorf("page threw: %s", ex.Text)
-		}
-		if len(reply.Result.Result.Value) == 0 {
-			return nil // undefined: the page has not got that far yet
-		}
-		return json.Unmarshal(reply.Result.Result.Value, out)
+		return json.Unmarshal(reply.Result, out)
 	}
+}
+
+// eval runs expression in the page and unmarshals its (JSON-serialisable) value into out.
+func (d *devtools) eval(expression string, out any) error {
+	var res struct {
+		Result struct {
+			Value json.RawMessage `json:"value"`
+		} `json:"result"`
+		ExceptionDetails *struct {
+			Text string `json:"text"`
+		} `json:"exceptionDetails"`
+	}
+	if err := d.call("Runtime.evaluate", map[string]any{"expression": expression, "returnByValue": true}, &res); err != nil {
+		return err
+	}
+	if ex := res.ExceptionDetails; ex != nil {
+		return fmt.Errorf("page threw: %s", ex.Text)
+	}
+	if len(res.Result.Value) == 0 {
+		return nil // undefined: the page has not got that far yet
+	}
+	return json.Unmarshal(res.Result.Value, out)
 }
 
 func (d *devtools) close() { d.conn.Close() }

@@ -40,7 +40,8 @@ import (
 // (php-fpm over FastCGI), frontdoor against Nginx.
 //
 // Knobs: FRONTDOOR_PAGELOAD_RUNS, FRONTDOOR_PAGELOAD_RTT (50ms), FRONTDOOR_PAGELOAD_SERVERS
-// (frontdoor,nginx,caddy), FRONTDOOR_PAGELOAD_H2LOAD_N (20000), FRONTDOOR_PAGELOAD_OUT (a file
+// (frontdoor,nginx,caddy; frontdoor-base is a second frontdoor from the binary in
+// FRONTDOOR_PAGELOAD_BASE_BIN, for a before/after), FRONTDOOR_PAGELOAD_H2LOAD_N (20000), FRONTDOOR_PAGELOAD_OUT (a file
 // for the Markdown tables), TOXIPROXY_SERVER (path of toxiproxy-server).
 func TestPageloadBenchmark(t *testing.T) {
 	if os.Getenv("FRONTDOOR_PAGELOAD") != "1" {
@@ -70,8 +71,14 @@ func TestPageloadBenchmark(t *testing.T) {
 		port := pebbletest.FreePort(t)
 		addr := "127.0.0.1:" + strconv.Itoa(port)
 		switch s {
-		case "frontdoor":
-			startFrontdoor(t, bin, "--domain", site, "--tls", "files", "--tls-cert", certFile, "--tls-key", keyFile,
+		case "frontdoor", "frontdoor-base":
+			b := bin
+			if s == "frontdoor-base" {
+				if b = os.Getenv("FRONTDOOR_PAGELOAD_BASE_BIN"); b == "" {
+					t.Fatal("server frontdoor-base needs FRONTDOOR_PAGELOAD_BASE_BIN (a frontdoor binary to compare with)")
+				}
+			}
+			startFrontdoor(t, b, "--domain", site, "--tls", "files", "--tls-cert", certFile, "--tls-key", keyFile,
 				"--https-addr", addr, "--http-addr", "127.0.0.1:"+strconv.Itoa(pebbletest.FreePort(t)),
 				"--listen", "", "--admin", "off", "--env-file", "", "--log-format", "json", "--access-log=false",
 				"--root", root, "--upstream", fpm)
@@ -80,7 +87,7 @@ func TestPageloadBenchmark(t *testing.T) {
 		case "caddy":
 			startBenchCaddy(t, port, root, certFile, keyFile)
 		default:
-			t.Fatalf("FRONTDOOR_PAGELOAD_SERVERS: unknown server %q (frontdoor, nginx, caddy)", s)
+			t.Fatalf("FRONTDOOR_PAGELOAD_SERVERS: unknown server %q (frontdoor, frontdoor-base, nginx, caddy)", s)
 		}
 		waitListening(t, s, addr)
 		addrs[s] = addr
@@ -91,27 +98,61 @@ func TestPageloadBenchmark(t *testing.T) {
 	fmt.Fprintf(&out, "Page: page.html + %d assets (16 JS, 8 CSS, 4 fonts, 12 PNG). %d cold loads per server, RTT %s added by toxiproxy (%s each way), headless Chromium %s.\n\n",
 		len(assets), runs, rtt, rtt/2, chromiumVersion(chromium))
 	fmt.Fprintf(&out, "| server | protocol | loadEventEnd median | p10 | p90 | min | max | bytes on the wire per load, to browser / from browser (median) | resources |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n")
+	// The loads go round the servers (one of each, then the next round) so that whatever else
+	// the machine does meanwhile falls on all of them alike.
+	type series struct {
+		loads, downs, ups []float64
+		last              pageload
+		all               []pageload
+	}
+	fronts, results := map[string]int{}, map[string]*series{}
 	for _, s := range servers {
-		front := tp.proxy(t, s, addrs[s], rtt/2)
-		var loads, downs, ups []float64
-		var last pageload
-		for i := range runs {
+		fronts[s], results[s] = tp.proxy(t, s, addrs[s], rtt/2), &series{}
+	}
+	for i := range runs {
+		for _, s := range servers {
+			r := results[s]
 			d0, u0 := tp.bytes(t, s)
-			pl := loadOnce(t, chromium, spki, "https://"+site+":"+strconv.Itoa(front)+"/page.html")
+			pl := loadOnce(t, chromium, spki, "https://"+site+":"+strconv.Itoa(fronts[s])+"/page.html")
 			if pl.Resources < len(assets) {
 				t.Fatalf("%s run %d: %d resources loaded, want %d", s, i, pl.Resources, len(assets))
 			}
 			d1, u1 := tp.bytes(t, s) // Chromium has exited: its connections are closed and counted
-			loads = append(loads, pl.Load)
-			downs, ups = append(downs, float64(d1-d0)), append(ups, float64(u1-u0))
-			last = pl
+			r.loads = append(r.loads, pl.Load)
+			r.downs, r.ups = append(r.downs, float64(d1-d0)), append(r.ups, float64(u1-u0))
+			r.last = pl
+			r.all = append(r.all, pl)
 		}
-		slices.Sort(downs)
-		slices.Sort(ups)
+	}
+	for _, s := range servers {
+		r := results[s]
+		loads := r.loads
+		slices.Sort(r.downs)
+		slices.Sort(r.ups)
 		slices.Sort(loads)
 		q := func(p float64) float64 { return loads[min(len(loads)-1, int(p*float64(len(loads))))] }
 		fmt.Fprintf(&out, "| %s | %s | %.0f ms | %.0f | %.0f | %.0f | %.0f | %.0f / %.0f | %d |\n",
-			s, last.Proto, median(loads), q(0.1), q(0.9), loads[0], loads[len(loads)-1], median(downs), median(ups), last.Resources)
+			s, r.last.Proto, median(loads), q(0.1), q(0.9), loads[0], loads[len(loads)-1], median(r.downs), median(r.ups), r.last.Resources)
+	}
+	if os.Getenv("FRONTDOOR_PAGELOAD_TRACE") == "1" {
+		fmt.Fprintf(&out, "\nWhere the time goes, medians in ms from navigation start:\n\n")
+		fmt.Fprintf(&out, "| server | TCP+TLS done | page first byte | page last byte | first asset requested | last CSS byte | last JS byte | last asset byte | DOM complete | load event end |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n")
+		for _, s := range servers {
+			m := func(f func(pageload) float64) float64 {
+				var v []float64
+				for _, pl := range results[s].all {
+					v = append(v, f(pl))
+				}
+				slices.Sort(v)
+				return median(v)
+			}
+			fmt.Fprintf(&out, "| %s | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f | %.0f |\n", s,
+				m(func(p pageload) float64 { return p.Connected }), m(func(p pageload) float64 { return p.HTMLFirst }),
+				m(func(p pageload) float64 { return p.HTMLEnd }), m(func(p pageload) float64 { return p.FirstAsset }),
+				m(func(p pageload) float64 { return p.CSSEnd }), m(func(p pageload) float64 { return p.JSEnd }),
+				m(func(p pageload) float64 { return p.AssetsEnd }), m(func(p pageload) float64 { return p.DOMComplete }),
+				m(func(p pageload) float64 { return p.Load }))
+		}
 	}
 
 	n := envInt(t, "FRONTDOOR_PAGELOAD_H2LOAD_N", 20000)
@@ -148,6 +189,15 @@ type pageload struct {
 	Load      float64 `json:"load"`
 	Proto     string  `json:"proto"`
 	Resources int     `json:"resources"`
+	// Milestones (ms from navigation start), for FRONTDOOR_PAGELOAD_TRACE: where the time goes.
+	Connected   float64 `json:"connected"`   // TCP and TLS done
+	HTMLFirst   float64 `json:"htmlFirst"`   // the page's first byte
+	HTMLEnd     float64 `json:"htmlEnd"`     // the page's last byte
+	FirstAsset  float64 `json:"firstAsset"`  // the first asset requested
+	CSSEnd      float64 `json:"cssEnd"`      // the last stylesheet's last byte
+	JSEnd       float64 `json:"jsEnd"`       // the last script's last byte
+	AssetsEnd   float64 `json:"assetsEnd"`   // the last asset's last byte
+	DOMComplete float64 `json:"domComplete"` // scripts run, before the load event
 }
 
 // loadOnce opens url in a new Chromium with a fresh profile and returns its Navigation Timing.
@@ -162,7 +212,7 @@ func loadOnce(t *testing.T, chromium, spki, url string) pageload {
 	cmd := exec.Command(chromium, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-quic",
 		"--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync",
 		"--disable-extensions", "--user-data-dir="+profile, "--remote-debugging-port=0",
-		"--host-resolver-rules=MAP "+site+" 127.0.0.1", "--ignore-certificate-errors-spki-list="+spki, url)
+		"--host-resolver-rules=MAP "+site+" 127.0.0.1", "--ignore-certificate-errors-spki-list="+spki, "about:blank")
 	cmd.Stdout, cmd.Stderr = p, p
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
 	if err := cmd.Start(); err != nil {
@@ -170,14 +220,29 @@ func loadOnce(t *testing.T, chromium, spki, url string) pageload {
 	}
 	defer func() { syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL); cmd.Wait() }()
 	ctx := context.Background()
-	dt := attachPage(t, ctx, profile, "/page.html", p.log)
+	// The browser is up, on a blank page, before the navigation starts: a visitor's browser is
+	// already running, and Chromium's own start-up (its processes, the network service) would
+	// otherwise land inside the page's timings. The profile is still new: empty cache, no
+	// connection to the server.
+	dt := attachPage(t, ctx, profile, "about:blank", p.log)
 	defer dt.close()
+	var nav struct {
+		ErrorText string `json:"errorText"`
+	}
+	if err := dt.call("Page.navigate", map[string]any{"url": url}, &nav); err != nil || nav.ErrorText != "" {
+		t.Fatalf("navigate to %s: %v %s\n%s", url, err, nav.ErrorText, p.log())
+	}
 	var pl pageload
 	if !pebbletest.WaitFor(ctx, pageTimeout, func() bool {
 		_ = dt.eval(`(() => { const n = performance.getEntriesByType('navigation')[0];
 			if (!n || !n.loadEventEnd) return null;
 			const rs = performance.getEntriesByType('resource');
-			return {load: n.loadEventEnd, proto: n.nextHopProtocol, resources: rs.length}; })()`, &pl)
+			const end = (f) => Math.max(0, ...rs.filter(f).map((r) => r.responseEnd));
+			return {load: n.loadEventEnd, proto: n.nextHopProtocol, resources: rs.length,
+				connected: n.connectEnd, htmlFirst: n.responseStart, htmlEnd: n.responseEnd,
+				firstAsset: Math.min(...rs.map((r) => r.requestStart)),
+				cssEnd: end((r) => r.name.endsWith('.css')), jsEnd: end((r) => r.name.endsWith('.js')),
+				assetsEnd: end(() => true), domComplete: n.domComplete}; })()`, &pl)
 		// A preloaded font may finish after the load event: the load time is kept, and the
 		// count waits for every resource (a page that never gets them all fails the run).
 		return pl.Load > 0 && pl.Resources >= assetCount
@@ -270,6 +335,14 @@ http {
     default_type application/octet-stream;
     access_log off;
     sendfile on;
+    # Compression as Laravel Forge's nginx.conf has it (Nginx's own "gzip on" alone compresses
+    # text/html only).
+    gzip on;
+    gzip_comp_level 5;
+    gzip_min_length 256;
+    gzip_proxied any;
+    gzip_vary on;
+    gzip_types application/javascript application/json application/xml font/ttf image/svg+xml text/css text/javascript text/plain text/xml;
     keepalive_requests 1000000; # 1000 by default: h2load's connections would get GOAWAY midway
     client_body_temp_path %[2]s/body;
     fastcgi_temp_path %[2]s/fastcgi;
@@ -316,6 +389,7 @@ https://%s:%d {
 	bind 127.0.0.1
 	tls %s %s
 	root * %s
+	encode zstd gzip
 	file_server
 }
 `, pebbletest.FreePort(t), filepath.Join(dir, "data"), site, port, cert, key, root)
