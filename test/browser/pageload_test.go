@@ -161,8 +161,10 @@ func TestPageloadBenchmark(t *testing.T) {
 		fmt.Fprintf(&out, "| target | server | requests/s | succeeded |\n| --- | --- | --- | --- |\n")
 		for _, target := range []struct{ name, path string }{{"static CSS file (" + sizeOf(t, root, assets[16]) + ")", "/" + assets[16]}, {"PHP page (php-fpm)", "/hello"}} {
 			for _, s := range servers {
-				if s == "caddy" {
-					continue // the comparison asked for is frontdoor against Nginx
+				// Caddy has no PHP here; its static row shows what Go's HTTP/2 server does
+				// without frontdoor's bridge to the fasthttp handlers.
+				if s == "caddy" && target.path == "/hello" {
+					continue
 				}
 				best, ok := 0.0, ""
 				for range 3 {
