@@ -6,6 +6,7 @@
 #   bench/pageload.sh                      # 20 cold loads per server, 50 ms RTT
 #   RUNS=40 RTT=100ms bench/pageload.sh    # more loads, another RTT
 #   SERVERS=frontdoor,nginx bench/pageload.sh
+#   BANDWIDTH=1250 bench/pageload.sh       # and a 10 Mbit/s downlink (KB/s, toxiproxy's bandwidth toxic)
 #   BASE_BIN=/tmp/frontdoor-old SERVERS=frontdoor,frontdoor-base bench/pageload.sh  # before/after
 #   OUT=/tmp/pageload.md bench/pageload.sh # also write the Markdown tables there
 #
@@ -50,7 +51,7 @@ fi
 
 echo "pageload: $RUNS cold loads per server ($SERVERS), RTT $RTT; h2load -n $H2LOAD_N" >&2
 FRONTDOOR_PAGELOAD=1 FRONTDOOR_PAGELOAD_RUNS="$RUNS" FRONTDOOR_PAGELOAD_RTT="$RTT" \
-FRONTDOOR_PAGELOAD_SERVERS="$SERVERS" FRONTDOOR_PAGELOAD_BASE_BIN="${BASE_BIN:-}" FRONTDOOR_PAGELOAD_H2LOAD_N="$H2LOAD_N" \
+FRONTDOOR_PAGELOAD_SERVERS="$SERVERS" FRONTDOOR_PAGELOAD_BASE_BIN="${BASE_BIN:-}" FRONTDOOR_PAGELOAD_BANDWIDTH="${BANDWIDTH:-0}" FRONTDOOR_PAGELOAD_H2LOAD_N="$H2LOAD_N" \
 FRONTDOOR_PAGELOAD_OUT="$OUT" TOXIPROXY_SERVER="$bin/toxiproxy-server" \
   go test -count=1 -timeout 60m -run '^TestPageloadBenchmark$' ./test/browser/ >&2
 echo "# $(date -u '+%Y-%m-%d %H:%M UTC'), $(nproc) cores, $(uname -r)"

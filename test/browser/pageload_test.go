@@ -41,7 +41,8 @@ import (
 //
 // Knobs: FRONTDOOR_PAGELOAD_RUNS, FRONTDOOR_PAGELOAD_RTT (50ms), FRONTDOOR_PAGELOAD_SERVERS
 // (frontdoor,nginx,caddy; frontdoor-base is a second frontdoor from the binary in
-// FRONTDOOR_PAGELOAD_BASE_BIN, for a before/after), FRONTDOOR_PAGELOAD_H2LOAD_N (20000), FRONTDOOR_PAGELOAD_OUT (a file
+// FRONTDOOR_PAGELOAD_BASE_BIN, for a before/after), FRONTDOOR_PAGELOAD_BANDWIDTH (KB/s to the
+// browser, none by default), FRONTDOOR_PAGELOAD_H2LOAD_N (20000), FRONTDOOR_PAGELOAD_OUT (a file
 // for the Markdown tables), TOXIPROXY_SERVER (path of toxiproxy-server).
 func TestPageloadBenchmark(t *testing.T) {
 	if os.Getenv("FRONTDOOR_PAGELOAD") != "1" {
@@ -52,6 +53,7 @@ func TestPageloadBenchmark(t *testing.T) {
 	if err != nil {
 		t.Fatalf("FRONTDOOR_PAGELOAD_RTT: %v", err)
 	}
+	bandwidth := envInt(t, "FRONTDOOR_PAGELOAD_BANDWIDTH", 0)
 	servers := strings.Split(envOr("FRONTDOOR_PAGELOAD_SERVERS", "frontdoor,nginx,caddy"), ",")
 	chromium := lookPath(t, "chromium")
 	toxi := lookPath(t, envOr("TOXIPROXY_SERVER", "toxiproxy-server"))
@@ -95,8 +97,12 @@ func TestPageloadBenchmark(t *testing.T) {
 
 	tp := startToxiproxy(t, toxi)
 	var out bytes.Buffer
-	fmt.Fprintf(&out, "Page: page.html + %d assets (16 JS, 8 CSS, 4 fonts, 12 PNG). %d cold loads per server, RTT %s added by toxiproxy (%s each way), headless Chromium %s.\n\n",
-		len(assets), runs, rtt, rtt/2, chromiumVersion(chromium))
+	link := "no bandwidth limit"
+	if bandwidth > 0 {
+		link = fmt.Sprintf("%d KB/s to the browser", bandwidth)
+	}
+	fmt.Fprintf(&out, "Page: page.html + %d assets (16 JS, 8 CSS, 4 fonts, 12 PNG). %d cold loads per server, RTT %s added by toxiproxy (%s each way), %s, headless Chromium %s.\n\n",
+		len(assets), runs, rtt, rtt/2, link, chromiumVersion(chromium))
 	fmt.Fprintf(&out, "| server | protocol | loadEventEnd median | p10 | p90 | min | max | bytes on the wire per load, to browser / from browser (median) | resources |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n")
 	// The loads go round the servers (one of each, then the next round) so that whatever else
 	// the machine does meanwhile falls on all of them alike.
@@ -107,7 +113,7 @@ func TestPageloadBenchmark(t *testing.T) {
 	}
 	fronts, results := map[string]int{}, map[string]*series{}
 	for _, s := range servers {
-		fronts[s], results[s] = tp.proxy(t, s, addrs[s], rtt/2), &series{}
+		fronts[s], results[s] = tp.proxy(t, s, addrs[s], rtt/2, bandwidth), &series{}
 	}
 	for i := range runs {
 		for _, s := range servers {
@@ -155,6 +161,15 @@ func TestPageloadBenchmark(t *testing.T) {
 		}
 	}
 
+	save := func() {
+		if p := os.Getenv("FRONTDOOR_PAGELOAD_OUT"); p != "" {
+			if err := os.WriteFile(p, out.Bytes(), 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	save() // the loads are kept should h2load fail
+
 	n := envInt(t, "FRONTDOOR_PAGELOAD_H2LOAD_N", 20000)
 	if h2load, err := exec.LookPath("h2load"); err == nil {
 		fmt.Fprintf(&out, "\nh2load over HTTP/2 on loopback, no added latency: -n %d -c 10 -m 10 (10 connections, 10 streams each), best of 3.\n\n", n)
@@ -180,11 +195,7 @@ func TestPageloadBenchmark(t *testing.T) {
 		fmt.Fprintf(&out, "\nh2load not installed (apt-get install nghttp2-client): requests/s not measured.\n")
 	}
 	t.Log("\n" + out.String())
-	if p := os.Getenv("FRONTDOOR_PAGELOAD_OUT"); p != "" {
-		if err := os.WriteFile(p, out.Bytes(), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
+	save()
 }
 
 type pageload struct {
@@ -297,7 +308,9 @@ func (tp *toxiproxy) bytes(t *testing.T, name string) (down, up int64) {
 }
 
 // proxy puts a proxy in front of upstream with latency added in each direction, and returns its port.
-func (tp *toxiproxy) proxy(t *testing.T, name, upstream string, latency time.Duration) int {
+// proxy puts latency on each direction and, with bandwidth (KB/s, 0: none), a rate limit on
+// the way to the browser, as a visitor's downlink has.
+func (tp *toxiproxy) proxy(t *testing.T, name, upstream string, latency time.Duration, bandwidth int) int {
 	t.Helper()
 	port := pebbletest.FreePort(t)
 	post := func(path string, body any) {
@@ -315,6 +328,10 @@ func (tp *toxiproxy) proxy(t *testing.T, name, upstream string, latency time.Dur
 	for _, stream := range []string{"upstream", "downstream"} {
 		post("/proxies/"+name+"/toxics", map[string]any{"name": "latency_" + stream, "type": "latency", "stream": stream,
 			"attributes": map[string]any{"latency": latency.Milliseconds()}})
+	}
+	if bandwidth > 0 {
+		post("/proxies/"+name+"/toxics", map[string]any{"name": "bandwidth", "type": "bandwidth", "stream": "downstream",
+			"attributes": map[string]any{"rate": bandwidth}})
 	}
 	return port
 }
@@ -381,16 +398,17 @@ func startBenchCaddy(t *testing.T, port int, root, cert, key string) {
 	conf := fmt.Sprintf(`{
 	admin off
 	auto_https off
-	http_port %d
-	storage file_system %s
+	default_sni %[3]s
+	http_port %[1]d
+	storage file_system %[2]s
 	servers {
 		protocols h1 h2
 	}
 }
-https://%s:%d {
+https://%[3]s:%[4]d, https://127.0.0.1:%[4]d {
 	bind 127.0.0.1
-	tls %s %s
-	root * %s
+	tls %[5]s %[6]s
+	root * %[7]s
 	encode zstd gzip
 	file_server
 }
