@@ -11,7 +11,9 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
@@ -444,6 +446,26 @@ func startBenchUpstream(b *testing.B) string {
 // benchServeEnv makes the test binary serve a Config (JSON) instead of running tests.
 const benchServeEnv = "FRONTDOOR_PROXY_BENCH_SERVE"
 
+// benchProfileEnv names a file the serving process writes a CPU profile to when it gets SIGTERM
+// (profiling the server alone, apart from the load generator):
+//
+//	go test -c -o /tmp/proxy.test ./proxy/
+//	FRONTDOOR_PROXY_BENCH_SERVE='{"Root":"…/public","Upstreams":["fastcgi:///…/php.sock"]}' \
+//	FRONTDOOR_PROXY_BENCH_CPUPROFILE=/tmp/fd.prof /tmp/proxy.test -test.run '^$' &
+//	h2load --h1 -c 200 -n 20000 http://ADDR/cookies; kill %1; go tool pprof -top /tmp/fd.prof
+const benchProfileEnv = "FRONTDOOR_PROXY_BENCH_CPUPROFILE"
+
+func startCPUProfile(path string) func() {
+	f, err := os.Create(path)
+	if err != nil {
+		panic(err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		panic(err)
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }
+}
+
 func TestMain(m *testing.M) {
 	if spec := os.Getenv(benchServeEnv); spec != "" {
 		var cfg Config
@@ -457,6 +479,16 @@ func TestMain(m *testing.M) {
 		ln, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			panic(err)
+		}
+		if path := os.Getenv(benchProfileEnv); path != "" {
+			stopProfile := startCPUProfile(path)
+			go func() {
+				sig := make(chan os.Signal, 1)
+				signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
+				<-sig
+				stopProfile()
+				os.Exit(0)
+			}()
 		}
 		fmt.Println(ln.Addr().String())
 		_ = frontServer(h.ServeHTTP).Serve(ln)
