@@ -36,7 +36,11 @@ import (
 // while one waits is closed the same way. php-fpm accepts in arrival order, and which
 // connection a freed worker takes is its business: the pool only counts that there are as many
 // workers handed over as connections waiting (a connection answered uses up one handover), so
-// one closed connection per waiting one, never a cascade, and none left without.
+// one closed connection per waiting one, never a cascade, and none left without. A fresh
+// connection whose script is only slow to send its first byte looks the same from here: it
+// costs one connection closed and one step of the limit, which a later probe takes back. (A
+// worker handed over but taken by another client of the same php-fpm pool is not noticed: the
+// connection it was meant for then waits for a worker of its own, at most the read timeout.)
 //
 // With max_conns (fastcgi://…?max_conns=N) N is an explicit cap and nothing is learned: the
 // pool never opens more than N connections and keeps every one of them under any load.

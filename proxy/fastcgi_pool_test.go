@@ -180,3 +180,32 @@ func (p *phpFPM) children() int {
 	}
 	return len(strings.Fields(string(b)))
 }
+
+// TestFastCGIPoolProbeWhileAllHeld: every kept connection is held by a long request when a probe
+// falls due (the last one found no worker, just before). The request waiting in line dials the
+// probe itself once it is due and is answered by php-fpm's free worker, before the long request
+// ends, instead of waiting for that connection to come back.
+func TestFastCGIPoolProbeWhileAllHeld(t *testing.T) {
+	fpm := startPHPFPM(t, 2)
+	h, err := New(Config{Root: root(t), Upstreams: []string{fpm.unixURL()}, ReadTimeout: 30 * time.Second}, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	front := serveFront(t, h)
+	u := h.upstreams[0].(*fcgiUpstream)
+	u.mu.Lock()
+	u.learned = 1 // as after a failed probe: one connection known, the next probe a little later
+	u.nextProbe = time.Now().Add(probeInterval / 2)
+	u.mu.Unlock()
+	order := make(chan string, 2)
+	go func() {
+		resp, b := do(t, mustReq(t, "GET", front+"/slow?ms=3000", nil))
+		order <- fmt.Sprint("long ", resp.StatusCode, " ", string(b))
+	}()
+	waitFor(t, "the long request on the one connection", func() bool { _, open := u.poolState(); return open == 1 })
+	resp, b := do(t, mustReq(t, "GET", front+"/slow?ms=1", nil))
+	order <- fmt.Sprint("short ", resp.StatusCode, " ", string(b))
+	if first, second := <-order, <-order; first != "short 200 slow done" || second != "long 200 slow done" {
+		t.Fatalf("answered in this order: %q, %q; the short request waited for the long one's connection", first, second)
+	}
+}
