@@ -24,8 +24,9 @@ type Config struct {
 	FrontController string
 	// Upstreams are where the app runs, balanced round-robin with passive health:
 	// fastcgi://host:port or fastcgi:///path/to/php-fpm.sock (php-fpm, through the front
-	// controller under Root; add ?max_conns=N, N = pm.max_children, to keep every connection
-	// alive under full load), or http://host:port (Octane, FrankenPHP, php artisan serve).
+	// controller under Root; the pool learns how many connections php-fpm serves at once and
+	// keeps that many, see pool; ?max_conns=N caps it at N instead, nothing learned), or
+	// http://host:port (Octane, FrankenPHP, php artisan serve).
 	// Empty means http://127.0.0.1:8000.
 	Upstreams []string
 	// MaxBody is the largest request body passed on (413 above it); zero means 64 MiB.

@@ -14,8 +14,11 @@ type fcgiConn struct {
 	br       *bufio.Reader
 	r        fcgiReader
 	reused   bool
-	fresh    bool // counted in u.pending
-	dead     bool // closed and no longer counted in u.open
+	fresh    bool      // counted in u.pending
+	probe    bool      // fresh and dialed beyond the learned limit, counted in u.probing
+	queued   bool      // fresh and in u.queued
+	started  time.Time // when the request in flight began on this connection (for a fresh one: its dial)
+	dead     bool      // closed and no longer counted in u.open
 	lastUsed time.Time
 	reqID    string       // of the request in flight, for stderr lines
 	wdl      lazyDeadline // writes: the params, then the STDIN writer, never both at once

@@ -11,10 +11,14 @@ import (
 	"net/url"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
+	"runtime/pprof"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -30,8 +34,8 @@ import (
 // in front of the php-fpm unix socket, and returns its base URL. No FastCGI keepalive, as in
 // that block: with "keepalive N" (and fastcgi_keep_conn) above php-fpm's worker count, idle
 // kept connections pin every worker and new requests wait out fastcgi_read_timeout (504);
-// frontdoor's pool avoids that by design.
-func startNginx(t testing.TB, root, fpmSock string, httpUpstream string) string {
+// frontdoor's pool avoids that by design. It returns the base URL and the master's pid.
+func startNginx(t testing.TB, root, fpmSock string, httpUpstream string) (string, int) {
 	t.Helper()
 	bin := requireBinary(t, "nginx", "/usr/sbin/nginx")
 	for _, f := range []string{"/etc/nginx/fastcgi_params", "/etc/nginx/mime.types"} {
@@ -158,7 +162,7 @@ http {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	return "http://" + addr
+	return "http://" + addr, cmd.Process.Pid
 }
 
 // answer is what both servers are compared on.
@@ -195,7 +199,7 @@ func fetch(t *testing.T, method, u string, body io.Reader, hdr map[string]string
 func TestSameAnswersAsNginx(t *testing.T) {
 	fpm := startPHPFPM(t, 4)
 	pub := root(t)
-	ngx := startNginx(t, pub, fpm.sock, "")
+	ngx, _ := startNginx(t, pub, fpm.sock, "")
 	h, err := New(Config{Root: pub, Upstreams: []string{fpm.unixURL()}}, zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)
@@ -285,15 +289,20 @@ func TestSameAnswersAsNginx(t *testing.T) {
 	}
 }
 
-// benchmarkTarget drives GETs at target from b.RunParallel through a fasthttp client (a
-// lighter load generator than net/http, so the servers, not the client, are measured) and
-// reports requests/s and p99.
-func benchmarkTarget(b *testing.B, target string) {
+// benchClients are the concurrent client connections each server is measured at: a few more
+// clients than php-fpm has workers, many more, and a crowd.
+var benchClients = []int{16, 50, 200}
+
+// benchmarkTarget drives GETs at target from clients goroutines, each on its own connection of a
+// fasthttp client (a lighter load generator than net/http, so the servers, not the client, are
+// measured), and reports requests/s, p99 and, when pids are given, the CPU time those processes
+// (and their children, as Nginx's workers) spent per request.
+func benchmarkTarget(b *testing.B, target string, clients int, pids ...int) {
 	u, err := url.Parse(target)
 	if err != nil {
 		b.Fatal(err)
 	}
-	c := &fasthttp.HostClient{Addr: u.Host, MaxConns: 1024}
+	c := &fasthttp.HostClient{Addr: u.Host, MaxConns: clients, MaxConnWaitTimeout: time.Minute}
 	defer c.CloseIdleConnections()
 	get := func() (int, error) {
 		req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
@@ -306,25 +315,34 @@ func benchmarkTarget(b *testing.B, target string) {
 	if st, err := get(); err != nil || st != 200 {
 		b.Fatalf("%s: %d %v", target, st, err)
 	}
-	lat := make(chan []time.Duration, 512)
-	b.SetParallelism(8) // 8 × GOMAXPROCS concurrent clients
+	lat := make(chan []time.Duration, clients)
+	var left atomic.Int64
+	left.Store(int64(b.N))
+	cpu0 := cpuTime(b, pids)
 	b.ResetTimer()
 	start := time.Now()
-	b.RunParallel(func(pb *testing.PB) {
-		var mine []time.Duration
-		for pb.Next() {
-			t0 := time.Now()
-			st, err := get()
-			if err != nil || st != 200 {
-				b.Errorf("%d %v", st, err)
-				return
+	var wg sync.WaitGroup
+	for range clients {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			var mine []time.Duration
+			defer func() { lat <- mine }()
+			for left.Add(-1) >= 0 {
+				t0 := time.Now()
+				st, err := get()
+				if err != nil || st != 200 {
+					b.Errorf("%d %v", st, err)
+					return
+				}
+				mine = append(mine, time.Since(t0))
 			}
-			mine = append(mine, time.Since(t0))
-		}
-		lat <- mine
-	})
+		}()
+	}
+	wg.Wait()
 	elapsed := time.Since(start)
 	b.StopTimer()
+	cpu := cpuTime(b, pids) - cpu0
 	close(lat)
 	var all []time.Duration
 	for l := range lat {
@@ -335,18 +353,53 @@ func benchmarkTarget(b *testing.B, target string) {
 		b.ReportMetric(float64(all[len(all)*99/100].Microseconds()), "p99-µs")
 	}
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "req/s")
+	if len(pids) > 0 {
+		b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-µs/req")
+	}
+}
+
+// cpuTime sums the user and system CPU time of the processes pids and of their live children
+// (/proc/PID/stat fields 14 and 15, in clock ticks of 1/100 s on Linux); 0 where /proc is absent.
+func cpuTime(b *testing.B, pids []int) time.Duration {
+	var ticks int64
+	var add func(pid int)
+	add = func(pid int) {
+		st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			return
+		}
+		// The command name (field 2) may hold spaces: count fields after its closing paren.
+		f := strings.Fields(string(st[bytes.LastIndexByte(st, ')')+1:]))
+		if len(f) > 13 {
+			ut, _ := strconv.ParseInt(f[11], 10, 64)
+			stt, _ := strconv.ParseInt(f[12], 10, 64)
+			ticks += ut + stt
+		}
+		kids, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid))
+		for _, k := range strings.Fields(string(kids)) {
+			if n, err := strconv.Atoi(k); err == nil {
+				add(n)
+			}
+		}
+	}
+	for _, p := range pids {
+		add(p)
+	}
+	return time.Duration(ticks) * 10 * time.Millisecond
 }
 
 // BenchmarkFrontdoorVsNginx compares frontdoor and Nginx (Laravel's server block, 2 workers)
-// on the same machine, same php-fpm pool (4 workers), same files. frontdoor runs in its own
-// process like nginx (this test binary re-executed); the load generator shares the cores. Run:
+// on the same machine, same php-fpm pool (4 workers, pm=static), same files, at each of
+// benchClients concurrent clients. frontdoor runs in its own process like nginx (this test
+// binary re-executed); the load generator shares the cores. Run:
 //
 //	go test -run XXX -bench FrontdoorVsNginx -benchtime 5s ./proxy/
+//	go test -run XXX -bench 'FrontdoorVsNginx/^fastcgi$' -benchtime 5s -count 2 ./proxy/
 func BenchmarkFrontdoorVsNginx(b *testing.B) {
 	fpm := startPHPFPM(b, 4)
 	pub, _ := filepath.Abs("testdata/app/public")
 	upstream := startBenchUpstream(b)
-	ngx := startNginx(b, pub, fpm.sock, upstream)
+	ngx, ngxPid := startNginx(b, pub, fpm.sock, upstream)
 	fcgi := Config{Root: pub, Upstreams: []string{fpm.unixURL()}}
 	fcgiMax := Config{Root: pub, Upstreams: []string{fpm.unixURL() + "?max_conns=4"}}
 	httpUp := Config{Root: pub, Upstreams: []string{upstream}}
@@ -361,13 +414,16 @@ func BenchmarkFrontdoorVsNginx(b *testing.B) {
 		{"http_upstream", httpUp, "/http/x", "/http/x"},
 		{"http_upstream_keepalive", httpUp, "/http/x", "/httpka/x"},
 	} {
-		// One frontdoor process at a time: kept FastCGI connections of an idle one would pin
-		// php-fpm workers the next one needs.
-		fd, stop := startFrontProcess(b, c.cfg)
-		b.Run(c.name+"/frontdoor", func(b *testing.B) { benchmarkTarget(b, fd+c.path) })
-		stop()
-		if c.ngx != "" {
-			b.Run(c.name+"/nginx", func(b *testing.B) { benchmarkTarget(b, ngx+c.ngx) })
+		for _, n := range benchClients {
+			// One frontdoor process at a time: kept FastCGI connections of an idle one would
+			// pin php-fpm workers the next one needs. A fresh one per client count, so each
+			// starts from what a user gets at startup.
+			fd, pid, stop := startFrontProcess(b, c.cfg)
+			b.Run(fmt.Sprintf("%s/c%d/frontdoor", c.name, n), func(b *testing.B) { benchmarkTarget(b, fd+c.path, n, pid) })
+			stop()
+			if c.ngx != "" {
+				b.Run(fmt.Sprintf("%s/c%d/nginx", c.name, n), func(b *testing.B) { benchmarkTarget(b, ngx+c.ngx, n, ngxPid) })
+			}
 		}
 	}
 }
@@ -390,6 +446,26 @@ func startBenchUpstream(b *testing.B) string {
 // benchServeEnv makes the test binary serve a Config (JSON) instead of running tests.
 const benchServeEnv = "FRONTDOOR_PROXY_BENCH_SERVE"
 
+// benchProfileEnv names a file the serving process writes a CPU profile to when it gets SIGTERM
+// (profiling the server alone, apart from the load generator):
+//
+//	go test -c -o /tmp/proxy.test ./proxy/
+//	FRONTDOOR_PROXY_BENCH_SERVE='{"Root":"…/public","Upstreams":["fastcgi:///…/php.sock"]}' \
+//	FRONTDOOR_PROXY_BENCH_CPUPROFILE=/tmp/fd.prof /tmp/proxy.test -test.run '^$' &
+//	h2load --h1 -c 200 -n 20000 http://ADDR/cookies; kill %1; go tool pprof -top /tmp/fd.prof
+const benchProfileEnv = "FRONTDOOR_PROXY_BENCH_CPUPROFILE"
+
+func startCPUProfile(path string) func() {
+	f, err := os.Create(path)
+	if err != nil {
+		panic(err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		panic(err)
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }
+}
+
 func TestMain(m *testing.M) {
 	if spec := os.Getenv(benchServeEnv); spec != "" {
 		var cfg Config
@@ -404,6 +480,16 @@ func TestMain(m *testing.M) {
 		if err != nil {
 			panic(err)
 		}
+		if path := os.Getenv(benchProfileEnv); path != "" {
+			stopProfile := startCPUProfile(path)
+			go func() {
+				sig := make(chan os.Signal, 1)
+				signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
+				<-sig
+				stopProfile()
+				os.Exit(0)
+			}()
+		}
 		fmt.Println(ln.Addr().String())
 		_ = frontServer(h.ServeHTTP).Serve(ln)
 		return
@@ -412,8 +498,8 @@ func TestMain(m *testing.M) {
 }
 
 // startFrontProcess runs frontdoor's proxy with cfg in a child process and returns its URL and
-// a stop function.
-func startFrontProcess(b *testing.B, cfg Config) (string, func()) {
+// pid and a stop function.
+func startFrontProcess(b *testing.B, cfg Config) (string, int, func()) {
 	spec, _ := json.Marshal(cfg)
 	cmd := exec.Command(os.Args[0], "-test.run", "^$")
 	cmd.Env = append(os.Environ(), benchServeEnv+"="+string(spec))
@@ -432,5 +518,5 @@ func startFrontProcess(b *testing.B, cfg Config) (string, func()) {
 	if err != nil {
 		b.Fatalf("frontdoor child: %v", err)
 	}
-	return "http://" + strings.TrimSpace(line), stop
+	return "http://" + strings.TrimSpace(line), cmd.Process.Pid, stop
 }

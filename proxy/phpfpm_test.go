@@ -36,6 +36,10 @@ func requireBinary(t testing.TB, names ...string) string {
 
 // phpFPM is a php-fpm master the test started, with a pool on a unix socket and one on TCP.
 type phpFPM struct {
+	t      testing.TB
+	bin    string
+	dir    string
+	lines  []string // extra pool lines
 	cmd    *exec.Cmd
 	sock   string // unix socket path
 	tcp    string // 127.0.0.1:port
@@ -62,6 +66,8 @@ type lockedBuffer = testenv.LogBuffer
 
 // startPHPFPM starts php-fpm8.2 in the foreground from a config written here: two static pools
 // (unix socket and 127.0.0.1), output_buffering off so flush() reaches us, uploads up to 64 MiB.
+// poolLines are added to both pools; a later "pm = …" or "pm.max_children = …" overrides the
+// static pool's.
 func startPHPFPM(t testing.TB, workers int, poolLines ...string) *phpFPM {
 	t.Helper()
 	bin := requireBinary(t, "php-fpm8.2", "/usr/sbin/php-fpm8.2", "php-fpm")
@@ -77,7 +83,23 @@ func startPHPFPM(t testing.TB, workers int, poolLines ...string) *phpFPM {
 	}
 	tcp := ln.Addr().String()
 	ln.Close()
-	sock := filepath.Join(dir, "php.sock")
+	p := &phpFPM{t: t, bin: bin, dir: dir, lines: poolLines, sock: filepath.Join(dir, "php.sock"), tcp: tcp}
+	p.start(workers)
+	t.Cleanup(func() { p.stop() })
+	return p
+}
+
+// restart stops php-fpm and starts it again on the same sockets with workers static children
+// (and the pool lines it was started with): a deploy's php-fpm reload or a crash and restart.
+func (p *phpFPM) restart(workers int) {
+	p.t.Helper()
+	p.stop()
+	p.start(workers)
+}
+
+func (p *phpFPM) start(workers int) {
+	t := p.t
+	t.Helper()
 	pool := func(name, listen string) string {
 		return fmt.Sprintf(`[%s]
 listen = %s
@@ -94,28 +116,28 @@ php_admin_value[max_execution_time] = 60
 php_admin_value[log_errors] = On
 php_admin_flag[display_errors] = off
 %s
-`, name, listen, workers, strings.Join(poolLines, "\n"))
+`, name, listen, workers, strings.Join(p.lines, "\n"))
 	}
-	conf := "[global]\npid = php-fpm.pid\nerror_log = php-fpm.log\n" + pool("unix", sock) + pool("tcp", tcp)
-	confPath := filepath.Join(dir, "php-fpm.conf")
+	conf := "[global]\npid = php-fpm.pid\nerror_log = php-fpm.log\n" + pool("unix", p.sock) + pool("tcp", p.tcp)
+	confPath := filepath.Join(p.dir, "php-fpm.conf")
 	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	args := []string{"-F", "-O", "-y", confPath, "-p", dir}
+	args := []string{"-F", "-O", "-y", confPath, "-p", p.dir}
 	if os.Geteuid() == 0 {
 		args = append(args, "-R")
 	}
-	p := &phpFPM{sock: sock, tcp: tcp, stderr: &lockedBuffer{}, done: make(chan struct{})}
-	p.cmd = exec.Command(bin, args...)
+	p.stderr, p.done = &lockedBuffer{}, make(chan struct{})
+	p.cmd = exec.Command(p.bin, args...)
 	p.cmd.Stdout, p.cmd.Stderr = p.stderr, p.stderr
 	p.cmd.SysProcAttr = testenv.DieWithParent()
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	go func() { _ = p.cmd.Wait(); close(p.done) }()
-	t.Cleanup(p.stop)
+	cmd, done := p.cmd, p.done
+	go func() { _ = cmd.Wait(); close(done) }()
 	deadline := time.Now().Add(20 * time.Second)
-	for _, addr := range [][2]string{{"unix", sock}, {"tcp", tcp}} {
+	for _, addr := range [][2]string{{"unix", p.sock}, {"tcp", p.tcp}} {
 		for {
 			c, err := net.DialTimeout(addr[0], addr[1], time.Second)
 			if err == nil {
@@ -123,7 +145,7 @@ php_admin_flag[display_errors] = off
 				break
 			}
 			select {
-			case <-p.done:
+			case <-done:
 				t.Fatalf("php-fpm exited: %s", p.stderr)
 			default:
 			}
@@ -133,7 +155,6 @@ php_admin_flag[display_errors] = off
 			time.Sleep(20 * time.Millisecond)
 		}
 	}
-	return p
 }
 
 // serveFront serves h on a loopback fasthttp.Server set up as cmd/frontdoor sets up its
