@@ -33,6 +33,10 @@ type Options struct {
 	Preface []byte
 	// First are frames queued at once, right behind Preface (connection_established).
 	First [][]byte
+	// ReaderFree says that nothing but the hijacked conn reads fasthttp's buffered reader (the
+	// upgrade request had no body stream): Adopt may then give the reader back to fasthttp's
+	// pool instead of leaving it to the GC (reclaim.go).
+	ReaderFree bool
 }
 
 // Errors Send returns.
@@ -87,8 +91,8 @@ type Conn struct {
 	base     *TLSBase        // set when nc is a tls.Conn over a TLSBase: reads go through TLS
 }
 
-// hijacked is fasthttp's hijacked connection: its Read goes through fasthttp's 4 KB buffered
-// reader, UnsafeConn is the socket underneath.
+// hijacked is fasthttp's hijacked connection: its Read goes through fasthttp's buffered reader
+// (Server.ReadBufferSize), UnsafeConn is the socket underneath.
 type hijacked interface {
 	net.Conn
 	UnsafeConn() net.Conn
@@ -97,7 +101,8 @@ type hijacked interface {
 // Adopt takes over an upgraded connection and starts reading it: a TCP conn goes to the epoll
 // driver (poller_linux.go: no goroutine while idle), others get one read goroutine. When nc comes from
 // fasthttp's Hijack, bytes fasthttp already buffered are fed to the parser first and the raw
-// socket is used from then on, so fasthttp's reader (4 KB) is not kept alive by an idle socket.
+// socket is used from then on, so fasthttp's reader is not kept alive by an idle socket (and,
+// with Options.ReaderFree, goes back to fasthttp's pool).
 // h may receive OnMessage as soon as the read goroutine starts; a Handler that needs the *Conn
 // first implements Adopter.
 func Adopt(nc net.Conn, h Handler, opts Options, f *Flusher) *Conn {
@@ -113,8 +118,14 @@ func Adopt(nc net.Conn, h Handler, opts Options, f *Flusher) *Conn {
 	}
 	var pending []byte
 	if hj, ok := nc.(hijacked); ok {
-		pending = drainBuffered(hj)
 		nc = hj.UnsafeConn()
+		reclaimed := false
+		if opts.ReaderFree {
+			pending, reclaimed = reclaimReader(hj, nc)
+		}
+		if !reclaimed {
+			pending = drainBuffered(hj)
+		}
 	}
 	c.nc = nc
 	c.rc = rawConn(nc)

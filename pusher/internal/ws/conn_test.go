@@ -824,3 +824,64 @@ func TestCloseDuringAdopt(t *testing.T) {
 		rec.waitClosed(t)
 	}
 }
+
+// TestFramesBufferedAtAdoption: frames a client sends in the same write as its upgrade request
+// sit in fasthttp's reader when Adopt runs. Adopt must hand them to the parser whether it drains
+// the reader (drainBuffered) or gives it back to fasthttp's pool (ReaderFree, reclaim.go), and a
+// reader given back must not replay them to the next connection that gets it from the pool.
+func TestFramesBufferedAtAdoption(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		free bool
+		tls  bool
+	}{{"drained", false, false}, {"reclaimed", true, false}, {"reclaimed-tls", true, true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			var cfg *tls.Config
+			if tc.tls {
+				cfg = &tls.Config{Certificates: []tls.Certificate{selfSigned(t)}}
+			}
+			s := startServer(t, Options{ReaderFree: tc.free}, cfg)
+			frame := func(p string) []byte { return append([]byte{0x81, 0x80 | byte(len(p)), 0, 0, 0, 0}, p...) } // zero mask
+			for i := range 4 {
+				var nc net.Conn
+				var err error
+				if tc.tls {
+					nc, err = tls.Dial("tcp", s.addr, &tls.Config{InsecureSkipVerify: true}) // the test's own certificate
+				} else {
+					nc, err = net.Dial("tcp", s.addr)
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				req := []byte("GET /app/key HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+				want := []string{fmt.Sprintf("late-%d", i)}
+				if i%2 == 0 { // every other connection leaves a frame in fasthttp's reader
+					req = append(req, frame(fmt.Sprintf("early-%d", i))...)
+					want = append([]string{fmt.Sprintf("early-%d", i)}, want...)
+				}
+				if _, err := nc.Write(req); err != nil {
+					t.Fatal(err)
+				}
+				_, rec := s.next(t)
+				if _, err := nc.Write(frame(want[len(want)-1])); err != nil {
+					t.Fatal(err)
+				}
+				deadline := time.Now().Add(10 * time.Second)
+				for len(rec.messages()) < len(want) && time.Now().Before(deadline) {
+					select {
+					case <-rec.gotMsg:
+					case <-time.After(100 * time.Millisecond):
+					}
+				}
+				if got := rec.messages(); fmt.Sprint(got) != fmt.Sprint(want) {
+					t.Fatalf("connection %d: messages %q, want %q", i, got, want)
+				}
+				_ = nc.Close()
+				rec.waitClosed(t)
+			}
+			if l := lastLayout.Load(); tc.free && (l == nil || !l.ok) {
+				t.Fatal("fasthttp's hijacked conn not recognised (reclaim.go): its reader was drained, not given back")
+			}
+		})
+	}
+}
