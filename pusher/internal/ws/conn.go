@@ -77,6 +77,7 @@ type Conn struct {
 	qbuf      [2][]byte // backing array for short queues, so Send does not allocate
 	queued    int       // bytes in queue
 	scheduled bool      // handed to a flusher or a blocking writer
+	inPass    bool      // a readiness pass is running: it writes what is queued when it ends (endPass)
 	closing   bool      // close frame queued: Send refuses, the fd closes after the flush
 	closeCode int
 	closeWhy  string
@@ -284,7 +285,7 @@ func (c *Conn) push(f []byte) {
 }
 
 func (c *Conn) scheduleLocked() {
-	if c.scheduled || c.closed {
+	if c.scheduled || c.closed || c.inPass {
 		return
 	}
 	c.scheduled = true

@@ -29,6 +29,7 @@ import (
 // recorder is a Handler that keeps what it was told.
 type recorder struct {
 	adopted  *Conn // set by Adopted before the read goroutine starts
+	echo     bool  // OnMessage sends each message back
 	mu       sync.Mutex
 	msgs     []string
 	closes   atomic.Int32
@@ -52,6 +53,9 @@ func (r *recorder) OnMessage(p []byte) {
 	r.mu.Lock()
 	r.msgs = append(r.msgs, string(p))
 	r.mu.Unlock()
+	if r.echo {
+		_ = r.adopted.Send(AppendFrame(nil, OpText, p))
+	}
 	select {
 	case r.gotMsg <- struct{}{}:
 	default:
@@ -92,6 +96,7 @@ type server struct {
 	conns chan *Conn
 	recs  chan *recorder
 	opts  Options
+	echo  atomic.Bool // new conns' recorders echo what they read
 }
 
 func startServer(t testing.TB, opts Options, tlsCfg *tls.Config) *server {
@@ -115,6 +120,7 @@ func startServerWith(t testing.TB, opts Options, tlsCfg *tls.Config, f *Flusher,
 			}
 			_ = up.Upgrade(ctx, func(wc *websocket.Conn) {
 				r := newRecorder()
+				r.echo = s.echo.Load()
 				opts := s.opts
 				if first != nil {
 					opts.Preface, opts.First = ctx.Response.Header.AppendBytes(nil), first

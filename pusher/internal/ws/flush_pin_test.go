@@ -3,7 +3,11 @@
 package ws
 
 import (
+	"fmt"
 	"testing"
+	"time"
+
+	"github.com/fasthttp/websocket"
 )
 
 // TestFlushLeavesNoFramePinned: a worker clears only the slots a flush used, not all iovMax of
@@ -49,6 +53,33 @@ func TestFlushLeavesNoFramePinned(t *testing.T) {
 	for _, want := range []string{"one", "two", "three", "late"} {
 		if _, p, err := wc.ReadMessage(); err != nil || string(p) != want {
 			t.Fatalf("read %q, %v; want %q", p, err, want)
+		}
+	}
+}
+
+// TestPassWritesItsReplies: what a handler sends while a readiness pass runs (the reply to the
+// client's message) is written by that pass when it ends, not handed to a flusher goroutine: a
+// goroutine hand-off less per reply. The Flusher here has no workers, so a reply handed to one
+// would never arrive.
+func TestPassWritesItsReplies(t *testing.T) {
+	if !EpollDriver {
+		t.Skip("the portable driver has no readiness passes")
+	}
+	s := startServerWith(t, Options{}, nil, newFlusher(64), nil)
+	s.echo.Store(true)
+	wc := dial(t, s)
+	c, _ := s.next(t)
+	if !c.polled() {
+		t.Skip("epoll unavailable here")
+	}
+	for i := range 3 {
+		msg := fmt.Sprintf("m-%d", i)
+		if err := wc.WriteMessage(websocket.TextMessage, []byte(msg)); err != nil {
+			t.Fatal(err)
+		}
+		_ = wc.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, p, err := wc.ReadMessage(); err != nil || string(p) != msg {
+			t.Fatalf("echo %q, %v; want %q", p, err, msg)
 		}
 	}
 }
