@@ -132,16 +132,18 @@ func Adopt(nc net.Conn, h Handler, opts Options, f *Flusher) *Conn {
 	c.rc = rawConn(nc)
 	c.touch()
 	// Everything a close reads (finish, resetIfUnsent) is set before the first frames are queued:
-	// a write that fails at once closes the conn from a flusher while Adopt is still running.
+	// a write that fails at once closes the conn while Adopt is still running.
 	c.pollRC = c.rc
 	if b := tlsBaseOf(nc); b != nil {
 		c.base, c.pollRC = b, b.rc
 	}
-	if a, ok := h.(Adopter); ok {
-		a.Adopted(c)
-	}
-	// Queued after Adopted: a failed write calls OnClose, which must find the handler set up.
-	if len(opts.Preface) > 0 || len(opts.First) > 0 {
+	// The first frames are queued before Adopted, so nothing a just-registered handler is sent
+	// (a broadcast) can go ahead of the 101 response, and they are written by Adopt's caller once
+	// reading has started, as a readiness pass writes its replies (endPass): no write happens
+	// before then, so a failed one finds the handler set up, and there is one goroutine hand-off
+	// less per connection than handing them to a flusher.
+	first := len(opts.Preface) > 0 || len(opts.First) > 0
+	if first {
 		c.mu.Lock()
 		if len(opts.Preface) > 0 {
 			c.push(opts.Preface)
@@ -150,11 +152,17 @@ func Adopt(nc net.Conn, h Handler, opts Options, f *Flusher) *Conn {
 		for _, f := range opts.First {
 			c.push(f)
 		}
-		c.scheduleLocked()
+		c.inPass = true
 		c.mu.Unlock()
+	}
+	if a, ok := h.(Adopter); ok {
+		a.Adopted(c)
 	}
 	if !c.startPolled(pending) {
 		go c.readLoop(pending) // conns without a socket to watch: one read goroutine
+	}
+	if first {
+		c.endPass()
 	}
 	return c
 }

@@ -30,6 +30,7 @@ import (
 type recorder struct {
 	adopted  *Conn // set by Adopted before the read goroutine starts
 	echo     bool  // OnMessage sends each message back
+	onAdopt  func(*Conn)
 	mu       sync.Mutex
 	msgs     []string
 	closes   atomic.Int32
@@ -44,7 +45,12 @@ func newRecorder() *recorder {
 }
 
 // Adopted implements Adopter.
-func (r *recorder) Adopted(c *Conn) { r.adopted = c }
+func (r *recorder) Adopted(c *Conn) {
+	r.adopted = c
+	if r.onAdopt != nil {
+		r.onAdopt(c)
+	}
+}
 
 func (r *recorder) OnMessage(p []byte) {
 	if r.adopted == nil {
@@ -91,12 +97,13 @@ func (r *recorder) messages() []string {
 
 // server is a fasthttp server configured as cmd/frontdoor configures it, adopting every upgrade.
 type server struct {
-	addr  string
-	f     *Flusher
-	conns chan *Conn
-	recs  chan *recorder
-	opts  Options
-	echo  atomic.Bool // new conns' recorders echo what they read
+	addr    string
+	f       *Flusher
+	conns   chan *Conn
+	recs    chan *recorder
+	opts    Options
+	echo    atomic.Bool                 // new conns' recorders echo what they read
+	onAdopt atomic.Pointer[func(*Conn)] // new conns' recorders call it in Adopted
 }
 
 func startServer(t testing.TB, opts Options, tlsCfg *tls.Config) *server {
@@ -121,6 +128,9 @@ func startServerWith(t testing.TB, opts Options, tlsCfg *tls.Config, f *Flusher,
 			_ = up.Upgrade(ctx, func(wc *websocket.Conn) {
 				r := newRecorder()
 				r.echo = s.echo.Load()
+				if f := s.onAdopt.Load(); f != nil {
+					r.onAdopt = *f
+				}
 				opts := s.opts
 				if first != nil {
 					opts.Preface, opts.First = ctx.Response.Header.AppendBytes(nil), first
@@ -657,24 +667,25 @@ func TestPrefaceAndFirstFrame(t *testing.T) {
 }
 
 // A slow-consumer abort before anything was written drops the queued frames but not the 101
-// response: without it the client could not read the 4100 close.
+// response: without it the client could not read the 4100 close. Adopt writes its first frames
+// only once the conn is set up, so a Send from Adopted (a broadcast reaching a just-registered
+// socket) comes before that write.
 func TestAbortKeepsPreface(t *testing.T) {
-	f := newFlusher(16) // no workers yet: nothing is written until one starts
-	t.Cleanup(f.Stop)
 	s := startServerWith(t, Options{MaxQueueBytes: 1000, OverflowFrames: [][]byte{AppendFrame(nil, OpText, []byte("too slow"))}},
-		nil, f, [][]byte{AppendFrame(nil, OpText, []byte("hello"))})
+		nil, NewFlusher(0), [][]byte{AppendFrame(nil, OpText, []byte("hello"))})
+	sendErr := make(chan error, 1)
+	over := func(c *Conn) { sendErr <- c.Send(AppendFrame(nil, OpText, make([]byte, 2000))) }
+	s.onAdopt.Store(&over)
 	nc, err := net.Dial("tcp", s.addr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer nc.Close()
 	fmt.Fprintf(nc, "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
-	c, _ := s.next(t)
-	if err := c.Send(AppendFrame(nil, OpText, make([]byte, 2000))); err != ErrQueueFull {
+	s.next(t)
+	if err := <-sendErr; err != ErrQueueFull {
 		t.Fatalf("Send over the bound: %v, want ErrQueueFull", err)
 	}
-	f.wg.Add(1)
-	go f.worker()
 
 	br := bufio.NewReader(nc)
 	_ = nc.SetReadDeadline(time.Now().Add(10 * time.Second))

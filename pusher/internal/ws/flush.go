@@ -118,6 +118,21 @@ func (c *Conn) flushNow() {
 	spareWorkers.Put(w)
 }
 
+// endPass ends a readiness pass (or Adopt's first write): what the handler queued during it (the
+// replies to the client's messages, above all) is written here, on the pass's goroutine, in one
+// writev, instead of being handed to a flusher goroutine frame by frame. Frames other goroutines
+// queued meanwhile wait for this too: at most the rest of a pass, which never waits on the
+// network.
+func (c *Conn) endPass() {
+	c.mu.Lock()
+	c.inPass = false
+	write := len(c.queue) > 0 && !c.scheduled && !c.closed
+	c.mu.Unlock()
+	if write {
+		c.flushNow()
+	}
+}
+
 // take moves up to iovMax queued frames into bufs.
 func (c *Conn) take(bufs [][]byte) [][]byte {
 	n := min(len(c.queue), iovMax)

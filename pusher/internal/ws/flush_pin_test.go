@@ -57,20 +57,24 @@ func TestFlushLeavesNoFramePinned(t *testing.T) {
 	}
 }
 
-// TestPassWritesItsReplies: what a handler sends while a readiness pass runs (the reply to the
-// client's message) is written by that pass when it ends, not handed to a flusher goroutine: a
-// goroutine hand-off less per reply. The Flusher here has no workers, so a reply handed to one
-// would never arrive.
+// TestPassWritesItsReplies: the 101 response and first frames are written by Adopt's caller, and
+// what a handler sends while a readiness pass runs (the reply to the client's message) by that
+// pass when it ends, not handed to a flusher goroutine: a goroutine hand-off less for each. The
+// Flusher here has no workers, so a frame handed to one would never arrive.
 func TestPassWritesItsReplies(t *testing.T) {
 	if !EpollDriver {
 		t.Skip("the portable driver has no readiness passes")
 	}
-	s := startServerWith(t, Options{}, nil, newFlusher(64), nil)
+	s := startServerWith(t, Options{}, nil, newFlusher(64), [][]byte{AppendFrame(nil, OpText, []byte("hello"))})
 	s.echo.Store(true)
 	wc := dial(t, s)
 	c, _ := s.next(t)
 	if !c.polled() {
 		t.Skip("epoll unavailable here")
+	}
+	_ = wc.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, p, err := wc.ReadMessage(); err != nil || string(p) != "hello" {
+		t.Fatalf("first frame %q, %v", p, err)
 	}
 	for i := range 3 {
 		msg := fmt.Sprintf("m-%d", i)

@@ -350,20 +350,6 @@ func (c *Conn) serve(pending []byte) {
 	}
 }
 
-// endPass ends a readiness pass: what the handler queued during it (the replies to the client's
-// messages, above all) is written here, on the pass's goroutine, in one writev, instead of being
-// handed to a flusher goroutine frame by frame. Frames other goroutines queued meanwhile wait
-// for this too: at most the rest of a pass, which never waits on the network.
-func (c *Conn) endPass() {
-	c.mu.Lock()
-	c.inPass = false
-	write := len(c.queue) > 0 && !c.scheduled && !c.closed
-	c.mu.Unlock()
-	if write {
-		c.flushNow()
-	}
-}
-
 // pollReader is a read buffer lent for one readiness pass, with its RawConn callback bound once:
 // a closure per read would allocate it and the variables it captures, on every inbound message.
 type pollReader struct {
