@@ -106,39 +106,3 @@ func acceptKey(dst, key []byte) {
 	}
 	base64.StdEncoding.Encode(dst, sum[:])
 }
-
-// queryParam is the value of the first name argument of ctx's query string, as
-// ctx.QueryArgs().Peek(name) gives it, without having fasthttp parse and decode every argument
-// (a WebSocket handshake needs only protocol=). A query with an escape ('%' or '+') goes to
-// fasthttp, so decoding stays fasthttp's.
-func queryParam(ctx *fasthttp.RequestCtx, name string) []byte {
-	q := ctx.URI().QueryString()
-	if v, ok := rawQueryParam(q, name); ok {
-		return v
-	}
-	return ctx.QueryArgs().Peek(name)
-}
-
-// rawQueryParam finds name's first value in the raw query q; ok is false when q holds an escape
-// and the answer needs decoding.
-func rawQueryParam(q []byte, name string) (v []byte, ok bool) {
-	if bytes.IndexByte(q, '%') >= 0 || bytes.IndexByte(q, '+') >= 0 {
-		return nil, false
-	}
-	for len(q) > 0 {
-		arg := q
-		if i := bytes.IndexByte(q, '&'); i >= 0 {
-			arg, q = q[:i], q[i+1:]
-		} else {
-			q = nil
-		}
-		key, val := arg, []byte(nil)
-		if i := bytes.IndexByte(arg, '='); i >= 0 {
-			key, val = arg[:i], arg[i+1:]
-		}
-		if string(key) == name {
-			return val, true
-		}
-	}
-	return nil, true
-}

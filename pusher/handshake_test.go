@@ -11,8 +11,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/valyala/fasthttp"
 )
 
 // TestAcceptKey: the example of RFC 6455 §1.3, and a key too long for the stack buffer.
@@ -140,24 +138,4 @@ func TestHandshakeHTTPRefusals(t *testing.T) {
 		!strings.EqualFold(resp.Header.Get("Upgrade"), "websocket") || !strings.EqualFold(resp.Header.Get("Connection"), "upgrade") {
 		t.Fatalf("101 response %d %v", resp.StatusCode, resp.Header)
 	}
-}
-
-// FuzzRawQueryParam holds rawQueryParam to fasthttp's own reading of the query (Args.Peek) for
-// every query it answers for.
-func FuzzRawQueryParam(f *testing.F) {
-	for _, s := range []string{"protocol=7&client=js&version=8.4.0&flash=false", "client=js&protocol=7", "protocol", "protocol=",
-		"protocol=5&protocol=7", "&&protocol=7&", "=7&protocol=6", "prot%6Fcol=7", "protocol=7+", "a=b;protocol=7", "protocol=7#x"} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, q string) {
-		v, ok := rawQueryParam([]byte(q), "protocol")
-		if !ok {
-			return
-		}
-		var args fasthttp.Args
-		args.Parse(q)
-		if want := args.Peek("protocol"); !bytes.Equal(v, want) {
-			t.Fatalf("rawQueryParam(%q) = %q, fasthttp %q", q, v, want)
-		}
-	})
 }

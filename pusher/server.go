@@ -202,7 +202,7 @@ func (s *Server) HandleWebSocket(ctx *fasthttp.RequestCtx) {
 	ip := s.ipKey(client)
 	var refuse *Error
 	var reason string
-	switch proto := queryParam(ctx, "protocol"); {
+	switch proto := ctx.QueryArgs().Peek("protocol"); {
 	case app == nil:
 		refuse, reason = ErrAppNotFound, "unknown_app_key"
 	case len(proto) == 0:
