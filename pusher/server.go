@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/fasthttp/websocket"
 	"github.com/rs/zerolog"
 	"github.com/valyala/fasthttp"
 
@@ -46,8 +47,9 @@ type Server struct {
 	nodeID  uint64
 	counter atomic.Uint64
 
-	flusher *ws.Flusher
-	stats   serverCounters
+	flusher  *ws.Flusher
+	upgrader *websocket.FastHTTPUpgrader
+	stats    serverCounters
 
 	webhooks    *webhooks
 	pongTimeout time.Duration
@@ -88,6 +90,17 @@ func NewServer(cfg Config, log zerolog.Logger) (*Server, error) {
 		nodeID:  binary.BigEndian.Uint64(rnd[:]) % 1_000_000_000,
 		flusher: ws.NewFlusher(0),
 		stop:    make(chan struct{}),
+		upgrader: &websocket.FastHTTPUpgrader{
+			// The library's Conn and its reader are never read (ws reads the socket itself) but are
+			// allocated on every upgrade: the smallest reader it allows, 125 bytes for a control frame.
+			ReadBufferSize:    128,
+			WriteBufferSize:   1024,
+			WriteBufferPool:   &sync.Pool{},
+			EnableCompression: false,
+			// Origins are checked per app after the upgrade, so a refusal is a Pusher error the
+			// client understands (4009) rather than an HTTP 403.
+			CheckOrigin: func(*fasthttp.RequestCtx) bool { return true },
+		},
 	}
 	s.flusher.OnPollError = func(err error) {
 		s.log.Error().Err(err).Msg("epoll_wait failed: that poller's sockets were closed (clients reconnect); new sockets get read goroutines")
@@ -193,7 +206,7 @@ func (s *Server) Reload(cfg Config) error {
 // with the same code: the code is what pusher-js acts on (§1.2).
 func (s *Server) HandleWebSocket(ctx *fasthttp.RequestCtx) {
 	key := string(bytes.TrimPrefix(ctx.Path(), []byte(s.prefix+"/app/")))
-	if !IsWebSocketUpgrade(ctx) {
+	if !websocket.FastHTTPIsWebSocketUpgrade(ctx) {
 		jsonError(ctx, fasthttp.StatusUpgradeRequired, "this is the Pusher WebSocket endpoint; connect with a WebSocket client (pusher-js, Laravel Echo)")
 		return
 	}
@@ -230,7 +243,7 @@ func (s *Server) HandleWebSocket(ctx *fasthttp.RequestCtx) {
 	// The 101 response is written by ws with the first frame, in one write: fasthttp would flush
 	// it alone, a syscall (and a client wake-up) more for every connection.
 	ctx.HijackSetNoResponse(true)
-	upgraded := upgrade(ctx, func(nc net.Conn) {
+	err := s.upgrader.Upgrade(ctx, func(wc *websocket.Conn) {
 		opts := ws.Options{MaxMessageSize: cfg.MaxMessageSize, MaxQueueBytes: s.queueBytes, MaxQueueFrames: s.queueFrames,
 			OverflowFrames: [][]byte{overflowFrame}, Preface: ctx.Response.Header.AppendBytes(nil),
 			// A request body stream would still read fasthttp's reader; without one (every real
@@ -238,21 +251,21 @@ func (s *Server) HandleWebSocket(ctx *fasthttp.RequestCtx) {
 			ReaderFree: !ctx.Request.IsBodyStream()}
 		if refuse != nil {
 			opts.First = [][]byte{ws.AppendFrame(nil, ws.OpText, appendErrorFrame(nil, refuse.Code, refuse.Message))}
-			ws.Adopt(nc, discard{}, opts, s.flusher).Close(refuse.Code, refuse.Message)
+			ws.Adopt(wc.NetConn(), discard{}, opts, s.flusher).Close(refuse.Code, refuse.Message)
 			return
 		}
 		sock := newSocket(s, app, s.newSocketID(), ip)
 		opts.First = [][]byte{eventFrame("pusher:connection_established", "",
 			`{"socket_id":"`+sock.id+`","activity_timeout":`+strconv.Itoa(cfg.ActivityTimeout)+`}`, "")}
 		if e := s.log.Debug(); e.Enabled() { // before Adopt, so it precedes the socket's "closed"
-			e.Str("app", cfg.ID).Str("socket_id", sock.id).Str("remote", nc.RemoteAddr().String()).Msg("socket connected")
+			e.Str("app", cfg.ID).Str("socket_id", sock.id).Str("remote", wc.NetConn().RemoteAddr().String()).Msg("socket connected")
 		}
 		if s.trace {
 			sock.traceOut(opts.First[0])
 		}
-		ws.Adopt(nc, sock, opts, s.flusher) // sock.Adopted registers it
+		ws.Adopt(wc.NetConn(), sock, opts, s.flusher) // sock.Adopted registers it
 	})
-	if !upgraded && refuse == nil {
+	if err != nil && refuse == nil {
 		s.release(app, ip)
 	}
 }

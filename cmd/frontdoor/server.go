@@ -257,7 +257,7 @@ func firstSegment(p []byte) []byte {
 // budget in docs/architecture.md; StreamRequestBody hands large uploads to the proxy as a stream,
 // which it spools to a temporary file instead of holding in memory. ReadBufferSize is also the largest request header (Nginx accepts 8 KiB a line and 32 KiB
 // in all; Laravel apps with several cookies pass 4 KiB): beyond it the client gets 431. An
-// upgraded WebSocket does not keep this buffer (ws hands it back to fasthttp's pool at adoption).
+// upgraded WebSocket does not keep this buffer (ws drains it at adoption).
 func (srv *server) httpServer(h fasthttp.RequestHandler) *fasthttp.Server {
 	return &fasthttp.Server{
 		Handler:               h,

@@ -14,10 +14,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/fasthttp/websocket"
 	"github.com/valyala/fasthttp"
 
 	"github.com/frontdoorhq/frontdoor/proxy"
-	"github.com/frontdoorhq/frontdoor/pusher"
 	fdtls "github.com/frontdoorhq/frontdoor/tls"
 )
 
@@ -311,7 +311,7 @@ func (srv *server) dispatch(ctx *fasthttp.RequestCtx, site *liveSite) {
 	case bytes.HasPrefix(path, []byte(appPrefix)):
 		key := path[len(appPrefix):]
 		known := srv.pusher.KnownKey(key)
-		if !known && !pusher.IsWebSocketUpgrade(ctx) {
+		if !known && !websocket.FastHTTPIsWebSocketUpgrade(ctx) {
 			break
 		}
 		if known && site.keys != nil && !site.keys[string(key)] {
