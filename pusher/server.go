@@ -245,7 +245,10 @@ func (s *Server) HandleWebSocket(ctx *fasthttp.RequestCtx) {
 	ctx.HijackSetNoResponse(true)
 	err := s.upgrader.Upgrade(ctx, func(wc *websocket.Conn) {
 		opts := ws.Options{MaxMessageSize: cfg.MaxMessageSize, MaxQueueBytes: s.queueBytes, MaxQueueFrames: s.queueFrames,
-			OverflowFrames: [][]byte{overflowFrame}, Preface: ctx.Response.Header.AppendBytes(nil)}
+			OverflowFrames: [][]byte{overflowFrame}, Preface: ctx.Response.Header.AppendBytes(nil),
+			// A request body stream would still read fasthttp's reader; without one (every real
+			// client) the 16 KiB reader goes back to fasthttp's pool instead of becoming garbage.
+			ReaderFree: !ctx.Request.IsBodyStream()}
 		if refuse != nil {
 			opts.First = [][]byte{ws.AppendFrame(nil, ws.OpText, appendErrorFrame(nil, refuse.Code, refuse.Message))}
 			ws.Adopt(wc.NetConn(), discard{}, opts, s.flusher).Close(refuse.Code, refuse.Message)

@@ -42,6 +42,13 @@ func startServerOn(t *testing.T, cfg Config, wrap func(net.Listener) net.Listene
 // startServerLog is startServerOn with the server logging to log.
 func startServerLog(t *testing.T, cfg Config, wrap func(net.Listener) net.Listener, log zerolog.Logger) *testServer {
 	t.Helper()
+	return startServerHTTP(t, cfg, wrap, log, nil)
+}
+
+// startServerHTTP is startServerLog with mod, when not nil, changing the fasthttp server's
+// settings before it starts.
+func startServerHTTP(t *testing.T, cfg Config, wrap func(net.Listener) net.Listener, log zerolog.Logger, mod func(*fasthttp.Server)) *testServer {
+	t.Helper()
 	s, err := NewServer(cfg, log)
 	if err != nil {
 		t.Fatal(err)
@@ -67,6 +74,9 @@ func startServerLog(t *testing.T, cfg Config, wrap func(net.Listener) net.Listen
 				ctx.Error("not pusher", 404)
 			}
 		},
+	}
+	if mod != nil {
+		mod(hs)
 	}
 	go hs.Serve(ln)
 	t.Cleanup(func() {

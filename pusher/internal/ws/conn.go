@@ -33,6 +33,10 @@ type Options struct {
 	Preface []byte
 	// First are frames queued at once, right behind Preface (connection_established).
 	First [][]byte
+	// ReaderFree says that nothing but the hijacked conn reads fasthttp's buffered reader (the
+	// upgrade request had no body stream): Adopt may then give the reader back to fasthttp's
+	// pool instead of leaving it to the GC (reclaim.go).
+	ReaderFree bool
 }
 
 // Errors Send returns.
@@ -73,6 +77,7 @@ type Conn struct {
 	qbuf      [2][]byte // backing array for short queues, so Send does not allocate
 	queued    int       // bytes in queue
 	scheduled bool      // handed to a flusher or a blocking writer
+	inPass    bool      // a readiness pass is running: it writes what is queued when it ends (endPass)
 	closing   bool      // close frame queued: Send refuses, the fd closes after the flush
 	closeCode int
 	closeWhy  string
@@ -87,8 +92,8 @@ type Conn struct {
 	base     *TLSBase        // set when nc is a tls.Conn over a TLSBase: reads go through TLS
 }
 
-// hijacked is fasthttp's hijacked connection: its Read goes through fasthttp's 4 KB buffered
-// reader, UnsafeConn is the socket underneath.
+// hijacked is fasthttp's hijacked connection: its Read goes through fasthttp's buffered reader
+// (Server.ReadBufferSize), UnsafeConn is the socket underneath.
 type hijacked interface {
 	net.Conn
 	UnsafeConn() net.Conn
@@ -97,7 +102,8 @@ type hijacked interface {
 // Adopt takes over an upgraded connection and starts reading it: a TCP conn goes to the epoll
 // driver (poller_linux.go: no goroutine while idle), others get one read goroutine. When nc comes from
 // fasthttp's Hijack, bytes fasthttp already buffered are fed to the parser first and the raw
-// socket is used from then on, so fasthttp's reader (4 KB) is not kept alive by an idle socket.
+// socket is used from then on, so fasthttp's reader is not kept alive by an idle socket (and,
+// with Options.ReaderFree, goes back to fasthttp's pool).
 // h may receive OnMessage as soon as the read goroutine starts; a Handler that needs the *Conn
 // first implements Adopter.
 func Adopt(nc net.Conn, h Handler, opts Options, f *Flusher) *Conn {
@@ -113,23 +119,31 @@ func Adopt(nc net.Conn, h Handler, opts Options, f *Flusher) *Conn {
 	}
 	var pending []byte
 	if hj, ok := nc.(hijacked); ok {
-		pending = drainBuffered(hj)
 		nc = hj.UnsafeConn()
+		reclaimed := false
+		if opts.ReaderFree {
+			pending, reclaimed = reclaimReader(hj, nc)
+		}
+		if !reclaimed {
+			pending = drainBuffered(hj)
+		}
 	}
 	c.nc = nc
 	c.rc = rawConn(nc)
 	c.touch()
 	// Everything a close reads (finish, resetIfUnsent) is set before the first frames are queued:
-	// a write that fails at once closes the conn from a flusher while Adopt is still running.
+	// a write that fails at once closes the conn while Adopt is still running.
 	c.pollRC = c.rc
 	if b := tlsBaseOf(nc); b != nil {
 		c.base, c.pollRC = b, b.rc
 	}
-	if a, ok := h.(Adopter); ok {
-		a.Adopted(c)
-	}
-	// Queued after Adopted: a failed write calls OnClose, which must find the handler set up.
-	if len(opts.Preface) > 0 || len(opts.First) > 0 {
+	// The first frames are queued before Adopted, so nothing a just-registered handler is sent
+	// (a broadcast) can go ahead of the 101 response, and they are written by Adopt's caller once
+	// reading has started, as a readiness pass writes its replies (endPass): no write happens
+	// before then, so a failed one finds the handler set up, and there is one goroutine hand-off
+	// less per connection than handing them to a flusher.
+	first := len(opts.Preface) > 0 || len(opts.First) > 0
+	if first {
 		c.mu.Lock()
 		if len(opts.Preface) > 0 {
 			c.push(opts.Preface)
@@ -138,11 +152,17 @@ func Adopt(nc net.Conn, h Handler, opts Options, f *Flusher) *Conn {
 		for _, f := range opts.First {
 			c.push(f)
 		}
-		c.scheduleLocked()
+		c.inPass = true
 		c.mu.Unlock()
+	}
+	if a, ok := h.(Adopter); ok {
+		a.Adopted(c)
 	}
 	if !c.startPolled(pending) {
 		go c.readLoop(pending) // conns without a socket to watch: one read goroutine
+	}
+	if first {
+		c.endPass()
 	}
 	return c
 }
@@ -273,7 +293,7 @@ func (c *Conn) push(f []byte) {
 }
 
 func (c *Conn) scheduleLocked() {
-	if c.scheduled || c.closed {
+	if c.scheduled || c.closed || c.inPass {
 		return
 	}
 	c.scheduled = true

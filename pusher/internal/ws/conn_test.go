@@ -29,6 +29,8 @@ import (
 // recorder is a Handler that keeps what it was told.
 type recorder struct {
 	adopted  *Conn // set by Adopted before the read goroutine starts
+	echo     bool  // OnMessage sends each message back
+	onAdopt  func(*Conn)
 	mu       sync.Mutex
 	msgs     []string
 	closes   atomic.Int32
@@ -43,7 +45,12 @@ func newRecorder() *recorder {
 }
 
 // Adopted implements Adopter.
-func (r *recorder) Adopted(c *Conn) { r.adopted = c }
+func (r *recorder) Adopted(c *Conn) {
+	r.adopted = c
+	if r.onAdopt != nil {
+		r.onAdopt(c)
+	}
+}
 
 func (r *recorder) OnMessage(p []byte) {
 	if r.adopted == nil {
@@ -52,6 +59,9 @@ func (r *recorder) OnMessage(p []byte) {
 	r.mu.Lock()
 	r.msgs = append(r.msgs, string(p))
 	r.mu.Unlock()
+	if r.echo {
+		_ = r.adopted.Send(AppendFrame(nil, OpText, p))
+	}
 	select {
 	case r.gotMsg <- struct{}{}:
 	default:
@@ -87,11 +97,13 @@ func (r *recorder) messages() []string {
 
 // server is a fasthttp server configured as cmd/frontdoor configures it, adopting every upgrade.
 type server struct {
-	addr  string
-	f     *Flusher
-	conns chan *Conn
-	recs  chan *recorder
-	opts  Options
+	addr    string
+	f       *Flusher
+	conns   chan *Conn
+	recs    chan *recorder
+	opts    Options
+	echo    atomic.Bool                 // new conns' recorders echo what they read
+	onAdopt atomic.Pointer[func(*Conn)] // new conns' recorders call it in Adopted
 }
 
 func startServer(t testing.TB, opts Options, tlsCfg *tls.Config) *server {
@@ -115,6 +127,10 @@ func startServerWith(t testing.TB, opts Options, tlsCfg *tls.Config, f *Flusher,
 			}
 			_ = up.Upgrade(ctx, func(wc *websocket.Conn) {
 				r := newRecorder()
+				r.echo = s.echo.Load()
+				if f := s.onAdopt.Load(); f != nil {
+					r.onAdopt = *f
+				}
 				opts := s.opts
 				if first != nil {
 					opts.Preface, opts.First = ctx.Response.Header.AppendBytes(nil), first
@@ -651,24 +667,25 @@ func TestPrefaceAndFirstFrame(t *testing.T) {
 }
 
 // A slow-consumer abort before anything was written drops the queued frames but not the 101
-// response: without it the client could not read the 4100 close.
+// response: without it the client could not read the 4100 close. Adopt writes its first frames
+// only once the conn is set up, so a Send from Adopted (a broadcast reaching a just-registered
+// socket) comes before that write.
 func TestAbortKeepsPreface(t *testing.T) {
-	f := newFlusher(16) // no workers yet: nothing is written until one starts
-	t.Cleanup(f.Stop)
 	s := startServerWith(t, Options{MaxQueueBytes: 1000, OverflowFrames: [][]byte{AppendFrame(nil, OpText, []byte("too slow"))}},
-		nil, f, [][]byte{AppendFrame(nil, OpText, []byte("hello"))})
+		nil, NewFlusher(0), [][]byte{AppendFrame(nil, OpText, []byte("hello"))})
+	sendErr := make(chan error, 1)
+	over := func(c *Conn) { sendErr <- c.Send(AppendFrame(nil, OpText, make([]byte, 2000))) }
+	s.onAdopt.Store(&over)
 	nc, err := net.Dial("tcp", s.addr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer nc.Close()
 	fmt.Fprintf(nc, "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
-	c, _ := s.next(t)
-	if err := c.Send(AppendFrame(nil, OpText, make([]byte, 2000))); err != ErrQueueFull {
+	s.next(t)
+	if err := <-sendErr; err != ErrQueueFull {
 		t.Fatalf("Send over the bound: %v, want ErrQueueFull", err)
 	}
-	f.wg.Add(1)
-	go f.worker()
 
 	br := bufio.NewReader(nc)
 	_ = nc.SetReadDeadline(time.Now().Add(10 * time.Second))
@@ -822,5 +839,66 @@ func TestCloseDuringAdopt(t *testing.T) {
 		nc.Close() // RST: the server's first write fails
 		_, rec := s.next(t)
 		rec.waitClosed(t)
+	}
+}
+
+// TestFramesBufferedAtAdoption: frames a client sends in the same write as its upgrade request
+// sit in fasthttp's reader when Adopt runs. Adopt must hand them to the parser whether it drains
+// the reader (drainBuffered) or gives it back to fasthttp's pool (ReaderFree, reclaim.go), and a
+// reader given back must not replay them to the next connection that gets it from the pool.
+func TestFramesBufferedAtAdoption(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		free bool
+		tls  bool
+	}{{"drained", false, false}, {"reclaimed", true, false}, {"reclaimed-tls", true, true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			var cfg *tls.Config
+			if tc.tls {
+				cfg = &tls.Config{Certificates: []tls.Certificate{selfSigned(t)}}
+			}
+			s := startServer(t, Options{ReaderFree: tc.free}, cfg)
+			frame := func(p string) []byte { return append([]byte{0x81, 0x80 | byte(len(p)), 0, 0, 0, 0}, p...) } // zero mask
+			for i := range 4 {
+				var nc net.Conn
+				var err error
+				if tc.tls {
+					nc, err = tls.Dial("tcp", s.addr, &tls.Config{InsecureSkipVerify: true}) // the test's own certificate
+				} else {
+					nc, err = net.Dial("tcp", s.addr)
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				req := []byte("GET /app/key HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+				want := []string{fmt.Sprintf("late-%d", i)}
+				if i%2 == 0 { // every other connection leaves a frame in fasthttp's reader
+					req = append(req, frame(fmt.Sprintf("early-%d", i))...)
+					want = append([]string{fmt.Sprintf("early-%d", i)}, want...)
+				}
+				if _, err := nc.Write(req); err != nil {
+					t.Fatal(err)
+				}
+				_, rec := s.next(t)
+				if _, err := nc.Write(frame(want[len(want)-1])); err != nil {
+					t.Fatal(err)
+				}
+				deadline := time.Now().Add(10 * time.Second)
+				for len(rec.messages()) < len(want) && time.Now().Before(deadline) {
+					select {
+					case <-rec.gotMsg:
+					case <-time.After(100 * time.Millisecond):
+					}
+				}
+				if got := rec.messages(); fmt.Sprint(got) != fmt.Sprint(want) {
+					t.Fatalf("connection %d: messages %q, want %q", i, got, want)
+				}
+				_ = nc.Close()
+				rec.waitClosed(t)
+			}
+			if l := lastLayout.Load(); tc.free && (l == nil || !l.ok) {
+				t.Fatal("fasthttp's hijacked conn not recognised (reclaim.go): its reader was drained, not given back")
+			}
+		})
 	}
 }

@@ -93,6 +93,7 @@ func (c *Conn) flushOnce(w *worker) {
 			c.done() // unlocks
 			return
 		}
+		clear(w.bufs) // the previous pass's frames, so the caller clears only the last pass's
 		w.bufs = c.take(w.bufs[:0])
 		c.mu.Unlock()
 

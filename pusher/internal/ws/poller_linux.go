@@ -301,8 +301,12 @@ func (f *Flusher) servePasses(c *Conn, pending []byte) {
 // serve is one readiness pass: read and handle everything available, then re-arm.
 func (c *Conn) serve(pending []byte) {
 	first := c.armed.CompareAndSwap(false, true)
+	c.mu.Lock()
+	c.inPass = true
+	c.mu.Unlock()
 	if len(pending) > 0 {
 		if err := c.parser.Feed(pending, c.emit); err != nil {
+			c.endPass()
 			c.failRead(err)
 			return
 		}
@@ -315,6 +319,7 @@ func (c *Conn) serve(pending []byte) {
 			perr := c.parser.Feed(r.buf[:n], c.emit)
 			pollReaders.Put(r)
 			if perr != nil {
+				c.endPass() // failRead waits for its close frame to be written
 				c.failRead(perr)
 				return
 			}
@@ -331,9 +336,11 @@ func (c *Conn) serve(pending []byte) {
 		if again {
 			break
 		}
+		c.endPass()
 		c.finish(CloseAbnormal, "connection lost")
 		return
 	}
+	c.endPass()
 	op := unix.EPOLL_CTL_MOD
 	if first {
 		op = unix.EPOLL_CTL_ADD
