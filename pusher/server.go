@@ -100,6 +100,7 @@ func NewServer(cfg Config, log zerolog.Logger) (*Server, error) {
 			// Origins are checked per app after the upgrade, so a refusal is a Pusher error the
 			// client understands (4009) rather than an HTTP 403.
 			CheckOrigin: func(*fasthttp.RequestCtx) bool { return true },
+			Error:       refuseHandshake,
 		},
 	}
 	s.flusher.OnPollError = func(err error) {
@@ -208,6 +209,9 @@ func (s *Server) HandleWebSocket(ctx *fasthttp.RequestCtx) {
 	key := string(bytes.TrimPrefix(ctx.Path(), []byte(s.prefix+"/app/")))
 	if !websocket.FastHTTPIsWebSocketUpgrade(ctx) {
 		jsonError(ctx, fasthttp.StatusUpgradeRequired, "this is the Pusher WebSocket endpoint; connect with a WebSocket client (pusher-js, Laravel Echo)")
+		// A 426 names the protocol to switch to (RFC 9110 §15.5.22), and the version (RFC 6455 §4.4).
+		ctx.Response.Header.Set("Upgrade", "websocket")
+		ctx.Response.Header.Set("Sec-WebSocket-Version", "13")
 		return
 	}
 	app := s.appByKey(key)
@@ -268,6 +272,17 @@ func (s *Server) HandleWebSocket(ctx *fasthttp.RequestCtx) {
 	if err != nil && refuse == nil {
 		s.release(app, ip)
 	}
+}
+
+// refuseHandshake answers a request to /app/{key} that is not a usable WebSocket opening
+// handshake (a method other than GET: 405; a missing key or Upgrade header: 400) with the
+// library's status and reason as the JSON error every HTTP refusal here carries, and with
+// Sec-WebSocket-Version: 13, which RFC 6455 §4.4 asks for whenever the version is refused (the
+// library's own answer sets it and then loses it: ctx.Error resets the headers).
+func refuseHandshake(ctx *fasthttp.RequestCtx, status int, reason error) {
+	ctx.Response.Reset()
+	jsonError(ctx, status, reason.Error())
+	ctx.Response.Header.Set("Sec-WebSocket-Version", "13")
 }
 
 // discard is the handler of a refused connection: it reads nothing of interest.

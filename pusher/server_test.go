@@ -804,3 +804,45 @@ func TestServerPingThenPongTimeout(t *testing.T) {
 		t.Fatal("answering socket: no pong")
 	}
 }
+
+// TestHandshakeHTTPRefusals: a request to /app/{key} that is no usable opening handshake gets a
+// JSON error like every other HTTP refusal (426 for no WebSocket at all, with Upgrade; the
+// WebSocket library's 405/400 for a broken one) and Sec-WebSocket-Version: 13 (RFC 6455 §4.4);
+// the server keeps serving real clients.
+func TestHandshakeHTTPRefusals(t *testing.T) {
+	ts := startServer(t, oneApp())
+	upgrade := http.Header{"Upgrade": {"websocket"}, "Connection": {"Upgrade"}, "Sec-Websocket-Key": {"dGhlIHNhbXBsZSBub25jZQ=="}}
+	for _, tc := range []struct {
+		name, method string
+		hdr          http.Header
+		status       int
+	}{
+		{"post", "POST", upgrade, 405},
+		{"plain GET", "GET", nil, 426},
+		{"version 8", "GET", func() http.Header { h := upgrade.Clone(); h.Set("Sec-Websocket-Version", "8"); return h }(), 400},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			req, _ := http.NewRequest(tc.method, "http://"+ts.addr+"/app/key1?protocol=7", nil)
+			for k, v := range tc.hdr {
+				req.Header[k] = v
+			}
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			raw, _ := io.ReadAll(resp.Body)
+			var out map[string]any
+			if resp.StatusCode != tc.status || json.Unmarshal(raw, &out) != nil || out["error"] == "" {
+				t.Fatalf("%d %q, want %d and a JSON error", resp.StatusCode, raw, tc.status)
+			}
+			if v := resp.Header.Get("Sec-WebSocket-Version"); v != "13" {
+				t.Fatalf("Sec-WebSocket-Version %q, want 13", v)
+			}
+			if v := resp.Header.Get("Upgrade"); tc.status == 426 && v != "websocket" {
+				t.Fatalf("426 with Upgrade %q, want websocket", v)
+			}
+		})
+	}
+	ts.connect(t, "key1").subscribe("orders", "")
+}
