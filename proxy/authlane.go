@@ -13,10 +13,12 @@ import (
 // When a node restarts or dies, every WebSocket client reconnects and authorizes each of its
 // private and presence channels again through /broadcasting/auth (and signs in again through
 // /broadcasting/user-auth): thousands of PHP requests at once, queued in front of the page
-// requests behind the same php-fpm pool. So on a pool with max_conns, authorizations get a lane
-// of their own: at most AuthLaneShare of the connections (half by default, never all of them
-// when there are two or more) run an authorization at a time, and the rest of the pool is
-// always there for pages. Authorizations beyond the lane wait in a bounded FIFO for
+// requests behind the same php-fpm pool. So authorizations get a lane of their own: at most
+// AuthLaneShare of the pool's connections (half by default, never all of them when there are
+// two or more) run an authorization at a time, and the rest of the pool is always there for
+// pages. The pool's size is max_conns, or else what the pool has learned php-fpm serves at once
+// (fastcgi_pool.go), read at each authorization: the lane follows php-fpm's size as the pool
+// learns it, and stays open until the pool has learned anything. Authorizations beyond the lane wait in a bounded FIFO for
 // AuthQueueTimeout at most, then get 503 with Retry-After; pusher-js reports the subscription
 // as failed and the app may retry, where an unbounded queue would have timed out every page.
 //
@@ -34,7 +36,8 @@ const defaultAuthLatency = 50 * time.Millisecond
 
 // authLane bounds the authorizations one php-fpm pool runs at once.
 type authLane struct {
-	slots   int
+	size    func() int // the pool's connections: max_conns or learned; 0 while unknown
+	share   float64
 	queue   int
 	timeout time.Duration
 
@@ -46,17 +49,29 @@ type authLane struct {
 	latency atomic.Int64 // moving average of the time a slot was held, ns; 0 before the first
 }
 
-// newAuthLane sizes the lane for a pool of maxConns connections; nil when there is no lane
-// (no max_conns, or the lane is off).
-func newAuthLane(maxConns int, cfg Config) *authLane {
-	if maxConns == 0 || cfg.AuthLaneShare <= 0 {
+// newAuthLane makes the lane of a pool whose size says how many connections it has (see
+// authLane.size); nil when the lane is off.
+func newAuthLane(size func() int, cfg Config) *authLane {
+	if cfg.AuthLaneShare <= 0 {
 		return nil
 	}
-	slots := max(1, int(math.Floor(float64(maxConns)*cfg.AuthLaneShare)))
-	if maxConns >= 2 {
-		slots = min(slots, maxConns-1) // pages always keep one connection at least
+	return &authLane{size: size, share: cfg.AuthLaneShare, queue: cfg.AuthQueue, timeout: cfg.AuthQueueTimeout}
+}
+
+// noLimit is the lane's width while the pool's size is unknown.
+const noLimit = math.MaxInt32
+
+// slots is how many authorizations may run at once for a pool of n connections (0: unknown).
+func (l *authLane) slots() int {
+	n := l.size()
+	if n <= 0 {
+		return noLimit
 	}
-	return &authLane{slots: slots, queue: cfg.AuthQueue, timeout: cfg.AuthQueueTimeout}
+	slots := max(1, int(math.Floor(float64(n)*l.share)))
+	if n >= 2 {
+		slots = min(slots, n-1) // pages always keep one connection at least
+	}
+	return slots
 }
 
 // laneFull is an authorization refused because the lane and its queue are full or the wait
@@ -70,7 +85,7 @@ func (laneFull) Error() string {
 // acquire takes a slot, waiting in line for at most the queue timeout.
 func (l *authLane) acquire() error {
 	l.mu.Lock()
-	if l.active < l.slots && len(l.waiters) == 0 {
+	if l.active < l.slots() && len(l.waiters) == 0 {
 		l.active++
 		l.mu.Unlock()
 		return nil
@@ -137,12 +152,20 @@ func (l *authLane) perSecond() float64 {
 	if lat <= 0 {
 		lat = defaultAuthLatency
 	}
-	return float64(l.slots) / lat.Seconds()
+	slots := l.slots()
+	if slots == noLimit {
+		return 0 // the pool's size is not known yet
+	}
+	return float64(slots) / lat.Seconds()
 }
 
 // retryAfterLocked: whole seconds for the current backlog to drain, at least 1. Called with mu held.
 func (l *authLane) retryAfterLocked() int {
-	return max(1, int(math.Ceil(float64(len(l.waiters)+l.active)/l.perSecond())))
+	ps := l.perSecond()
+	if ps <= 0 {
+		return 1
+	}
+	return max(1, int(math.Ceil(float64(len(l.waiters)+l.active)/ps)))
 }
 
 // AuthLaneStats is the state of the authorization lanes of all php-fpm pools, summed.
@@ -155,8 +178,8 @@ type AuthLaneStats struct {
 	PerSecond float64 `json:"per_second"`
 }
 
-// AuthLane reports the authorization lanes; Slots is 0 when there is none (no php-fpm pool
-// with max_conns, or AuthLaneShare off).
+// AuthLane reports the authorization lanes; Slots is 0 when there is none (no php-fpm pool,
+// or AuthLaneShare off) and counts nothing for a pool whose size is not known yet.
 func (h *Handler) AuthLane() AuthLaneStats {
 	var st AuthLaneStats
 	for _, u := range h.upstreams {
@@ -165,8 +188,10 @@ func (h *Handler) AuthLane() AuthLaneStats {
 			continue
 		}
 		l := f.lane
+		if slots := l.slots(); slots != noLimit {
+			st.Slots += slots
+		}
 		l.mu.Lock()
-		st.Slots += l.slots
 		st.Active += l.active
 		st.Waiting += len(l.waiters)
 		l.mu.Unlock()
@@ -177,7 +202,7 @@ func (h *Handler) AuthLane() AuthLaneStats {
 }
 
 // AuthCapacity is the channel authorizations per second PHP is estimated to answer, for pacing
-// reconnects; 0 when unknown (no lane).
+// reconnects; 0 when unknown (no lane, or no pool size learned yet).
 func (h *Handler) AuthCapacity() float64 { return h.AuthLane().PerSecond }
 
 func (r laneFull) header() string { return strconv.Itoa(r.retryAfter) }

@@ -31,17 +31,39 @@ func authPost(front, path string, ms int) (int, http.Header, error) {
 	return resp.StatusCode, resp.Header, nil
 }
 
-// TestAuthLaneKeepsPagesServed: php-fpm with 4 workers and max_conns=4, 40 slow authorizations
-// at once (a reconnect storm). They run 2 at a time (the lane is half the pool), so a page
-// request is answered from the other half while most of them still wait. Without the lane the
-// page joins the pool's queue behind every authorization.
+// TestAuthLaneKeepsPagesServed: php-fpm with 4 workers, 40 slow authorizations at once (a
+// reconnect storm). They run 2 at a time (the lane is half the pool), so a page request is
+// answered from the other half while most of them still wait. Without the lane the page joins
+// the pool's queue behind every authorization. The pool's size is max_conns=4, or, by default,
+// what the pool learned (4, from page traffic before the storm).
 func TestAuthLaneKeepsPagesServed(t *testing.T) {
+	for _, learned := range []bool{false, true} {
+		name := "max_conns"
+		if learned {
+			name = "learned"
+		}
+		t.Run(name, func(t *testing.T) { authStorm(t, learned) })
+	}
+}
+
+func authStorm(t *testing.T, learned bool) {
 	fpm := startPHPFPM(t, 4)
-	h, err := New(Config{Root: root(t), Upstreams: []string{fpm.unixURL() + "?max_conns=4"}}, zerolog.Nop())
+	upstream := fpm.unixURL() + "?max_conns=4"
+	if learned {
+		upstream = fpm.unixURL()
+	}
+	h, err := New(Config{Root: root(t), Upstreams: []string{upstream}}, zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)
 	}
 	front := serveFront(t, h)
+	if learned {
+		if st := h.AuthLane(); st.Slots != 0 {
+			t.Fatalf("lane before the pool knows php-fpm's size: %+v, want no slots counted", st)
+		}
+		u := h.upstreams[0].(*fcgiUpstream)
+		loadUntil(t, front, 16, "/slow?ms=5", func() bool { n, _ := u.poolState(); return n == 4 })
+	}
 	const storm = 40
 	var done atomic.Int64
 	var wg sync.WaitGroup
@@ -143,24 +165,21 @@ func errString(err error) string {
 	return err.Error()
 }
 
-// TestAuthLaneSize: half the pool, at least one, never all of a pool of two or more; none
-// without max_conns or with the lane off.
+// TestAuthLaneSize: half the pool, at least one, never all of a pool of two or more; no limit
+// while the pool's size is unknown.
 func TestAuthLaneSize(t *testing.T) {
 	cfg := Config{}.withDefaults()
-	for _, c := range []struct{ maxConns, want int }{{1, 1}, {2, 1}, {3, 1}, {4, 2}, {9, 4}, {64, 32}} {
-		if l := newAuthLane(c.maxConns, cfg); l == nil || l.slots != c.want {
-			t.Errorf("max_conns=%d: %+v, want %d slots", c.maxConns, l, c.want)
+	for _, c := range []struct{ size, want int }{{0, noLimit}, {1, 1}, {2, 1}, {3, 1}, {4, 2}, {9, 4}, {64, 32}} {
+		if l := newAuthLane(func() int { return c.size }, cfg); l == nil || l.slots() != c.want {
+			t.Errorf("pool of %d: %+v, want %d slots", c.size, l, c.want)
 		}
 	}
 	cfg.AuthLaneShare = 1
-	if l := newAuthLane(4, cfg); l.slots != 3 {
-		t.Errorf("share 1 of 4: %d slots, want 3 (one kept for pages)", l.slots)
-	}
-	if newAuthLane(0, cfg) != nil {
-		t.Error("a lane without max_conns")
+	if l := newAuthLane(func() int { return 4 }, cfg); l.slots() != 3 {
+		t.Errorf("share 1 of 4: %d slots, want 3 (one kept for pages)", l.slots())
 	}
 	cfg.AuthLaneShare = -1
-	if newAuthLane(4, cfg) != nil {
+	if newAuthLane(func() int { return 4 }, cfg) != nil {
 		t.Error("a lane while off")
 	}
 }

@@ -82,10 +82,10 @@ type Config struct {
 	// the previous releases (so they survive a deploy that deletes the old directory); zero
 	// means 256 MiB. Files beyond it are served only while their release's directory exists.
 	PreviousReleasesCopyLimit int64
-	// AuthLaneShare is the share of a php-fpm pool's max_conns connections that
-	// /broadcasting/auth and /broadcasting/user-auth may use at once, so a reconnect storm
-	// leaves the rest to pages (authlane.go); zero means 0.5, negative turns it off. Pools
-	// without max_conns have no lane.
+	// AuthLaneShare is the share of a php-fpm pool's connections (max_conns, or the size the
+	// pool learned) that /broadcasting/auth and /broadcasting/user-auth may use at once, so a
+	// reconnect storm leaves the rest to pages (authlane.go); zero means 0.5, negative turns
+	// it off.
 	AuthLaneShare float64
 	// AuthQueue bounds the authorizations waiting for the lane (503 beyond); zero means 4096.
 	AuthQueue int

@@ -62,7 +62,7 @@ type fcgiUpstream struct {
 	log     zerolog.Logger
 	down    health
 	stderrs *ratelog.Limiter // php stderr lines
-	lane    *authLane        // /broadcasting/auth's share of the pool (authlane.go); nil without max_conns
+	lane    *authLane        // /broadcasting/auth's share of the pool (authlane.go); nil when off
 
 	pool
 }
@@ -71,7 +71,7 @@ func newFCGIUpstream(raw string, cfg Config, log zerolog.Logger) *fcgiUpstream {
 	network, addr, maxConns := fcgiAddr(raw)
 	u := &fcgiUpstream{name: raw, network: network, addr: addr, cfg: cfg, log: log, stderrs: newLogLimiter()}
 	u.pool.maxConns = maxConns
-	u.lane = newAuthLane(maxConns, cfg)
+	u.lane = newAuthLane(u.size, cfg)
 	u.stop = make(chan struct{})
 	go u.reap()
 	return u

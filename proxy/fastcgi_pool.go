@@ -65,6 +65,17 @@ type pool struct {
 	handovers  atomic.Int64 // connections closed to hand their worker to a queued one, for tests
 }
 
+// size is how many connections the pool works with: max_conns, or what it learned (0 until
+// php-fpm first answered). The authorization lane is a share of it (authlane.go).
+func (u *fcgiUpstream) size() int {
+	if u.maxConns > 0 {
+		return u.maxConns
+	}
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	return u.learned
+}
+
 // probeInterval spaces probes that find no new worker: each costs one kept connection. php-fpm's
 // pm=dynamic adds workers once a second.
 const probeInterval = 500 * time.Millisecond

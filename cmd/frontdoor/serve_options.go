@@ -180,7 +180,7 @@ func serveOptions() []*option {
 			s.Proxy.PreviousReleasesCopyLimit = n
 			return nil
 		}},
-		{name: "auth-lane-share", usage: "share of a php-fpm pool's max_conns that /broadcasting/auth may use at once, so reconnect storms leave the rest to pages; 0 = off (default 0.5)", apply: func(s *settings, v []string) error {
+		{name: "auth-lane-share", usage: "share of a php-fpm pool's connections that /broadcasting/auth may use at once, so reconnect storms leave the rest to pages; 0 = off (default 0.5)", apply: func(s *settings, v []string) error {
 			f, err := strconv.ParseFloat(v[len(v)-1], 64)
 			if err != nil || f < 0 || f > 1 {
 				return badValue("--auth-lane-share", v[len(v)-1], "want a share from 0 (off) to 1, e.g. 0.5")
