@@ -363,10 +363,11 @@ func (h *Handler) errorPage(ctx *fasthttp.RequestCtx, status int, msg string) {
 func requestID(ctx *fasthttp.RequestCtx) string {
 	id := ctx.Request.Header.Peek("X-Request-Id")
 	if !validRequestID(id) {
-		id = []byte(newRequestID())
-		ctx.Request.Header.SetBytesV("X-Request-Id", id)
+		var b [2 * requestIDBytes]byte
+		id = appendRequestID(b[:0])
+		ctx.Request.Header.SetCanonical(hdrXRequestID, id)
 	}
-	ctx.Response.Header.SetBytesV("X-Request-Id", id)
+	ctx.Response.Header.SetCanonical(hdrXRequestID, id)
 	return string(id)
 }
 
@@ -389,15 +390,19 @@ var (
 	requestIDSeq    atomic.Uint64
 )
 
-func newRequestID() string {
-	var b [12]byte
+// requestIDBytes is the length of a new id before hex encoding.
+const requestIDBytes = 12
+
+// appendRequestID appends a new id, in hex, to dst.
+func appendRequestID(dst []byte) []byte {
+	var b [requestIDBytes]byte
 	copy(b[:6], requestIDPrefix[:])
 	n := requestIDSeq.Add(1)
-	for i := 11; i >= 6; i-- {
+	for i := requestIDBytes - 1; i >= 6; i-- {
 		b[i] = byte(n)
 		n >>= 8
 	}
-	return hex.EncodeToString(b[:])
+	return hex.AppendEncode(dst, b[:])
 }
 
 // A refused request body is read and thrown away, up to lingerBytes or for lingerTime, before
