@@ -51,7 +51,7 @@ func newHTTPUpstream(raw string, cfg Config, log zerolog.Logger) *httpUpstream {
 				if err != nil {
 					return nil, err
 				}
-				return &deadlineConn{Conn: nc, read: lazyDeadline{d: cfg.ReadTimeout}, write: lazyDeadline{d: cfg.WriteTimeout}}, nil
+				return &deadlineConn{Conn: rawIO(nc), read: lazyDeadline{d: cfg.ReadTimeout}, write: lazyDeadline{d: cfg.WriteTimeout}}, nil
 			},
 			MaxIdleConnDuration:           30 * time.Second,
 			DisableHeaderNamesNormalizing: true,
