@@ -205,7 +205,7 @@ func (h *Handler) ServeHTTP(ctx *fasthttp.RequestCtx) {
 	x := &exchange{h: h, start: time.Now(), upstream: "static"}
 	x.reqID = requestID(ctx)
 	x.path = string(ctx.Path())
-	x.method = string(ctx.Method())
+	x.method = methodName(ctx.Method())
 	x.client = h.ResolveClient(ctx)
 	if h.cfg.AccessLog {
 		x.noteAccess(ctx)
@@ -268,6 +268,18 @@ func (h *Handler) ServeHTTP(ctx *fasthttp.RequestCtx) {
 		}
 		x.finish(ctx.Response.StatusCode(), n)
 	}
+}
+
+// methodName is the request's method as a string, for the access log: the usual ones without
+// a copy per request.
+func methodName(m []byte) string {
+	for _, k := range [...]string{fasthttp.MethodGet, fasthttp.MethodPost, fasthttp.MethodHead, fasthttp.MethodPut,
+		fasthttp.MethodPatch, fasthttp.MethodDelete, fasthttp.MethodOptions} {
+		if string(m) == k {
+			return k
+		}
+	}
+	return string(m)
 }
 
 // buffers reports whether the request body is read in full before u sees the request: always

@@ -61,3 +61,20 @@ func TestUpstreamHeaderWorkAllocs(t *testing.T) {
 		t.Errorf("upstream headers after the passes: %s", up.Header())
 	}
 }
+
+// TestMethodNameAllocs: the method kept for the access log costs no copy for the usual ones.
+func TestMethodNameAllocs(t *testing.T) {
+	for _, m := range []string{"GET", "POST", "HEAD", "PUT", "PATCH", "DELETE", "OPTIONS"} {
+		b := []byte(m)
+		if n := testing.AllocsPerRun(100, func() {
+			if methodName(b) != m {
+				t.Fatal(m)
+			}
+		}); n != 0 {
+			t.Errorf("%s: %.0f allocations", m, n)
+		}
+	}
+	if methodName([]byte("PROPFIND")) != "PROPFIND" {
+		t.Error("other methods kept as sent")
+	}
+}
