@@ -78,6 +78,7 @@ type exchange struct {
 	upstream string
 	deferred bool
 	body     *requestBody // the buffered request body, released by finish
+	inline   requestBody  // body points here when fasthttp held the whole body
 	client   Client       // who the request is from (ResolveClient)
 	quiet    bool         // finish releases but does not record (a response replaced by sendfile)
 	// For the access log only (noteAccess).
@@ -237,7 +238,7 @@ func (h *Handler) ServeHTTP(ctx *fasthttp.RequestCtx) {
 		x.upstream = u.id()
 		if h.buffers(ctx, u) {
 			var err error
-			if x.body, err = h.bufferBody(ctx); err != nil {
+			if x.body, err = h.bufferBody(ctx, &x.inline); err != nil {
 				h.refuseBody(ctx, x, failureKind(err), err)
 				break
 			}

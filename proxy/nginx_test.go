@@ -419,7 +419,7 @@ func benchUpstreamHandler(ctx *fasthttp.RequestCtx) {
 }
 
 // startBenchUpstream serves benchUpstreamHandler in this process.
-func startBenchUpstream(b *testing.B) string {
+func startBenchUpstream(b testing.TB) string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)
