@@ -2,20 +2,25 @@ package proxy
 
 import (
 	"bufio"
+	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/rs/zerolog"
+	"github.com/valyala/fasthttp"
 )
 
 // startRawUpstream is an HTTP/1.1 server on loopback that answers every request on a kept
-// connection with response as written (header names in the case given), and sends each request
+// connection (closed after the first answer with closeAfter) with response as written (header
+// names in the case given, a body as long or short as given), and sends each request
 // head it read, one header line per element, on the returned channel. Unlike net/http it
 // neither canonicalizes names nor drops what it considers hop-by-hop, so a test sees exactly
 // what frontdoor forwarded and controls exactly what frontdoor receives.
-func startRawUpstream(t *testing.T, response string) (string, <-chan []string) {
+func startRawUpstream(t *testing.T, response string, closeAfter bool) (string, <-chan []string) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -45,7 +50,7 @@ func startRawUpstream(t *testing.T, response string) (string, <-chan []string) {
 						head = append(head, line)
 					}
 					heads <- head
-					if _, err := c.Write([]byte(response)); err != nil {
+					if _, err := c.Write([]byte(response)); err != nil || closeAfter {
 						return
 					}
 				}
@@ -70,7 +75,7 @@ func TestHTTPUpstreamHopByHopHeadersDropped(t *testing.T) {
 		"proxy-connection: keep-alive\r\n"+
 		"upgrade: h2c\r\n"+
 		"X-Kept: yes\r\n"+
-		"\r\nok")
+		"\r\nok", false)
 	h, err := New(Config{Upstreams: []string{up}}, zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)
@@ -118,5 +123,63 @@ func TestHTTPUpstreamHopByHopHeadersDropped(t *testing.T) {
 		if resp.StatusCode != 200 || resp.Header.Get("X-Kept") != "yes" {
 			t.Errorf("response %d: %d %v", i, resp.StatusCode, resp.Header)
 		}
+	}
+}
+
+// TestHTTPUpstreamShortBodyIs502: an upstream that announces a small body and breaks off before
+// its end gives the client a 502 page, not a 200 whose body stops short (a small body is read
+// whole before the answer starts).
+func TestHTTPUpstreamShortBodyIs502(t *testing.T) {
+	up, _ := startRawUpstream(t, "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 100\r\n\r\n"+
+		strings.Repeat("x", 50), true)
+	h, err := New(Config{Upstreams: []string{up}}, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	front := serveFront(t, h)
+	resp, err := client.Get(front + "/page")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadGateway || err != nil || strings.Contains(string(b), "xxxxx") {
+		t.Fatalf("%d %v %.80q, want a whole 502 page", resp.StatusCode, err, b)
+	}
+}
+
+// TestHTTPUpstreamSmallBodyWithPooledBuffers: a small body is read whole through the buffers
+// the FastCGI side shares, which it puts back emptied (length 0); reading into one as it came
+// would read nothing forever.
+func TestHTTPUpstreamSmallBodyWithPooledBuffers(t *testing.T) {
+	up := startBenchUpstream(t)
+	h, err := New(Config{Upstreams: []string{up}}, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	for range 16 {
+		b := make([]byte, 0, fcgiHeaderLen+fcgiChunk)
+		chunkPool.Put(&b)
+	}
+	done := make(chan string, 1)
+	go func() {
+		var ctx fasthttp.RequestCtx
+		for range 16 {
+			ctx.Request.Reset()
+			ctx.Response.Reset()
+			ctx.Request.SetRequestURI("/page")
+			ctx.Request.Header.SetHost("app.test")
+			h.ServeHTTP(&ctx)
+		}
+		done <- fmt.Sprintf("%d %s", ctx.Response.StatusCode(), ctx.Response.Body())
+	}()
+	select {
+	case got := <-done:
+		if !strings.HasPrefix(got, "200 <!doctype html><p>hello from the app") {
+			t.Fatalf("answered %q", got)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a small upstream body was still being read after 10 s")
 	}
 }

@@ -200,9 +200,53 @@ func (u *httpUpstream) serve(ctx *fasthttp.RequestCtx, x *exchange) error {
 		fasthttp.ReleaseResponse(resp)
 		return nil
 	}
+	if cl := resp.Header.ContentLength(); cl >= 0 && cl <= fcgiInlineBody {
+		// A small body of known length is read whole, as php-fpm's answers up to fcgiInlineBody
+		// are: the connection goes back to the pool before the client is written to, and the
+		// response leaves in one piece (compressed whole when it should be) instead of through
+		// the stream machinery. An upstream that breaks off now gets a 502, not a cut body.
+		err := readWhole(&ctx.Response, stream)
+		closeUpstreamBody(resp, stream, err)
+		fasthttp.ReleaseResponse(resp)
+		if err != nil {
+			if isTimeout(err) {
+				return failed(kindTimeout, err)
+			}
+			return failed(kindProtocol, err)
+		}
+		return nil
+	}
 	x.deferred = true
 	x.h.setBodyStream(ctx, &httpBody{u: u, resp: resp, stream: stream, x: x, status: resp.StatusCode()}, resp.Header.ContentLength())
 	return nil
+}
+
+// readWhole appends a response body stream to dst up to its end (the stream stops at the
+// Content-Length, and fails early on a short body).
+func readWhole(dst *fasthttp.Response, src io.Reader) error {
+	bp := chunkPool.Get().(*[]byte) // pooled: a buffer handed to a Read through an interface escapes
+	defer chunkPool.Put(bp)
+	buf := (*bp)[:cap(*bp)] // the FastCGI side puts its buffers back emptied
+	for {
+		n, err := src.Read(buf)
+		dst.AppendBody(buf[:n])
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// closeUpstreamBody ends a response body stream: the connection goes back to the pool when the
+// body was read to its end without error, else it is closed.
+func closeUpstreamBody(resp *fasthttp.Response, stream io.Reader, err error) {
+	if rc, ok := stream.(fasthttp.ReadCloserWithError); ok {
+		_ = rc.CloseWithError(err)
+	} else {
+		_ = resp.CloseBodyStream()
+	}
 }
 
 // httpBody hands an upstream response body to fasthttp as it arrives and releases the upstream
@@ -235,11 +279,7 @@ func (b *httpBody) Read(p []byte) (int, error) {
 
 // Close returns the connection to the client's pool, or closes it when the body did not end.
 func (b *httpBody) Close() error {
-	if rc, ok := b.stream.(fasthttp.ReadCloserWithError); ok {
-		_ = rc.CloseWithError(b.err)
-	} else {
-		_ = b.resp.CloseBodyStream()
-	}
+	closeUpstreamBody(b.resp, b.stream, b.err)
 	fasthttp.ReleaseResponse(b.resp)
 	b.x.finish(b.status, b.n)
 	return nil

@@ -81,10 +81,10 @@ func TestMethodNameAllocs(t *testing.T) {
 }
 
 // TestServeHTTPUpstreamAllocs: a small page through an HTTP upstream, as BenchmarkServeHTTPUpstream
-// runs it, allocates at most 10 times (a memory profile: fasthttp's client for the response
-// stream 4, the exchange, the request id string, the streamed body's wrapper, the path checks).
-// Before the header passes, X-Forwarded-*, the request id, the method and the in-memory request
-// body stopped allocating it was 18.
+// runs it, allocates at most 9 times (a memory profile: fasthttp's client for the response
+// stream 4, the exchange, the request id string, the path checks). Before the header passes,
+// X-Forwarded-*, the request id, the method, the in-memory request body and the small response
+// read whole stopped allocating it was 18.
 func TestServeHTTPUpstreamAllocs(t *testing.T) {
 	up := startBenchUpstream(t)
 	h, err := New(Config{Upstreams: []string{up}}, zerolog.Nop())
@@ -104,7 +104,7 @@ func TestServeHTTPUpstreamAllocs(t *testing.T) {
 			t.Fatal(ctx.Response.StatusCode())
 		}
 	})
-	if n > 10 {
-		t.Errorf("%.1f allocations per proxied request, want at most 10", n)
+	if n > 9 {
+		t.Errorf("%.1f allocations per proxied request, want at most 9", n)
 	}
 }
