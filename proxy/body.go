@@ -117,11 +117,13 @@ func (c *clientBodyReader) Read(p []byte) (int, error) {
 }
 
 // bufferBody reads the whole request body before any upstream connection is taken: in memory
-// when fasthttp already holds it, else through spool.
-func (h *Handler) bufferBody(ctx *fasthttp.RequestCtx) (*requestBody, error) {
+// when fasthttp already holds it, else through spool. The body fasthttp holds is described in
+// inline (the exchange's own), so the usual request allocates nothing here.
+func (h *Handler) bufferBody(ctx *fasthttp.RequestCtx, inline *requestBody) (*requestBody, error) {
 	s := ctx.RequestBodyStream()
 	if s == nil {
-		return &requestBody{mem: ctx.Request.Body()}, nil
+		*inline = requestBody{mem: ctx.Request.Body()}
+		return inline, nil
 	}
 	r := &clientBodyReader{r: s, conn: ctx.Conn(), dl: lazyDeadline{d: h.cfg.BodyTimeout}}
 	return spool(r, h.cfg.MaxBody, &h.bodies)

@@ -78,6 +78,7 @@ type exchange struct {
 	upstream string
 	deferred bool
 	body     *requestBody // the buffered request body, released by finish
+	inline   requestBody  // body points here when fasthttp held the whole body
 	client   Client       // who the request is from (ResolveClient)
 	quiet    bool         // finish releases but does not record (a response replaced by sendfile)
 	// For the access log only (noteAccess).
@@ -205,7 +206,7 @@ func (h *Handler) ServeHTTP(ctx *fasthttp.RequestCtx) {
 	x := &exchange{h: h, start: time.Now(), upstream: "static"}
 	x.reqID = requestID(ctx)
 	x.path = string(ctx.Path())
-	x.method = string(ctx.Method())
+	x.method = methodName(ctx.Method())
 	x.client = h.ResolveClient(ctx)
 	if h.cfg.AccessLog {
 		x.noteAccess(ctx)
@@ -237,7 +238,7 @@ func (h *Handler) ServeHTTP(ctx *fasthttp.RequestCtx) {
 		x.upstream = u.id()
 		if h.buffers(ctx, u) {
 			var err error
-			if x.body, err = h.bufferBody(ctx); err != nil {
+			if x.body, err = h.bufferBody(ctx, &x.inline); err != nil {
 				h.refuseBody(ctx, x, failureKind(err), err)
 				break
 			}
@@ -268,6 +269,18 @@ func (h *Handler) ServeHTTP(ctx *fasthttp.RequestCtx) {
 		}
 		x.finish(ctx.Response.StatusCode(), n)
 	}
+}
+
+// methodName is the request's method as a string, for the access log: the usual ones without
+// a copy per request.
+func methodName(m []byte) string {
+	for _, k := range [...]string{fasthttp.MethodGet, fasthttp.MethodPost, fasthttp.MethodHead, fasthttp.MethodPut,
+		fasthttp.MethodPatch, fasthttp.MethodDelete, fasthttp.MethodOptions} {
+		if string(m) == k {
+			return k
+		}
+	}
+	return string(m)
 }
 
 // buffers reports whether the request body is read in full before u sees the request: always
@@ -363,10 +376,11 @@ func (h *Handler) errorPage(ctx *fasthttp.RequestCtx, status int, msg string) {
 func requestID(ctx *fasthttp.RequestCtx) string {
 	id := ctx.Request.Header.Peek("X-Request-Id")
 	if !validRequestID(id) {
-		id = []byte(newRequestID())
-		ctx.Request.Header.SetBytesV("X-Request-Id", id)
+		var b [2 * requestIDBytes]byte
+		id = appendRequestID(b[:0])
+		ctx.Request.Header.SetCanonical(hdrXRequestID, id)
 	}
-	ctx.Response.Header.SetBytesV("X-Request-Id", id)
+	ctx.Response.Header.SetCanonical(hdrXRequestID, id)
 	return string(id)
 }
 
@@ -389,15 +403,19 @@ var (
 	requestIDSeq    atomic.Uint64
 )
 
-func newRequestID() string {
-	var b [12]byte
+// requestIDBytes is the length of a new id before hex encoding.
+const requestIDBytes = 12
+
+// appendRequestID appends a new id, in hex, to dst.
+func appendRequestID(dst []byte) []byte {
+	var b [requestIDBytes]byte
 	copy(b[:6], requestIDPrefix[:])
 	n := requestIDSeq.Add(1)
-	for i := 11; i >= 6; i-- {
+	for i := requestIDBytes - 1; i >= 6; i-- {
 		b[i] = byte(n)
 		n >>= 8
 	}
-	return hex.EncodeToString(b[:])
+	return hex.AppendEncode(dst, b[:])
 }
 
 // A refused request body is read and thrown away, up to lingerBytes or for lingerTime, before

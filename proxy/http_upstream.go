@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -50,7 +51,7 @@ func newHTTPUpstream(raw string, cfg Config, log zerolog.Logger) *httpUpstream {
 				if err != nil {
 					return nil, err
 				}
-				return &deadlineConn{Conn: nc, read: lazyDeadline{d: cfg.ReadTimeout}, write: lazyDeadline{d: cfg.WriteTimeout}}, nil
+				return &deadlineConn{Conn: rawIO(nc), read: lazyDeadline{d: cfg.ReadTimeout}, write: lazyDeadline{d: cfg.WriteTimeout}}, nil
 			},
 			MaxIdleConnDuration:           30 * time.Second,
 			DisableHeaderNamesNormalizing: true,
@@ -162,13 +163,12 @@ func (u *httpUpstream) serve(ctx *fasthttp.RequestCtx, x *exchange) error {
 	} else {
 		req.SetBodyRaw(ctx.Request.Body())
 	}
-	stripHopByHop(&req.Header)
-	dropUnsafeHeaders(&req.Header)
+	stripRequestHeaders(&req.Header)
 	setForwarded(ctx, x.client, &req.Header)
 	if x.h.sendfile != nil { // Symfony's BinaryFileResponse then answers with X-Sendfile
 		req.Header.Set("X-Sendfile-Type", "X-Sendfile")
 	}
-	req.SetHost(string(ctx.Host())) // Host preserved, as Nginx's proxy_set_header Host $host
+	req.URI().SetHostBytes(ctx.Host()) // Host preserved, as Nginx's proxy_set_header Host $host
 	if ctx.IsHead() {
 		resp.SkipBody = true
 	}
@@ -187,9 +187,8 @@ func (u *httpUpstream) serve(ctx *fasthttp.RequestCtx, x *exchange) error {
 		return failed(kindProtocol, err)
 	}
 	stripHopByHop(&resp.Header)
-	id := append([]byte(nil), ctx.Response.Header.Peek("X-Request-Id")...)
-	resp.Header.CopyTo(&ctx.Response.Header)
-	ctx.Response.Header.SetBytesV("X-Request-Id", id)
+	resp.Header.CopyTo(&ctx.Response.Header) // the upstream's X-Request-Id, if any, is replaced by ours
+	ctx.Response.Header.Set("X-Request-Id", x.reqID)
 	stream := resp.BodyStream()
 	if stream == nil || ctx.IsHead() {
 		if ctx.IsHead() {
@@ -201,9 +200,53 @@ func (u *httpUpstream) serve(ctx *fasthttp.RequestCtx, x *exchange) error {
 		fasthttp.ReleaseResponse(resp)
 		return nil
 	}
+	if cl := resp.Header.ContentLength(); cl >= 0 && cl <= fcgiInlineBody {
+		// A small body of known length is read whole, as php-fpm's answers up to fcgiInlineBody
+		// are: the connection goes back to the pool before the client is written to, and the
+		// response leaves in one piece (compressed whole when it should be) instead of through
+		// the stream machinery. An upstream that breaks off now gets a 502, not a cut body.
+		err := readWhole(&ctx.Response, stream)
+		closeUpstreamBody(resp, stream, err)
+		fasthttp.ReleaseResponse(resp)
+		if err != nil {
+			if isTimeout(err) {
+				return failed(kindTimeout, err)
+			}
+			return failed(kindProtocol, err)
+		}
+		return nil
+	}
 	x.deferred = true
 	x.h.setBodyStream(ctx, &httpBody{u: u, resp: resp, stream: stream, x: x, status: resp.StatusCode()}, resp.Header.ContentLength())
 	return nil
+}
+
+// readWhole appends a response body stream to dst up to its end (the stream stops at the
+// Content-Length, and fails early on a short body).
+func readWhole(dst *fasthttp.Response, src io.Reader) error {
+	bp := chunkPool.Get().(*[]byte) // pooled: a buffer handed to a Read through an interface escapes
+	defer chunkPool.Put(bp)
+	buf := (*bp)[:cap(*bp)] // the FastCGI side puts its buffers back emptied
+	for {
+		n, err := src.Read(buf)
+		dst.AppendBody(buf[:n])
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// closeUpstreamBody ends a response body stream: the connection goes back to the pool when the
+// body was read to its end without error, else it is closed.
+func closeUpstreamBody(resp *fasthttp.Response, stream io.Reader, err error) {
+	if rc, ok := stream.(fasthttp.ReadCloserWithError); ok {
+		_ = rc.CloseWithError(err)
+	} else {
+		_ = resp.CloseBodyStream()
+	}
 }
 
 // httpBody hands an upstream response body to fasthttp as it arrives and releases the upstream
@@ -236,11 +279,7 @@ func (b *httpBody) Read(p []byte) (int, error) {
 
 // Close returns the connection to the client's pool, or closes it when the body did not end.
 func (b *httpBody) Close() error {
-	if rc, ok := b.stream.(fasthttp.ReadCloserWithError); ok {
-		_ = rc.CloseWithError(b.err)
-	} else {
-		_ = b.resp.CloseBodyStream()
-	}
+	closeUpstreamBody(b.resp, b.stream, b.err)
 	fasthttp.ReleaseResponse(b.resp)
 	b.x.finish(b.status, b.n)
 	return nil
@@ -278,48 +317,107 @@ func isConnectError(err error) bool {
 	return errors.As(err, &op) && op.Op == "dial" || strings.Contains(err.Error(), "connection refused")
 }
 
-func stripHopByHop(h interface {
-	Peek(string) []byte
-	Del(string)
-}) {
-	if c := string(h.Peek("Connection")); c != "" {
-		for _, name := range strings.Split(c, ",") {
-			if name = strings.TrimSpace(name); name != "" {
-				h.Del(name)
-			}
+// stripHopByHop removes a response's hop-by-hop headers (RFC 9110 §7.6.1) and those its
+// Connection header names, whatever case they are written in: an HTTP upstream's response keeps
+// the upstream's case (fasthttp does not normalize it), and Node or Go write "keep-alive" and
+// "connection" in lower case.
+//
+// Like stripRequestHeaders, it looks at each header and deletes only those present: a Del per
+// listed name would scan every header for each of them, on every request and response.
+func stripHopByHop(h *fasthttp.ResponseHeader) {
+	var c connectionValues
+	for k, v := range h.All() {
+		c.note(k, v)
+	}
+	var drop []string
+	for k := range h.All() {
+		if c.drops(k, false) {
+			drop = append(drop, string(k)) // a copy: Del changes the header
 		}
 	}
-	for _, name := range hopByHop {
-		h.Del(name)
+	for _, k := range drop {
+		h.Del(k)
 	}
 }
 
-// dropUnsafeHeaders removes what a PHP server behind us would misread: Proxy, which becomes
+// stripRequestHeaders removes from a request going upstream its hop-by-hop headers, those its
+// Connection header names, and what a PHP server behind us would misread: Proxy, which becomes
 // HTTP_PROXY (httpoxy, CVE-2016-5385); names with an underscore, which CGI-style servers
 // (php artisan serve, FrankenPHP) map onto the same HTTP_* variable as the hyphenated name, so
 // X-Forwarded_For could pass for X-Forwarded-For (Nginx drops both by default too); and every
 // forwarding header the client sent (clientForwarding), which setForwarded then sets fresh.
-func dropUnsafeHeaders(h *fasthttp.RequestHeader) {
+func stripRequestHeaders(h *fasthttp.RequestHeader) {
+	var c connectionValues
+	for k, v := range h.All() {
+		c.note(k, v)
+	}
 	var drop []string
 	for k := range h.All() {
-		if bytes.IndexByte(k, '_') >= 0 || clientForwarding(k) {
+		if c.drops(k, true) {
 			drop = append(drop, string(k))
 		}
 	}
 	for _, k := range drop {
 		h.Del(k)
 	}
-	h.Del("Proxy")
 }
 
-// setForwarded sets the X-Forwarded-* headers fresh, after dropUnsafeHeaders removed the
+// connectionValues are the values of a message's Connection headers (up to four), which name
+// more hop-by-hop headers. They point into the header and stay valid until it changes.
+type connectionValues struct {
+	v [4][]byte
+	n int
+}
+
+func (c *connectionValues) note(k, v []byte) {
+	if c.n < len(c.v) && asciiEqualFold(k, "Connection") {
+		c.v[c.n] = v
+		c.n++
+	}
+}
+
+// drops reports a header that goes: hop-by-hop or named by Connection, and with unsafe the
+// request headers stripRequestHeaders lists.
+func (c *connectionValues) drops(k []byte, unsafe bool) bool {
+	return hopByHopName(k) || connectionNames(c.v[:c.n], k) ||
+		unsafe && (bytes.IndexByte(k, '_') >= 0 || clientForwarding(k) || asciiEqualFold(k, "Proxy"))
+}
+
+// hopByHopName reports one of hopByHop in any case.
+func hopByHopName(name []byte) bool {
+	for _, n := range hopByHop {
+		if asciiEqualFold(name, n) {
+			return true
+		}
+	}
+	return false
+}
+
+// connectionNames reports a header named in one of the Connection values given.
+func connectionNames(values [][]byte, name []byte) bool {
+	for _, v := range values {
+		for tok := range bytes.SplitSeq(v, []byte(",")) {
+			if bytes.EqualFold(bytes.TrimSpace(tok), name) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// setForwarded sets the X-Forwarded-* headers fresh, after stripRequestHeaders removed the
 // client's. When frontdoor is the edge the peer is the client and X-Forwarded-For is its
 // address alone. Behind a trusted balancer (ResolveClient) the chain it sent is kept with the
 // balancer appended, as every proxy on the way does, so an app that trusts the same ranges
 // (Laravel's TrustProxies) walks it to the same client; X-Real-IP is that client, and
 // -Proto, -Host and -Port are what the balancer said.
 func setForwarded(ctx *fasthttp.RequestCtx, c Client, h *fasthttp.RequestHeader) {
-	peer := ctx.RemoteIP().String()
+	// Built in stack buffers and set under keys already canonical: this runs on every request.
+	var pbuf [64]byte
+	peer := c.Peer.AppendTo(pbuf[:0])
+	if !c.Peer.IsValid() {
+		peer = append(peer, ctx.RemoteIP().String()...)
+	}
 	xff := peer
 	if c.Trusted {
 		chain := c.Chain
@@ -327,33 +425,49 @@ func setForwarded(ctx *fasthttp.RequestCtx, c Client, h *fasthttp.RequestHeader)
 			chain = c.Addr.String()
 		}
 		if chain != "" {
-			xff = chain + ", " + peer
+			xff = append(append([]byte(chain), ", "...), peer...)
 		}
 	}
-	h.Set("X-Forwarded-For", xff)
-	proto, port := "http", "80"
+	h.SetCanonical(hdrXForwardedFor, xff)
+	var portBuf [8]byte
+	proto, port := "http", append(portBuf[:0], "80"...)
 	if c.HTTPS {
-		proto, port = "https", "443"
+		proto, port = "https", append(portBuf[:0], "443"...)
 	}
-	if _, p, err := net.SplitHostPort(ctx.LocalAddr().String()); err == nil && c.HTTPS == ctx.IsTLS() {
-		port = p
+	if c.HTTPS == ctx.IsTLS() {
+		if ta, ok := ctx.LocalAddr().(*net.TCPAddr); ok {
+			port = strconv.AppendInt(portBuf[:0], int64(ta.Port), 10)
+		} else if _, p, err := net.SplitHostPort(ctx.LocalAddr().String()); err == nil {
+			port = append(portBuf[:0], p...)
+		}
 	}
 	if c.Port != "" {
-		port = c.Port
+		port = append(portBuf[:0], c.Port...)
 	}
-	host := string(ctx.Host())
+	host := ctx.Host()
 	if c.Host != "" {
-		host = c.Host
+		host = []byte(c.Host)
 	}
-	h.Set("X-Forwarded-Proto", proto)
-	h.Set("X-Forwarded-Host", host)
-	h.Set("X-Forwarded-Port", port)
+	h.SetCanonical(hdrXForwardedProto, []byte(proto))
+	h.SetCanonical(hdrXForwardedHost, host)
+	h.SetCanonical(hdrXForwardedPort, port)
 	real := peer
-	if c.Addr.IsValid() {
-		real = c.Addr.String()
+	if c.Addr.IsValid() && c.Addr != c.Peer {
+		var rbuf [64]byte
+		real = c.Addr.AppendTo(rbuf[:0])
 	}
-	h.Set("X-Real-IP", real)
+	h.SetCanonical(hdrXRealIP, real)
 }
+
+// Header names as fasthttp's normalization writes them, for SetCanonical.
+var (
+	hdrXForwardedFor   = []byte("X-Forwarded-For")
+	hdrXForwardedProto = []byte("X-Forwarded-Proto")
+	hdrXForwardedHost  = []byte("X-Forwarded-Host")
+	hdrXForwardedPort  = []byte("X-Forwarded-Port")
+	hdrXRealIP         = []byte("X-Real-Ip")
+	hdrXRequestID      = []byte("X-Request-Id")
+)
 
 // clientForwarding reports a header that describes the connection as a proxy saw it: the
 // client's address, scheme, host, port or path prefix (X-Forwarded-* whatever the suffix,

@@ -8,14 +8,13 @@ import (
 	"io"
 	"mime"
 	"net"
+	"net/http"
+	_ "net/http/pprof" // for benchPprofEnv
 	"net/url"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
-	"runtime/pprof"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -31,11 +30,11 @@ import (
 
 // startNginx runs nginx in the foreground with Laravel's canonical server block (as in
 // Laravel's deployment docs, minus the two add_header lines, which are the app's choice)
-// in front of the php-fpm unix socket, and returns its base URL. No FastCGI keepalive, as in
+// in front of the php-fpm unix socket, and returns its base URL and pid. No FastCGI keepalive, as in
 // that block: with "keepalive N" (and fastcgi_keep_conn) above php-fpm's worker count, idle
 // kept connections pin every worker and new requests wait out fastcgi_read_timeout (504);
-// frontdoor's pool avoids that by design. It returns the base URL and the master's pid.
-func startNginx(t testing.TB, root, fpmSock string, httpUpstream string) (string, int) {
+// frontdoor's pool avoids that by design.
+func startNginx(t testing.TB, root, fpmSock string, httpUpstream string) server {
 	t.Helper()
 	bin := requireBinary(t, "nginx", "/usr/sbin/nginx")
 	for _, f := range []string{"/etc/nginx/fastcgi_params", "/etc/nginx/mime.types"} {
@@ -162,7 +161,7 @@ http {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	return "http://" + addr, cmd.Process.Pid
+	return server{"http://" + addr, cmd.Process.Pid}
 }
 
 // answer is what both servers are compared on.
@@ -199,7 +198,7 @@ func fetch(t *testing.T, method, u string, body io.Reader, hdr map[string]string
 func TestSameAnswersAsNginx(t *testing.T) {
 	fpm := startPHPFPM(t, 4)
 	pub := root(t)
-	ngx, _ := startNginx(t, pub, fpm.sock, "")
+	ngx := startNginx(t, pub, fpm.sock, "").url
 	h, err := New(Config{Root: pub, Upstreams: []string{fpm.unixURL()}}, zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)
@@ -293,178 +292,152 @@ func TestSameAnswersAsNginx(t *testing.T) {
 // clients than php-fpm has workers, many more, and a crowd.
 var benchClients = []int{16, 50, 200}
 
-// benchmarkTarget drives GETs at target from clients goroutines, each on its own connection of a
-// fasthttp client (a lighter load generator than net/http, so the servers, not the client, are
-// measured), and reports requests/s, p99 and, when pids are given, the CPU time those processes
-// (and their children, as Nginx's workers) spent per request.
-func benchmarkTarget(b *testing.B, target string, clients int, pids ...int) {
+// server is a process a benchmark measures: where it answers and whose CPU time it uses (Nginx's
+// master, whose workers ProcessCPU adds).
+type server struct {
+	url string
+	pid int
+}
+
+// benchmarkTarget drives GETs at target from conns goroutines, each with its own kept connection
+// of a fasthttp client (a lighter load generator than net/http, so the servers, not the client,
+// are measured), and reports requests/s, p99, the connections the client really held, and the
+// CPU time per request of the server and of the app upstream behind it (upstream.pid 0: none).
+// CPU time per request holds up when other jobs share the cores; req/s does not.
+func benchmarkTarget(b *testing.B, srv server, path string, conns int, upstream server) {
+	target := srv.url + path
 	u, err := url.Parse(target)
 	if err != nil {
 		b.Fatal(err)
 	}
-	c := &fasthttp.HostClient{Addr: u.Host, MaxConns: clients, MaxConnWaitTimeout: time.Minute}
+	c := &fasthttp.HostClient{Addr: u.Host, MaxConns: conns, MaxConnWaitTimeout: 10 * time.Second}
 	defer c.CloseIdleConnections()
-	get := func() (int, error) {
-		req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
-		defer fasthttp.ReleaseRequest(req)
-		defer fasthttp.ReleaseResponse(resp)
+	get := func(req *fasthttp.Request, resp *fasthttp.Response) (int, error) {
 		req.SetRequestURI(target)
 		err := c.Do(req, resp)
 		return resp.StatusCode(), err
 	}
-	if st, err := get(); err != nil || st != 200 {
+	req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+	if st, err := get(req, resp); err != nil || st != 200 {
 		b.Fatalf("%s: %d %v", target, st, err)
 	}
-	lat := make(chan []time.Duration, clients)
-	var left atomic.Int64
-	left.Store(int64(b.N))
-	cpu0 := cpuTime(b, pids)
+	fasthttp.ReleaseRequest(req)
+	fasthttp.ReleaseResponse(resp)
+	lat := make([][]time.Duration, conns)
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	cpu0, up0 := testenv.ProcessCPU(srv.pid), testenv.ProcessCPU(upstream.pid)
 	b.ResetTimer()
 	start := time.Now()
-	var wg sync.WaitGroup
-	for range clients {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			var mine []time.Duration
-			defer func() { lat <- mine }()
-			for left.Add(-1) >= 0 {
+	for i := range conns {
+		wg.Go(func() {
+			req, resp := fasthttp.AcquireRequest(), fasthttp.AcquireResponse()
+			defer fasthttp.ReleaseRequest(req)
+			defer fasthttp.ReleaseResponse(resp)
+			for next.Add(1) <= int64(b.N) {
 				t0 := time.Now()
-				st, err := get()
+				st, err := get(req, resp)
 				if err != nil || st != 200 {
 					b.Errorf("%d %v", st, err)
 					return
 				}
-				mine = append(mine, time.Since(t0))
+				lat[i] = append(lat[i], time.Since(t0))
 			}
-		}()
+		})
 	}
 	wg.Wait()
 	elapsed := time.Since(start)
 	b.StopTimer()
-	cpu := cpuTime(b, pids) - cpu0
-	close(lat)
-	var all []time.Duration
-	for l := range lat {
-		all = append(all, l...)
-	}
+	cpu, upCPU := testenv.ProcessCPU(srv.pid)-cpu0, testenv.ProcessCPU(upstream.pid)-up0
+	all := slices.Concat(lat...)
 	if len(all) > 0 {
 		slices.Sort(all)
 		b.ReportMetric(float64(all[len(all)*99/100].Microseconds()), "p99-µs")
 	}
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "req/s")
-	if len(pids) > 0 {
+	// Connections still open at the end: the load really ran on conns connections (at most
+	// conns, as MaxConns caps them; fewer only when b.N is too small to need them all).
+	b.ReportMetric(float64(c.ConnsCount()), "conns")
+	if srv.pid != 0 {
 		b.ReportMetric(float64(cpu.Microseconds())/float64(b.N), "cpu-µs/req")
 	}
-}
-
-// cpuTime sums the user and system CPU time of the processes pids and of their live children
-// (/proc/PID/stat fields 14 and 15, in clock ticks of 1/100 s on Linux); 0 where /proc is absent.
-func cpuTime(b *testing.B, pids []int) time.Duration {
-	var ticks int64
-	var add func(pid int)
-	add = func(pid int) {
-		st, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-		if err != nil {
-			return
-		}
-		// The command name (field 2) may hold spaces: count fields after its closing paren.
-		f := strings.Fields(string(st[bytes.LastIndexByte(st, ')')+1:]))
-		if len(f) > 13 {
-			ut, _ := strconv.ParseInt(f[11], 10, 64)
-			stt, _ := strconv.ParseInt(f[12], 10, 64)
-			ticks += ut + stt
-		}
-		kids, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid))
-		for _, k := range strings.Fields(string(kids)) {
-			if n, err := strconv.Atoi(k); err == nil {
-				add(n)
-			}
-		}
+	if upstream.pid != 0 {
+		b.ReportMetric(float64(upCPU.Microseconds())/float64(b.N), "upstream-cpu-µs/req")
 	}
-	for _, p := range pids {
-		add(p)
-	}
-	return time.Duration(ticks) * 10 * time.Millisecond
 }
 
 // BenchmarkFrontdoorVsNginx compares frontdoor and Nginx (Laravel's server block, 2 workers)
-// on the same machine, same php-fpm pool (4 workers, pm=static), same files, at each of
-// benchClients concurrent clients. frontdoor runs in its own process like nginx (this test
-// binary re-executed); the load generator shares the cores. Run:
+// on the same machine, same php-fpm pool (4 workers), same files, same HTTP app server (in its
+// own process, standing in for Octane). frontdoor runs in its own process like nginx (this test
+// binary re-executed) with its default settings; the load generator shares the cores. Every
+// case runs at each of benchClients (a fresh frontdoor each time, as a user starts it), the
+// HTTP upstream with the app server alone ("direct") as the ceiling neither proxy can pass. Run:
 //
 //	go test -run XXX -bench FrontdoorVsNginx -benchtime 5s ./proxy/
+//	go test -run XXX -bench 'FrontdoorVsNginx/http_upstream_keepalive' -benchtime 5s ./proxy/
 //	go test -run XXX -bench 'FrontdoorVsNginx/^fastcgi$' -benchtime 5s -count 2 ./proxy/
 func BenchmarkFrontdoorVsNginx(b *testing.B) {
 	fpm := startPHPFPM(b, 4)
 	pub, _ := filepath.Abs("testdata/app/public")
-	upstream := startBenchUpstream(b)
-	ngx, ngxPid := startNginx(b, pub, fpm.sock, upstream)
+	app := startChild(b, benchUpstreamEnv, "1")
+	ngx := startNginx(b, pub, fpm.sock, app.url)
 	fcgi := Config{Root: pub, Upstreams: []string{fpm.unixURL()}}
 	fcgiMax := Config{Root: pub, Upstreams: []string{fpm.unixURL() + "?max_conns=4"}}
-	httpUp := Config{Root: pub, Upstreams: []string{upstream}}
+	httpUp := Config{Root: pub, Upstreams: []string{app.url}}
 	for _, c := range []struct {
 		name      string
 		cfg       Config
 		path, ngx string
+		conns     []int
+		upstream  server
 	}{
-		{"static", fcgi, "/app.css", "/app.css"},
-		{"fastcgi", fcgi, "/cookies", "/cookies"},
-		{"fastcgi_max_conns", fcgiMax, "/cookies", ""},
-		{"http_upstream", httpUp, "/http/x", "/http/x"},
-		{"http_upstream_keepalive", httpUp, "/http/x", "/httpka/x"},
+		{"static", fcgi, "/app.css", "/app.css", benchClients, server{}},
+		{"fastcgi", fcgi, "/cookies", "/cookies", benchClients, server{}},
+		{"fastcgi_max_conns", fcgiMax, "/cookies", "", benchClients, server{}},
+		{"http_upstream", httpUp, "/http/x", "/http/x", benchClients, app.server},
+		{"http_upstream_keepalive", httpUp, "/http/x", "/httpka/x", benchClients, app.server},
 	} {
-		for _, n := range benchClients {
-			// One frontdoor process at a time: kept FastCGI connections of an idle one would
-			// pin php-fpm workers the next one needs. A fresh one per client count, so each
-			// starts from what a user gets at startup.
-			fd, pid, stop := startFrontProcess(b, c.cfg)
-			b.Run(fmt.Sprintf("%s/c%d/frontdoor", c.name, n), func(b *testing.B) { benchmarkTarget(b, fd+c.path, n, pid) })
-			stop()
+		for _, conns := range c.conns {
+			name := fmt.Sprintf("%s/conns=%d", c.name, conns)
+			// One frontdoor process at a time: kept FastCGI connections of an idle one would pin
+			// php-fpm workers the next one needs.
+			fd := startChild(b, benchServeEnv, c.cfg)
+			b.Run(name+"/frontdoor", func(b *testing.B) { benchmarkTarget(b, fd.server, c.path, conns, c.upstream) })
+			fd.stop()
 			if c.ngx != "" {
-				b.Run(fmt.Sprintf("%s/c%d/nginx", c.name, n), func(b *testing.B) { benchmarkTarget(b, ngx+c.ngx, n, ngxPid) })
+				b.Run(name+"/nginx", func(b *testing.B) { benchmarkTarget(b, ngx, c.ngx, conns, c.upstream) })
+			}
+			if c.upstream.pid != 0 && c.name == "http_upstream_keepalive" {
+				b.Run(name+"/direct", func(b *testing.B) { benchmarkTarget(b, c.upstream, c.ngx, conns, server{}) })
 			}
 		}
 	}
 }
 
-// startBenchUpstream is a small fasthttp app server standing in for Octane.
-func startBenchUpstream(b *testing.B) string {
+// benchUpstreamHandler is a small app standing in for Octane: a short HTML page.
+func benchUpstreamHandler(ctx *fasthttp.RequestCtx) {
+	ctx.SetContentType("text/html; charset=UTF-8")
+	ctx.SetBodyString("<!doctype html><p>hello from the app</p>\n")
+}
+
+// startBenchUpstream serves benchUpstreamHandler in this process.
+func startBenchUpstream(b testing.TB) string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)
 	}
-	srv := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) {
-		ctx.SetContentType("text/html; charset=UTF-8")
-		ctx.SetBodyString("<!doctype html><p>hello from the app</p>\n")
-	}}
+	srv := &fasthttp.Server{Handler: benchUpstreamHandler}
 	go srv.Serve(ln)
 	b.Cleanup(func() { srv.Shutdown() })
 	return "http://" + ln.Addr().String()
 }
 
-// benchServeEnv makes the test binary serve a Config (JSON) instead of running tests.
-const benchServeEnv = "FRONTDOOR_PROXY_BENCH_SERVE"
-
-// benchProfileEnv names a file the serving process writes a CPU profile to when it gets SIGTERM
-// (profiling the server alone, apart from the load generator):
-//
-//	go test -c -o /tmp/proxy.test ./proxy/
-//	FRONTDOOR_PROXY_BENCH_SERVE='{"Root":"…/public","Upstreams":["fastcgi:///…/php.sock"]}' \
-//	FRONTDOOR_PROXY_BENCH_CPUPROFILE=/tmp/fd.prof /tmp/proxy.test -test.run '^$' &
-//	h2load --h1 -c 200 -n 20000 http://ADDR/cookies; kill %1; go tool pprof -top /tmp/fd.prof
-const benchProfileEnv = "FRONTDOOR_PROXY_BENCH_CPUPROFILE"
-
-func startCPUProfile(path string) func() {
-	f, err := os.Create(path)
-	if err != nil {
-		panic(err)
-	}
-	if err := pprof.StartCPUProfile(f); err != nil {
-		panic(err)
-	}
-	return func() { pprof.StopCPUProfile(); f.Close() }
-}
+// Environment variables that make the test binary serve instead of running tests:
+// benchServeEnv frontdoor's proxy with a Config (JSON), benchUpstreamEnv benchUpstreamHandler.
+const (
+	benchServeEnv    = "FRONTDOOR_PROXY_BENCH_SERVE"
+	benchUpstreamEnv = "FRONTDOOR_PROXY_BENCH_UPSTREAM"
+)
 
 func TestMain(m *testing.M) {
 	if spec := os.Getenv(benchServeEnv); spec != "" {
@@ -476,33 +449,47 @@ func TestMain(m *testing.M) {
 		if err != nil {
 			panic(err)
 		}
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			panic(err)
+		if addr := os.Getenv(benchPprofEnv); addr != "" {
+			go func() { _ = http.ListenAndServe(addr, nil) }() // the default mux has net/http/pprof's handlers
 		}
-		if path := os.Getenv(benchProfileEnv); path != "" {
-			stopProfile := startCPUProfile(path)
-			go func() {
-				sig := make(chan os.Signal, 1)
-				signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
-				<-sig
-				stopProfile()
-				os.Exit(0)
-			}()
-		}
-		fmt.Println(ln.Addr().String())
-		_ = frontServer(h.ServeHTTP).Serve(ln)
+		serveChild(frontServer(h.ServeHTTP))
+		return
+	}
+	if os.Getenv(benchUpstreamEnv) != "" {
+		serveChild(&fasthttp.Server{Handler: benchUpstreamHandler})
 		return
 	}
 	os.Exit(m.Run())
 }
 
-// startFrontProcess runs frontdoor's proxy with cfg in a child process and returns its URL and
-// pid and a stop function.
-func startFrontProcess(b *testing.B, cfg Config) (string, int, func()) {
-	spec, _ := json.Marshal(cfg)
+// benchPprofEnv, set to a loopback address in the environment of a benchmark, makes each
+// frontdoor child serve net/http/pprof there too, for a CPU profile under the benchmark's load
+// (go tool pprof 'http://ADDR/debug/pprof/profile?seconds=5'). The children run one at a time,
+// so the address is free again for the next.
+const benchPprofEnv = "FRONTDOOR_PROXY_BENCH_PPROF"
+
+// serveChild is the child's side of startChild: it prints its address and serves.
+func serveChild(srv *fasthttp.Server) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		panic(err)
+	}
+	fmt.Println(ln.Addr().String())
+	_ = srv.Serve(ln)
+}
+
+// child is a server the test binary runs in a child process.
+type child struct {
+	server
+	stop func()
+}
+
+// startChild re-executes the test binary with env set to spec (JSON) so that it serves (see
+// TestMain), and returns its URL, pid and a stop function.
+func startChild(b *testing.B, env string, spec any) child {
+	js, _ := json.Marshal(spec)
 	cmd := exec.Command(os.Args[0], "-test.run", "^$")
-	cmd.Env = append(os.Environ(), benchServeEnv+"="+string(spec))
+	cmd.Env = append(os.Environ(), env+"="+string(js))
 	cmd.SysProcAttr = testenv.DieWithParent()
 	out, err := cmd.StdoutPipe()
 	if err != nil {
@@ -516,7 +503,7 @@ func startFrontProcess(b *testing.B, cfg Config) (string, int, func()) {
 	b.Cleanup(stop)
 	line, err := bufio.NewReader(out).ReadString('\n')
 	if err != nil {
-		b.Fatalf("frontdoor child: %v", err)
+		b.Fatalf("child serving %s: %v", env, err)
 	}
-	return "http://" + strings.TrimSpace(line), cmd.Process.Pid, stop
+	return child{server{"http://" + strings.TrimSpace(line), cmd.Process.Pid}, stop}
 }

@@ -45,8 +45,7 @@ func (u *httpUpstream) tunnel(ctx *fasthttp.RequestCtx, x *exchange) error {
 	req := fasthttp.AcquireRequest()
 	defer fasthttp.ReleaseRequest(req)
 	ctx.Request.Header.CopyTo(&req.Header)
-	stripHopByHop(&req.Header)
-	dropUnsafeHeaders(&req.Header)
+	stripRequestHeaders(&req.Header)
 	setForwarded(ctx, x.client, &req.Header)
 	var b bytes.Buffer
 	fmt.Fprintf(&b, "GET %s HTTP/1.1\r\n", ctx.Request.Header.RequestURI())

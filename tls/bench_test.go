@@ -14,6 +14,8 @@ import (
 
 	"github.com/rs/zerolog"
 	"github.com/valyala/fasthttp"
+
+	"github.com/frontdoorhq/frontdoor/internal/testenv"
 )
 
 // benchServer is the HTTPS listener as cmd/frontdoor assembles it (Manager.NewListener in front
@@ -97,7 +99,7 @@ func benchHandshakes(b *testing.B, prefix string, s *benchServer, pq bool) {
 				CurvePreferences: v.curves, NextProtos: []string{"http/1.1"}}
 			var resumed, total atomic.Int64
 			b.SetParallelism(benchParallelism)
-			start, cpu0 := time.Now(), processCPU(s.pid)
+			start, cpu0 := time.Now(), testenv.ProcessCPU(s.pid)
 			b.RunParallel(func(pb *testing.PB) {
 				cfg := base.Clone()
 				if v.resume {
@@ -115,7 +117,7 @@ func benchHandshakes(b *testing.B, prefix string, s *benchServer, pq bool) {
 			if s.pid != 0 {
 				// Server CPU per handshake holds up better than the rate when other jobs share the
 				// cores (it still includes the kernel's TCP work for the server's side).
-				b.ReportMetric(float64((processCPU(s.pid)-cpu0).Microseconds())/float64(b.N), "server-µs/handshake")
+				b.ReportMetric(float64((testenv.ProcessCPU(s.pid)-cpu0).Microseconds())/float64(b.N), "server-µs/handshake")
 			}
 			if v.resume {
 				// Anything below 100 % means the figure mixes in full handshakes.
