@@ -323,7 +323,9 @@ func isConnectError(err error) bool {
 // "connection" in lower case.
 //
 // Like stripRequestHeaders, it looks at each header and deletes only those present: a Del per
-// listed name would scan every header for each of them, on every request and response.
+// listed name would scan every header for each of them, on every request and response. The two
+// stay separate loops over their own header types: passing h.All() to a shared function makes
+// the range bodies escape, 12 allocations per request (TestServeHTTPUpstreamAllocs).
 func stripHopByHop(h *fasthttp.ResponseHeader) {
 	var c connectionValues
 	for k, v := range h.All() {
