@@ -53,7 +53,10 @@ func TestPageloadBenchmark(t *testing.T) {
 	if err != nil {
 		t.Fatalf("FRONTDOOR_PAGELOAD_RTT: %v", err)
 	}
-	bandwidth := envInt(t, "FRONTDOOR_PAGELOAD_BANDWIDTH", 0)
+	bandwidth := 0 // "0" as bench/pageload.sh passes it by default: no limit
+	if os.Getenv("FRONTDOOR_PAGELOAD_BANDWIDTH") != "0" {
+		bandwidth = envInt(t, "FRONTDOOR_PAGELOAD_BANDWIDTH", 0)
+	}
 	servers := strings.Split(envOr("FRONTDOOR_PAGELOAD_SERVERS", "frontdoor,nginx,caddy"), ",")
 	chromium := lookPath(t, "chromium")
 	toxi := lookPath(t, envOr("TOXIPROXY_SERVER", "toxiproxy-server"))
