@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
@@ -355,7 +356,7 @@ func (h *Handler) errorPage(ctx *fasthttp.RequestCtx, status int, msg string) {
 	ctx.Response.Reset() // nothing of a failed upstream answer survives
 	ctx.Response.Header.Set("X-Request-Id", id)
 	ctx.SetStatusCode(status)
-	if strings.Contains(string(ctx.Request.Header.Peek("Accept")), "json") {
+	if wantsJSON(&ctx.Request.Header) {
 		ctx.SetContentType("application/json")
 		b, _ := json.Marshal(struct {
 			Message   string `json:"message"`
@@ -367,6 +368,15 @@ func (h *Handler) errorPage(ctx *fasthttp.RequestCtx, status int, msg string) {
 	ctx.SetContentType("text/html; charset=utf-8")
 	m, i := html.EscapeString(msg), html.EscapeString(id)
 	ctx.SetBodyString("<!doctype html><title>" + m + "</title><h1>" + m + "</h1><p>Request id: " + i + "</p>\n")
+}
+
+// wantsJSON says whether an error page goes out as JSON: when Laravel's $request->expectsJson()
+// would say so (Accept names JSON, or X-Requested-With: XMLHttpRequest from axios and jQuery),
+// and for a request that sends JSON itself (the Pusher SDKs' signed API calls send no Accept).
+func wantsJSON(h *fasthttp.RequestHeader) bool {
+	return bytes.Contains(h.Peek("Accept"), []byte("json")) ||
+		bytes.Equal(h.Peek("X-Requested-With"), []byte("XMLHttpRequest")) ||
+		bytes.Contains(h.ContentType(), []byte("json"))
 }
 
 // requestID returns the request's id: the client's X-Request-Id when it is an id (1 to 128 of

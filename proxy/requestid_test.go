@@ -85,6 +85,30 @@ func TestErrorPageEscapes(t *testing.T) {
 	}
 }
 
+// TestErrorPageJSON: an error page is JSON for the clients that cannot read HTML: Laravel's
+// expectsJson() rule (Accept with JSON, X-Requested-With: XMLHttpRequest) and requests that send
+// JSON (the Pusher SDKs' API calls, which send no Accept); HTML for a browser's page request.
+func TestErrorPageJSON(t *testing.T) {
+	h := &Handler{refusals: newLogLimiter()}
+	for _, c := range []struct {
+		header, value string
+		json          bool
+	}{
+		{"Accept", "text/html,application/xhtml+xml,*/*;q=0.8", false},
+		{"Accept", "application/json", true},
+		{"X-Requested-With", "XMLHttpRequest", true},
+		{"Content-Type", "application/json", true},
+		{"Content-Type", "application/x-www-form-urlencoded", false},
+	} {
+		var ctx fasthttp.RequestCtx
+		ctx.Request.Header.Set(c.header, c.value)
+		h.errorPage(&ctx, 421, "Misdirected Request")
+		if got := strings.HasPrefix(string(ctx.Response.Header.ContentType()), "application/json"); got != c.json {
+			t.Errorf("%s: %s: %s %q", c.header, c.value, ctx.Response.Header.ContentType(), ctx.Response.Body())
+		}
+	}
+}
+
 func FuzzValidRequestID(f *testing.F) {
 	for _, s := range []string{"abc", "trace-1.2_X", "", "<script>", `a"b`, strings.Repeat("a", 129)} {
 		f.Add(s)
