@@ -212,6 +212,7 @@ func (s *Server) HandleWebSocket(ctx *fasthttp.RequestCtx) {
 		// A 426 names the protocol to switch to (RFC 9110 §15.5.22), and the version (RFC 6455 §4.4).
 		ctx.Response.Header.Set("Upgrade", "websocket")
 		ctx.Response.Header.Set("Sec-WebSocket-Version", "13")
+		s.refuseHTTP(ctx, "not_websocket")
 		return
 	}
 	app := s.appByKey(key)
@@ -271,7 +272,16 @@ func (s *Server) HandleWebSocket(ctx *fasthttp.RequestCtx) {
 	})
 	if err != nil && refuse == nil {
 		s.release(app, ip)
+		s.refuseHTTP(ctx, "bad_handshake") // answered by refuseHandshake
 	}
+}
+
+// refuseHTTP counts and logs (rate-limited) a request to /app/{key} answered with an HTTP error
+// instead of a WebSocket: nothing of the request but its remote address and status is logged.
+func (s *Server) refuseHTTP(ctx *fasthttp.RequestCtx, reason string) {
+	s.stats.refused(reason)
+	s.rlog.event(zerolog.InfoLevel, reason).Str("reason", reason).Str("remote", s.clientAddr(ctx).String()).
+		Int("status", ctx.Response.StatusCode()).Msg("connection refused")
 }
 
 // refuseHandshake answers a request to /app/{key} that is not a usable WebSocket opening

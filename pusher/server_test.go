@@ -844,5 +844,11 @@ func TestHandshakeHTTPRefusals(t *testing.T) {
 			}
 		})
 	}
+	if n := ts.srv.Stats().Refused["not_websocket"]; n != 1 {
+		t.Errorf("refusals not_websocket: %d, want 1", n)
+	}
+	if n := ts.srv.Stats().Refused["bad_handshake"]; n != 2 {
+		t.Errorf("refusals bad_handshake: %d, want 2", n)
+	}
 	ts.connect(t, "key1").subscribe("orders", "")
 }
