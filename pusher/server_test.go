@@ -404,6 +404,13 @@ func (ts *testServer) api(t *testing.T, method, path string, q url.Values, body 
 func (ts *testServer) rawAPI(t *testing.T, method, pathQuery, body string) (int, map[string]any) {
 	t.Helper()
 	req, _ := http.NewRequest(method, "http://"+ts.addr+pathQuery, strings.NewReader(body))
+	resp, out := doJSON(t, req)
+	return resp.StatusCode, out
+}
+
+// doJSON sends req and decodes its JSON body; the test fails on any other body.
+func doJSON(t *testing.T, req *http.Request) (*http.Response, map[string]any) {
+	t.Helper()
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -412,9 +419,9 @@ func (ts *testServer) rawAPI(t *testing.T, method, pathQuery, body string) (int,
 	raw, _ := io.ReadAll(resp.Body)
 	var out map[string]any
 	if err := json.Unmarshal(raw, &out); err != nil {
-		t.Fatalf("%s %s: non-JSON body %q", method, pathQuery, raw)
+		t.Fatalf("%s %s: %d with a non-JSON body %q", req.Method, req.URL, resp.StatusCode, raw)
 	}
-	return resp.StatusCode, out
+	return resp, out
 }
 
 func TestAPIPublishExclusionAndCache(t *testing.T) {
@@ -826,15 +833,9 @@ func TestHandshakeHTTPRefusals(t *testing.T) {
 			for k, v := range tc.hdr {
 				req.Header[k] = v
 			}
-			resp, err := http.DefaultClient.Do(req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer resp.Body.Close()
-			raw, _ := io.ReadAll(resp.Body)
-			var out map[string]any
-			if resp.StatusCode != tc.status || json.Unmarshal(raw, &out) != nil || out["error"] == "" {
-				t.Fatalf("%d %q, want %d and a JSON error", resp.StatusCode, raw, tc.status)
+			resp, out := doJSON(t, req)
+			if resp.StatusCode != tc.status || out["error"] == "" {
+				t.Fatalf("%d %v, want %d and a JSON error", resp.StatusCode, out, tc.status)
 			}
 			if v := resp.Header.Get("Sec-WebSocket-Version"); v != "13" {
 				t.Fatalf("Sec-WebSocket-Version %q, want 13", v)
