@@ -834,7 +834,7 @@ func TestHandshakeHTTPRefusals(t *testing.T) {
 				req.Header[k] = v
 			}
 			resp, out := doJSON(t, req)
-			if resp.StatusCode != tc.status || out["error"] == "" {
+			if msg, _ := out["error"].(string); resp.StatusCode != tc.status || msg == "" {
 				t.Fatalf("%d %v, want %d and a JSON error", resp.StatusCode, out, tc.status)
 			}
 			if v := resp.Header.Get("Sec-WebSocket-Version"); v != "13" {
