@@ -54,10 +54,12 @@ type Node interface {
 	Answer(question []byte) []byte
 	// Reconnected is called after the broker (re)connected: the node re-registers its presence
 	// members. lost are members the broker held for this node and has just dropped because they
-	// were on no other node; those the node no longer holds left during the outage. reaped says
-	// the other nodes had declared this node dead and announced its members gone. It runs on its
-	// own goroutine and may block on the broker.
-	Reconnected(lost []Membership, reaped bool)
+	// were on no other node; those the node no longer holds left during the outage. reaped are
+	// the members the other nodes announced gone when they declared this node dead: only those
+	// are announced again (a node declared dead before it had re-registered anything, say just
+	// after a Redis restart, was announced gone for nothing). It runs on its own goroutine and
+	// may block on the broker; an error means it stopped part-way and is to be called again.
+	Reconnected(lost, reaped []Membership) error
 	// MembersGone is called on one surviving node with the members of a dead node who were on
 	// no other node: that node announces them gone cluster-wide.
 	MembersGone(ms []Membership)

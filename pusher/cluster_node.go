@@ -184,13 +184,24 @@ func (s *Server) Connections() map[string]int64 {
 // Reconnected implements Node: re-register every local presence member (and the webhook
 // registrations). A member is announced to the other nodes when it is new cluster-wide and they
 // have not heard of it: it joined while the broker was unreachable, or the other nodes declared
-// this node dead (reaped) and announced its members gone. After Redis merely lost its data (a
+// this node dead and announced that member gone (reaped). After Redis merely lost its data (a
 // restart), every node re-registers and nobody is told anything twice. A member lost and no
-// longer here left during the outage and is announced gone.
-func (s *Server) Reconnected(lost []Membership, reaped bool) {
-	wasLost := make(map[string]bool, len(lost))
+// longer here left during the outage and is announced gone, first: that needs no registration,
+// so a rebuild cut short still tells the others.
+func (s *Server) Reconnected(lost, reaped []Membership) error {
+	s.unsettled.Lock()
+	defer s.unsettled.Unlock()
+	wasLost := s.unsettled.lost
+	s.unsettled.lost = nil
+	if wasLost == nil {
+		wasLost = make(map[string]Membership, len(lost))
+	}
 	for _, m := range lost {
-		wasLost[m.key()] = true
+		wasLost[m.key()] = m
+	}
+	wasReaped := make(map[string]bool, len(reaped))
+	for _, m := range reaped {
+		wasReaped[m.key()] = true
 	}
 	type reg struct {
 		m  Membership
@@ -215,30 +226,42 @@ func (s *Server) Reconnected(lost []Membership, reaped bool) {
 	for _, m := range s.webhooks.pendingRegistrations() {
 		regs = append(regs, reg{m: m})
 	}
+	here := make(map[string]bool, len(regs))
 	for _, r := range regs {
-		ctx, cancel := bounded(context.Background())
-		first, err := s.cluster.broker.Join(ctx, r.m)
-		cancel()
-		if err != nil {
-			s.log.Warn().Err(err).Msg("cluster: re-registering presence members stopped; the next reconnect retries")
-			return
-		}
-		if r.ch != nil {
-			if first && (reaped || r.ch.unannounced(r.m.User)) {
-				s.cluster.broadcast(busMsg{T: busAdded, App: r.m.App, Channels: []string{r.m.Channel}, User: r.m.User, Info: r.m.Info})
-			}
-			r.ch.setUnannounced(r.m.User, false)
-		}
-		delete(wasLost, r.m.key())
+		here[r.m.key()] = true
 	}
 	var gone []Membership
-	for _, m := range lost {
-		if wasLost[m.key()] { // left while the broker could not be told
+	for k, m := range wasLost {
+		if !here[k] { // left while the broker could not be told
 			gone = append(gone, m)
 		}
 	}
 	s.MembersGone(gone)
+	for i, r := range regs {
+		ctx, cancel := bounded(context.Background())
+		first, err := s.cluster.broker.Join(ctx, r.m)
+		cancel()
+		if err != nil {
+			// Lost and not re-registered: if the member leaves before the retry, the broker
+			// holds nothing for it, and only this remembers to announce it gone.
+			s.unsettled.lost = map[string]Membership{}
+			for _, r := range regs[i:] {
+				if m, ok := wasLost[r.m.key()]; ok {
+					s.unsettled.lost[r.m.key()] = m
+				}
+			}
+			s.log.Warn().Err(err).Msg("cluster: re-registering presence members stopped; retrying")
+			return err
+		}
+		if r.ch != nil {
+			if first && (wasReaped[r.m.key()] || r.ch.unannounced(r.m.User)) {
+				s.cluster.broadcast(busMsg{T: busAdded, App: r.m.App, Channels: []string{r.m.Channel}, User: r.m.User, Info: r.m.Info})
+			}
+			r.ch.setUnannounced(r.m.User, false)
+		}
+	}
 	s.log.Info().Int("registrations", len(regs)).Msg("cluster: presence members registered")
+	return nil
 }
 
 // MembersGone implements Node: a dead node's members left cluster-wide. Presence members go

@@ -209,8 +209,9 @@ func (s *Socket) join(name string, typ channelType, m presenceMember, cfg *AppCo
 	return r, ch, true
 }
 
-// announceJoin tells the socket it is subscribed (with the members, §5.4, or the cached event,
-// §5.6), then the channel, the other nodes and the app's webhooks what the join changed.
+// announceJoin queues the app's webhooks for what the join changed, tells the socket it is
+// subscribed (with the members, §5.4, or the cached event, §5.6), then the channel and the
+// other nodes.
 func (s *Socket) announceJoin(ch *Channel, r subscribeResult, m presenceMember, cfg *AppConfig) {
 	name, typ := ch.name, ch.typ
 	data := "{}"
@@ -224,6 +225,10 @@ func (s *Socket) announceJoin(ch *Channel, r subscribeResult, m presenceMember, 
 		members, _ := s.srv.cluster.members(context.Background(), s.app, ch, name)
 		data = string(presenceData(members))
 	}
+	hooks := len(cfg.Webhooks) > 0 && !r.already
+	if hooks {
+		s.srv.webhooks.subscribed(s.app, name, typ, r, m.id)
+	}
 	s.send(eventFrame("pusher_internal:subscription_succeeded", name, data, ""))
 	cacheMissed := typ.cache && !s.sendCached(name, r.cached)
 	ch.activate(s)
@@ -233,8 +238,8 @@ func (s *Socket) announceJoin(ch *Channel, r subscribeResult, m presenceMember, 
 	if tellOthers {
 		s.srv.cluster.broadcast(busMsg{T: busAdded, App: cfg.ID, Channels: []string{name}, User: m.id, Info: m.info})
 	}
-	if len(cfg.Webhooks) > 0 && !r.already {
-		s.srv.webhooks.subscribed(s.app, name, typ, r, m.id, cacheMissed)
+	if hooks && cacheMissed {
+		s.srv.webhooks.cacheMiss(s.app, name)
 	}
 	if cfg.SubscriptionCount && typ.kind != kindPresence && !r.already {
 		s.srv.cluster.subscriptionCountChanged(s.app, ch, r.subsAfter, false)

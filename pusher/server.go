@@ -55,6 +55,12 @@ type Server struct {
 	pongTimeout time.Duration
 
 	cluster cluster // the broker and every call to it
+	// unsettled are members the broker lost for this node that a rebuild cut short had not
+	// re-registered yet; the next Reconnected treats them as lost again (cluster_node.go).
+	unsettled struct {
+		sync.Mutex
+		lost map[string]Membership
+	}
 
 	authRate func() float64 // Config.AuthRate: paces Shutdown's closes (pacing.go)
 	// trace logs every frame and API call (trace.go): log level trace, fixed at NewServer (the

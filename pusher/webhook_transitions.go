@@ -176,17 +176,16 @@ func (w *webhooks) expireCacheMisses(now time.Time) {
 	})
 }
 
-// subscribed sends what a subscription changed for the app (§9), in the order the app
-// would see it: occupied, member_added, cache_miss.
-func (w *webhooks) subscribed(app *App, name string, typ channelType, r subscribeResult, userID string, cacheMissed bool) {
+// subscribed sends what a subscription changed for the app (§9): occupied, then member_added.
+// It runs before the socket is told it is subscribed, so a client that waits for
+// subscription_succeeded before its next step (another subscribe, on this node or another)
+// has its webhooks queued first, in that order; cache_miss follows the subscription.
+func (w *webhooks) subscribed(app *App, name string, typ channelType, r subscribeResult, userID string) {
 	if r.occupied && w.up(context.Background(), app, registration(app, occupiedPrefix, name, "*")) {
 		w.emit(app, webhookEvent{Name: "channel_occupied", Channel: name})
 	}
 	if typ.kind == kindPresence && r.newMember && w.up(context.Background(), app, registration(app, membersPrefix, name, userID)) {
 		w.emit(app, webhookEvent{Name: "member_added", Channel: name, UserID: userID})
-	}
-	if cacheMissed {
-		w.cacheMiss(app, name)
 	}
 }
 

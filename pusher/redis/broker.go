@@ -39,6 +39,7 @@ type Broker struct {
 	backlog     atomic.Int64  // messages the publisher holds, for Queued
 	journalLost atomic.Uint64 // webhook journal changes not written
 	resyncMu    sync.Mutex
+	resyncDue   atomic.Bool // Redis may have lost this node's entries: resync until one succeeds
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -182,7 +183,7 @@ func (b *Broker) receive(ps *goredis.PubSub) {
 			if m.Kind == "subscribe" && m.Channel == b.bus() {
 				b.log.Debug().Msg("cluster: subscribed")
 				b.listening.Store(true)
-				b.spawn(b.resync)
+				b.requestResync()
 			}
 		case *goredis.Message:
 			b.handle(m.Channel, m.Payload)

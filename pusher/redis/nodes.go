@@ -2,7 +2,6 @@ package redis
 
 import (
 	"context"
-	"errors"
 	"strings"
 	"time"
 
@@ -49,7 +48,9 @@ func (b *Broker) beat(registered bool) bool {
 	if added.Val() == 1 && registered {
 		// Redis forgot this node: it restarted, or the others found our heartbeat expired and
 		// removed our members. Put them back.
-		b.spawn(b.resync)
+		b.requestResync()
+	} else if b.resyncDue.Load() {
+		b.spawn(b.resync) // an earlier attempt did not finish
 	}
 
 	var others []string
@@ -110,40 +111,57 @@ func (b *Broker) reap(ctx context.Context, node string) {
 	// Its webhooks first: a channel_occupied it never delivered comes before the
 	// channel_vacated its death causes.
 	b.adopt(ctx, node)
-	ms := make([]pusher.Membership, 0, len(gone))
-	for _, e := range gone {
-		if m, ok := parseEntry(e); ok {
-			ms = append(ms, m)
-		}
-	}
-	b.node.MembersGone(ms)
+	b.node.MembersGone(parseEntries(gone))
+}
+
+// requestResync marks the presence entries for rebuilding and starts a rebuild; if that cannot
+// finish (Redis failed again, or the bus is not subscribed yet), every heartbeat retries it.
+func (b *Broker) requestResync() {
+	b.resyncDue.Store(true)
+	b.spawn(b.resync)
 }
 
 // resync rebuilds this node's presence entries after a reconnect: drop what Redis holds for this
 // node, then let the node register what it holds now. Members dropped and not re-registered
-// left while Redis could not be told.
+// left while Redis could not be told. It waits for the bus: the members it announces would
+// otherwise reach no node, and one reconnect triggers it twice (heartbeat and re-subscription)
+// in an order nobody controls.
 func (b *Broker) resync() {
 	b.resyncMu.Lock()
 	defer b.resyncMu.Unlock()
+	if b.Healthy() != nil || !b.resyncDue.Swap(false) {
+		return
+	}
 	ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
 	defer cancel()
-	reaped, err := b.rdb.GetDel(ctx, b.key("reaped", b.id)).Result()
-	if err != nil && !errors.Is(err, goredis.Nil) {
-		b.setHealth(err)
-		return
-	}
-	gone, err := reapScript.Run(ctx, b.rdb, []string{b.key("nodes")}, b.cfg.Prefix, b.id, "1", "0").StringSlice()
-	if err != nil {
-		b.setHealth(err)
-		return
-	}
-	lost := make([]pusher.Membership, 0, len(gone))
-	for _, e := range gone {
-		if m, ok := parseEntry(e); ok {
-			lost = append(lost, m)
+	// What the others announced gone when they declared this node dead. It is removed only
+	// once announced again, so a rebuild cut short by another failure still announces it.
+	reapedKey := b.key("reaped", b.id)
+	reaped, err := b.rdb.SMembers(ctx, reapedKey).Result()
+	if err == nil {
+		var gone []string
+		gone, err = reapScript.Run(ctx, b.rdb, []string{b.key("nodes")}, b.cfg.Prefix, b.id, "1", "0").StringSlice()
+		if err == nil {
+			err = b.node.Reconnected(parseEntries(gone), parseEntries(reaped))
 		}
 	}
-	b.node.Reconnected(lost, reaped == "1")
+	if err == nil && len(reaped) > 0 {
+		err = b.rdb.SRem(ctx, reapedKey, reaped).Err()
+	}
+	if err != nil {
+		b.setHealth(err)
+		b.resyncDue.Store(true)
+	}
+}
+
+func parseEntries(es []string) []pusher.Membership {
+	ms := make([]pusher.Membership, 0, len(es))
+	for _, e := range es {
+		if m, ok := parseEntry(e); ok {
+			ms = append(ms, m)
+		}
+	}
+	return ms
 }
 
 func parseEntry(e string) (pusher.Membership, bool) {

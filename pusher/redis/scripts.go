@@ -41,8 +41,9 @@ return 0
 // reapScript removes everything a node holds. KEYS nodes; ARGV prefix, node, keep ("1": the
 // node itself rebuilding after a reconnect stays registered; otherwise it is dead and only the
 // caller that unregisters it proceeds, so a dead node's members are announced gone once), mark
-// ("1": leave a note that the node was declared dead, so if it was only cut off it re-announces
-// its members when it comes back).
+// ("1": note the entries announced gone in {p}:reaped:{node}, so that a node that was only cut
+// off re-announces exactly those when it comes back, and nothing when it was declared dead
+// before it had re-registered anything).
 // Returns the app\0channel\0user entries whose user is now on no node. The keys it derives are
 // not declared in KEYS, which is why Redis Cluster is not supported.
 var reapScript = goredis.NewScript(`
@@ -50,7 +51,6 @@ local p, node = ARGV[1], ARGV[2]
 if ARGV[3] ~= '1' then
   if redis.call('SREM', KEYS[1], node) == 0 then return {} end
   redis.call('DEL', p .. ':hb:' .. node)
-  if ARGV[4] == '1' then redis.call('SET', p .. ':reaped:' .. node, '1', 'EX', 3600) end
   local conns = p .. ':conns'
   local suffix = '\0' .. node
   for _, f in ipairs(redis.call('HKEYS', conns)) do
@@ -75,5 +75,12 @@ for _, e in ipairs(redis.call('SMEMBERS', nm)) do
   end
 end
 redis.call('DEL', nm)
+if ARGV[3] ~= '1' and ARGV[4] == '1' and #gone > 0 then
+  local mark = p .. ':reaped:' .. node
+  for i = 1, #gone, 1000 do -- unpack is bounded by Lua's stack
+    redis.call('SADD', mark, unpack(gone, i, math.min(i + 999, #gone)))
+  end
+  redis.call('EXPIRE', mark, 3600)
+end
 return gone
 `)
