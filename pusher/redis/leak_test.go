@@ -57,17 +57,17 @@ type blockingNode struct {
 	release chan struct{}
 }
 
-func (n *blockingNode) NodeID() string                        { return n.id }
-func (n *blockingNode) Deliver([]byte)                        {}
-func (n *blockingNode) MembersGone([]pusher.Membership)       {}
-func (n *blockingNode) Connections() map[string]int64         { return nil }
-func (n *blockingNode) AdoptWebhooks([][]byte)                {}
+func (n *blockingNode) NodeID() string                  { return n.id }
+func (n *blockingNode) Deliver([]byte)                  {}
+func (n *blockingNode) MembersGone([]pusher.Membership) {}
+func (n *blockingNode) Connections() map[string]int64   { return nil }
+func (n *blockingNode) AdoptWebhooks([][]byte)          {}
 func (n *blockingNode) Reconnected(_, _ []pusher.Membership) error {
 	n.entered <- "resync"
 	<-n.release
 	return nil
 }
-func (n *blockingNode) Answer([]byte) []byte                  { n.entered <- "answer"; <-n.release; return []byte("{}") }
+func (n *blockingNode) Answer([]byte) []byte { n.entered <- "answer"; <-n.release; return []byte("{}") }
 func newBlockingNode(id string) *blockingNode {
 	return &blockingNode{id: id, entered: make(chan string, 16), release: make(chan struct{})}
 }
