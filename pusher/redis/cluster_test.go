@@ -180,7 +180,7 @@ func TestDeadNodeMembersRemoved(t *testing.T) {
 	u1.expect("pusher_internal:member_added", "presence-ops")
 
 	n2.crash()
-	// Three heartbeats (500 ms each in these tests) without a word; the read deadline leaves room.
+	// Three heartbeats (1 s each in these tests) without a word; the read deadline leaves room.
 	if f := u1.expect("pusher_internal:member_removed", "presence-ops"); !jsonHas(f.Data, "user_id", "2") {
 		t.Fatalf("member_removed %q", f.Data)
 	}

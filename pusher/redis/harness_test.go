@@ -145,9 +145,10 @@ type node struct {
 
 func startNode(t testing.TB, redisURL string, mod ...func(*pusher.AppConfig)) *node {
 	t.Helper()
-	// 500 ms heartbeats: a node is declared dead after 1.5 s of silence, short for the tests yet
-	// long enough that a loaded CI machine does not starve a live node into a false death.
-	b, err := New(Config{URL: redisURL, Prefix: "test", Heartbeat: 500 * time.Millisecond}, zerolog.Nop())
+	// 1 s heartbeats: a node is declared dead after 3 s of silence. Short for the tests, and a
+	// live node starved that long by a loaded CI machine (the whole suite under -race on two
+	// cores) is rare. With 500 ms, a false death is the likeliest cause of one CI failure.
+	b, err := New(Config{URL: redisURL, Prefix: "test", Heartbeat: time.Second}, zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)
 	}
