@@ -36,6 +36,12 @@ func (r *runner) churn(ctx context.Context, name string, s Sizes) Result {
 	res.add("cycles_per_s", "connect+subscribe+close cycles per second", float64(ok.Load())/secs, "/s", "higher")
 	if res.Server.CPUSeconds > 0 {
 		res.add("cycles_per_server_cpu_s", "cycles per server CPU second", float64(ok.Load())/res.Server.CPUSeconds, "/s", "higher")
+		if n := float64(ok.Load()); n > 0 {
+			// The kernel's share (accept, the TCP handshake and teardown, epoll) is paid by any
+			// server; the user share is what the server's own code costs.
+			res.add("server_user_us_per_cycle", "server user CPU per cycle", 1e6*(res.Server.CPUSeconds-res.Server.SysSeconds)/n, "µs", "lower")
+			res.add("server_sys_us_per_cycle", "server kernel CPU per cycle", 1e6*res.Server.SysSeconds/n, "µs", "lower")
+		}
 	}
 	res.add("errors", "errors", float64(failed.Load()), "", "lower")
 	res.Latencies = []Latency{lat.merged().Summary("connect→subscribed→closed")}

@@ -109,7 +109,7 @@ func (m *monitor) finish(r *Result) {
 	if m.srvErr != nil && err == nil {
 		r.Errors = append(r.Errors, "server process: "+m.srvErr.Error())
 	}
-	r.Server = Usage{CPUSeconds: (srv.cpu - m.srv0.cpu).Seconds(), RSSStart: m.srv0.rss,
+	r.Server = Usage{CPUSeconds: (srv.cpu - m.srv0.cpu).Seconds(), SysSeconds: (srv.sys - m.srv0.sys).Seconds(), RSSStart: m.srv0.rss,
 		RSSPeak: max(m.rssPeak, srv.rss), RSSEnd: srv.rss}
 	r.Server.CPUPercent = 100 * r.Server.CPUSeconds / secs
 }

@@ -18,10 +18,11 @@ import (
 // architecture Go supports (the kernel fixes it for the user ABI).
 const clockTicks = 100
 
-// procUsage is one reading of a process: CPU time used so far and resident memory.
+// procUsage is one reading of a process: CPU time used so far (of it, in the kernel) and
+// resident memory.
 type procUsage struct {
-	cpu time.Duration
-	rss int64
+	cpu, sys time.Duration
+	rss      int64
 }
 
 // readProc reads utime+stime from /proc/<pid>/stat and VmRSS from /proc/<pid>/status.
@@ -46,6 +47,7 @@ func readProc(pid int) (procUsage, error) {
 		return u, fmt.Errorf("/proc/%d/stat: bad utime/stime", pid)
 	}
 	u.cpu = time.Duration(utime+stime) * time.Second / clockTicks
+	u.sys = time.Duration(stime) * time.Second / clockTicks
 	status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
 		return u, err
@@ -72,6 +74,7 @@ func readProcs(pids []int) (procUsage, error) {
 			return t, err
 		}
 		t.cpu += u.cpu
+		t.sys += u.sys
 		t.rss += u.rss
 	}
 	return t, nil

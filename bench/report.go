@@ -104,6 +104,9 @@ type Sample struct {
 type Usage struct {
 	CPUSeconds float64 `json:"cpu_seconds"`
 	CPUPercent float64 `json:"cpu_percent"` // average, percent of one core
+	// SysSeconds is the part of CPUSeconds spent in the kernel (system calls, the TCP stack):
+	// work every server on the same sockets pays, which bounds what user-space gains can show.
+	SysSeconds float64 `json:"sys_seconds,omitempty"`
 	RSSStart   int64   `json:"rss_start,omitempty"`
 	RSSPeak    int64   `json:"rss_peak,omitempty"`
 	RSSEnd     int64   `json:"rss_end,omitempty"`
@@ -177,7 +180,11 @@ func (rep *Report) WriteText(w io.Writer) {
 		for _, m := range r.Metrics {
 			fmt.Fprintf(tw, "  %s\t%s\n", m.Label, formatValue(m.Value, m.Unit))
 		}
-		fmt.Fprintf(tw, "  server CPU\t%.2f s (%.0f%% of a core)\n", r.Server.CPUSeconds, r.Server.CPUPercent)
+		fmt.Fprintf(tw, "  server CPU\t%.2f s (%.0f%% of a core", r.Server.CPUSeconds, r.Server.CPUPercent)
+		if r.Server.CPUSeconds > 0 {
+			fmt.Fprintf(tw, "; %.0f%% of it in the kernel", 100*r.Server.SysSeconds/r.Server.CPUSeconds)
+		}
+		fmt.Fprintf(tw, ")\n")
 		if r.Server.RSSPeak > 0 {
 			fmt.Fprintf(tw, "  server RSS start/peak/end\t%s / %s / %s\n", mb(r.Server.RSSStart), mb(r.Server.RSSPeak), mb(r.Server.RSSEnd))
 		}
