@@ -5,9 +5,13 @@ package ws
 import (
 	"encoding/binary"
 	"errors"
+	"os"
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"syscall"
+	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -31,6 +35,17 @@ type poller struct {
 	wake   int      // eventfd in the set under wakeID: Stop writes it to end wait
 	conns  sync.Map // id → *Conn
 	failed atomic.Bool
+
+	// The epoll fd as a file in the runtime's own poller (an epoll fd is readable while events
+	// are ready in it), so that wait parks its goroutine there instead of blocking a thread in
+	// epoll_wait. A thread blocked in a system call keeps its P in the syscall state; whenever
+	// other goroutines are runnable, sysmon takes that P away after 20 µs (a futex wake-up to
+	// start another thread), the returning thread has to find a P again, and sysmon keeps
+	// waking every 20 µs while this goes on. Under connection churn that was three nanosleeps
+	// per connect+subscribe+close cycle. rc is nil where the runtime cannot poll the file: then
+	// wait blocks in epoll_wait.
+	file *os.File
+	rc   syscall.RawConn
 }
 
 // EpollDriver reports which read driver this build has: the epoll one (Linux without the
@@ -51,7 +66,7 @@ type pollState struct {
 }
 
 func newPollState() pollState {
-	return pollState{serveQ: make(chan servePass), quit: make(chan struct{}), epollWait: unix.EpollWait}
+	return pollState{serveQ: make(chan servePass), quit: make(chan struct{}), epollWait: epollWait}
 }
 
 // noMorePollers makes sure no poller starts after Stop.
@@ -148,13 +163,59 @@ func newPoller() (*poller, error) {
 		unix.Close(wake)
 		return nil, err
 	}
-	return &poller{epfd: epfd, wake: wake}, nil
+	p := &poller{epfd: epfd, wake: wake}
+	if pollInRuntime && unix.SetNonblock(epfd, true) == nil { // os.NewFile registers only non-blocking fds
+		p.file = os.NewFile(uintptr(epfd), "ws-epoll") // owns epfd from here on
+		rc, err := p.file.SyscallConn()
+		// A deadline is refused (ErrNoDeadline) exactly when the runtime does not poll the file.
+		if err == nil && p.file.SetReadDeadline(time.Time{}) == nil {
+			p.rc = rc
+		}
+	}
+	return p, nil
+}
+
+// pollInRuntime is false only in tests of the blocking wait (the fallback).
+var pollInRuntime = true
+
+// next waits for readiness events and reads them into events.
+func (p *poller) next(epollWait func(int, []unix.EpollEvent, int) (int, error), events []unix.EpollEvent) (int, error) {
+	if p.rc == nil {
+		return epollWait(p.epfd, events, -1)
+	}
+	var n int
+	var werr error
+	err := p.rc.Read(func(uintptr) bool {
+		n, werr = epollWait(p.epfd, events, 0)
+		return n > 0 || werr != nil // nothing ready: park until the epoll fd turns readable
+	})
+	if err == nil {
+		err = werr
+	}
+	return n, err
+}
+
+// epollWait is epoll_wait(2); with msec 0 it cannot block, and is made without the runtime's
+// system-call bookkeeping (see poller.file for what that costs).
+func epollWait(epfd int, events []unix.EpollEvent, msec int) (int, error) {
+	if msec != 0 {
+		return unix.EpollWait(epfd, events, msec)
+	}
+	n, _, e := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(epfd), uintptr(unsafe.Pointer(unsafe.SliceData(events))), uintptr(len(events)), 0, 0, 0)
+	if e != 0 {
+		return 0, e
+	}
+	return int(n), nil
 }
 
 // closePollers releases pollers whose waiters have ended (or never started); f.mu is held.
 func (f *Flusher) closePollers() {
 	for _, p := range f.pollers {
-		unix.Close(p.epfd)
+		if p.file != nil {
+			p.file.Close() // leaves the runtime's poller (if in it), closes epfd
+		} else {
+			unix.Close(p.epfd)
+		}
 		unix.Close(p.wake)
 	}
 	f.pollers = nil
@@ -167,7 +228,7 @@ func (f *Flusher) closePollers() {
 func (f *Flusher) wait(p *poller) {
 	events := make([]unix.EpollEvent, 256)
 	for {
-		n, err := f.epollWait(p.epfd, events, -1)
+		n, err := p.next(f.epollWait, events)
 		if err != nil {
 			if errors.Is(err, unix.EINTR) {
 				continue

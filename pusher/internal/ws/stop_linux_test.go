@@ -4,8 +4,10 @@ package ws
 
 import (
 	"errors"
+	"fmt"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -50,4 +52,41 @@ func TestPollErrorClosesItsConns(t *testing.T) {
 		t.Fatal(err)
 	}
 	<-rec2.gotMsg
+}
+
+// Both ways a poller waits serve conns and end at Stop: parked in the runtime's poller (where it
+// can watch the epoll fd, which is everywhere this driver builds) and blocked in epoll_wait.
+func TestPollerWaitModes(t *testing.T) {
+	for _, inRuntime := range []bool{true, false} {
+		t.Run(fmt.Sprint("in_runtime=", inRuntime), func(t *testing.T) {
+			pollInRuntime = inRuntime
+			defer func() { pollInRuntime = true }()
+			s := startServer(t, Options{}, nil)
+			wc := dial(t, s)
+			c, rec := s.next(t)
+			if c.poller == nil {
+				t.Fatal("the conn is not in a poller")
+			}
+			if got := c.poller.rc != nil; got != inRuntime {
+				t.Fatalf("poller waits in the runtime's poller: %v, want %v", got, inRuntime)
+			}
+			for i := range 3 {
+				if err := wc.WriteMessage(1, []byte(fmt.Sprint("message ", i))); err != nil {
+					t.Fatal(err)
+				}
+				select {
+				case <-rec.gotMsg:
+				case <-time.After(10 * time.Second):
+					t.Fatalf("message %d not served", i)
+				}
+			}
+			done := make(chan struct{})
+			go func() { s.f.Stop(); close(done) }()
+			select {
+			case <-done:
+			case <-time.After(10 * time.Second):
+				t.Fatal("Stop did not end the poller's wait")
+			}
+		})
+	}
 }
