@@ -40,6 +40,7 @@ type Broker struct {
 	journalLost atomic.Uint64 // webhook journal changes not written
 	resyncMu    sync.Mutex
 	resyncDue   atomic.Bool // Redis may have lost this node's entries: resync until one succeeds
+	reaped      []string    // entries the others announced gone, until a resync re-announces them; under resyncMu
 
 	ctx    context.Context
 	cancel context.CancelFunc

@@ -134,24 +134,30 @@ func (b *Broker) resync() {
 	}
 	ctx, cancel := context.WithTimeout(b.ctx, 30*time.Second)
 	defer cancel()
-	// What the others announced gone when they declared this node dead. It is removed only
-	// once announced again, so a rebuild cut short by another failure still announces it.
+	// What the others announced gone when they declared this node dead: taken out of Redis at
+	// once (a mark left behind would announce those members again at a later reconnect) and
+	// kept here until a rebuild has announced them, so one cut short still does.
 	reapedKey := b.key("reaped", b.id)
-	reaped, err := b.rdb.SMembers(ctx, reapedKey).Result()
-	if err == nil {
-		var gone []string
-		gone, err = reapScript.Run(ctx, b.rdb, []string{b.key("nodes")}, b.cfg.Prefix, b.id, "1", "0").StringSlice()
-		if err == nil {
-			err = b.node.Reconnected(parseEntries(gone), parseEntries(reaped))
-		}
+	tx := b.rdb.TxPipeline()
+	taken := tx.SMembers(ctx, reapedKey)
+	tx.Del(ctx, reapedKey)
+	if _, err := tx.Exec(ctx); err != nil {
+		b.setHealth(err)
+		b.resyncDue.Store(true)
+		return
 	}
-	if err == nil && len(reaped) > 0 {
-		err = b.rdb.SRem(ctx, reapedKey, reaped).Err()
-	}
+	b.reaped = append(b.reaped, taken.Val()...)
+	gone, err := reapScript.Run(ctx, b.rdb, []string{b.key("nodes")}, b.cfg.Prefix, b.id, "1", "0").StringSlice()
 	if err != nil {
 		b.setHealth(err)
 		b.resyncDue.Store(true)
+		return
 	}
+	if err := b.node.Reconnected(parseEntries(gone), parseEntries(b.reaped)); err != nil {
+		b.resyncDue.Store(true) // the broker call that failed has recorded why
+		return
+	}
+	b.reaped = nil
 }
 
 func parseEntries(es []string) []pusher.Membership {
