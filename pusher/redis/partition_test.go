@@ -75,19 +75,26 @@ func (l *link) sever(cut bool) {
 	}
 }
 
+// twoMembers is two nodes, n1 reaching Redis through a link the test can cut, with one
+// presence member each on presence-x: user 1 on n1 (socket p1), user 2 on n2 (p2).
+func twoMembers(t *testing.T) (l *link, n1, n2 *node, p1, p2 *client) {
+	r := startRedis(t)
+	l = newLink(t, r)
+	n1, n2 = startNode(t, l.url()), startNode(t, r.url())
+	p1 = n1.connect()
+	p1.subscribe("presence-x", member("1"))
+	barrier(n1, n2)()
+	p2 = n2.connect()
+	p2.subscribe("presence-x", member("2"))
+	p1.expect("pusher_internal:member_added", "presence-x")
+	return l, n1, n2, p1, p2
+}
+
 // TestCutOffNodeReturns: a node cut off from Redis for longer than three heartbeats is declared
 // dead; the others announce its member gone, and when it comes back it announces that member
 // again, once.
 func TestCutOffNodeReturns(t *testing.T) {
-	r := startRedis(t)
-	l := newLink(t, r)
-	n1, n2 := startNode(t, l.url()), startNode(t, r.url())
-	p1 := n1.connect()
-	p1.subscribe("presence-x", member("1"))
-	barrier(n1, n2)()
-	p2 := n2.connect()
-	p2.subscribe("presence-x", member("2"))
-	p1.expect("pusher_internal:member_added", "presence-x")
+	l, n1, n2, p1, p2 := twoMembers(t)
 
 	l.sever(true)
 	if f := p2.expect("pusher_internal:member_removed", "presence-x"); !jsonHas(f.Data, "user_id", "1") {
@@ -106,15 +113,7 @@ func TestCutOffNodeReturns(t *testing.T) {
 // members, say right after a Redis restart before it re-registered them. Nobody was told the
 // members left, so nobody is told they joined when the node re-registers them.
 func TestDeclaredDeadBeforeRebuild(t *testing.T) {
-	r := startRedis(t)
-	l := newLink(t, r)
-	n1, n2 := startNode(t, l.url()), startNode(t, r.url())
-	p1 := n1.connect()
-	p1.subscribe("presence-x", member("1"))
-	barrier(n1, n2)()
-	p2 := n2.connect()
-	p2.subscribe("presence-x", member("2"))
-	p1.expect("pusher_internal:member_added", "presence-x")
+	l, n1, n2, p1, p2 := twoMembers(t)
 
 	l.sever(true)
 	rdb := goredis.NewClient(&goredis.Options{Addr: l.target})
