@@ -2,6 +2,7 @@ package pusher
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -754,6 +755,35 @@ func TestWatchlist(t *testing.T) {
 	if code := errorCode(t, dan.read()); code != float64(4302) {
 		t.Fatalf("want 4302, got %v", code)
 	}
+}
+
+// presentHook is the in-memory broker with hook run inside Present: while a watcher's initial
+// state is being read.
+type presentHook struct {
+	memoryBroker
+	hook func()
+}
+
+func (b *presentHook) Present(ctx context.Context, app, prefix string, users []string) ([]bool, error) {
+	b.hook()
+	return b.memoryBroker.Present(ctx, app, prefix, users)
+}
+
+// A watched user's change that reaches the node while a watcher's initial state is being read
+// (with Redis: another node's "online" on the bus) is folded into that state: the initial
+// watchlist_events comes first and names each user once.
+func TestWatchlistChangeDuringInitialState(t *testing.T) {
+	b := &presentHook{}
+	cfg := oneApp()
+	cfg.Broker = b
+	ts := startServer(t, cfg)
+	b.hook = func() { ts.srv.appByID("app1").notifyWatchers("2", true) }
+	ann := ts.connect(t, "key1")
+	ann.signin(`{"id":"1","watchlist":["2","3"]}`)
+	if f := ann.read(); f.Event != "pusher_internal:watchlist_events" || f.Data != `{"events":[{"name":"online","user_ids":["2"]},{"name":"offline","user_ids":["3"]}]}` {
+		t.Fatalf("initial state %+v", f)
+	}
+	ann.expectNothing()
 }
 
 // §3 liveness: after ping_interval of silence the server sends a WebSocket ping frame; a socket

@@ -33,6 +33,7 @@ type Socket struct {
 	user       string          // signed-in user id (§7), "" when not signed in
 	watching   []string        // user ids of the signed-in watchlist (§7)
 	watchTold  map[string]bool // what the watchlist was last told per user (under app.usersMu)
+	watchEarly map[string]bool // changes that arrived while the initial state was read (under app.usersMu)
 	authorized bool            // signed in or joined a private/presence channel
 	closed     bool
 

@@ -76,6 +76,7 @@ func (s *Socket) startWatching(ids []string) {
 	s.watching = ids
 	app := s.app
 	app.usersMu.Lock()
+	s.watchEarly = map[string]bool{}
 	if app.watchers == nil {
 		app.watchers = map[string]map[*Socket]struct{}{}
 	}
@@ -100,9 +101,18 @@ func (s *Socket) startWatching(ids []string) {
 	for i := range remote {
 		online[i] = online[i] || remote[i]
 	}
+	// Under usersMu, with what it says recorded: a transition that reached this node after the
+	// state above was read, but describes the same state (the broker saw the Join before the bus
+	// delivered its "online"), is then not told again. One that reached it while the state was
+	// being read (watchEarly) is newer than what was read, and is folded in: the initial state
+	// comes first and says each user once.
+	app.usersMu.Lock()
 	var on, off []string
 	told := make(map[string]bool, len(ids))
 	for i, id := range ids {
+		if early, ok := s.watchEarly[id]; ok {
+			online[i] = early
+		}
 		told[id] = online[i]
 		if online[i] {
 			on = append(on, id)
@@ -110,10 +120,7 @@ func (s *Socket) startWatching(ids []string) {
 			off = append(off, id)
 		}
 	}
-	// Under usersMu, with what it says recorded: a transition that reached this node after the
-	// state above was read, but describes the same state (the broker saw the Join before the bus
-	// delivered its "online"), is then not told again.
-	app.usersMu.Lock()
+	s.watchEarly = nil
 	s.watchTold = told
 	s.send(watchlistFrame(on, off))
 	app.usersMu.Unlock()
@@ -148,6 +155,10 @@ func (a *App) notifyWatchers(user string, online bool) {
 	n := 0
 	var last *Socket
 	for s := range a.watchers[user] {
+		if s.watchEarly != nil { // its initial state is being read: told with it
+			s.watchEarly[user] = online
+			continue
+		}
 		if was, ok := s.watchTold[user]; ok && was == online {
 			continue
 		}
