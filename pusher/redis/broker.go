@@ -473,9 +473,14 @@ func (b *Broker) presenceKeys(m pusher.Membership) []string {
 
 func entry(m pusher.Membership) string { return m.App + "\x00" + m.Channel + "\x00" + m.User }
 
-// Join implements pusher.Broker.
+// Join implements pusher.Broker. When it fails (Redis unreachable, or a blip: one heartbeat that
+// timed out marks the broker unhealthy until the next), what this node holds and what Redis holds
+// differ from then on: a rebuild is due, which the next heartbeat that reaches Redis starts (and
+// Leave likewise). Without it a member who joined during a blip stayed unknown to the other nodes
+// until the next reconnect.
 func (b *Broker) Join(ctx context.Context, m pusher.Membership) (bool, error) {
 	if err := b.Healthy(); err != nil {
+		b.resyncDue.Store(true)
 		return false, err
 	}
 	info := m.Info
@@ -485,6 +490,7 @@ func (b *Broker) Join(ctx context.Context, m pusher.Membership) (bool, error) {
 	n, err := joinScript.Run(ctx, b.rdb, b.presenceKeys(m), b.id+"\x00"+m.User, m.User, info, entry(m)).Int()
 	if err != nil {
 		b.setHealth(err)
+		b.resyncDue.Store(true)
 	}
 	return n == 1, err
 }
@@ -492,11 +498,13 @@ func (b *Broker) Join(ctx context.Context, m pusher.Membership) (bool, error) {
 // Leave implements pusher.Broker.
 func (b *Broker) Leave(ctx context.Context, m pusher.Membership) (bool, error) {
 	if err := b.Healthy(); err != nil {
+		b.resyncDue.Store(true)
 		return false, err
 	}
 	n, err := leaveScript.Run(ctx, b.rdb, b.presenceKeys(m), b.id+"\x00"+m.User, m.User, entry(m)).Int()
 	if err != nil {
 		b.setHealth(err)
+		b.resyncDue.Store(true)
 	}
 	return n == 1, err
 }

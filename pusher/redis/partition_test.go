@@ -2,6 +2,7 @@ package redis
 
 import (
 	"context"
+	"errors"
 	"io"
 	"net"
 	"strconv"
@@ -145,4 +146,26 @@ func TestDeclaredDeadBeforeRebuild(t *testing.T) {
 	barrier(n1, n2)()
 	p2.expectNothing()
 	p1.expectNothing()
+}
+
+// TestJoinDuringBlipAnnounced: a join while the broker counts Redis as failing (one heartbeat
+// timed out) is served locally; once Redis answers again, the node registers the member and the
+// other nodes hear of it, without waiting for a reconnect.
+func TestJoinDuringBlipAnnounced(t *testing.T) {
+	r := startRedis(t)
+	n1, n2 := startNode(t, r.url()), startNode(t, r.url())
+	p2 := n2.connect()
+	p2.subscribe("presence-x", member("2"))
+	n1.broker.setHealth(errors.New("a heartbeat timed out"))
+	p1 := n1.connect()
+	p1.subscribe("presence-x", member("1"))
+	if f := p2.expect("pusher_internal:member_added", "presence-x"); !jsonHas(f.Data, "user_id", "1") {
+		t.Fatalf("member_added %q", f.Data)
+	}
+	_, out := n2.api("GET", "/apps/"+appID+"/channels/presence-x/users", "")
+	if users, _ := out["users"].([]any); len(users) != 2 {
+		t.Fatalf("users %v", out)
+	}
+	barrier(n1, n2)()
+	p2.expectNothing()
 }
