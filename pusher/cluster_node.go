@@ -236,7 +236,9 @@ func (s *Server) Reconnected(lost, reaped []Membership) error {
 			gone = append(gone, m)
 		}
 	}
-	s.MembersGone(gone)
+	// This node's own sockets were told when each left (the broker could not be asked then):
+	// the other nodes and the webhooks are what is left to tell.
+	s.membersGone(gone, false)
 	for i, r := range regs {
 		ctx, cancel := bounded(context.Background())
 		first, err := s.cluster.broker.Join(ctx, r.m)
@@ -264,9 +266,14 @@ func (s *Server) Reconnected(lost, reaped []Membership) error {
 	return nil
 }
 
-// MembersGone implements Node: a dead node's members left cluster-wide. Presence members go
-// first, then member_removed webhooks, then channel_vacated ones, the order a leave makes.
-func (s *Server) MembersGone(ms []Membership) {
+// MembersGone implements Node: a dead node's members left cluster-wide.
+func (s *Server) MembersGone(ms []Membership) { s.membersGone(ms, true) }
+
+// membersGone announces ms gone: presence members first, then member_removed webhooks, then
+// channel_vacated ones, the order a leave makes. tellLocal says whether this node's sockets are
+// to hear it too (a dead node's members: yes; this node's own, which left while the broker
+// failed: they were told then).
+func (s *Server) membersGone(ms []Membership, tellLocal bool) {
 	rank := func(m Membership) int {
 		switch {
 		case strings.HasPrefix(m.Channel, occupiedPrefix):
@@ -278,11 +285,11 @@ func (s *Server) MembersGone(ms []Membership) {
 	}
 	sort.SliceStable(ms, func(i, j int) bool { return rank(ms[i]) < rank(ms[j]) })
 	for _, m := range ms {
-		s.memberGone(m)
+		s.memberGone(m, tellLocal)
 	}
 }
 
-func (s *Server) memberGone(m Membership) {
+func (s *Server) memberGone(m Membership, tellLocal bool) {
 	app := s.appByID(m.App)
 	if app == nil || s.webhooks.gone(app, m) {
 		return
@@ -292,7 +299,7 @@ func (s *Server) memberGone(m Membership) {
 		s.cluster.broadcast(busMsg{T: busOffline, App: m.App, User: m.User})
 		return
 	}
-	if ch := app.hub.lookup(m.Channel); ch != nil && !ch.hasMember(m.User) {
+	if ch := app.hub.lookup(m.Channel); tellLocal && ch != nil && !ch.hasMember(m.User) {
 		ch.broadcast(memberRemovedFrame(m.Channel, m.User), nil)
 	}
 	s.cluster.broadcast(busMsg{T: busRemoved, App: m.App, Channels: []string{m.Channel}, User: m.User})
@@ -333,6 +340,18 @@ func (c *cluster) presenceLeave(ctx context.Context, app *App, channel, user str
 // transition registers (up) or unregisters m and reports whether that changed it cluster-wide:
 // the first join or the last leave. When the broker fails, the change is taken to be the
 // cluster's, so this node's clients and webhooks still hear of it.
+// leave unregisters m and reports whether no node holds it any more; unlike transition it
+// reports a broker failure instead of taking the change to be the cluster's.
+func (c *cluster) leave(ctx context.Context, m Membership) (bool, error) {
+	ctx, cancel := bounded(ctx)
+	defer cancel()
+	last, err := c.broker.Leave(ctx, m)
+	if err != nil {
+		c.failed(err)
+	}
+	return last, err
+}
+
 func (c *cluster) transition(ctx context.Context, m Membership, up bool) bool {
 	ctx, cancel := bounded(ctx)
 	defer cancel()

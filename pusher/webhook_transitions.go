@@ -91,10 +91,17 @@ func (w *webhooks) flushTransitions(ctx context.Context, now time.Time) {
 	w.pendingDowns.queue = keep
 	w.pendingDowns.mu.Unlock()
 	for _, p := range due {
-		if !w.cluster.transition(ctx, p.reg, false) {
-			continue // another node still has it
+		last, err := w.cluster.leave(ctx, p.reg)
+		if err != nil {
+			// The registration stays in the broker: the rebuild once it answers again finds it
+			// lost (Reconnected) and sends this webhook then, or, should this node be declared
+			// dead first, the node that reaps it does; either way once, and only if no other
+			// node has the channel or member by then. Sent now as well, it went out twice.
+			continue
 		}
-		w.emit(p.app, p.ev)
+		if last {
+			w.emit(p.app, p.ev)
+		}
 	}
 }
 

@@ -176,3 +176,42 @@ func TestJoinDuringBlipAnnounced(t *testing.T) {
 	barrier(n1, n2)()
 	p2.expectNothing()
 }
+
+// TestLeaveDuringBlipOnce: a member who leaves while the broker counts Redis as failing is
+// announced gone to its own node's sockets at once and to the other nodes after the rebuild,
+// each socket hearing it once.
+func TestLeaveDuringBlipOnce(t *testing.T) {
+	r := startRedis(t)
+	n1, n2 := startNode(t, r.url()), startNode(t, r.url())
+	p1, q := n1.connect(), n1.connect()
+	p1.subscribe("presence-x", member("1"))
+	q.subscribe("presence-x", member("2"))
+	p1.expect("pusher_internal:member_added", "presence-x")
+	eventually(t, 10*time.Second, "both registered", func() bool {
+		_, out := n2.api("GET", "/apps/"+appID+"/channels/presence-x/users", "")
+		users, _ := out["users"].([]any)
+		return len(users) == 2
+	})
+	o := n2.connect()
+	o.subscribe("presence-x", member("3"))
+	q.expect("pusher_internal:member_added", "presence-x")
+
+	n1.broker.setHealth(errors.New("a heartbeat timed out"))
+	p1.c.Close()
+	if f := q.expect("pusher_internal:member_removed", "presence-x"); !jsonHas(f.Data, "user_id", "1") {
+		t.Fatalf("member_removed on n1 %q", f.Data)
+	}
+	if f := o.expect("pusher_internal:member_removed", "presence-x"); !jsonHas(f.Data, "user_id", "1") {
+		t.Fatalf("member_removed on n2 %q", f.Data)
+	}
+	eventually(t, 10*time.Second, "the rebuild after the blip", func() bool {
+		if n1.broker.Healthy() != nil || n1.broker.resyncDue.Load() || !n1.broker.resyncMu.TryLock() {
+			return false
+		}
+		n1.broker.resyncMu.Unlock()
+		return true
+	})
+	barrier(n1, n2)()
+	q.expectNothing()
+	o.expectNothing()
+}
