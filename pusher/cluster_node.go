@@ -260,8 +260,11 @@ func (s *Server) Reconnected(lost, reaped []Membership) error {
 				s.cluster.broadcast(busMsg{T: busAdded, App: r.m.App, Channels: []string{r.m.Channel}, User: r.m.User, Info: r.m.Info})
 			}
 			r.ch.setUnannounced(r.m.User, false)
+		} else {
+			s.webhooks.registered(r.m, first)
 		}
 	}
+	s.webhooks.forgetDeferred(here)
 	s.log.Info().Int("registrations", len(regs)).Msg("cluster: presence members registered")
 	return nil
 }
@@ -340,8 +343,20 @@ func (c *cluster) presenceLeave(ctx context.Context, app *App, channel, user str
 // transition registers (up) or unregisters m and reports whether that changed it cluster-wide:
 // the first join or the last leave. When the broker fails, the change is taken to be the
 // cluster's, so this node's clients and webhooks still hear of it.
-// leave unregisters m and reports whether no node holds it any more; unlike transition it
-// reports a broker failure instead of taking the change to be the cluster's.
+// join registers m and reports whether no node held it before; unlike transition it reports a
+// broker failure instead of taking the change to be the cluster's.
+func (c *cluster) join(ctx context.Context, m Membership) (bool, error) {
+	ctx, cancel := bounded(ctx)
+	defer cancel()
+	first, err := c.broker.Join(ctx, m)
+	if err != nil {
+		c.failed(err)
+	}
+	return first, err
+}
+
+// leave unregisters m and reports whether no node holds it any more; like join, it reports a
+// broker failure.
 func (c *cluster) leave(ctx context.Context, m Membership) (bool, error) {
 	ctx, cancel := bounded(ctx)
 	defer cancel()

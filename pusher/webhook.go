@@ -140,6 +140,7 @@ type webhooks struct {
 	retryFor time.Duration           // how long a batch is retried
 
 	pendingDowns pendingDowns
+	deferredUps  deferredUps
 	cacheMisses  sync.Map // app id + "\x00" + channel → when cache_miss was last sent (Unix ns)
 
 	log     zerolog.Logger

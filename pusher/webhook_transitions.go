@@ -42,8 +42,22 @@ func registration(app *App, prefix, channel, user string) Membership {
 
 func (m Membership) key() string { return m.App + "\x00" + m.Channel + "\x00" + m.User }
 
-// up is called on this node's upward transition; it reports whether the webhook is due.
-func (w *webhooks) up(ctx context.Context, app *App, reg Membership) bool {
+// deferredUps are upward transitions the broker could not register: whether they are the
+// cluster's (no other node had the channel or member) is known only when the rebuild registers
+// them (Reconnected), which sends the webhook then. Sent at once instead, it went out a second
+// time from the node that registered the same channel meanwhile.
+type deferredUps struct {
+	mu sync.Mutex
+	m  map[string]deferredUp
+}
+
+type deferredUp struct {
+	app *App
+	ev  webhookEvent
+}
+
+// up is called on this node's upward transition ev; it reports whether the webhook is due.
+func (w *webhooks) up(ctx context.Context, app *App, reg Membership, ev webhookEvent) bool {
 	k := reg.key()
 	w.pendingDowns.mu.Lock()
 	if p := w.pendingDowns.pending[k]; p != nil {
@@ -53,7 +67,42 @@ func (w *webhooks) up(ctx context.Context, app *App, reg Membership) bool {
 		return false // still registered: it never went down cluster-wide
 	}
 	w.pendingDowns.mu.Unlock()
-	return w.cluster.transition(ctx, reg, true)
+	first, err := w.cluster.join(ctx, reg)
+	if err != nil {
+		w.deferredUps.mu.Lock()
+		if w.deferredUps.m == nil {
+			w.deferredUps.m = map[string]deferredUp{}
+		}
+		w.deferredUps.m[k] = deferredUp{app, ev}
+		w.deferredUps.mu.Unlock()
+		return false
+	}
+	return first
+}
+
+// registered is called by the rebuild for each webhook registration it made: a deferred
+// upward transition's webhook is due if the registration was the cluster's first.
+func (w *webhooks) registered(m Membership, first bool) {
+	k := m.key()
+	w.deferredUps.mu.Lock()
+	d, ok := w.deferredUps.m[k]
+	delete(w.deferredUps.m, k)
+	w.deferredUps.mu.Unlock()
+	if ok && first {
+		w.emit(d.app, d.ev)
+	}
+}
+
+// forgetDeferred drops deferred upward transitions whose registration the rebuild did not find
+// here (the channel or member went away before it ran): nothing was registered, nothing is said.
+func (w *webhooks) forgetDeferred(here map[string]bool) {
+	w.deferredUps.mu.Lock()
+	for k := range w.deferredUps.m {
+		if !here[k] {
+			delete(w.deferredUps.m, k)
+		}
+	}
+	w.deferredUps.mu.Unlock()
 }
 
 // down schedules ev for after the app's WebhookDelay, unless webhookUp cancels it.
@@ -188,11 +237,11 @@ func (w *webhooks) expireCacheMisses(now time.Time) {
 // subscription_succeeded before its next step (another subscribe, on this node or another)
 // has its webhooks queued first, in that order; cache_miss follows the subscription.
 func (w *webhooks) subscribed(app *App, name string, typ channelType, r subscribeResult, userID string) {
-	if r.occupied && w.up(context.Background(), app, registration(app, occupiedPrefix, name, "*")) {
-		w.emit(app, webhookEvent{Name: "channel_occupied", Channel: name})
+	if ev := (webhookEvent{Name: "channel_occupied", Channel: name}); r.occupied && w.up(context.Background(), app, registration(app, occupiedPrefix, name, "*"), ev) {
+		w.emit(app, ev)
 	}
-	if typ.kind == kindPresence && r.newMember && w.up(context.Background(), app, registration(app, membersPrefix, name, userID)) {
-		w.emit(app, webhookEvent{Name: "member_added", Channel: name, UserID: userID})
+	if ev := (webhookEvent{Name: "member_added", Channel: name, UserID: userID}); typ.kind == kindPresence && r.newMember && w.up(context.Background(), app, registration(app, membersPrefix, name, userID), ev) {
+		w.emit(app, ev)
 	}
 }
 
