@@ -343,31 +343,10 @@ func (c *cluster) presenceLeave(ctx context.Context, app *App, channel, user str
 // transition registers (up) or unregisters m and reports whether that changed it cluster-wide:
 // the first join or the last leave. When the broker fails, the change is taken to be the
 // cluster's, so this node's clients and webhooks still hear of it.
-// join registers m and reports whether no node held it before; unlike transition it reports a
-// broker failure instead of taking the change to be the cluster's.
-func (c *cluster) join(ctx context.Context, m Membership) (bool, error) {
-	ctx, cancel := bounded(ctx)
-	defer cancel()
-	first, err := c.broker.Join(ctx, m)
-	if err != nil {
-		c.failed(err)
-	}
-	return first, err
-}
-
-// leave unregisters m and reports whether no node holds it any more; like join, it reports a
-// broker failure.
-func (c *cluster) leave(ctx context.Context, m Membership) (bool, error) {
-	ctx, cancel := bounded(ctx)
-	defer cancel()
-	last, err := c.broker.Leave(ctx, m)
-	if err != nil {
-		c.failed(err)
-	}
-	return last, err
-}
-
-func (c *cluster) transition(ctx context.Context, m Membership, up bool) bool {
+// register joins (up) or leaves m and reports whether that changed it cluster-wide: the first
+// join or the last leave. Unlike transition it reports a broker failure instead of taking the
+// change to be the cluster's.
+func (c *cluster) register(ctx context.Context, m Membership, up bool) (bool, error) {
 	ctx, cancel := bounded(ctx)
 	defer cancel()
 	var changed bool
@@ -379,9 +358,16 @@ func (c *cluster) transition(ctx context.Context, m Membership, up bool) bool {
 	}
 	if err != nil {
 		c.failed(err)
-		return true
 	}
-	return changed
+	return changed, err
+}
+
+// transition is register for the watchlist's online state: when the broker fails, the change is
+// taken to be the cluster's, so this node's watchers still hear of it (a later report of the
+// same state is not told again, watchlist.go).
+func (c *cluster) transition(ctx context.Context, m Membership, up bool) bool {
+	changed, err := c.register(ctx, m, up)
+	return changed || err != nil
 }
 
 // failed logs a broker failure at most once per interval, so an outage is one line, not

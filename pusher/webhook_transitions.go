@@ -67,7 +67,7 @@ func (w *webhooks) up(ctx context.Context, app *App, reg Membership, ev webhookE
 		return false // still registered: it never went down cluster-wide
 	}
 	w.pendingDowns.mu.Unlock()
-	first, err := w.cluster.join(ctx, reg)
+	first, err := w.cluster.register(ctx, reg, true)
 	if err != nil {
 		w.deferredUps.mu.Lock()
 		if w.deferredUps.m == nil {
@@ -140,7 +140,7 @@ func (w *webhooks) flushTransitions(ctx context.Context, now time.Time) {
 	w.pendingDowns.queue = keep
 	w.pendingDowns.mu.Unlock()
 	for _, p := range due {
-		last, err := w.cluster.leave(ctx, p.reg)
+		last, err := w.cluster.register(ctx, p.reg, false)
 		if err != nil {
 			// The registration stays in the broker: the rebuild once it answers again finds it
 			// lost (Reconnected) and sends this webhook then, or, should this node be declared

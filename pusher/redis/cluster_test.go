@@ -383,16 +383,21 @@ func (h *hookReceiver) waitFor(t *testing.T, want ...string) {
 	}
 }
 
-// TestWebhooksOncePerClusterTransition: occupied/vacated and member events fire once for the
-// whole cluster, not once per node, including when a node dies.
-func TestWebhooksOncePerClusterTransition(t *testing.T) {
+// hookedNodes is two nodes whose app sends every webhook to h, vacated ones after 200 ms.
+func hookedNodes(t *testing.T) (h *hookReceiver, n1, n2 *node) {
 	r := startRedis(t)
-	h := newHookReceiver(t)
+	h = newHookReceiver(t)
 	hook := func(a *pusher.AppConfig) {
 		a.Webhooks = []pusher.WebhookConfig{{URL: h.srv.URL}}
 		a.WebhookDelay = 200 * time.Millisecond
 	}
-	n1, n2 := startNode(t, r.url(), hook), startNode(t, r.url(), hook)
+	return h, startNode(t, r.url(), hook), startNode(t, r.url(), hook)
+}
+
+// TestWebhooksOncePerClusterTransition: occupied/vacated and member events fire once for the
+// whole cluster, not once per node, including when a node dies.
+func TestWebhooksOncePerClusterTransition(t *testing.T) {
+	h, n1, n2 := hookedNodes(t)
 	a, b := n1.connect(), n2.connect()
 	a.subscribe("orders", "")
 	b.subscribe("orders", "")

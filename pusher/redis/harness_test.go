@@ -181,6 +181,16 @@ func startNode(t testing.TB, redisURL string, mod ...func(*pusher.AppConfig)) *n
 	return n
 }
 
+// rebuilt reports that the node's broker is healthy with no presence rebuild due or running.
+func (n *node) rebuilt() bool {
+	b := n.broker
+	if b.Healthy() != nil || b.resyncDue.Load() || !b.resyncMu.TryLock() {
+		return false
+	}
+	b.resyncMu.Unlock()
+	return true
+}
+
 // shutdown is a graceful stop: sockets told to reconnect, members left, node unregistered.
 func (n *node) shutdown() {
 	if n.ln == nil {

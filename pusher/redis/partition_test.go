@@ -142,10 +142,9 @@ func TestDeclaredDeadBeforeRebuild(t *testing.T) {
 	l.sever(false)
 	// Rebuilt, and n1's resync (which would announce the member) has returned.
 	eventually(t, 10*time.Second, "presence rebuilt", func() bool {
-		if !n1.broker.resyncMu.TryLock() {
+		if !n1.rebuilt() {
 			return false
 		}
-		n1.broker.resyncMu.Unlock()
 		_, out := n2.api("GET", "/apps/"+appID+"/channels/presence-x/users", "")
 		users, _ := out["users"].([]any)
 		return len(users) == 2
@@ -204,13 +203,7 @@ func TestLeaveDuringBlipOnce(t *testing.T) {
 	if f := o.expect("pusher_internal:member_removed", "presence-x"); !jsonHas(f.Data, "user_id", "1") {
 		t.Fatalf("member_removed on n2 %q", f.Data)
 	}
-	eventually(t, 10*time.Second, "the rebuild after the blip", func() bool {
-		if n1.broker.Healthy() != nil || n1.broker.resyncDue.Load() || !n1.broker.resyncMu.TryLock() {
-			return false
-		}
-		n1.broker.resyncMu.Unlock()
-		return true
-	})
+	eventually(t, 10*time.Second, "the rebuild after the blip", n1.rebuilt)
 	barrier(n1, n2)()
 	q.expectNothing()
 	o.expectNothing()

@@ -87,13 +87,7 @@ func TestVacatedDuringBlipOnce(t *testing.T) {
 	h.waitFor(t, "channel_occupied orders")
 	n1.broker.setHealth(errors.New("a heartbeat timed out"))
 	a.send(map[string]any{"event": "pusher:unsubscribe", "data": map[string]string{"channel": "orders"}})
-	eventually(t, 10*time.Second, "the rebuild after the blip", func() bool {
-		if n1.broker.Healthy() != nil || n1.broker.resyncDue.Load() || !n1.broker.resyncMu.TryLock() {
-			return false
-		}
-		n1.broker.resyncMu.Unlock()
-		return len(h.events()) >= 2
-	})
+	eventually(t, 10*time.Second, "the rebuild after the blip", func() bool { return n1.rebuilt() && len(h.events()) >= 2 })
 	// A later webhook from the same node comes after anything the rebuild queued.
 	a.subscribe("fence", "")
 	h.waitFor(t, "channel_occupied orders", "channel_vacated orders", "channel_occupied fence")
@@ -103,27 +97,14 @@ func TestVacatedDuringBlipOnce(t *testing.T) {
 // reported by the rebuild once Redis answers again, if no other node reported it meanwhile:
 // once for the cluster either way.
 func TestOccupiedDuringBlipOnce(t *testing.T) {
-	r := startRedis(t)
-	h := newHookReceiver(t)
-	hook := func(a *pusher.AppConfig) {
-		a.Webhooks = []pusher.WebhookConfig{{URL: h.srv.URL}}
-		a.WebhookDelay = 200 * time.Millisecond
-	}
-	n1, n2 := startNode(t, r.url(), hook), startNode(t, r.url(), hook)
-	rebuilt := func() bool {
-		if n1.broker.Healthy() != nil || n1.broker.resyncDue.Load() || !n1.broker.resyncMu.TryLock() {
-			return false
-		}
-		n1.broker.resyncMu.Unlock()
-		return true
-	}
+	h, n1, n2 := hookedNodes(t)
 
 	// Only n1 has the channel: its rebuild reports it.
 	a := n1.connect()
 	n1.broker.setHealth(errors.New("a heartbeat timed out"))
 	a.subscribe("orders", "")
 	h.waitFor(t, "channel_occupied orders")
-	eventually(t, 10*time.Second, "the rebuild after the blip", rebuilt)
+	eventually(t, 10*time.Second, "the rebuild after the blip", n1.rebuilt)
 
 	// n2 registers the channel before n1's rebuild: n2 reports it, n1 does not.
 	n1.broker.setHealth(errors.New("a heartbeat timed out"))
@@ -131,7 +112,7 @@ func TestOccupiedDuringBlipOnce(t *testing.T) {
 	b := n2.connect()
 	b.subscribe("invoices", "")
 	h.waitFor(t, "channel_occupied orders", "channel_occupied invoices")
-	eventually(t, 10*time.Second, "the rebuild after the second blip", rebuilt)
+	eventually(t, 10*time.Second, "the rebuild after the second blip", n1.rebuilt)
 	a.subscribe("fence", "") // after anything n1's rebuild queued
 	h.waitFor(t, "channel_occupied orders", "channel_occupied invoices", "channel_occupied fence")
 }
