@@ -623,6 +623,20 @@ func TestFastCGIClientGoneMidStream(t *testing.T) {
 	}
 }
 
+// getSlow requests url (testdata's slow.php) and returns an error unless it answers 200 "slow done".
+func getSlow(url string) error {
+	resp, err := client.Get(url)
+	if err != nil {
+		return err
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || string(b) != "slow done" {
+		return fmt.Errorf("%s: %d %q", url, resp.StatusCode, b)
+	}
+	return nil
+}
+
 // slowFromSixteenClients has 16 clients request /slow ten times each (0–10 ms of PHP work), and
 // fails the test for any error or wrong answer: more clients than php-fpm has workers, none may
 // starve.
@@ -635,15 +649,8 @@ func slowFromSixteenClients(t *testing.T, front string) {
 		go func() {
 			defer wg.Done()
 			for i := range 10 {
-				resp, err := client.Get(fmt.Sprintf("%s/slow?ms=%d", front, (c+i)%3*5))
-				if err != nil {
+				if err := getSlow(fmt.Sprintf("%s/slow?ms=%d", front, (c+i)%3*5)); err != nil {
 					errs <- err
-					return
-				}
-				b, _ := io.ReadAll(resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode != 200 || string(b) != "slow done" {
-					errs <- fmt.Errorf("%d %q", resp.StatusCode, b)
 				}
 			}
 		}()

@@ -2,7 +2,6 @@ package proxy
 
 import (
 	"fmt"
-	"io"
 	"os"
 	"strings"
 	"sync"
@@ -34,15 +33,8 @@ func loadUntil(t *testing.T, front string, clients int, path string, done func()
 		go func() {
 			defer wg.Done()
 			for !stop.Load() {
-				resp, err := client.Get(front + path)
-				if err != nil {
+				if err := getSlow(front + path); err != nil {
 					errs <- err
-					return
-				}
-				b, _ := io.ReadAll(resp.Body)
-				resp.Body.Close()
-				if resp.StatusCode != 200 || string(b) != "slow done" {
-					errs <- fmt.Errorf("%s: %d %q", path, resp.StatusCode, b)
 					return
 				}
 			}
