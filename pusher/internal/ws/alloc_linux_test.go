@@ -3,6 +3,7 @@
 package ws
 
 import (
+	"encoding/binary"
 	"net"
 	"testing"
 
@@ -63,5 +64,38 @@ func TestPollReadAndArmAllocs(t *testing.T) {
 	})
 	if n != 0 {
 		t.Fatalf("read + re-arm allocate %v times per pass", n)
+	}
+}
+
+// TestPollerWaitAllocs: a poller's wait for events, parked in the runtime's poller, allocates
+// nothing per wake-up (its RawConn callback is bound once).
+func TestPollerWaitAllocs(t *testing.T) {
+	p, err := newPoller()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		p.file.Close()
+		unix.Close(p.wake)
+	}()
+	if p.rc == nil {
+		t.Fatal("the poller does not wait in the runtime's poller")
+	}
+	events := make([]unix.EpollEvent, 8)
+	one := binary.NativeEndian.AppendUint64(nil, 1)
+	var drain [8]byte
+	n := testing.AllocsPerRun(100, func() {
+		if _, err := unix.Write(p.wake, one); err != nil {
+			t.Fatal(err)
+		}
+		if k, err := p.next(epollWait, events); k != 1 || err != nil {
+			t.Fatalf("next: %d events, %v", k, err)
+		}
+		if _, err := unix.Read(p.wake, drain[:]); err != nil { // the eventfd is level-triggered
+			t.Fatal(err)
+		}
+	})
+	if n != 0 {
+		t.Errorf("%.1f allocations per wake-up, want 0", n)
 	}
 }

@@ -44,8 +44,15 @@ type poller struct {
 	// waking every 20 µs while this goes on. Under connection churn that was three nanosleeps
 	// per connect+subscribe+close cycle. rc is nil where the runtime cannot poll the file: then
 	// wait blocks in epoll_wait.
-	file *os.File
-	rc   syscall.RawConn
+	file    *os.File
+	rc      syscall.RawConn
+	waiting struct { // next's state, used by the poller's one waiter
+		epollWait func(int, []unix.EpollEvent, int) (int, error)
+		events    []unix.EpollEvent
+		n         int
+		err       error
+		try       func(uintptr) bool
+	}
 }
 
 // EpollDriver reports which read driver this build has: the epoll one (Linux without the
@@ -183,16 +190,19 @@ func (p *poller) next(epollWait func(int, []unix.EpollEvent, int) (int, error), 
 	if p.rc == nil {
 		return epollWait(p.epfd, events, -1)
 	}
-	var n int
-	var werr error
-	err := p.rc.Read(func(uintptr) bool {
-		n, werr = epollWait(p.epfd, events, 0)
-		return n > 0 || werr != nil // nothing ready: park until the epoll fd turns readable
-	})
-	if err == nil {
-		err = werr
+	w := &p.waiting
+	if w.try == nil { // bound once: a closure per call would allocate at every wake-up
+		w.try = func(uintptr) bool {
+			w.n, w.err = w.epollWait(p.epfd, w.events, 0)
+			return w.n > 0 || w.err != nil // nothing ready: park until the epoll fd turns readable
+		}
 	}
-	return n, err
+	w.epollWait, w.events = epollWait, events
+	err := p.rc.Read(w.try)
+	if err == nil {
+		err = w.err
+	}
+	return w.n, err
 }
 
 // epollWait is epoll_wait(2); with msec 0 it cannot block, and is made without the runtime's
