@@ -25,6 +25,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/valyala/fasthttp"
 
+	"github.com/frontdoorhq/frontdoor/internal/gcfloor"
 	"github.com/frontdoorhq/frontdoor/internal/testenv"
 )
 
@@ -449,6 +450,8 @@ func TestMain(m *testing.M) {
 		if err != nil {
 			panic(err)
 		}
+		_, gogc := os.LookupEnv("GOGC")
+		gcfloor.Start(gcfloor.DefaultFloor, gogc) // as cmd/frontdoor's serve does
 		if addr := os.Getenv(benchPprofEnv); addr != "" {
 			go func() { _ = http.ListenAndServe(addr, nil) }() // the default mux has net/http/pprof's handlers
 		}

@@ -2,9 +2,11 @@ package main
 
 import (
 	"errors"
+	"os"
 
 	"github.com/rs/zerolog"
 
+	"github.com/frontdoorhq/frontdoor/internal/gcfloor"
 	"github.com/frontdoorhq/frontdoor/internal/rlimit"
 )
 
@@ -28,4 +30,16 @@ func raiseFileLimit(log zerolog.Logger) {
 		ev = log.Warn().Str("fix", "raise it: LimitNOFILE=1048576 in the systemd unit, or ulimit -n")
 	}
 	ev.Uint64("nofile", cur).Uint64("nofile_max", hard).Msg("file descriptor limit (each WebSocket holds one)")
+}
+
+// setHeapFloor keeps the collector from running dozens of times a second while the live heap is
+// small (internal/gcfloor); GOGC in the environment is the operator's word and wins.
+func setHeapFloor(log zerolog.Logger) {
+	_, gogc := os.LookupEnv("GOGC")
+	t := gcfloor.Start(gcfloor.DefaultFloor, gogc)
+	if t == nil {
+		log.Debug().Bool("gogc_set", gogc).Msg("garbage collector left at its settings")
+		return
+	}
+	log.Debug().Uint64("heap_floor_mib", gcfloor.DefaultFloor>>20).Int("gogc", t.Percent()).Msg("garbage collector heap floor")
 }

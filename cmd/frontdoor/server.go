@@ -50,6 +50,7 @@ func cmdServe(args []string, stdout, stderr io.Writer) int {
 		printDevCredentials(stderr, s)
 	}
 	raiseFileLimit(log)
+	setHeapFloor(log)
 
 	srv, err := newServer(s, log)
 	if err != nil {
