@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -88,4 +89,50 @@ func TestSplitH2RoutesByALPN(t *testing.T) {
 	if _, err := h2.Accept(); !errors.Is(err, net.ErrClosed) {
 		t.Fatalf("h2 Accept after h1.Close: %v", err)
 	}
+}
+
+// Handshakes run on reused goroutines (their grown stacks kept), at most maxIdleHandshakers of
+// them wait between bursts, and they all end with the accept loop.
+func TestHandshakersReuseAndBound(t *testing.T) {
+	h := handshakers{next: make(chan net.Conn)}
+	var started atomic.Int32
+	release := make(chan struct{})
+	routed := make(chan net.Conn)
+	route := func(c net.Conn) { started.Add(1); routed <- c; <-release }
+	waitIdle := func(want int32) {
+		t.Helper()
+		for deadline := time.Now().Add(5 * time.Second); h.idle.Load() != want; time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d idle handshakers, want %d", h.idle.Load(), want)
+			}
+		}
+	}
+	c1, c2 := net.Pipe()
+	defer c1.Close()
+	defer c2.Close()
+
+	// One connection after another: the same goroutine takes each (a new one each time would
+	// leave the earlier ones idle).
+	for range 3 {
+		h.run(c1, route)
+		<-routed
+		release <- struct{}{}
+		waitIdle(1)
+	}
+	// A burst of 100 at once: the one idle goroutine takes one, 99 more start, and when all are
+	// done at most maxIdleHandshakers stay.
+	for range 100 {
+		h.run(c1, route)
+	}
+	for range 100 {
+		<-routed
+	}
+	if n := started.Load(); n != 103 {
+		t.Fatalf("%d routed, want 103", n)
+	}
+	close(release)
+	waitIdle(maxIdleHandshakers)
+	// The accept loop's end closes next: every idle one ends.
+	close(h.next)
+	waitIdle(0)
 }
