@@ -2,11 +2,17 @@ package pusher
 
 import (
 	"context"
+	"errors"
 	"sync/atomic"
 	"time"
 
 	"github.com/rs/zerolog"
 )
+
+// ErrNotHeld is Broker.Leave's answer for a member whose entry the broker no longer held for this
+// node: the rebuild after an outage dropped it and had not registered it again (or was cut
+// short). That rebuild, not the leave, tells the other nodes (Server.Reconnected).
+var ErrNotHeld = errors.New("pusher: the broker held no entry of this node for the member")
 
 // Broker joins this node to the other nodes serving the same apps (docs/architecture.md "Scaling out").
 // pusher/redis implements it over Redis; a Server without one is a single node and keeps
@@ -27,7 +33,8 @@ type Broker interface {
 	// Join records that this node holds user in a presence channel; first is true when no
 	// other node held that user there (the user joined cluster-wide, §5.4).
 	Join(ctx context.Context, m Membership) (first bool, err error)
-	// Leave undoes Join; last is true when no node holds the user there any more.
+	// Leave undoes Join; last is true when no node holds the user there any more. It returns
+	// ErrNotHeld when the broker held no entry of this node for m.
 	Leave(ctx context.Context, m Membership) (last bool, err error)
 	// Members lists a presence channel's members on every node.
 	Members(ctx context.Context, app, channel string) ([]Member, error)

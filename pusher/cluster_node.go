@@ -3,6 +3,7 @@ package pusher
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sort"
 	"strconv"
@@ -204,15 +205,17 @@ func (s *Server) Reconnected(lost, reaped []Membership) error {
 		wasReaped[m.key()] = true
 	}
 	type reg struct {
-		m  Membership
-		ch *Channel // presence members only
+		m           Membership
+		ch          *Channel // presence members only, with their app and whether the other
+		app         *App     // nodes missed their join
+		unannounced bool
 	}
 	var regs []reg
 	for _, app := range s.appList() {
 		for _, ch := range app.hub.channelsSnapshot() {
 			if ch.typ.kind == kindPresence {
 				for _, m := range ch.memberList() {
-					regs = append(regs, reg{Membership{App: app.config().ID, Channel: ch.name, User: m.ID, Info: m.Info}, ch})
+					regs = append(regs, reg{Membership{App: app.config().ID, Channel: ch.name, User: m.ID, Info: m.Info}, ch, app, ch.unannounced(m.ID)})
 				}
 			}
 		}
@@ -239,24 +242,46 @@ func (s *Server) Reconnected(lost, reaped []Membership) error {
 	// This node's own sockets were told when each left (the broker could not be asked then):
 	// the other nodes and the webhooks are what is left to tell.
 	s.membersGone(gone, false)
+	// stop ends a rebuild cut short by a broker failure with the registrations in rest not made.
+	// Those that were lost: if the member leaves before the retry, the broker holds nothing for
+	// it, and only this remembers to announce it gone.
+	stop := func(rest []reg, err error) error {
+		s.unsettled.lost = map[string]Membership{}
+		for _, r := range rest {
+			if m, ok := wasLost[r.m.key()]; ok {
+				s.unsettled.lost[r.m.key()] = m
+			}
+		}
+		s.log.Warn().Err(err).Msg("cluster: re-registering presence members stopped; retrying")
+		return err
+	}
 	for i, r := range regs {
 		ctx, cancel := bounded(context.Background())
 		first, err := s.cluster.broker.Join(ctx, r.m)
 		cancel()
 		if err != nil {
-			// Lost and not re-registered: if the member leaves before the retry, the broker
-			// holds nothing for it, and only this remembers to announce it gone.
-			s.unsettled.lost = map[string]Membership{}
-			for _, r := range regs[i:] {
-				if m, ok := wasLost[r.m.key()]; ok {
-					s.unsettled.lost[r.m.key()] = m
-				}
-			}
-			s.log.Warn().Err(err).Msg("cluster: re-registering presence members stopped; retrying")
-			return err
+			return stop(regs[i:], err)
 		}
 		if r.ch != nil {
-			if first && (wasReaped[r.m.key()] || r.ch.unannounced(r.m.User)) {
+			unknown := wasReaped[r.m.key()] || r.unannounced // to the other nodes
+			if ch := r.app.hub.lookup(r.m.Channel); ch == nil || !ch.hasMember(r.m.User) {
+				// Left since the list above was taken, its own Leave finding no entry to remove
+				// (ErrNotHeld): take back the entry just made, and tell the other nodes if they
+				// knew of the member. A Leave that came after the Join above removed the entry
+				// and told them itself; this one then finds nothing.
+				ctx, cancel := bounded(context.Background())
+				last, err := s.cluster.broker.Leave(ctx, r.m)
+				cancel()
+				if err != nil && !errors.Is(err, ErrNotHeld) {
+					// The entry stays in the broker, which the retry drops and finds lost.
+					return stop(regs[i+1:], err)
+				}
+				if last && !unknown {
+					s.membersGone([]Membership{r.m}, false)
+				}
+				continue
+			}
+			if first && unknown {
 				s.cluster.broadcast(busMsg{T: busAdded, App: r.m.App, Channels: []string{r.m.Channel}, User: r.m.User, Info: r.m.Info})
 			}
 			r.ch.setUnannounced(r.m.User, false)
@@ -333,6 +358,17 @@ func (c *cluster) presenceLeave(ctx context.Context, app *App, channel, user str
 	ctx, cancel := bounded(ctx)
 	defer cancel()
 	last, err := c.broker.Leave(ctx, Membership{App: app.config().ID, Channel: channel, User: user})
+	if errors.Is(err, ErrNotHeld) {
+		// The rebuild after an outage dropped this node's entry and has not put it back: this
+		// node's sockets hear of the leave now if no other node holds the user; the rebuild
+		// tells the other nodes (Reconnected).
+		present, err := c.broker.Present(ctx, app.config().ID, channel, []string{user})
+		if err != nil {
+			c.failed(err)
+			return true, false
+		}
+		return !present[0], false
+	}
 	if err != nil {
 		c.failed(err)
 		return true, false
@@ -355,6 +391,9 @@ func (c *cluster) register(ctx context.Context, m Membership, up bool) (bool, er
 		changed, err = c.broker.Join(ctx, m)
 	} else {
 		changed, err = c.broker.Leave(ctx, m)
+		if errors.Is(err, ErrNotHeld) {
+			return false, nil // not registered (a rebuild dropped it): this leave changes nothing
+		}
 	}
 	if err != nil {
 		c.failed(err)

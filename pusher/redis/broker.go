@@ -506,6 +506,9 @@ func (b *Broker) Leave(ctx context.Context, m pusher.Membership) (bool, error) {
 		b.setHealth(err)
 		b.resyncDue.Store(true)
 	}
+	if n == -1 {
+		return false, pusher.ErrNotHeld
+	}
 	return n == 1, err
 }
 

@@ -145,6 +145,13 @@ type node struct {
 
 func startNode(t testing.TB, redisURL string, mod ...func(*pusher.AppConfig)) *node {
 	t.Helper()
+	return startNodeWith(t, redisURL, nil, mod...)
+}
+
+// startNodeWith is startNode with the server's broker wrapped by wrap (when not nil): a test
+// that makes one broker call fail or wait at a moment it chooses, Redis doing the rest.
+func startNodeWith(t testing.TB, redisURL string, wrap func(*Broker) pusher.Broker, mod ...func(*pusher.AppConfig)) *node {
+	t.Helper()
 	// 1 s heartbeats: a node is declared dead after 3 s of silence. Short for the tests, and a
 	// live node starved that long by a loaded CI machine (the whole suite under -race on two
 	// cores) is rare. With 500 ms, a false death is the likeliest cause of one CI failure.
@@ -156,7 +163,11 @@ func startNode(t testing.TB, redisURL string, mod ...func(*pusher.AppConfig)) *n
 	for _, m := range mod {
 		m(&app)
 	}
-	s, err := pusher.NewServer(pusher.Config{Apps: []pusher.AppConfig{app}, Broker: b}, zerolog.Nop())
+	var pb pusher.Broker = b
+	if wrap != nil {
+		pb = wrap(b)
+	}
+	s, err := pusher.NewServer(pusher.Config{Apps: []pusher.AppConfig{app}, Broker: pb}, zerolog.Nop())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -26,9 +26,10 @@ return 0
 `)
 
 // leaveScript: KEYS pn, pc, pm, nm; ARGV node\0user, user, app\0channel\0user.
-// Returns 1 when no node holds the user in the channel any more.
+// Returns 1 when no node holds the user in the channel any more, -1 when this node held no entry
+// for it (pusher.ErrNotHeld).
 var leaveScript = goredis.NewScript(`
-if redis.call('HDEL', KEYS[1], ARGV[1]) == 0 then return 0 end
+if redis.call('HDEL', KEYS[1], ARGV[1]) == 0 then return -1 end
 redis.call('SREM', KEYS[4], ARGV[3])
 if redis.call('HINCRBY', KEYS[2], ARGV[2], -1) <= 0 then
   redis.call('HDEL', KEYS[2], ARGV[2])
