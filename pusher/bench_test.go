@@ -37,7 +37,7 @@ func newTestServer(tb testing.TB) *Server {
 	if err != nil {
 		tb.Fatal(err)
 	}
-	tb.Cleanup(func() { s.stopOnce.Do(func() { close(s.stop) }) })
+	tb.Cleanup(func() { stopForTest(s) })
 	return s
 }
 

@@ -446,7 +446,7 @@ func TestDebugLogs(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer s.stopOnce.Do(func() { close(s.stop) })
+		defer stopForTest(s)
 		attach(t, s, "orders", 10)
 		app := s.appByID("app1")
 		return testing.AllocsPerRun(50, func() { s.publish(app, "e", []string{"orders"}, "payload", "") })

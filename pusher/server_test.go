@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/fasthttp/websocket"
+	"github.com/frontdoorhq/frontdoor/internal/leaktest"
 	"github.com/rs/zerolog"
 	"github.com/valyala/fasthttp"
 )
@@ -83,12 +84,33 @@ func startServerHTTP(t *testing.T, cfg Config, wrap func(net.Listener) net.Liste
 	t.Cleanup(func() {
 		ln.Close()
 		s.closing.Store(true)
-		s.stopOnce.Do(func() { close(s.stop) })
 		for _, a := range s.appList() {
 			a.sockets.Range(func(k, _ any) bool { k.(*Socket).conn.Close(1001, "test over"); return true })
 		}
+		stopForTest(s)
 	})
 	return &testServer{srv: s, addr: ln.Addr().String()}
+}
+
+// stopForTest ends what NewServer started (the janitor, the flusher's workers and pollers)
+// without Shutdown's paced closes and webhook flush: tests that are done with a server.
+func stopForTest(s *Server) {
+	s.stopOnce.Do(func() { close(s.stop) })
+	s.flusher.Stop()
+}
+
+// The helpers above leave nothing running once a test's cleanup is done: before stopForTest,
+// each test server left its flusher's goroutines parked (some 650 after one run of the package).
+func TestTestServersLeaveNoGoroutines(t *testing.T) {
+	leaktest.Check(t, "github.com/frontdoorhq/frontdoor/pusher")
+	t.Run("served", func(t *testing.T) {
+		ts := startServer(t, oneApp())
+		c := ts.connect(t, "key1")
+		c.subscribe("room", "")
+	})
+	t.Run("attached", func(t *testing.T) {
+		attach(t, newTestServer(t), "room", 3)
+	})
 }
 
 func oneApp(mod ...func(*AppConfig)) Config {

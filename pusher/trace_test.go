@@ -125,7 +125,7 @@ func TestTraceOffAtInfoAllocs(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer s.stopOnce.Do(func() { close(s.stop) })
+		defer stopForTest(s)
 		attach(t, s, "orders", 10)
 		app := s.appByID("app1")
 		var sock *Socket
