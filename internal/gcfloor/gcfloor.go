@@ -15,6 +15,7 @@ import (
 	"runtime/debug"
 	"runtime/metrics"
 	"sync"
+	"time"
 )
 
 // DefaultFloor is frontdoor's floor: 32 MiB took the collector's share of the server's CPU under
@@ -25,17 +26,27 @@ const DefaultFloor = 32 << 20
 // percent Tune may set (see maxPercent).
 const defaultHeapMinimum = 4 << 20
 
-// Tuner re-tunes GOGC after every collection. Stop ends it and restores the percent that was
-// in force at Start.
+// Tuner re-tunes GOGC after every collection: the floor while collections come within idleGap
+// of each other, Go's default otherwise. Stop ends it and restores the percent that was in force
+// at Start.
 type Tuner struct {
 	floor    uint64
 	previous int
+	idleGap  time.Duration
 
 	mu      sync.Mutex
 	stopped bool
 	percent int
+	lastGC  time.Time
 	samples []metrics.Sample
 }
+
+// idleGap is the time between collections past which the floor is dropped until they come
+// quicker again: an instance allocating that slowly gains nothing from it, and at Go's default
+// target the runtime's two-minute forced collection and its scavenger hand the floor's memory
+// back to the OS (after 5 s of bench churn a server held 52 MB RSS, against 23 MB without the
+// floor; four and a half minutes idle later, 22 MB).
+const idleGap = 10 * time.Second
 
 // Start sets the floor (in bytes) and keeps it for the life of the process, unless the operator
 // set GOGC (gogcSet): then the runtime does as it was told and Start returns nil. A floor at or
@@ -46,6 +57,7 @@ func Start(floor uint64, gogcSet bool) *Tuner {
 	}
 	t := &Tuner{
 		floor:   floor,
+		idleGap: idleGap,
 		percent: 100,
 		samples: []metrics.Sample{
 			{Name: "/gc/heap/live:bytes"},
@@ -103,6 +115,11 @@ func (t *Tuner) tune() bool {
 	live := t.samples[0].Value.Uint64()
 	scanned := live + t.samples[1].Value.Uint64() + t.samples[2].Value.Uint64()
 	p := Percent(t.floor, live, scanned)
+	now := time.Now()
+	if !t.lastGC.IsZero() && now.Sub(t.lastGC) > t.idleGap {
+		p = 100
+	}
+	t.lastGC = now
 	if p != t.percent {
 		debug.SetGCPercent(p)
 		t.percent = p

@@ -4,6 +4,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"testing"
+	"time"
 )
 
 func TestPercent(t *testing.T) {
@@ -122,5 +123,48 @@ func TestStartLeavesOperatorSettings(t *testing.T) {
 	runtime.GC() // a finalizer left armed must not tune again after Stop
 	if got := debug.SetGCPercent(150); got != 150 {
 		t.Fatalf("GOGC %d after a collection following Stop, want 150", got)
+	}
+}
+
+// An instance that collects rarely goes back to Go's default, so the memory the floor let it
+// hold is returned; busy again, it gets the floor back.
+func TestIdleDropsFloor(t *testing.T) {
+	defer debug.SetGCPercent(debug.SetGCPercent(100))
+	tu := Start(32<<20, false)
+	defer tu.Stop()
+	tu.mu.Lock()
+	tu.idleGap = 200 * time.Millisecond
+	tu.mu.Unlock()
+	// collect runs one collection and waits for the tuner to have seen it (its finalizer runs
+	// on the runtime's finalizer goroutine, after the collection).
+	collect := func() {
+		tu.mu.Lock()
+		before := tu.lastGC
+		tu.mu.Unlock()
+		runtime.GC()
+		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+			tu.mu.Lock()
+			seen := tu.lastGC != before
+			tu.mu.Unlock()
+			if seen {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("the tuner did not run after a collection")
+			}
+		}
+	}
+	collect()
+	if p := tu.Percent(); p <= 100 {
+		t.Fatalf("GOGC %d while collecting often, want the floor's", p)
+	}
+	time.Sleep(400 * time.Millisecond)
+	collect()
+	if p := tu.Percent(); p != 100 {
+		t.Fatalf("GOGC %d after a quiet spell, want 100", p)
+	}
+	collect()
+	if p := tu.Percent(); p <= 100 {
+		t.Fatalf("GOGC %d busy again, want the floor's", p)
 	}
 }
