@@ -204,10 +204,12 @@ func (s *Server) Reconnected(lost, reaped []Membership) error {
 	for _, m := range reaped {
 		wasReaped[m.key()] = true
 	}
+	// A registration to make again; ch, app and unannounced (the other nodes missed the join)
+	// are set for presence members only.
 	type reg struct {
 		m           Membership
-		ch          *Channel // presence members only, with their app and whether the other
-		app         *App     // nodes missed their join
+		ch          *Channel
+		app         *App
 		unannounced bool
 	}
 	var regs []reg
@@ -376,9 +378,6 @@ func (c *cluster) presenceLeave(ctx context.Context, app *App, channel, user str
 	return last, last
 }
 
-// transition registers (up) or unregisters m and reports whether that changed it cluster-wide:
-// the first join or the last leave. When the broker fails, the change is taken to be the
-// cluster's, so this node's clients and webhooks still hear of it.
 // register joins (up) or leaves m and reports whether that changed it cluster-wide: the first
 // join or the last leave. Unlike transition it reports a broker failure instead of taking the
 // change to be the cluster's.

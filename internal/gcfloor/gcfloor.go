@@ -23,7 +23,7 @@ import (
 const DefaultFloor = 32 << 20
 
 // defaultHeapMinimum is the runtime's own floor at GOGC=100; it scales with GOGC, which caps the
-// percent Tune may set (see maxPercent).
+// percent tune may set (see maxPercent).
 const defaultHeapMinimum = 4 << 20
 
 // Tuner re-tunes GOGC after every collection: the floor while collections come within idleGap
@@ -114,7 +114,7 @@ func (t *Tuner) tune() bool {
 	metrics.Read(t.samples)
 	live := t.samples[0].Value.Uint64()
 	scanned := live + t.samples[1].Value.Uint64() + t.samples[2].Value.Uint64()
-	p := Percent(t.floor, live, scanned)
+	p := percentFor(t.floor, live, scanned)
 	now := time.Now()
 	if !t.lastGC.IsZero() && now.Sub(t.lastGC) > t.idleGap {
 		p = 100
@@ -127,10 +127,10 @@ func (t *Tuner) tune() bool {
 	return true
 }
 
-// Percent is the GOGC that puts the heap target at floor for this live heap (bytes marked live)
+// percentFor is the GOGC that puts the heap target at floor for this live heap (bytes marked live)
 // and scanned roots (live heap plus goroutine stacks and globals), clamped to
 // [100, maxPercent(floor)].
-func Percent(floor, live, scanned uint64) int {
+func percentFor(floor, live, scanned uint64) int {
 	hi := maxPercent(floor)
 	if scanned == 0 {
 		return hi

@@ -7,7 +7,7 @@ import (
 	"time"
 )
 
-func TestPercent(t *testing.T) {
+func TestPercentFor(t *testing.T) {
 	const mib = 1 << 20
 	for _, c := range []struct {
 		floor, live, scanned uint64
@@ -30,8 +30,8 @@ func TestPercent(t *testing.T) {
 		{32 * mib, 1 * mib, 31 * mib, 100},       // 1 + 31 = 32
 		{32 * mib, 1 * mib, 15*mib + mib/2, 200}, // 1 + 15.5×2 = 32
 	} {
-		if got := Percent(c.floor, c.live, c.scanned); got != c.want {
-			t.Errorf("Percent(%d MiB, %d MiB, %d MiB) = %d, want %d", c.floor/mib, c.live/mib, c.scanned/mib, got, c.want)
+		if got := percentFor(c.floor, c.live, c.scanned); got != c.want {
+			t.Errorf("percentFor(%d MiB, %d MiB, %d MiB) = %d, want %d", c.floor/mib, c.live/mib, c.scanned/mib, got, c.want)
 		}
 	}
 }
