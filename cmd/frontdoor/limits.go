@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"os"
+	"strconv"
 
 	"github.com/rs/zerolog"
 
@@ -35,7 +36,11 @@ func raiseFileLimit(log zerolog.Logger) {
 // setHeapFloor keeps the collector from running dozens of times a second while the live heap is
 // small (internal/gcfloor); GOGC in the environment is the operator's word and wins.
 func setHeapFloor(log zerolog.Logger) {
-	_, gogc := os.LookupEnv("GOGC")
+	v, gogc := os.LookupEnv("GOGC")
+	if _, err := strconv.Atoi(v); gogc && err != nil && v != "off" {
+		// Go itself ignores such a value and runs at 100; the floor stays off all the same.
+		log.Warn().Str("GOGC", v).Msg("GOGC is neither a number nor off: the garbage collector runs at Go's default (100)")
+	}
 	t := gcfloor.Start(gcfloor.DefaultFloor, gogc)
 	if t == nil {
 		log.Debug().Bool("gogc_set", gogc).Msg("garbage collector left at its settings")
